@@ -1,0 +1,55 @@
+# One entry point for people and CI. `make run` and `make test` bootstrap everything they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+export DF_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/durable
+export DF_AMQP_URL     ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: help venv services migrate run up test test-fast lint format typecheck schema bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the project with pinned dependencies
+
+services:  ## start local Postgres and RabbitMQ if they are not running
+	@scripts/ensure-services.sh
+
+migrate: venv services  ## create the database if needed and apply migrations
+	$(PY) -m services.common.migrate --create-database
+
+run: migrate  ## start the three services and run a sample orchestration, showing progress
+	$(PY) -m deploy.local demo
+
+up: migrate  ## run the three services in the foreground until Ctrl-C
+	$(PY) -m deploy.local up
+
+test: venv services  ## run the whole test suite (unit, integration, end-to-end, fault)
+	$(PY) -m pytest
+
+test-fast: venv  ## unit tests only (no Postgres or RabbitMQ needed)
+	$(PY) -m pytest tests/unit
+
+lint: venv  ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv  ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv  ## mypy --strict
+	$(VENV)/bin/mypy
+
+schema: venv  ## regenerate contracts/schema from the pydantic models
+	$(PY) -m contracts.jsonschema
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,184 @@
+"""History events: what an orchestration instance's event stream is made of.
+
+Names and meaning follow the Durable Task Framework. Events that record an action the
+orchestrator took (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated``,
+``EventSent``) carry ``event_id``: the action's sequence number within its execution, which is
+how replay matches code to history. Events that answer an action point back at it:
+``TaskCompleted.task_scheduled_id`` is the ``TaskScheduled`` event id and ``TimerFired.timer_id``
+is the ``TimerCreated`` event id. Every other event has ``event_id = -1``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+from contracts.failure import FailureDetails
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: int = -1
+    timestamp: datetime
+
+
+class ParentInstance(BaseModel):
+    """Where a sub-orchestration reports back to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance_id: str
+    execution_id: str
+    task_scheduled_id: int
+    name: str
+
+
+class ExecutionStarted(_Event):
+    event_type: Literal["ExecutionStarted"] = "ExecutionStarted"
+    name: str
+    execution_id: str
+    input: JsonValue = None
+    parent: ParentInstance | None = None
+    scheduled_start_at: datetime | None = None
+
+
+class OrchestratorStarted(_Event):
+    """Opens each episode; its timestamp is the orchestrator's ``current_utc_datetime``."""
+
+    event_type: Literal["OrchestratorStarted"] = "OrchestratorStarted"
+
+
+class TaskScheduled(_Event):
+    event_type: Literal["TaskScheduled"] = "TaskScheduled"
+    name: str
+    input: JsonValue = None
+
+
+class TaskCompleted(_Event):
+    event_type: Literal["TaskCompleted"] = "TaskCompleted"
+    task_scheduled_id: int
+    result: JsonValue = None
+
+
+class TaskFailed(_Event):
+    event_type: Literal["TaskFailed"] = "TaskFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+class TimerCreated(_Event):
+    event_type: Literal["TimerCreated"] = "TimerCreated"
+    fire_at: datetime
+
+
+class TimerFired(_Event):
+    event_type: Literal["TimerFired"] = "TimerFired"
+    timer_id: int
+    fire_at: datetime
+
+
+class EventRaised(_Event):
+    event_type: Literal["EventRaised"] = "EventRaised"
+    name: str
+    input: JsonValue = None
+
+
+class EventSent(_Event):
+    event_type: Literal["EventSent"] = "EventSent"
+    instance_id: str
+    name: str
+    input: JsonValue = None
+
+
+class SubOrchestrationInstanceCreated(_Event):
+    event_type: Literal["SubOrchestrationInstanceCreated"] = "SubOrchestrationInstanceCreated"
+    name: str
+    instance_id: str
+    input: JsonValue = None
+
+
+class SubOrchestrationInstanceCompleted(_Event):
+    event_type: Literal["SubOrchestrationInstanceCompleted"] = "SubOrchestrationInstanceCompleted"
+    task_scheduled_id: int
+    result: JsonValue = None
+
+
+class SubOrchestrationInstanceFailed(_Event):
+    event_type: Literal["SubOrchestrationInstanceFailed"] = "SubOrchestrationInstanceFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+class ExecutionCompleted(_Event):
+    event_type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
+    result: JsonValue = None
+
+
+class ExecutionFailed(_Event):
+    event_type: Literal["ExecutionFailed"] = "ExecutionFailed"
+    failure: FailureDetails
+
+
+class ExecutionTerminated(_Event):
+    event_type: Literal["ExecutionTerminated"] = "ExecutionTerminated"
+    reason: JsonValue = None
+
+
+class ContinueAsNew(_Event):
+    event_type: Literal["ContinueAsNew"] = "ContinueAsNew"
+    input: JsonValue = None
+    new_execution_id: str
+
+
+class ExecutionSuspended(_Event):
+    event_type: Literal["ExecutionSuspended"] = "ExecutionSuspended"
+    reason: JsonValue = None
+
+
+class ExecutionResumed(_Event):
+    event_type: Literal["ExecutionResumed"] = "ExecutionResumed"
+    reason: JsonValue = None
+
+
+HistoryEvent = Annotated[
+    ExecutionStarted
+    | OrchestratorStarted
+    | TaskScheduled
+    | TaskCompleted
+    | TaskFailed
+    | TimerCreated
+    | TimerFired
+    | EventRaised
+    | EventSent
+    | SubOrchestrationInstanceCreated
+    | SubOrchestrationInstanceCompleted
+    | SubOrchestrationInstanceFailed
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionTerminated
+    | ContinueAsNew
+    | ExecutionSuspended
+    | ExecutionResumed,
+    Field(discriminator="event_type"),
+]
+"""Any event of an instance's stream."""
+
+InboundEvent = Annotated[
+    ExecutionStarted
+    | TaskCompleted
+    | TaskFailed
+    | TimerFired
+    | EventRaised
+    | SubOrchestrationInstanceCompleted
+    | SubOrchestrationInstanceFailed
+    | ExecutionTerminated
+    | ExecutionSuspended
+    | ExecutionResumed,
+    Field(discriminator="event_type"),
+]
+"""The events that reach an orchestrator as messages (everything else it writes itself)."""
+
+HISTORY_EVENT_ADAPTER: TypeAdapter[HistoryEvent] = TypeAdapter(HistoryEvent)

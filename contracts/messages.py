@@ -1,0 +1,69 @@
+"""Messages between services: an envelope and a typed body, encoded as JSON.
+
+- ``OrchestratorMessage`` goes to an orchestrator partition queue. Its body is the history
+  event the orchestrator will record (``ExecutionStarted`` from a client, ``TaskCompleted`` from
+  an activity worker, ``EventRaised`` from a client, ...), as in the Durable Task Framework.
+- ``ActivityTaskMessage`` goes to an activity's queue and asks a worker to run it.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
+
+from contracts.envelope import SCHEMA_VERSION, Envelope
+from contracts.history import InboundEvent
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    envelope: Envelope
+
+    @model_validator(mode="after")
+    def _known_schema_version(self) -> Self:
+        if self.envelope.schema_version > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.envelope.schema_version} is newer than this service "
+                f"understands ({SCHEMA_VERSION})"
+            )
+        return self
+
+
+class OrchestratorMessage(_Message):
+    body: InboundEvent
+
+    @model_validator(mode="after")
+    def _type_matches_body(self) -> Self:
+        if self.envelope.type != self.body.event_type:
+            raise ValueError(
+                f"envelope type {self.envelope.type!r} does not match body {self.body.event_type!r}"
+            )
+        return self
+
+
+class ActivityTask(BaseModel):
+    """One activity invocation.
+
+    ``(envelope.instance_id, task_scheduled_id)`` is the task's idempotency key: a worker may
+    receive the same task more than once (at-least-once delivery) and hands the key to the
+    function so its side effects can be made idempotent.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    input: JsonValue = None
+    task_scheduled_id: int
+    attempt: int = 1
+
+
+class ActivityTaskMessage(_Message):
+    body: ActivityTask
+
+    @model_validator(mode="after")
+    def _type_is_activity_task(self) -> Self:
+        if self.envelope.type != "ActivityTask":
+            raise ValueError(f"envelope type {self.envelope.type!r} is not 'ActivityTask'")
+        return self

@@ -1,0 +1,169 @@
+"""Running the three services as local processes: start, wait until ready, kill, stop.
+
+Used by ``make run`` / ``make up`` and by the end-to-end and fault tests, so the tests start
+the services exactly the way a person does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aio_pika
+import httpx
+
+from contracts.topology import Topology
+
+SERVICES = ("orchestrator", "activities", "client")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServiceProcess:
+    """One service (``python -m services.<name>``) with its log file."""
+
+    name: str
+    env: Mapping[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            env={**os.environ, **self.env, "PYTHONPATH": str(PROJECT_ROOT)},
+            cwd=PROJECT_ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case, no chance to clean up."""
+        if self.process is not None and self.running:
+            self.process.kill()
+            self.process.wait()
+        self._close_log()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        if self.process is None:
+            return None
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._close_log()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+class ServiceGroup:
+    """The three services of one deployment, configured by ``DF_*`` variables in ``env``."""
+
+    def __init__(
+        self, env: Mapping[str, str], log_dir: Path, names: Iterable[str] = SERVICES
+    ) -> None:
+        self.env = dict(env)
+        self.services = {
+            name: ServiceProcess(name, self.env, log_dir / f"{name}.log") for name in names
+        }
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    def start(self) -> None:
+        for service in self.services.values():
+            service.start()
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"----- {name} ({service.log_path}) -----\n{service.log_tail()}"
+            for name, service in self.services.items()
+        )
+
+    async def wait_ready(
+        self,
+        topology: Topology,
+        activity_names: Iterable[str] = (),
+        timeout: float = 60.0,
+    ) -> None:
+        """Wait until every partition and activity queue has a consumer and the API answers."""
+        deadline = time.monotonic() + timeout
+        queues = [topology.partition_queue(p) for p in range(topology.partitions)]
+        if "activities" in self.services:
+            queues += [topology.activity_queue(name) for name in activity_names]
+        connection = await aio_pika.connect(
+            self.env.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1/")
+        )
+        try:
+            while True:
+                self._raise_if_exited()
+                if await _all_consumed(connection, queues) and await self._client_answers():
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"services not ready after {timeout} s\n{self.logs()}")
+                await asyncio.sleep(0.2)
+        finally:
+            await connection.close()
+
+    def _raise_if_exited(self) -> None:
+        for name, service in self.services.items():
+            if service.process is not None and not service.running:
+                raise RuntimeError(f"service {name} exited early\n{service.log_tail()}")
+
+    async def _client_answers(self) -> bool:
+        if "client" not in self.services:
+            return True
+        host = self.env.get("DF_HTTP_HOST", "127.0.0.1")
+        port = self.env.get("DF_HTTP_PORT", "7071")
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as http:
+                response = await http.get(f"http://{host}:{port}/healthz")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+
+async def _all_consumed(connection: aio_pika.abc.AbstractConnection, queues: list[str]) -> bool:
+    channel = await connection.channel()
+    try:
+        for name in queues:
+            queue = await channel.declare_queue(name, passive=True)
+            if not queue.declaration_result.consumer_count:
+                return False
+        return True
+    except aio_pika.exceptions.ChannelClosed:
+        return False  # not declared yet
+    finally:
+        if not channel.is_closed:
+            await channel.close()

@@ -1,0 +1,31 @@
+"""The user-facing SDK: register functions, write orchestrators, call them from a client.
+
+Orchestrator code receives an ``OrchestrationContext`` (azure-functions-durable's names); an
+activity may ask for an ``ActivityContext``.
+"""
+
+from durable.activity import ActivityContext
+from durable.app import ActivityDefinition, FunctionApp, RegistrationError
+from services.orchestrator.engine import (
+    NonDeterminismError,
+    OrchestrationContext,
+    Task,
+    TaskFailedError,
+    TimerTask,
+)
+
+DurableOrchestrationContext = OrchestrationContext
+"""azure-functions-durable's name for the orchestration context."""
+
+__all__ = [
+    "ActivityContext",
+    "ActivityDefinition",
+    "DurableOrchestrationContext",
+    "FunctionApp",
+    "NonDeterminismError",
+    "OrchestrationContext",
+    "RegistrationError",
+    "Task",
+    "TaskFailedError",
+    "TimerTask",
+]

@@ -1,0 +1,220 @@
+"""Registering orchestrators and activities: ``FunctionApp``.
+
+A function app is a module that creates a ``FunctionApp`` and decorates functions with it.
+The services import the modules named in their configuration (``DF_FUNCTION_MODULES``) and
+collect every ``FunctionApp`` they find, so a team deploys its own functions without touching
+the services::
+
+    app = FunctionApp()
+
+    @app.orchestrator
+    def hello_cities(ctx):
+        return [(yield ctx.call_activity("say_hello", city)) for city in ("Tokyo", "London")]
+
+    @app.activity
+    def say_hello(city: str) -> str:
+        return f"Hello {city}!"
+
+azure-functions-durable's decorators (``orchestration_trigger``, ``activity_trigger``,
+``function_name``) are accepted too, so function apps written for it load unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from durable.activity import ActivityContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,199}$")
+
+
+class RegistrationError(ValueError):
+    """A function cannot be registered (bad name, duplicate name, unsupported signature)."""
+
+
+@dataclass(frozen=True)
+class ActivityDefinition:
+    """How to call one activity function.
+
+    Attributes:
+        name: the registered name orchestrators call it by.
+        function: the function itself.
+        is_async: run on the event loop (``async def``) rather than in the thread pool.
+        input_parameter: the parameter that receives the task's input, if any.
+        context_parameter: the parameter that receives the ``ActivityContext``, if any.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    is_async: bool
+    input_parameter: str | None
+    context_parameter: str | None
+
+    def arguments(self, input_: Any, context: ActivityContext) -> dict[str, Any]:
+        """Keyword arguments for one call."""
+        arguments: dict[str, Any] = {}
+        if self.input_parameter is not None:
+            arguments[self.input_parameter] = input_
+        if self.context_parameter is not None:
+            arguments[self.context_parameter] = context
+        return arguments
+
+
+class FunctionApp:
+    """A set of orchestrator and activity functions, registered by name."""
+
+    def __init__(self) -> None:
+        self.orchestrators: dict[str, Callable[..., Any]] = {}
+        self.activities: dict[str, ActivityDefinition] = {}
+
+    # --- our decorators ----------------------------------------------------------------------
+
+    @overload
+    def orchestrator(self, function: F) -> F: ...
+    @overload
+    def orchestrator(self, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def orchestrator(
+        self, function: F | None = None, *, name: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register an orchestrator (a generator or ``async def`` function taking the context)."""
+
+        def register(fn: F) -> F:
+            self._add_orchestrator(name or fn.__name__, fn)
+            return fn
+
+        return register(function) if function is not None else register
+
+    @overload
+    def activity(self, function: F) -> F: ...
+    @overload
+    def activity(self, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def activity(
+        self, function: F | None = None, *, name: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register an activity: sync functions run in a thread pool, ``async def`` on the loop.
+
+        The first parameter receives the input; a parameter annotated ``ActivityContext``
+        receives the task's context (instance id, task id, idempotency key).
+        """
+
+        def register(fn: F) -> F:
+            self._add_activity(name or fn.__name__, fn, input_parameter=None)
+            return fn
+
+        return register(function) if function is not None else register
+
+    # --- azure-functions-durable spellings ---------------------------------------------------
+
+    def orchestration_trigger(
+        self, context_name: str, orchestration: str | None = None
+    ) -> Callable[[F], F]:
+        """azure-functions-durable's orchestrator decorator; ``context_name`` is accepted as is."""
+        del context_name  # the context is always the function's only argument
+
+        def register(fn: F) -> F:
+            self._add_orchestrator(orchestration or fn.__name__, fn)
+            return fn
+
+        return register
+
+    def activity_trigger(self, input_name: str, activity: str | None = None) -> Callable[[F], F]:
+        """azure-functions-durable's activity decorator; the input goes to ``input_name``."""
+
+        def register(fn: F) -> F:
+            self._add_activity(activity or fn.__name__, fn, input_parameter=input_name)
+            return fn
+
+        return register
+
+    def function_name(self, name: str) -> Callable[[F], F]:
+        """azure-functions-durable's renaming decorator (placed above the trigger)."""
+
+        def rename(fn: F) -> F:
+            for old, registered in list(self.orchestrators.items()):
+                if registered is fn:
+                    del self.orchestrators[old]
+                    self._add_orchestrator(name, fn)
+            for old, definition in list(self.activities.items()):
+                if definition.function is fn:
+                    del self.activities[old]
+                    self._add_activity(name, fn, input_parameter=definition.input_parameter)
+            return fn
+
+        return rename
+
+    # --- merging -----------------------------------------------------------------------------
+
+    def merge(self, other: FunctionApp) -> None:
+        """Add every function of ``other``; a name registered twice is an error."""
+        for name, function in other.orchestrators.items():
+            if self.orchestrators.get(name) is not function:
+                self._check_new(name, self.orchestrators, "orchestrator")
+                self.orchestrators[name] = function
+        for name, definition in other.activities.items():
+            existing = self.activities.get(name)
+            if existing is None or existing.function is not definition.function:
+                self._check_new(name, self.activities, "activity")
+                self.activities[name] = definition
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _add_orchestrator(self, name: str, fn: Callable[..., Any]) -> None:
+        self._check_new(name, self.orchestrators, "orchestrator")
+        fn.__durable_name__ = name  # type: ignore[attr-defined]
+        self.orchestrators[name] = fn
+
+    def _add_activity(
+        self, name: str, fn: Callable[..., Any], *, input_parameter: str | None
+    ) -> None:
+        self._check_new(name, self.activities, "activity")
+        fn.__durable_name__ = name  # type: ignore[attr-defined]
+        self.activities[name] = _describe_activity(name, fn, input_parameter)
+
+    @staticmethod
+    def _check_new(name: str, registry: dict[str, Any], kind: str) -> None:
+        if not _NAME.match(name):
+            raise RegistrationError(
+                f"invalid {kind} name {name!r}: use letters, digits, '_', '.', '-' "
+                "(starting with a letter or '_'), at most 200 characters"
+            )
+        if name in registry:
+            raise RegistrationError(f"{kind} {name!r} is registered twice")
+
+
+def _describe_activity(
+    name: str, fn: Callable[..., Any], input_parameter: str | None
+) -> ActivityDefinition:
+    try:
+        signature = inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: compare by name
+        signature = inspect.signature(fn)
+    parameters = list(signature.parameters.values())
+    context_parameter = next(
+        (p.name for p in parameters if p.annotation in (ActivityContext, "ActivityContext")), None
+    )
+    others = [p.name for p in parameters if p.name != context_parameter]
+    if input_parameter is None:
+        input_parameter = others[0] if others else None
+    elif input_parameter not in others:
+        raise RegistrationError(f"activity {name!r} has no parameter {input_parameter!r}")
+    extra = [p for p in others if p != input_parameter]
+    if extra:
+        raise RegistrationError(
+            f"activity {name!r} takes unexpected parameters {extra}: an activity takes its "
+            "input, and optionally a parameter annotated ActivityContext"
+        )
+    return ActivityDefinition(
+        name=name,
+        function=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+        input_parameter=input_parameter,
+        context_parameter=context_parameter,
+    )

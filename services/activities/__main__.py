@@ -1,0 +1,67 @@
+"""The activities service: settings → function apps → one consumer per activity queue.
+
+Run with ``python -m services.activities``; configure with ``DF_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from services.activities.settings import ActivitiesSettings
+from services.activities.worker import ActivityWorker
+from services.common.amqp import Publisher, connect, declare_activity_queues
+from services.common.db import create_pool
+from services.common.functions import record_registered_functions
+from services.common.lifecycle import run_service, stop_event_on_signals
+from services.common.loader import load_function_apps
+from services.common.logging import configure_logging
+from services.common.migrate import apply_migrations
+
+log = structlog.get_logger("services.activities")
+
+
+async def run(settings: ActivitiesSettings) -> None:
+    stopping = stop_event_on_signals()
+    functions = load_function_apps(settings.modules)
+    topology = settings.topology
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as connection:
+            await apply_migrations(connection)
+        await record_registered_functions(pool, "activity", functions.activities)
+    finally:
+        await pool.close()
+
+    publisher = await Publisher.open(settings.amqp_url, topology, "activities.publish")
+    consuming = await connect(settings.amqp_url, "activities.consume")
+    channel = await consuming.channel()
+    await declare_activity_queues(channel, topology, functions.activities)
+    await channel.close()
+
+    worker = ActivityWorker(
+        functions,
+        publisher,
+        topology,
+        prefetch=settings.activity_prefetch,
+        threads=settings.activity_threads,
+    )
+    await worker.start(consuming)
+    log.info("service.ready", activities=sorted(functions.activities), namespace=topology.namespace)
+
+    await stopping.wait()
+    log.info("service.stopping")
+    await worker.stop(settings.shutdown_seconds)
+    await consuming.close()
+    await publisher.close()
+    log.info("service.stopped")
+
+
+def main() -> None:
+    settings = ActivitiesSettings()
+    configure_logging("activities", log_format=settings.log_format, level=settings.log_level)
+    run_service("activities", run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Running activity tasks: consume, run, report the result with a confirm, then acknowledge.
+
+One competing-consumer queue per activity name; ``async def`` activities run on the event
+loop, plain functions in a thread pool. If the process dies after the side effect and before
+the acknowledgement, the task runs again: activities run at least once, which is why each
+receives its idempotency key through ``ActivityContext``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import ValidationError
+
+from contracts import (
+    ActivityTaskMessage,
+    Envelope,
+    FailureDetails,
+    OrchestratorMessage,
+    TaskCompleted,
+    TaskFailed,
+    Topology,
+    deterministic_message_id,
+)
+from contracts.values import to_json_value
+from durable.activity import ActivityContext
+from durable.app import ActivityDefinition, FunctionApp
+from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
+
+log = structlog.get_logger(__name__)
+
+
+class ActivityWorker:
+    def __init__(
+        self,
+        functions: FunctionApp,
+        publisher: Publisher,
+        topology: Topology,
+        *,
+        prefetch: int,
+        threads: int,
+    ) -> None:
+        self._functions = functions
+        self._publisher = publisher
+        self._topology = topology
+        self._prefetch = prefetch
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity")
+        self._channels: list[AbstractChannel] = []
+        self._consumers: list[tuple[Any, str]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        for name in self._functions.activities:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self._prefetch)
+            queue = await channel.get_queue(self._topology.activity_queue(name), ensure=False)
+            tag = await queue.consume(functools.partial(self._on_delivery, name))
+            self._channels.append(channel)
+            self._consumers.append((queue, tag))
+
+    async def stop(self, timeout: float) -> None:
+        """Stop taking tasks, give running ones ``timeout`` to finish, requeue the rest."""
+        for queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        if self._running:
+            await asyncio.wait(self._running, timeout=timeout)
+        for channel in self._channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _on_delivery(self, queue_activity: str, delivery: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        queue_name = self._topology.activity_queue(queue_activity)
+        try:
+            message = ActivityTaskMessage.model_validate_json(delivery.body)
+        except ValidationError as error:
+            await self._dead_letter(queue_name, delivery, f"invalid message: {error}")
+            return
+        definition = self._functions.activities.get(message.body.name)
+        if definition is None or message.body.name != queue_activity:
+            await self._dead_letter(
+                queue_name,
+                delivery,
+                f"activity {message.body.name!r} does not belong on {queue_name}",
+            )
+            return
+        with structlog.contextvars.bound_contextvars(
+            instance_id=message.envelope.instance_id,
+            message_id=str(message.envelope.message_id),
+            correlation_id=message.envelope.correlation_id,
+            activity=definition.name,
+        ):
+            reply = await self._run(definition, message)
+            exchange, routing_key = self._topology.orchestrator_route(message.envelope.instance_id)
+            try:
+                await self._publisher.publish(OutgoingMessage.of(reply, exchange, routing_key))
+            except PublishFailedError as error:
+                # The result is not safe anywhere: put the task back; it will run again.
+                log.warning("activity.result_not_published", error=str(error))
+                with contextlib.suppress(Exception):
+                    await delivery.nack(requeue=True)
+                return
+            with contextlib.suppress(Exception):
+                await delivery.ack()
+
+    async def _run(
+        self, definition: ActivityDefinition, message: ActivityTaskMessage
+    ) -> OrchestratorMessage:
+        envelope, task = message.envelope, message.body
+        execution_id = envelope.execution_id or ""
+        context = ActivityContext(
+            instance_id=envelope.instance_id,
+            execution_id=execution_id,
+            task_id=task.task_scheduled_id,
+            name=task.name,
+            attempt=task.attempt,
+        )
+        arguments = definition.arguments(task.input, context)
+        event: TaskCompleted | TaskFailed
+        try:
+            if definition.is_async:
+                result = await definition.function(**arguments)
+            else:
+                call = functools.partial(
+                    contextvars.copy_context().run, definition.function, **arguments
+                )
+                result = await asyncio.get_running_loop().run_in_executor(self._threads, call)
+            output = to_json_value(result, f"the output of activity {task.name!r}")
+            event = TaskCompleted(
+                timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id, result=output
+            )
+            log.debug("activity.completed")
+        except Exception as error:
+            event = TaskFailed(
+                timestamp=datetime.now(UTC),
+                task_scheduled_id=task.task_scheduled_id,
+                failure=FailureDetails.from_exception(error),
+            )
+            log.info("activity.failed", error=f"{type(error).__name__}: {error}")
+        return OrchestratorMessage(
+            envelope=Envelope(
+                message_id=deterministic_message_id(
+                    envelope.instance_id, execution_id, "result", task.task_scheduled_id
+                ),
+                instance_id=envelope.instance_id,
+                execution_id=envelope.execution_id,
+                correlation_id=envelope.correlation_id,
+                type=event.event_type,
+                sent_at=datetime.now(UTC),
+            ),
+            body=event,
+        )
+
+    async def _dead_letter(
+        self, queue_name: str, delivery: AbstractIncomingMessage, reason: str
+    ) -> None:
+        try:
+            await dead_letter(self._publisher, self._topology, queue_name, delivery, reason)
+        except PublishFailedError:
+            with contextlib.suppress(Exception):
+                await delivery.nack(requeue=True)

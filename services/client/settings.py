@@ -1,0 +1,24 @@
+"""Client service settings (``DF_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+
+class ClientSettings(CommonSettings):
+    """Attributes:
+    http_host: interface the HTTP API listens on.
+    http_port: its port (7071, as Azure Functions' local host uses).
+    base_url: the public base URL put into status and management links; defaults to
+        ``http://{http_host}:{http_port}``.
+    """
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=7071, ge=1, le=65535)
+    base_url: str | None = None
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.base_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -1,0 +1,62 @@
+"""Postgres connections (asyncpg) and the translation of driver errors into ours."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+"""A connection, whether held directly or borrowed from a pool."""
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the same instance first (the ``(instance_id, seq)`` fence).
+
+    Not transient in the usual sense: the losing work is discarded and redone from the store.
+    """
+
+
+class AmbiguousCommitError(Exception):
+    """The connection failed during COMMIT: the transaction may or may not have committed.
+
+    The messages of such a batch are never acknowledged; their redelivery is deduplicated.
+    """
+
+
+async def _init_connection(connection: Connection) -> None:
+    # JSON travels as text both ways: pydantic encodes and decodes it, once.
+    for json_type in ("json", "jsonb"):
+        await connection.set_type_codec(
+            json_type, encoder=_identity, decoder=_identity, schema="pg_catalog", format="text"
+        )
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool whose json/jsonb columns read and write JSON text."""
+    pool = await asyncpg.create_pool(
+        database_url, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    return isinstance(error, asyncpg.UniqueViolationError)
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
+    return isinstance(
+        error,
+        asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | ConnectionError
+        | OSError,
+    )

@@ -1,0 +1,58 @@
+"""Reading event streams: an instance's events in seq order, decoded into history events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from contracts import HistoryEvent
+from contracts.history import HISTORY_EVENT_ADAPTER
+from services.common.db import Connection
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    event: HistoryEvent
+    message_id: uuid.UUID | None
+    recorded_at: datetime | None = None
+
+
+async def load_histories_txn(
+    connection: Connection, from_seq: Mapping[str, int]
+) -> dict[str, list[StoredEvent]]:
+    """Each instance's events from the given seq on, in seq order."""
+    histories: dict[str, list[StoredEvent]] = {instance_id: [] for instance_id in from_seq}
+    if not from_seq:
+        return histories
+    rows = await connection.fetch(
+        """
+        SELECT e.instance_id, e.seq, e.payload, e.message_id, e.recorded_at
+        FROM unnest($1::text[], $2::bigint[]) AS wanted(instance_id, from_seq)
+        JOIN events e ON e.instance_id = wanted.instance_id AND e.seq >= wanted.from_seq
+        ORDER BY e.instance_id, e.seq
+        """,
+        list(from_seq.keys()),
+        list(from_seq.values()),
+    )
+    for row in rows:
+        histories[row["instance_id"]].append(
+            StoredEvent(
+                seq=row["seq"],
+                event=HISTORY_EVENT_ADAPTER.validate_json(row["payload"]),
+                message_id=row["message_id"],
+                recorded_at=row["recorded_at"],
+            )
+        )
+    return histories
+
+
+async def load_history(pool: asyncpg.Pool, instance_id: str) -> list[StoredEvent]:
+    """All events of an instance (every execution), in seq order."""
+    async with pool.acquire() as connection:
+        histories = await load_histories_txn(connection, {instance_id: 1})
+    return histories[instance_id]

@@ -1,0 +1,46 @@
+"""Settings shared by every service, read from ``DF_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
+
+
+class CommonSettings(BaseSettings):
+    """Where the database and broker are, how the topology is named, how to log.
+
+    Attributes:
+        database_url: Postgres DSN of the event store.
+        amqp_url: RabbitMQ URL.
+        namespace: prefix of every exchange and queue (several deployments can share a broker).
+        partitions: orchestrator partitions; every service of a deployment must agree.
+        function_modules: comma-separated importable modules holding ``FunctionApp``s.
+        log_format: ``console`` for people, ``json`` for log pipelines.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DF_", extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/durable"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    namespace: str = "df"
+    partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=1024)
+    delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1)
+    function_modules: str = "workflows.samples"
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(
+            namespace=self.namespace,
+            partitions=self.partitions,
+            delivery_limit=self.delivery_limit,
+        )
+
+    @property
+    def modules(self) -> list[str]:
+        return [name.strip() for name in self.function_modules.split(",") if name.strip()]

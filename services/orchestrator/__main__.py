@@ -1,0 +1,99 @@
+"""The orchestrator service: settings → pool → store → handler → partition consumers.
+
+Run with ``python -m services.orchestrator``; configure with ``DF_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from services.common.amqp import Publisher, connect
+from services.common.db import create_pool
+from services.common.functions import record_registered_functions
+from services.common.lifecycle import run_service, stop_event_on_signals
+from services.common.loader import load_function_apps
+from services.common.logging import configure_logging
+from services.common.migrate import apply_migrations
+from services.orchestrator.cache import InstanceCache
+from services.orchestrator.consumer import PartitionConsumer
+from services.orchestrator.handler import OrchestrationHandler
+from services.orchestrator.relay import OutboxRelay
+from services.orchestrator.settings import OrchestratorSettings
+
+log = structlog.get_logger("services.orchestrator")
+
+_CACHE_SWEEP_SECONDS = 10.0
+
+
+async def run(settings: OrchestratorSettings) -> None:
+    stopping = stop_event_on_signals()
+    functions = load_function_apps(settings.modules)
+    topology = settings.topology
+    pool = await create_pool(settings.database_url, min_size=2, max_size=settings.pool_size)
+    async with pool.acquire() as connection:
+        await apply_migrations(connection)
+    await record_registered_functions(pool, "orchestrator", functions.orchestrators)
+
+    publisher = await Publisher.open(settings.amqp_url, topology, "orchestrator.publish")
+    consuming = await connect(settings.amqp_url, "orchestrator.consume")
+    cache = InstanceCache(settings.cache_instances, settings.cache_idle_seconds)
+    handler = OrchestrationHandler(pool, functions, cache, topology)
+    relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
+    consumers = [
+        PartitionConsumer(
+            partition,
+            handler,
+            relay,
+            publisher,
+            topology,
+            batch_size=settings.batch_size,
+            prefetch=settings.prefetch,
+        )
+        for partition in range(topology.partitions)
+    ]
+    for consumer in consumers:
+        await consumer.start(consuming)
+    background = [
+        asyncio.create_task(relay.run_sweeper(stopping), name="outbox-sweeper"),
+        asyncio.create_task(_evict_idle(cache, stopping), name="cache-eviction"),
+    ]
+    log.info(
+        "service.ready",
+        partitions=topology.partitions,
+        orchestrators=sorted(functions.orchestrators),
+        namespace=topology.namespace,
+    )
+
+    await stopping.wait()
+    log.info("service.stopping")
+    await asyncio.gather(*(c.stop(settings.shutdown_seconds) for c in consumers))
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await consuming.close()
+    await publisher.close()
+    await pool.close()
+    log.info("service.stopped")
+
+
+async def _evict_idle(cache: InstanceCache, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), _CACHE_SWEEP_SECONDS)
+        evicted = cache.evict_idle()
+        if evicted:
+            log.debug("cache.evicted_idle", count=evicted, cached=len(cache))
+
+
+def main() -> None:
+    settings = OrchestratorSettings()
+    configure_logging("orchestrator", log_format=settings.log_format, level=settings.log_level)
+    run_service("orchestrator", run(settings))
+
+
+if __name__ == "__main__":
+    main()

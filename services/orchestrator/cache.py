@@ -1,0 +1,85 @@
+"""The instance cache: live executors of running instances, so a step needs no replay.
+
+Bounded by count (least recently used goes first) and by idleness: an instance that has not
+been touched for ``idle_seconds`` (typically one waiting for a person) is evicted, i.e.
+dehydrated; its next message rehydrates it from the event store.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.orchestrator.engine import OrchestrationExecutor
+
+
+@dataclass
+class InstanceState:
+    """What the orchestrator keeps of one running instance between episodes.
+
+    Attributes:
+        last_seq: the seq of the instance's last stored event; the cache entry is only used
+            while the row in Postgres still says the same.
+        executor: the live orchestrator code, or ``None`` when this deployment does not have
+            the instance's orchestrator.
+        raised_message_ids: message ids of the ``EventRaised`` events in the current
+            execution, to drop a redelivered event.
+    """
+
+    instance_id: str
+    name: str
+    execution_id: str
+    correlation_id: str
+    last_seq: int
+    executor: OrchestrationExecutor | None
+    raised_message_ids: set[uuid.UUID] = field(default_factory=set)
+
+
+class InstanceCache:
+    def __init__(
+        self,
+        max_instances: int = 10_000,
+        idle_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_instances = max_instances
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[InstanceState, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, instance_id: str) -> InstanceState | None:
+        entry = self._entries.get(instance_id)
+        if entry is None:
+            return None
+        self._entries.move_to_end(instance_id)
+        return entry[0]
+
+    def put(self, state: InstanceState) -> None:
+        if self._max_instances <= 0:
+            return
+        self._entries[state.instance_id] = (state, self._clock())
+        self._entries.move_to_end(state.instance_id)
+        while len(self._entries) > self._max_instances:
+            self._entries.popitem(last=False)
+
+    def evict(self, instance_id: str) -> None:
+        self._entries.pop(instance_id, None)
+
+    def evict_idle(self) -> int:
+        """Drop entries idle for longer than ``idle_seconds``; return how many went."""
+        deadline = self._clock() - self._idle_seconds
+        evicted = 0
+        # Entries are in least-recently-used order, so the idle ones are at the front.
+        while self._entries:
+            instance_id, (_, last_used) = next(iter(self._entries.items()))
+            if last_used > deadline:
+                break
+            del self._entries[instance_id]
+            evicted += 1
+        return evicted

@@ -1,0 +1,43 @@
+"""The pure orchestration engine: replays history through orchestrator code, decides actions.
+
+No I/O, no clock, no randomness: everything it knows comes from the history it is given.
+"""
+
+from services.orchestrator.engine.context import OrchestrationContext, function_name
+from services.orchestrator.engine.errors import (
+    NonDeterminismError,
+    OrchestratorYieldError,
+    TaskFailedError,
+)
+from services.orchestrator.engine.executor import (
+    Decision,
+    OrchestrationExecutor,
+    OrchestratorFunction,
+    replay,
+)
+from services.orchestrator.engine.tasks import (
+    CompletableTask,
+    ExternalEventTask,
+    Task,
+    TimerTask,
+    WhenAllTask,
+    WhenAnyTask,
+)
+
+__all__ = [
+    "CompletableTask",
+    "Decision",
+    "ExternalEventTask",
+    "NonDeterminismError",
+    "OrchestrationContext",
+    "OrchestrationExecutor",
+    "OrchestratorFunction",
+    "OrchestratorYieldError",
+    "Task",
+    "TaskFailedError",
+    "TimerTask",
+    "WhenAllTask",
+    "WhenAnyTask",
+    "function_name",
+    "replay",
+]

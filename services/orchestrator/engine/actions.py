@@ -1,0 +1,72 @@
+"""Actions: what orchestrator code asks for, before the history records it.
+
+Each action has a sequence number (its ``event_id``) and becomes exactly one history event.
+During replay the engine matches each recorded event to the action of the same id and checks
+that the code still asks for the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import JsonValue
+
+from contracts import HistoryEvent, TaskScheduled, TimerCreated
+
+
+@dataclass(frozen=True)
+class ScheduleTask:
+    id: int
+    name: str
+    input: JsonValue
+
+    def to_event(self, timestamp: datetime) -> HistoryEvent:
+        return TaskScheduled(
+            event_id=self.id, timestamp=timestamp, name=self.name, input=self.input
+        )
+
+    def describe(self) -> str:
+        return f"call_activity({self.name!r})"
+
+
+@dataclass(frozen=True)
+class CreateTimer:
+    id: int
+    fire_at: datetime
+
+    def to_event(self, timestamp: datetime) -> HistoryEvent:
+        return TimerCreated(event_id=self.id, timestamp=timestamp, fire_at=self.fire_at)
+
+    def describe(self) -> str:
+        return f"create_timer({self.fire_at.isoformat()})"
+
+
+Action = ScheduleTask | CreateTimer
+
+
+def describe_event(event: HistoryEvent) -> str:
+    """A short description of a recorded action event, in the words ``Action.describe`` uses."""
+    match event:
+        case TaskScheduled(name=name):
+            return f"TaskScheduled #{event.event_id} call_activity({name!r})"
+        case TimerCreated(fire_at=fire_at):
+            return f"TimerCreated #{event.event_id} create_timer({fire_at.isoformat()})"
+        case _:
+            return f"{event.event_type} #{event.event_id}"
+
+
+def matches(action: Action, event: HistoryEvent) -> bool:
+    """Whether the recorded ``event`` is what ``action`` would have recorded.
+
+    Inputs are not compared: an input may legitimately differ on replay (e.g. it was built
+    from a value whose formatting changed); the kind and the name are what identify a step.
+    Timers compare only the kind, because fire times are often computed from the clock.
+    """
+    match action, event:
+        case ScheduleTask(name=name), TaskScheduled(name=recorded):
+            return name == recorded
+        case CreateTimer(), TimerCreated():
+            return True
+        case _:
+            return False

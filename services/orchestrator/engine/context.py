@@ -1,0 +1,140 @@
+"""The orchestration context: the API orchestrator code calls.
+
+Method names and meaning follow azure-functions-durable's ``DurableOrchestrationContext``, so
+orchestrators written for it run unchanged. Everything here is deterministic: time comes from
+the history (``current_utc_datetime``), ids from the instance id and a counter (``new_uuid``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import JsonValue
+
+from contracts.values import to_json_value
+from services.orchestrator.engine.tasks import (
+    CompletableTask,
+    ExternalEventTask,
+    Task,
+    TimerTask,
+    WhenAllTask,
+    WhenAnyTask,
+)
+
+if TYPE_CHECKING:
+    from services.orchestrator.engine.executor import OrchestrationExecutor
+
+_UUID_NAMESPACE = uuid.UUID("0c6e8d3e-0f5b-4a53-9b67-7c5e0a4f2b11")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class OrchestrationContext:
+    """What an orchestrator function receives. Only call it from orchestrator code."""
+
+    def __init__(self, executor: OrchestrationExecutor, instance_id: str) -> None:
+        self._executor = executor
+        self._instance_id = instance_id
+        self._parent_instance_id: str | None = None
+        self._input: JsonValue = None
+        self._current_utc_datetime = _EPOCH
+        self._is_replaying = False
+        self._custom_status: JsonValue = None
+        self._uuid_counter = 0
+
+    # --- identity and time -------------------------------------------------------------------
+
+    @property
+    def instance_id(self) -> str:
+        """The id of this orchestration instance."""
+        return self._instance_id
+
+    @property
+    def parent_instance_id(self) -> str | None:
+        """The parent's instance id when this runs as a sub-orchestration, else ``None``."""
+        return self._parent_instance_id
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        """The current time, replay-safe: when the running episode started, from the history."""
+        return self._current_utc_datetime
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code re-runs a part it ran before (use it to silence duplicate logs)."""
+        return self._is_replaying
+
+    def get_input(self) -> Any:
+        """The orchestration's input, as decoded JSON."""
+        return self._input
+
+    def new_uuid(self) -> str:
+        """A UUID that is the same on every replay (name-based, from instance id, time, counter)."""
+        name = f"{self._instance_id}_{self._current_utc_datetime.isoformat()}_{self._uuid_counter}"
+        self._uuid_counter += 1
+        return str(uuid.uuid5(_UUID_NAMESPACE, name))
+
+    # --- custom status -----------------------------------------------------------------------
+
+    def set_custom_status(self, status: Any) -> None:
+        """Publish a JSON-serializable status value, visible to clients while the instance runs."""
+        self._custom_status = to_json_value(status, "the custom status")
+
+    @property
+    def custom_status(self) -> JsonValue:
+        return self._custom_status
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def call_activity(self, name: str | Callable[..., Any], input_: Any = None) -> Task[Any]:
+        """Schedule the activity ``name`` with ``input_``; the task completes with its result.
+
+        If the activity fails, awaiting the task raises ``TaskFailedError``.
+        """
+        activity_name = function_name(name)
+        return self._executor.schedule_task(
+            activity_name, to_json_value(input_, f"the input of activity {activity_name!r}")
+        )
+
+    def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
+        """A durable timer that fires at ``fire_at`` (UTC), or after a ``timedelta`` from now."""
+        if isinstance(fire_at, timedelta):
+            fire_at = self._current_utc_datetime + fire_at
+        elif fire_at.tzinfo is None:
+            fire_at = fire_at.replace(tzinfo=UTC)
+        return self._executor.create_timer(fire_at)
+
+    def wait_for_external_event(self, name: str) -> Task[Any]:
+        """A task that completes with the data of the next event raised under ``name``.
+
+        Event names are case-insensitive. Events raised before anyone waits are kept, in order.
+        """
+        return self._executor.wait_for_event(name)
+
+    def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
+        """Completes with the list of all results, in order; fails when one task fails."""
+        return WhenAllTask(tasks)
+
+    def task_any(self, tasks: Sequence[Task[Any]]) -> WhenAnyTask:
+        """Completes with the first task to succeed (the task object; read ``.result``)."""
+        return WhenAnyTask(tasks)
+
+
+def function_name(function: str | Callable[..., Any]) -> str:
+    """The registered name of a function, given the name or the function itself."""
+    if isinstance(function, str):
+        return function
+    registered = getattr(function, "__durable_name__", None)
+    return registered if isinstance(registered, str) else function.__name__
+
+
+__all__ = [
+    "CompletableTask",
+    "ExternalEventTask",
+    "OrchestrationContext",
+    "Task",
+    "TimerTask",
+    "function_name",
+]

@@ -1,0 +1,44 @@
+"""Errors the engine raises into orchestrator code, or reports about it."""
+
+from __future__ import annotations
+
+from contracts import FailureDetails
+
+
+class TaskFailedError(Exception):
+    """An activity (or sub-orchestration) failed; raised where the orchestrator awaits it.
+
+    Attributes:
+        details: what failed and why, as the worker reported it.
+    """
+
+    def __init__(self, message: str, details: FailureDetails) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class NonDeterminismError(Exception):
+    """The orchestrator code no longer matches the history it is replaying.
+
+    Attributes:
+        instance_id: the instance being replayed.
+        event_id: the history event where code and history part ways.
+        expected: what the history holds at that point.
+        actual: what the code asked for instead.
+    """
+
+    def __init__(self, instance_id: str, event_id: int, expected: str, actual: str) -> None:
+        super().__init__(
+            f"Non-deterministic orchestrator in instance {instance_id!r} at event #{event_id}: "
+            f"history holds {expected}, but the code now asks for {actual}. The orchestrator "
+            "code changed while this instance was running, or it depends on something that is "
+            "not replay-safe (the clock, random numbers, I/O, environment variables)."
+        )
+        self.instance_id = instance_id
+        self.event_id = event_id
+        self.expected = expected
+        self.actual = actual
+
+
+class OrchestratorYieldError(TypeError):
+    """The orchestrator yielded or awaited something that is not a durable task."""

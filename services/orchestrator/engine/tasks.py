@@ -1,0 +1,171 @@
+"""Durable tasks: what orchestrator code yields or awaits.
+
+A task is a placeholder for the outcome of an action (an activity, a timer, an external event)
+or of other tasks (``task_all``, ``task_any``). The engine completes tasks as it applies
+history events; completion propagates to composite parents. Attribute names follow
+azure-functions-durable: ``is_completed``, ``is_faulted``, ``result``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Task(Generic[T]):
+    """The outcome of durable work, available once ``is_completed``.
+
+    ``yield task`` (generator orchestrators) and ``await task`` (``async def`` orchestrators)
+    both return the result, or raise the task's exception.
+    """
+
+    def __init__(self) -> None:
+        self._completed = False
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._parents: list[CompositeTask[Any]] = []
+
+    @property
+    def is_completed(self) -> bool:
+        """True when the task has an outcome (success or failure)."""
+        return self._completed
+
+    @property
+    def is_faulted(self) -> bool:
+        """True when the task completed with an exception."""
+        return self._exception is not None
+
+    @property
+    def result(self) -> T:
+        """The result once completed successfully, else ``None``."""
+        return self._result  # type: ignore[no-any-return]
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The failure, once completed with one."""
+        return self._exception
+
+    def get_result(self) -> T:
+        """The result, or raise the failure. Only valid once completed."""
+        if not self._completed:
+            raise RuntimeError("the task has not completed")
+        if self._exception is not None:
+            raise self._exception
+        return self._result  # type: ignore[no-any-return]
+
+    def _complete(self, result: Any) -> None:
+        if self._completed:
+            return
+        self._completed = True
+        self._result = result
+        for parent in self._parents:
+            parent._on_child_completed(self)
+
+    def _fail(self, exception: BaseException) -> None:
+        if self._completed:
+            return
+        self._completed = True
+        self._exception = exception
+        for parent in self._parents:
+            parent._on_child_completed(self)
+
+    def __await__(self) -> Generator[Task[T], Any, T]:
+        # The driver sends the result back in (or throws the failure), exactly as it does
+        # for ``yield task`` in a generator orchestrator.
+        result: T = yield self
+        return result
+
+
+class CompletableTask(Task[T]):
+    """A task completed by one history event, identified by its action's ``event_id``."""
+
+    def __init__(self, task_id: int, description: str) -> None:
+        super().__init__()
+        self.id = task_id
+        self.description = description
+
+
+class TimerTask(CompletableTask[None]):
+    """A durable timer. ``cancel()`` stops waiting for it; a later fire is ignored."""
+
+    def __init__(self, task_id: int, description: str) -> None:
+        super().__init__(task_id, description)
+        self.is_cancelled = False
+
+    def cancel(self) -> None:
+        """Cancel the timer (no effect once it has fired)."""
+        if not self._completed:
+            self.is_cancelled = True
+
+
+class ExternalEventTask(Task[T]):
+    """Waits for an event raised to the instance under ``name``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class CompositeTask(Task[T]):
+    def __init__(self, children: Sequence[Task[Any]]) -> None:
+        super().__init__()
+        self.children = list(children)
+        for child in self.children:
+            if not isinstance(child, Task):
+                raise TypeError(f"expected durable tasks, got {type(child).__name__}")
+            child._parents.append(self)
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        raise NotImplementedError
+
+
+class WhenAllTask(CompositeTask[list[Any]]):
+    """Completes with every child's result, in order; fails as soon as one child fails."""
+
+    def __init__(self, children: Sequence[Task[Any]]) -> None:
+        super().__init__(children)
+        self._remaining = sum(1 for child in self.children if not child.is_completed)
+        failed = next((c for c in self.children if c.is_faulted), None)
+        if failed is not None:
+            self._fail(_exception_of(failed))
+        elif self._remaining == 0:
+            self._complete([child.result for child in self.children])
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        self._remaining -= 1
+        if child.is_faulted:
+            self._fail(_exception_of(child))
+        elif self._remaining == 0:
+            self._complete([c.result for c in self.children])
+
+
+class WhenAnyTask(CompositeTask[Task[Any]]):
+    """Completes with the first child that succeeds (the task itself, as azure-functions-durable
+    returns it); fails only when every child has failed, with the first failure."""
+
+    def __init__(self, children: Sequence[Task[Any]]) -> None:
+        super().__init__(children)
+        if not self.children:
+            raise ValueError("task_any needs at least one task")
+        self._first_failure: Task[Any] | None = None
+        for child in self.children:
+            if child.is_completed:
+                self._on_child_completed(child)
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        if self._completed:
+            return
+        if not child.is_faulted:
+            self._complete(child)
+            return
+        if self._first_failure is None:
+            self._first_failure = child
+        if all(c.is_completed for c in self.children):
+            self._fail(_exception_of(self._first_failure))
+
+
+def _exception_of(task: Task[Any]) -> BaseException:
+    assert task.exception is not None
+    return task.exception

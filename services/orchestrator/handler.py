@@ -1,0 +1,327 @@
+"""The handler transaction: the one place the orchestrator does I/O around the engine.
+
+For a batch of messages from one partition, in one transaction:
+lock the instances → drop duplicates → load or reuse state → run the engine →
+append events at the expected seq, update the read model, write the outbox → commit.
+The caller then publishes the outbox and acknowledges the messages. A failure anywhere
+before the commit loses nothing: the messages are redelivered, duplicates are dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from contracts import (
+    ActivityTask,
+    ActivityTaskMessage,
+    Envelope,
+    EventRaised,
+    ExecutionFailed,
+    ExecutionStarted,
+    FailureDetails,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorMessage,
+    OrchestratorStarted,
+    TaskScheduled,
+    Topology,
+    deterministic_message_id,
+)
+from durable.app import FunctionApp
+from services.common.amqp import OutgoingMessage
+from services.common.db import AmbiguousCommitError, Connection, is_connection_failure
+from services.common.events import StoredEvent, load_histories_txn
+from services.common.instances import NewInstance, insert_instances_txn
+from services.common.outbox import OutboxRecord, insert_outbox_txn
+from services.orchestrator import store
+from services.orchestrator.cache import InstanceCache, InstanceState
+from services.orchestrator.engine import Decision, OrchestrationExecutor
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Batch:
+    """Everything one transaction writes."""
+
+    events: list[store.NewEvent] = field(default_factory=list)
+    updates: list[store.InstanceUpdate] = field(default_factory=list)
+    messages: list[OutgoingMessage] = field(default_factory=list)
+    states: list[InstanceState] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+
+class OrchestrationHandler:
+    """Runs batches of orchestrator messages through the engine, one transaction per batch."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        functions: FunctionApp,
+        cache: InstanceCache,
+        topology: Topology,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._functions = functions
+        self._cache = cache
+        self._topology = topology
+        self._clock = clock
+
+    async def handle(self, messages: Sequence[OrchestratorMessage]) -> list[OutboxRecord]:
+        """Process ``messages`` in one transaction; return the outbox rows to publish.
+
+        Raises ``ConcurrencyError`` when another writer appended to one of the instances
+        first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
+        nothing of this batch is cached, and the messages must not be acknowledged.
+        """
+        groups: dict[str, list[OrchestratorMessage]] = {}
+        for message in messages:
+            groups.setdefault(message.envelope.instance_id, []).append(message)
+        try:
+            batch, records = await self._transaction(groups, self._clock())
+        except BaseException:
+            for instance_id in groups:
+                self._cache.evict(instance_id)
+            raise
+        for state in batch.states:
+            self._cache.put(state)
+        for instance_id in batch.finished:
+            self._cache.evict(instance_id)
+        return records
+
+    async def _transaction(
+        self, groups: dict[str, list[OrchestratorMessage]], now: datetime
+    ) -> tuple[_Batch, list[OutboxRecord]]:
+        async with self._pool.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                batch = await self._decide_txn(connection, groups, now)
+                await store.append_events_txn(connection, batch.events)
+                await store.update_instances_txn(connection, batch.updates)
+                records = await insert_outbox_txn(connection, batch.messages)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            try:
+                await transaction.commit()
+            except Exception as error:
+                if is_connection_failure(error):
+                    raise AmbiguousCommitError(str(error)) from error
+                raise
+        return batch, records
+
+    async def _decide_txn(
+        self,
+        connection: Connection,
+        groups: dict[str, list[OrchestratorMessage]],
+        now: datetime,
+    ) -> _Batch:
+        rows = await store.lock_instances_txn(connection, list(groups))
+        missing = [
+            _new_instance(start, now)
+            for instance_id, group in groups.items()
+            if instance_id not in rows
+            for start in _first_start(group)
+        ]
+        if missing:
+            await insert_instances_txn(connection, missing)
+            rows |= await store.lock_instances_txn(connection, [i.instance_id for i in missing])
+
+        states: dict[str, InstanceState] = {}
+        to_load: dict[str, int] = {}
+        for instance_id, row in rows.items():
+            if row.status.is_terminal:
+                continue
+            cached = self._cache.get(instance_id)
+            if (
+                cached
+                and cached.last_seq == row.last_seq
+                and cached.execution_id == row.execution_id
+            ):
+                states[instance_id] = cached
+            else:
+                to_load[instance_id] = row.execution_start_seq
+        histories = await load_histories_txn(connection, to_load) if to_load else {}
+        for instance_id, history in histories.items():
+            states[instance_id] = self._rehydrate(rows[instance_id], history)
+
+        batch = _Batch()
+        for instance_id, group in groups.items():
+            state = states.get(instance_id)
+            if state is None:
+                record = rows.get(instance_id)
+                log.info(
+                    "messages.dropped",
+                    instance_id=instance_id,
+                    count=len(group),
+                    reason=f"instance is {record.status.value}" if record else "unknown instance",
+                )
+                continue
+            self._run_episode(state, group, now, batch)
+        return batch
+
+    def _rehydrate(self, row: store.InstanceRecord, history: list[StoredEvent]) -> InstanceState:
+        orchestrator = self._functions.orchestrators.get(row.name)
+        executor = None
+        if orchestrator is not None:
+            executor = OrchestrationExecutor(orchestrator, row.instance_id)
+            executor.replay(stored.event for stored in history)
+        return InstanceState(
+            instance_id=row.instance_id,
+            name=row.name,
+            execution_id=row.execution_id,
+            correlation_id=row.correlation_id,
+            last_seq=row.last_seq,
+            executor=executor,
+            raised_message_ids={
+                stored.message_id
+                for stored in history
+                if stored.message_id is not None and isinstance(stored.event, EventRaised)
+            },
+        )
+
+    def _run_episode(
+        self,
+        state: InstanceState,
+        messages: list[OrchestratorMessage],
+        now: datetime,
+        batch: _Batch,
+    ) -> None:
+        bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
+        inbound: list[tuple[HistoryEvent, uuid.UUID]] = []
+        for message in messages:
+            reason = self._drop_reason(state, message)
+            if reason is not None:
+                bound.debug(
+                    "message.dropped",
+                    message_id=str(message.envelope.message_id),
+                    type=message.envelope.type,
+                    reason=reason,
+                )
+                continue
+            if isinstance(message.body, EventRaised):
+                state.raised_message_ids.add(message.envelope.message_id)
+            inbound.append((message.body, message.envelope.message_id))
+        if not inbound:
+            return
+
+        started = OrchestratorStarted(timestamp=now)
+        new_events = [started, *(event for event, _ in inbound)]
+        decision = (
+            state.executor.execute(new_events)
+            if state.executor is not None
+            else self._not_registered(state, now)
+        )
+        message_ids: list[uuid.UUID | None] = [None, *(mid for _, mid in inbound)]
+        message_ids += [None] * len(decision.new_events)
+        for event, message_id in zip([*new_events, *decision.new_events], message_ids, strict=True):
+            state.last_seq += 1
+            batch.events.append(
+                store.NewEvent(
+                    state.instance_id, state.last_seq, state.execution_id, event, message_id
+                )
+            )
+        batch.updates.append(
+            store.InstanceUpdate(
+                instance_id=state.instance_id,
+                status=decision.status,
+                custom_status=decision.custom_status,
+                output=decision.output,
+                failure=decision.failure,
+                last_seq=state.last_seq,
+                updated_at=now,
+                completed_at=now if decision.status.is_terminal else None,
+            )
+        )
+        batch.messages += self._messages_for(state, decision, now)
+        if decision.status.is_terminal:
+            batch.finished.append(state.instance_id)
+            bound.info(
+                "orchestration.ended",
+                name=state.name,
+                status=decision.status.value,
+                error=decision.failure.message if decision.failure else None,
+            )
+        else:
+            batch.states.append(state)
+
+    @staticmethod
+    def _drop_reason(state: InstanceState, message: OrchestratorMessage) -> str | None:
+        envelope, event = message.envelope, message.body
+        if envelope.execution_id is not None and envelope.execution_id != state.execution_id:
+            return f"for execution {envelope.execution_id}, current is {state.execution_id}"
+        if isinstance(event, EventRaised) and envelope.message_id in state.raised_message_ids:
+            return "duplicate event"
+        if state.executor is not None and not state.executor.accepts(event):
+            return "duplicate or no longer expected"
+        return None
+
+    def _not_registered(self, state: InstanceState, now: datetime) -> Decision:
+        failure = FailureDetails(
+            error_type="OrchestratorNotFound",
+            message=(
+                f"orchestrator {state.name!r} is not registered in this deployment; "
+                f"registered: {sorted(self._functions.orchestrators)}"
+            ),
+            is_non_retriable=True,
+        )
+        return Decision(
+            new_events=[ExecutionFailed(timestamp=now, failure=failure)],
+            status=OrchestrationStatus.FAILED,
+            failure=failure,
+        )
+
+    def _messages_for(
+        self, state: InstanceState, decision: Decision, now: datetime
+    ) -> list[OutgoingMessage]:
+        messages: list[OutgoingMessage] = []
+        for event in decision.new_events:
+            if isinstance(event, TaskScheduled):
+                task = ActivityTaskMessage(
+                    envelope=Envelope(
+                        message_id=deterministic_message_id(
+                            state.instance_id, state.execution_id, "task", event.event_id
+                        ),
+                        instance_id=state.instance_id,
+                        execution_id=state.execution_id,
+                        correlation_id=state.correlation_id,
+                        type="ActivityTask",
+                        sent_at=now,
+                    ),
+                    body=ActivityTask(
+                        name=event.name, input=event.input, task_scheduled_id=event.event_id
+                    ),
+                )
+                exchange, routing_key = self._topology.activity_route(event.name)
+                messages.append(OutgoingMessage.of(task, exchange, routing_key))
+        return messages
+
+
+def _first_start(group: list[OrchestratorMessage]) -> list[OrchestratorMessage]:
+    return [m for m in group if isinstance(m.body, ExecutionStarted)][:1]
+
+
+def _new_instance(message: OrchestratorMessage, now: datetime) -> NewInstance:
+    start = message.body
+    assert isinstance(start, ExecutionStarted)
+    return NewInstance(
+        instance_id=message.envelope.instance_id,
+        name=start.name,
+        execution_id=start.execution_id,
+        correlation_id=message.envelope.correlation_id,
+        input=start.input,
+        created_at=now,
+        parent_instance_id=start.parent.instance_id if start.parent else None,
+    )

@@ -1,0 +1,68 @@
+"""The outbox relay: publishes committed outbox rows and sweeps up rows left behind.
+
+The handler's caller publishes each batch's rows right after the commit (``publish_committed``).
+Rows outlive that only when a process died between commit and publish, or the broker was
+unreachable; the sweeper publishes those once they are older than a grace period, so it never
+races the normal path for fresh rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import asyncpg
+import structlog
+
+from services.common.amqp import Publisher
+from services.common.outbox import OutboxRecord, claim_stale_outbox_txn, publish_committed
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        *,
+        grace_seconds: float = 5.0,
+        sweep_interval_seconds: float = 1.0,
+        sweep_batch: int = 500,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._grace_seconds = grace_seconds
+        self._sweep_interval_seconds = sweep_interval_seconds
+        self._sweep_batch = sweep_batch
+
+    async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
+        """Publish rows just committed, then delete them. False if they stay for the sweeper."""
+        return await publish_committed(self._pool, self._publisher, records)
+
+    async def sweep_once(self) -> int:
+        """Publish and delete up to one batch of stale rows; return how many went out."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            records = await claim_stale_outbox_txn(
+                connection, self._grace_seconds, self._sweep_batch
+            )
+            if not records:
+                return 0
+            await self._publisher.publish_many(record.message for record in records)
+            await connection.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in records]
+            )
+        log.info("outbox.swept", count=len(records))
+        return len(records)
+
+    async def run_sweeper(self, stopping: asyncio.Event) -> None:
+        """Sweep until ``stopping`` is set; errors are logged and the sweep retried."""
+        while not stopping.is_set():
+            try:
+                while await self.sweep_once() == self._sweep_batch:
+                    pass
+            except Exception as error:
+                log.warning("outbox.sweep_failed", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._sweep_interval_seconds)

@@ -1,0 +1,27 @@
+"""Orchestrator service settings (``DF_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import CommonSettings
+
+
+class OrchestratorSettings(CommonSettings):
+    """Attributes:
+    batch_size: most messages handled in one transaction.
+    prefetch: unacknowledged deliveries per partition (bounds the buffered batch).
+    cache_instances: most instances kept live in memory.
+    cache_idle_seconds: an instance untouched this long is evicted (dehydrated).
+    pool_size: Postgres connections.
+    outbox_grace_seconds: age after which the sweeper publishes an outbox row left behind.
+    shutdown_seconds: how long SIGTERM waits for batches in flight.
+    """
+
+    batch_size: int = Field(default=256, ge=1)
+    prefetch: int = Field(default=512, ge=1)
+    cache_instances: int = Field(default=10_000, ge=0)
+    cache_idle_seconds: float = Field(default=300.0, gt=0)
+    pool_size: int = Field(default=20, ge=2)
+    outbox_grace_seconds: float = Field(default=5.0, gt=0)
+    shutdown_seconds: float = Field(default=20.0, gt=0)

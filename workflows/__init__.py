@@ -1,0 +1,1 @@
+"""Function apps shipped with the project: samples to run and to copy."""

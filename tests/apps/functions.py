@@ -1,0 +1,61 @@
+"""Functions used only by the tests, deployed next to ``workflows.samples``.
+
+Loaded by the services through ``DF_FUNCTION_MODULES=workflows.samples,tests.apps.functions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from durable import ActivityContext, FunctionApp, OrchestrationContext, TaskFailedError
+
+app = FunctionApp()
+
+
+@app.orchestrator
+def failing_orchestrator(ctx: OrchestrationContext) -> Any:
+    yield ctx.call_activity("echo", "before the failure")
+    raise ValueError(f"orchestrator gave up on {ctx.get_input()!r}")
+
+
+@app.orchestrator
+def calls_failing_activity(ctx: OrchestrationContext) -> Any:
+    return (yield ctx.call_activity("always_fails", ctx.get_input()))
+
+
+@app.orchestrator
+def catches_failing_activity(ctx: OrchestrationContext) -> Any:
+    try:
+        yield ctx.call_activity("always_fails", ctx.get_input())
+    except TaskFailedError as error:
+        return {"caught": error.details.error_type, "message": error.details.message}
+    return "not reached"
+
+
+@app.orchestrator
+def slow_chain(ctx: OrchestrationContext) -> Any:
+    """A chain of ``steps`` activities that each take ``delay`` seconds (for crash tests)."""
+    spec = ctx.get_input() or {}
+    results = []
+    for step in range(int(spec.get("steps", 5))):
+        results.append(
+            (yield ctx.call_activity("slow_echo", {"step": step, "delay": spec.get("delay", 0.01)}))
+        )
+    return results
+
+
+@app.activity
+def echo(value: Any) -> Any:
+    return value
+
+
+@app.activity
+def always_fails(value: Any) -> Any:
+    raise RuntimeError(f"activity refused {value!r}")
+
+
+@app.activity
+async def slow_echo(spec: dict[str, Any], context: ActivityContext) -> dict[str, Any]:
+    await asyncio.sleep(float(spec["delay"]))
+    return {"step": spec["step"], "key": context.idempotency_key}

@@ -1,0 +1,165 @@
+"""Shared fixtures: a fresh database and a unique broker namespace per test session.
+
+Integration and end-to-end tests use the real Postgres and RabbitMQ (``DF_TEST_DATABASE_ADMIN_URL``
+and ``DF_AMQP_URL``, defaulting to the local ones). Each session creates its own database and
+namespaces its queues, and removes both at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import asyncpg
+import pytest
+
+from contracts import Topology
+from deploy.processes import ServiceGroup
+from services.client.client import DurableClient
+from services.common.db import create_pool
+from services.common.migrate import apply_migrations
+from services.common.settings import CommonSettings
+
+ADMIN_URL = os.environ.get(
+    "DF_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+TEST_FUNCTION_MODULES = "workflows.samples,tests.apps.functions"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def database_url_for(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def create_database() -> str:
+    """A new, migrated database; returns its URL."""
+    name = unique("df_test_")
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = database_url_for(name)
+    connection = await asyncpg.connect(url)
+    try:
+        await apply_migrations(connection)
+    finally:
+        await connection.close()
+    return url
+
+
+async def drop_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def delete_broker_objects(topology: Topology, activity_names: list[str]) -> None:
+    """Delete the namespace's queues and exchanges (names are known from the topology)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        queues, _ = topology.orchestrator_declarations()
+        names = [q.name for q in queues]
+        for activity in activity_names:
+            names += [q.name for q in topology.activity_declarations(activity)[0]]
+        for name in names:
+            await channel.queue_delete(name)
+        for exchange in topology.exchanges():
+            await channel.exchange_delete(exchange.name)
+    finally:
+        await connection.close()
+
+
+def activity_names_under_test() -> list[str]:
+    from services.common.loader import load_function_apps
+
+    return sorted(load_function_apps(TEST_FUNCTION_MODULES.split(",")).activities)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await create_database()
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def topology() -> Topology:
+    return Topology(namespace=unique("t"), partitions=4)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, topology: Topology) -> CommonSettings:
+    return CommonSettings(
+        database_url=database_url,
+        amqp_url=AMQP_URL,
+        namespace=topology.namespace,
+        partitions=topology.partitions,
+        function_modules=TEST_FUNCTION_MODULES,
+    )
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def broker_cleanup(topology: Topology) -> AsyncIterator[None]:
+    yield
+    await delete_broker_objects(topology, activity_names_under_test())
+
+
+def service_env(settings: CommonSettings, http_port: int) -> dict[str, str]:
+    return {
+        "DF_DATABASE_URL": settings.database_url,
+        "DF_AMQP_URL": settings.amqp_url,
+        "DF_NAMESPACE": settings.namespace,
+        "DF_PARTITIONS": str(settings.partitions),
+        "DF_FUNCTION_MODULES": settings.function_modules,
+        "DF_HTTP_PORT": str(http_port),
+        "DF_LOG_LEVEL": "info",
+        "DF_LOG_FORMAT": "console",
+    }
+
+
+@pytest.fixture(scope="session")
+async def services(
+    settings: CommonSettings, broker_cleanup: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServiceGroup]:
+    """The three services as real processes, shared by the end-to-end tests of a session."""
+    log_dir = tmp_path_factory.mktemp("service-logs")
+    group = ServiceGroup(service_env(settings, free_port()), log_dir)
+    group.start()
+    try:
+        await group.wait_ready(settings.topology, activity_names_under_test())
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(settings: CommonSettings, broker_cleanup: None) -> AsyncIterator[DurableClient]:
+    durable = await DurableClient.connect(settings, name="tests")
+    yield durable
+    await durable.close()

@@ -35,7 +35,8 @@ def _convert(value: Any) -> JsonValue:
             raise TypeError(f"{value!r} has no JSON representation")
         return value
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        # Pydantic's JSON mode keeps NaN and infinity as floats; check what it produced.
+        return _convert(value.model_dump(mode="json"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _convert(dataclasses.asdict(value))
     if isinstance(value, list | tuple):

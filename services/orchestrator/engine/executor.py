@@ -154,9 +154,13 @@ class OrchestrationExecutor:
             case ExecutionStarted():
                 return not self._started
             case TaskCompleted(task_scheduled_id=task_id) | TaskFailed(task_scheduled_id=task_id):
-                return task_id in self._open_tasks
+                task = self._open_tasks.get(task_id)
+                return task is not None and not isinstance(task, TimerTask)
             case TimerFired(timer_id=timer_id):
-                return timer_id in self._open_tasks
+                # A cancelled timer stays open (nothing tells the store to drop it), so its
+                # fire must be refused here; ids of activities are not timers either.
+                timer = self._open_tasks.get(timer_id)
+                return isinstance(timer, TimerTask) and not timer.is_cancelled
             case _:
                 return True
 
@@ -209,12 +213,16 @@ class OrchestrationExecutor:
         if isinstance(event, _TERMINAL_EVENTS):
             self._on_terminal_event(event)
             return
-        if self.is_finished:
+        # Code that has finished may still have actions to match: those it scheduled in its
+        # last step are recorded just before the completion, and a recorded action it no
+        # longer reaches means the code now finishes earlier than it did.
+        if self.is_finished and not isinstance(event, TaskScheduled | TimerCreated):
             return
         try:
             self._dispatch(event)
         except NonDeterminismError as error:
-            self._fail_non_deterministic(error)
+            if self._non_determinism is None:
+                self._fail_non_deterministic(error)
             return
         self._resume()
 
@@ -338,6 +346,7 @@ class OrchestrationExecutor:
         self._finish(ExecutionCompleted(timestamp=self.context.current_utc_datetime, result=output))
 
     def _fail(self, error: BaseException) -> None:
+        self._output = None
         self._failure = FailureDetails.from_exception(error)
         self._finish(
             ExecutionFailed(timestamp=self.context.current_utc_datetime, failure=self._failure)
@@ -345,6 +354,8 @@ class OrchestrationExecutor:
 
     def _fail_non_deterministic(self, error: NonDeterminismError) -> None:
         self._non_determinism = error
+        # What the diverged code asked for beyond the mismatch must not be dispatched.
+        self._pending_actions.clear()
         self._fail(error)
 
     def _finish(self, completion: HistoryEvent) -> None:

@@ -45,4 +45,6 @@ def deterministic_message_id(*parts: object) -> uuid.UUID:
     Re-sending the same logical message (after a crash, from a replayed decision) yields the
     same id, which is what makes duplicate detection possible.
     """
-    return uuid.uuid5(_MESSAGE_ID_NAMESPACE, "|".join(str(part) for part in parts))
+    # Length-prefixed, so ("a|b", "c") and ("a", "b|c") cannot collide.
+    name = "".join(f"{len(text)}:{text}" for text in map(str, parts))
+    return uuid.uuid5(_MESSAGE_ID_NAMESPACE, name)

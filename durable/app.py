@@ -138,6 +138,8 @@ class FunctionApp:
         """azure-functions-durable's renaming decorator (placed above the trigger)."""
 
         def rename(fn: F) -> F:
+            if not _NAME.match(name):
+                self._check_new(name, {}, "function")  # raises, naming the rule
             for old, registered in list(self.orchestrators.items()):
                 if registered is fn:
                     del self.orchestrators[old]

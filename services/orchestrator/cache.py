@@ -57,6 +57,9 @@ class InstanceCache:
         entry = self._entries.get(instance_id)
         if entry is None:
             return None
+        # A read is a use: refresh the time too, so the LRU order and the idle times agree
+        # (evict_idle relies on the oldest entry being at the front).
+        self._entries[instance_id] = (entry[0], self._clock())
         self._entries.move_to_end(instance_id)
         return entry[0]
 

@@ -141,3 +141,21 @@ def test_yielding_something_that_is_not_a_task_fails_with_orchestrator_yield_err
     assert decision.status is OrchestrationStatus.FAILED
     assert decision.failure.error_type == "OrchestratorYieldError"
     assert f"yielded {yielded}" in decision.failure.message
+
+
+def test_activities_scheduled_in_the_failing_step_are_not_dispatched():
+    def schedules_then_raises(ctx):
+        ctx.call_activity("notify", "never sent")
+        yield ctx.call_activity("first")
+        ctx.call_activity("notify", "also never sent")
+        raise ValueError("gave up")
+
+    history = HistoryBuilder().start("schedules_then_raises").scheduled(0, "notify", "never sent")
+    history.scheduled(1, "first")
+    history.episode().completed(1, None)
+    past, new = history.split()
+
+    decision = replay(schedules_then_raises, "i1", past, new)
+
+    assert decision.status is OrchestrationStatus.FAILED
+    assert [e.event_type for e in decision.new_events] == ["ExecutionFailed"]

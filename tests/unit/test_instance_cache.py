@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from services.orchestrator.cache import InstanceCache, InstanceState
 
 
@@ -106,11 +104,6 @@ def test_put_refreshes_an_instances_idle_time():
     assert cache.get("a") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="get() moves an entry to the back of the LRU order without refreshing its "
-    "last-used time, so evict_idle (which stops at the first fresh entry) misjudges it",
-)
 def test_an_instance_used_through_get_is_not_evicted_as_idle():
     clock = FakeClock()
     cache = InstanceCache(idle_seconds=300, clock=clock)

@@ -346,6 +346,9 @@ class OrchestrationExecutor:
         self._finish(ExecutionCompleted(timestamp=self.context.current_utc_datetime, result=output))
 
     def _fail(self, error: BaseException) -> None:
+        # A failed execution has no further effects: what the code scheduled in the step that
+        # failed (or, after a history mismatch, what diverged code asked for) is not dispatched.
+        self._pending_actions.clear()
         self._output = None
         self._failure = FailureDetails.from_exception(error)
         self._finish(
@@ -354,8 +357,6 @@ class OrchestrationExecutor:
 
     def _fail_non_deterministic(self, error: NonDeterminismError) -> None:
         self._non_determinism = error
-        # What the diverged code asked for beyond the mismatch must not be dispatched.
-        self._pending_actions.clear()
         self._fail(error)
 
     def _finish(self, completion: HistoryEvent) -> None:

@@ -7,6 +7,7 @@ activity may ask for an ``ActivityContext``.
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp, RegistrationError
 from services.orchestrator.engine import (
+    EventTimeoutError,
     NonDeterminismError,
     OrchestrationContext,
     Task,
@@ -21,6 +22,7 @@ __all__ = [
     "ActivityContext",
     "ActivityDefinition",
     "DurableOrchestrationContext",
+    "EventTimeoutError",
     "FunctionApp",
     "NonDeterminismError",
     "OrchestrationContext",

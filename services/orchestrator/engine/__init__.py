@@ -5,6 +5,7 @@ No I/O, no clock, no randomness: everything it knows comes from the history it i
 
 from services.orchestrator.engine.context import OrchestrationContext, function_name
 from services.orchestrator.engine.errors import (
+    EventTimeoutError,
     NonDeterminismError,
     OrchestratorYieldError,
     TaskFailedError,
@@ -27,6 +28,7 @@ from services.orchestrator.engine.tasks import (
 __all__ = [
     "CompletableTask",
     "Decision",
+    "EventTimeoutError",
     "ExternalEventTask",
     "NonDeterminismError",
     "OrchestrationContext",

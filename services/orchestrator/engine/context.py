@@ -106,12 +106,19 @@ class OrchestrationContext:
             fire_at = fire_at.replace(tzinfo=UTC)
         return self._executor.create_timer(fire_at)
 
-    def wait_for_external_event(self, name: str) -> Task[Any]:
+    def wait_for_external_event(
+        self, name: str, timeout: timedelta | float | None = None
+    ) -> Task[Any]:
         """A task that completes with the data of the next event raised under ``name``.
 
         Event names are case-insensitive. Events raised before anyone waits are kept, in order.
+        With ``timeout`` (a ``timedelta`` or seconds), the task fails with
+        ``EventTimeoutError`` (a ``TimeoutError``) if no event arrives in time; the wait is
+        then withdrawn, so a later event is kept for the next wait.
         """
-        return self._executor.wait_for_event(name)
+        if timeout is not None and not isinstance(timeout, timedelta):
+            timeout = timedelta(seconds=timeout)
+        return self._executor.wait_for_event(name, timeout)
 
     def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
         """Completes with the list of all results, in order; fails when one task fails."""

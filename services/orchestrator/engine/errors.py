@@ -42,3 +42,17 @@ class NonDeterminismError(Exception):
 
 class OrchestratorYieldError(TypeError):
     """The orchestrator yielded or awaited something that is not a durable task."""
+
+
+class EventTimeoutError(TimeoutError):
+    """``wait_for_external_event(name, timeout)`` ran out of time before the event arrived.
+
+    Attributes:
+        name: the event waited for.
+        timeout_seconds: how long the orchestrator waited.
+    """
+
+    def __init__(self, name: str, timeout_seconds: float) -> None:
+        super().__init__(f"no {name!r} event arrived within {timeout_seconds:g} s")
+        self.name = name
+        self.timeout_seconds = timeout_seconds

@@ -17,7 +17,7 @@ import inspect
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import JsonValue
@@ -48,12 +48,14 @@ from services.orchestrator.engine.actions import (
 )
 from services.orchestrator.engine.context import OrchestrationContext
 from services.orchestrator.engine.errors import (
+    EventTimeoutError,
     NonDeterminismError,
     OrchestratorYieldError,
     TaskFailedError,
 )
 from services.orchestrator.engine.tasks import (
     CompletableTask,
+    EventWithTimeoutTask,
     ExternalEventTask,
     Task,
     TimerTask,
@@ -77,6 +79,7 @@ class Decision:
         output: the orchestrator's return value, when it completed.
         failure: why it failed, when it failed.
         non_determinism: set when the failure is a history mismatch.
+        cancelled_timers: ids of timers the code cancelled in this episode.
     """
 
     new_events: list[HistoryEvent] = field(default_factory=list)
@@ -85,6 +88,7 @@ class Decision:
     output: JsonValue = None
     failure: FailureDetails | None = None
     non_determinism: NonDeterminismError | None = None
+    cancelled_timers: list[int] = field(default_factory=list)
 
 
 class OrchestrationExecutor:
@@ -106,6 +110,7 @@ class OrchestrationExecutor:
         self._failure: FailureDetails | None = None
         self._non_determinism: NonDeterminismError | None = None
         self._started = False
+        self._cancelled_timers: list[int] = []
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -122,6 +127,8 @@ class OrchestrationExecutor:
                 self._apply(event)
         finally:
             self.context._is_replaying = False
+            # Cancellations during replay were reported when they first happened.
+            self._cancelled_timers.clear()
 
     def execute(self, new_events: Sequence[HistoryEvent]) -> Decision:
         """Apply new events and return what to append after them."""
@@ -140,6 +147,8 @@ class OrchestrationExecutor:
         decision.output = self._output
         decision.failure = self._failure
         decision.non_determinism = self._non_determinism
+        decision.cancelled_timers = self._cancelled_timers
+        self._cancelled_timers = []
         return decision
 
     def accepts(self, event: HistoryEvent) -> bool:
@@ -187,12 +196,12 @@ class OrchestrationExecutor:
 
     def create_timer(self, fire_at: datetime) -> TimerTask:
         timer_id = self._new_action_id()
-        timer = TimerTask(timer_id, f"timer at {fire_at.isoformat()}")
+        timer = TimerTask(timer_id, f"timer at {fire_at.isoformat()}", self._timer_cancelled)
         self._pending_actions[timer_id] = CreateTimer(timer_id, fire_at)
         self._open_tasks[timer_id] = timer
         return timer
 
-    def wait_for_event(self, name: str) -> Task[Any]:
+    def wait_for_event(self, name: str, timeout: timedelta | None = None) -> Task[Any]:
         key = name.casefold()
         task: ExternalEventTask[Any] = ExternalEventTask(name)
         buffered = self._event_buffer.get(key)
@@ -200,7 +209,20 @@ class OrchestrationExecutor:
             task._complete(buffered.popleft())
         else:
             self._event_waiters.setdefault(key, deque()).append(task)
-        return task
+        if timeout is None or task.is_completed:
+            return task
+        timer = self.create_timer(self.context.current_utc_datetime + timeout)
+
+        def timed_out() -> BaseException:
+            waiters = self._event_waiters.get(key)
+            if waiters and task in waiters:
+                waiters.remove(task)
+            return EventTimeoutError(name, timeout.total_seconds())
+
+        return EventWithTimeoutTask(task, timer, timed_out)
+
+    def _timer_cancelled(self, timer: TimerTask) -> None:
+        self._cancelled_timers.append(timer.id)
 
     def _new_action_id(self) -> int:
         action_id = self._next_action_id

@@ -8,7 +8,7 @@ azure-functions-durable: ``is_completed``, ``is_faulted``, ``result``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ class Task(Generic[T]):
         self._completed = False
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._parents: list[CompositeTask[Any]] = []
+        self._parents: list[Task[Any]] = []
 
     @property
     def is_completed(self) -> bool:
@@ -71,6 +71,10 @@ class Task(Generic[T]):
         for parent in self._parents:
             parent._on_child_completed(self)
 
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        """Called by a child task this task waits on (composite tasks only)."""
+        raise NotImplementedError
+
     def __await__(self) -> Generator[Task[T], Any, T]:
         # The driver sends the result back in (or throws the failure), exactly as it does
         # for ``yield task`` in a generator orchestrator.
@@ -90,14 +94,23 @@ class CompletableTask(Task[T]):
 class TimerTask(CompletableTask[None]):
     """A durable timer. ``cancel()`` stops waiting for it; a later fire is ignored."""
 
-    def __init__(self, task_id: int, description: str) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        description: str,
+        on_cancel: Callable[[TimerTask], None] | None = None,
+    ) -> None:
         super().__init__(task_id, description)
         self.is_cancelled = False
+        self._on_cancel = on_cancel
 
     def cancel(self) -> None:
-        """Cancel the timer (no effect once it has fired)."""
-        if not self._completed:
-            self.is_cancelled = True
+        """Cancel the timer (no effect once it has fired or was cancelled)."""
+        if self._completed or self.is_cancelled:
+            return
+        self.is_cancelled = True
+        if self._on_cancel is not None:
+            self._on_cancel(self)
 
 
 class ExternalEventTask(Task[T]):
@@ -108,6 +121,36 @@ class ExternalEventTask(Task[T]):
         self.name = name
 
 
+class EventWithTimeoutTask(Task[T]):
+    """``wait_for_external_event(name, timeout)``: the event's data, or a timeout error.
+
+    Whichever comes first wins: the event cancels the timer; the timer withdraws the wait, so
+    a later event is kept for the next wait instead of being swallowed.
+    """
+
+    def __init__(
+        self,
+        event: ExternalEventTask[T],
+        timer: TimerTask,
+        on_timeout: Callable[[], BaseException],
+    ) -> None:
+        super().__init__()
+        self.event = event
+        self.timer = timer
+        self._on_timeout = on_timeout
+        event._parents.append(self)
+        timer._parents.append(self)
+
+    def _on_child_completed(self, child: Task[Any]) -> None:
+        if self._completed:
+            return
+        if child is self.event:
+            self.timer.cancel()
+            self._complete(self.event.result)
+        else:
+            self._fail(self._on_timeout())
+
+
 class CompositeTask(Task[T]):
     def __init__(self, children: Sequence[Task[Any]]) -> None:
         super().__init__()
@@ -116,9 +159,6 @@ class CompositeTask(Task[T]):
             if not isinstance(child, Task):
                 raise TypeError(f"expected durable tasks, got {type(child).__name__}")
             child._parents.append(self)
-
-    def _on_child_completed(self, child: Task[Any]) -> None:
-        raise NotImplementedError
 
 
 class WhenAllTask(CompositeTask[list[Any]]):

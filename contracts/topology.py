@@ -38,6 +38,22 @@ class BindingSpec:
 
 
 @dataclass(frozen=True)
+class ExchangeBindingSpec:
+    """Messages published to ``source`` with a matching key also go to ``destination``."""
+
+    destination: str
+    source: str
+    routing_key: str
+
+
+DELAY_LEVELS = 28
+"""Delay levels 27..0; level ``n`` holds messages for 2^n seconds. Longest delay: 2^28 - 1 s
+(about 8.5 years); a longer timer is re-delayed when it arrives."""
+
+MAX_DELAY_SECONDS = 2**DELAY_LEVELS - 1
+
+
+@dataclass(frozen=True)
 class Topology:
     """Names and arguments for one deployment.
 
@@ -101,6 +117,77 @@ class Topology:
 
     def dead_letter_queue(self, queue: str) -> str:
         return f"{queue}.dlq"
+
+    # --- durable timers: the binary delay-level cascade ---------------------------------------
+    #
+    # A delayed message is published to the top level's exchange with a routing key that spells
+    # its delay in seconds in binary, most significant bit first, followed by the destination
+    # partition: "0.0.….1.0.1.p07". At level n, a message whose bit n is 1 goes into that
+    # level's queue, waits 2^n seconds (the queue's fixed TTL, so it is never stuck behind a
+    # longer delay) and is dead-lettered into level n-1's exchange; a message whose bit n is 0
+    # passes straight to level n-1's exchange. After level 0 it reaches the delivery exchange,
+    # which routes it by its last word to the partition queue.
+
+    def delay_level_name(self, level: int) -> str:
+        return f"{self.namespace}.delay.level.{level:02d}"
+
+    @property
+    def delay_entry_exchange(self) -> str:
+        """Where delayed messages are published."""
+        return self.delay_level_name(DELAY_LEVELS - 1)
+
+    @property
+    def delay_delivery_exchange(self) -> str:
+        return f"{self.namespace}.delay.delivery"
+
+    def delay_routing_key(self, delay_seconds: int, instance_id: str) -> str:
+        """The routing key that delays by ``delay_seconds`` and then delivers to the partition
+        that owns ``instance_id``."""
+        if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+            raise ValueError(f"delay must be 0..{MAX_DELAY_SECONDS} s, not {delay_seconds}")
+        bits = ".".join(format(delay_seconds, f"0{DELAY_LEVELS}b"))
+        return f"{bits}.{self.partition_routing_key(self.partition_for(instance_id))}"
+
+    def _level_pattern(self, level: int, bit: str) -> str:
+        return "*." * (DELAY_LEVELS - 1 - level) + bit + ".#"
+
+    def delay_declarations(
+        self,
+    ) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec], list[ExchangeBindingSpec]]:
+        """Exchanges, queues and bindings of the delay cascade and its delivery exchange."""
+        exchanges = [ExchangeSpec(self.delay_delivery_exchange, "topic")]
+        queues: list[QueueSpec] = []
+        bindings: list[BindingSpec] = []
+        exchange_bindings: list[ExchangeBindingSpec] = []
+        for level in range(DELAY_LEVELS - 1, -1, -1):
+            name = self.delay_level_name(level)
+            below = self.delay_level_name(level - 1) if level else self.delay_delivery_exchange
+            exchanges.append(ExchangeSpec(name, "topic"))
+            queues.append(
+                QueueSpec(
+                    name,
+                    {
+                        "x-queue-type": "quorum",
+                        "x-message-ttl": (2**level) * 1000,
+                        "x-dead-letter-exchange": below,
+                        "x-dead-letter-strategy": "at-least-once",
+                        "x-overflow": "reject-publish",
+                    },
+                )
+            )
+            bindings.append(BindingSpec(name, name, self._level_pattern(level, "1")))
+            exchange_bindings.append(
+                ExchangeBindingSpec(below, name, self._level_pattern(level, "0"))
+            )
+        for partition in range(self.partitions):
+            bindings.append(
+                BindingSpec(
+                    self.partition_queue(partition),
+                    self.delay_delivery_exchange,
+                    f"#.{self.partition_routing_key(partition)}",
+                )
+            )
+        return exchanges, queues, bindings, exchange_bindings
 
     # --- declarations ------------------------------------------------------------------------
 

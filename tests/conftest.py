@@ -77,12 +77,13 @@ async def delete_broker_objects(topology: Topology, activity_names: list[str]) -
     try:
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()
-        names = [q.name for q in queues]
+        delay_exchanges, delay_queues, _, _ = topology.delay_declarations()
+        names = [q.name for q in queues + delay_queues]
         for activity in activity_names:
             names += [q.name for q in topology.activity_declarations(activity)[0]]
         for name in names:
             await channel.queue_delete(name)
-        for exchange in topology.exchanges():
+        for exchange in topology.exchanges() + delay_exchanges:
             await channel.exchange_delete(exchange.name)
     finally:
         await connection.close()

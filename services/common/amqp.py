@@ -86,6 +86,17 @@ async def declare_orchestrator_queues(channel: AbstractChannel, topology: Topolo
     await declare(channel, topology, queues, bindings)
 
 
+async def declare_delay_queues(channel: AbstractChannel, topology: Topology) -> None:
+    """The durable-timer cascade: 28 level exchanges and queues, and the delivery exchange."""
+    exchanges, queues, bindings, exchange_bindings = topology.delay_declarations()
+    for spec in exchanges:
+        await channel.declare_exchange(spec.name, spec.type, durable=True)
+    await declare(channel, topology, queues, bindings)
+    for link in exchange_bindings:
+        destination = await channel.get_exchange(link.destination, ensure=False)
+        await destination.bind(link.source, link.routing_key)
+
+
 async def declare_activity_queues(
     channel: AbstractChannel, topology: Topology, activity_names: Iterable[str]
 ) -> None:
@@ -120,8 +131,11 @@ class Publisher:
             publisher_confirms=True, on_return_raises=True
         )
         await declare_orchestrator_queues(self._channel, self._topology)
+        await declare_delay_queues(self._channel, self._topology)
         for spec in self._topology.exchanges():
             self._exchanges[spec.name] = await self._channel.get_exchange(spec.name, ensure=False)
+        entry = self._topology.delay_entry_exchange
+        self._exchanges[entry] = await self._channel.get_exchange(entry, ensure=False)
 
     async def close(self) -> None:
         await self._connection.close()

@@ -7,12 +7,15 @@ deployments (or test runs) share one broker.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 ExchangeType = Literal["direct", "topic", "fanout"]
 QueueArguments = dict[str, str | int | bool]
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DEFAULT_PARTITIONS = 16
 DEFAULT_DELIVERY_LIMIT = 20
@@ -58,21 +61,28 @@ class Topology:
     """Names and arguments for one deployment.
 
     Attributes:
-        namespace: prefix of every exchange and queue name.
+        namespace: prefix of every exchange and queue name, except the delay cascade's.
         partitions: number of orchestrator partitions; every publisher must agree on it,
             because it decides which queue an instance's messages go to.
         delivery_limit: deliveries of one message before the broker dead-letters it.
+        delay_prefix: prefix of the delay cascade's 28 levels. The cascade carries no
+            deployment-specific state, so deployments (and test runs) on one broker share it
+            rather than each creating and deleting 28 quorum queues.
     """
 
     namespace: str = "df"
     partitions: int = DEFAULT_PARTITIONS
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+    delay_prefix: str = "durable.delay"
 
     def __post_init__(self) -> None:
         if not 1 <= self.partitions <= 1024:
             raise ValueError(f"partitions must be between 1 and 1024, not {self.partitions}")
-        if not self.namespace or any(c in self.namespace for c in " #*"):
-            raise ValueError(f"invalid namespace {self.namespace!r}")
+        # A namespace is one word of a topic routing key (delayed messages are routed by it).
+        if not _NAMESPACE.match(self.namespace):
+            raise ValueError(
+                f"invalid namespace {self.namespace!r}: use letters, digits, '_' and '-'"
+            )
 
     # --- orchestrator partitions -------------------------------------------------------------
 
@@ -121,15 +131,15 @@ class Topology:
     # --- durable timers: the binary delay-level cascade ---------------------------------------
     #
     # A delayed message is published to the top level's exchange with a routing key that spells
-    # its delay in seconds in binary, most significant bit first, followed by the destination
-    # partition: "0.0.….1.0.1.p07". At level n, a message whose bit n is 1 goes into that
+    # its delay in seconds in binary, most significant bit first, followed by the destination:
+    # "0.0.….1.0.1.<namespace>.p07". At level n, a message whose bit n is 1 goes into that
     # level's queue, waits 2^n seconds (the queue's fixed TTL, so it is never stuck behind a
     # longer delay) and is dead-lettered into level n-1's exchange; a message whose bit n is 0
-    # passes straight to level n-1's exchange. After level 0 it reaches the delivery exchange,
-    # which routes it by its last word to the partition queue.
+    # passes straight to level n-1's exchange. After level 0 it reaches the shared delivery
+    # exchange, where each deployment binds its partition queues by namespace and partition.
 
     def delay_level_name(self, level: int) -> str:
-        return f"{self.namespace}.delay.level.{level:02d}"
+        return f"{self.delay_prefix}.level.{level:02d}"
 
     @property
     def delay_entry_exchange(self) -> str:
@@ -138,7 +148,10 @@ class Topology:
 
     @property
     def delay_delivery_exchange(self) -> str:
-        return f"{self.namespace}.delay.delivery"
+        return f"{self.delay_prefix}.delivery"
+
+    def _delay_destination(self, partition: int) -> str:
+        return f"{self.namespace}.{self.partition_routing_key(partition)}"
 
     def delay_routing_key(self, delay_seconds: int, instance_id: str) -> str:
         """The routing key that delays by ``delay_seconds`` and then delivers to the partition
@@ -146,7 +159,7 @@ class Topology:
         if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
             raise ValueError(f"delay must be 0..{MAX_DELAY_SECONDS} s, not {delay_seconds}")
         bits = ".".join(format(delay_seconds, f"0{DELAY_LEVELS}b"))
-        return f"{bits}.{self.partition_routing_key(self.partition_for(instance_id))}"
+        return f"{bits}.{self._delay_destination(self.partition_for(instance_id))}"
 
     def _level_pattern(self, level: int, bit: str) -> str:
         return "*." * (DELAY_LEVELS - 1 - level) + bit + ".#"
@@ -154,7 +167,8 @@ class Topology:
     def delay_declarations(
         self,
     ) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec], list[ExchangeBindingSpec]]:
-        """Exchanges, queues and bindings of the delay cascade and its delivery exchange."""
+        """Exchanges, queues and bindings of the (shared) delay cascade, its delivery exchange,
+        and this deployment's bindings from the delivery exchange to its partition queues."""
         exchanges = [ExchangeSpec(self.delay_delivery_exchange, "topic")]
         queues: list[QueueSpec] = []
         bindings: list[BindingSpec] = []
@@ -184,7 +198,7 @@ class Topology:
                 BindingSpec(
                     self.partition_queue(partition),
                     self.delay_delivery_exchange,
-                    f"#.{self.partition_routing_key(partition)}",
+                    f"#.{self._delay_destination(partition)}",
                 )
             )
         return exchanges, queues, bindings, exchange_bindings

@@ -10,6 +10,26 @@ amqp_port=5672
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# A broker can accept TCP connections and still never answer (seen after heavy quorum-queue
+# churn): send the AMQP protocol header and expect the first byte of a Connection.Start frame.
+amqp_answers() {
+    local first
+    first=$(
+        exec 3<>"/dev/tcp/127.0.0.1/$amqp_port" || exit 1
+        printf 'AMQP\x00\x00\x09\x01' >&3
+        timeout 5 head -c 1 <&3 | od -An -tx1 | tr -d ' \n'
+    ) 2>/dev/null
+    [ "$first" = "01" ]
+}
+
+wait_for_amqp() {  # seconds
+    local deadline=$((SECONDS + $1))
+    until amqp_answers; do
+        ((SECONDS < deadline)) || return 1
+        sleep 1
+    done
+}
+
 wait_for() {  # name host port seconds
     local deadline=$((SECONDS + $4))
     until port_open "$2" "$3"; do
@@ -43,7 +63,14 @@ if ! port_open 127.0.0.1 "$amqp_port"; then
     fi
 fi
 wait_for RabbitMQ 127.0.0.1 "$amqp_port" 120
-if command -v rabbitmqctl >/dev/null 2>&1; then
-    rabbitmqctl await_startup --timeout 120 >/dev/null
+if ! wait_for_amqp 60; then
+    if command -v rabbitmq-server >/dev/null 2>&1 && pgrep -x beam.smp >/dev/null; then
+        echo "ensure-services: RabbitMQ accepts connections but does not answer; restarting it"
+        pkill -9 -x beam.smp || true
+        sleep 2
+        rabbitmq-server -detached
+        wait_for RabbitMQ 127.0.0.1 "$amqp_port" 120
+    fi
+    wait_for_amqp 120 || { echo "ensure-services: RabbitMQ does not answer AMQP" >&2; exit 1; }
 fi
 echo "ensure-services: PostgreSQL and RabbitMQ are up"

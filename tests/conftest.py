@@ -72,18 +72,21 @@ async def drop_database(url: str) -> None:
 
 
 async def delete_broker_objects(topology: Topology, activity_names: list[str]) -> None:
-    """Delete the namespace's queues and exchanges (names are known from the topology)."""
+    """Delete the namespace's queues and exchanges (names are known from the topology).
+
+    The delay cascade is shared by every namespace on the broker and stays: creating and
+    deleting quorum queues in bulk is a workload RabbitMQ handles badly.
+    """
     connection = await aio_pika.connect(AMQP_URL)
     try:
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()
-        delay_exchanges, delay_queues, _, _ = topology.delay_declarations()
-        names = [q.name for q in queues + delay_queues]
+        names = [q.name for q in queues]
         for activity in activity_names:
             names += [q.name for q in topology.activity_declarations(activity)[0]]
         for name in names:
             await channel.queue_delete(name)
-        for exchange in topology.exchanges() + delay_exchanges:
+        for exchange in topology.exchanges():
             await channel.exchange_delete(exchange.name)
     finally:
         await connection.close()

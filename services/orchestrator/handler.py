@@ -29,7 +29,10 @@ from contracts import (
     OrchestrationStatus,
     OrchestratorMessage,
     OrchestratorStarted,
+    TaskCompleted,
+    TaskFailed,
     TaskScheduled,
+    TimerFired,
     Topology,
     deterministic_message_id,
 )
@@ -201,8 +204,14 @@ class OrchestrationHandler:
     ) -> None:
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
         inbound: list[tuple[HistoryEvent, uuid.UUID]] = []
+        # The executor only learns of this batch's events when it runs them, so it would
+        # accept the same start or result twice within one batch: remember what is taken.
+        answered: set[int] = set()
         for message in messages:
             reason = self._drop_reason(state, message)
+            answers = _answered_action(message.body)
+            if reason is None and answers is not None and answers in answered:
+                reason = "duplicate in this batch"
             if reason is not None:
                 bound.debug(
                     "message.dropped",
@@ -211,6 +220,8 @@ class OrchestrationHandler:
                     reason=reason,
                 )
                 continue
+            if answers is not None:
+                answered.add(answers)
             if isinstance(message.body, EventRaised):
                 state.raised_message_ids.add(message.envelope.message_id)
             inbound.append((message.body, message.envelope.message_id))
@@ -307,6 +318,19 @@ class OrchestrationHandler:
                 exchange, routing_key = self._topology.activity_route(event.name)
                 messages.append(OutgoingMessage.of(task, exchange, routing_key))
         return messages
+
+
+def _answered_action(event: HistoryEvent) -> int | None:
+    """The action an inbound event answers (-1: the start), for the events recorded once."""
+    match event:
+        case ExecutionStarted():
+            return -1
+        case TaskCompleted(task_scheduled_id=action_id) | TaskFailed(task_scheduled_id=action_id):
+            return action_id
+        case TimerFired(timer_id=action_id):
+            return action_id
+        case _:
+            return None
 
 
 def _first_start(group: list[OrchestratorMessage]) -> list[OrchestratorMessage]:

@@ -42,19 +42,27 @@ class OutboxRelay:
         return await publish_committed(self._pool, self._publisher, records)
 
     async def sweep_once(self) -> int:
-        """Publish and delete up to one batch of stale rows; return how many went out."""
+        """Publish and delete up to one batch of stale rows; return how many were published."""
         async with self._pool.acquire() as connection, connection.transaction():
             records = await claim_stale_outbox_txn(
                 connection, self._grace_seconds, self._sweep_batch
             )
             if not records:
                 return 0
-            await self._publisher.publish_many(record.message for record in records)
-            await connection.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in records]
+            # Each row on its own: one row that cannot be published must not hold back the
+            # rows behind it (it stays, and is retried at every sweep).
+            results = await asyncio.gather(
+                *(self._publisher.publish(record.message) for record in records),
+                return_exceptions=True,
             )
-        log.info("outbox.swept", count=len(records))
-        return len(records)
+            published = [r.id for r, result in zip(records, results, strict=True) if result is None]
+            failures = [result for result in results if isinstance(result, BaseException)]
+            await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", published)
+        if published:
+            log.info("outbox.swept", count=len(published))
+        if failures:
+            log.warning("outbox.sweep_incomplete", failed=len(failures), error=repr(failures[0]))
+        return len(published)
 
     async def run_sweeper(self, stopping: asyncio.Event) -> None:
         """Sweep until ``stopping`` is set; errors are logged and the sweep retried."""

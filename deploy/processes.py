@@ -123,7 +123,7 @@ class ServiceGroup:
         if "activities" in self.services:
             queues += [topology.activity_queue(name) for name in activity_names]
         connection = await aio_pika.connect(
-            self.env.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1/")
+            self._setting("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1/")
         )
         try:
             while True:
@@ -136,6 +136,10 @@ class ServiceGroup:
         finally:
             await connection.close()
 
+    def _setting(self, name: str, default: str) -> str:
+        """A variable as the services see it: ``env`` overrides this process's environment."""
+        return self.env[name] if name in self.env else os.environ.get(name, default)
+
     def _raise_if_exited(self) -> None:
         for name, service in self.services.items():
             if service.process is not None and not service.running:
@@ -144,8 +148,8 @@ class ServiceGroup:
     async def _client_answers(self) -> bool:
         if "client" not in self.services:
             return True
-        host = self.env.get("DF_HTTP_HOST", "127.0.0.1")
-        port = self.env.get("DF_HTTP_PORT", "7071")
+        host = self._setting("DF_HTTP_HOST", "127.0.0.1")
+        port = self._setting("DF_HTTP_PORT", "7071")
         try:
             async with httpx.AsyncClient(timeout=2.0) as http:
                 response = await http.get(f"http://{host}:{port}/healthz")

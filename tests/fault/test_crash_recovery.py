@@ -1,0 +1,245 @@
+"""Crash recovery: ``kill -9`` the orchestrator and the activities worker mid-flight.
+
+Two hundred chains run on a deployment of their own (database and broker namespace), so the
+kills disturb no other test. Nothing may be lost and nothing may happen twice in the record:
+every instance completes with the right output, every task has exactly one result, every
+instance ends once, seqs have no gaps, and the outbox drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aio_pika
+import asyncpg
+import pytest
+
+from contracts import (
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionStarted,
+    ExecutionTerminated,
+    OrchestrationStatus,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    Topology,
+)
+from deploy.processes import ServiceGroup
+from services.client.client import DurableClient
+from services.common.db import create_pool
+from services.common.events import StoredEvent, load_histories_txn
+from services.common.settings import CommonSettings
+from tests.conftest import (
+    AMQP_URL,
+    TEST_FUNCTION_MODULES,
+    activity_names_under_test,
+    create_database,
+    delete_broker_objects,
+    drop_database,
+    free_port,
+    service_env,
+    unique,
+)
+from tests.helpers.waiting import assert_eventually
+
+pytestmark = pytest.mark.fault
+
+INSTANCES = 200
+STEPS = 5
+# Long enough that a chain spans several restarts' worth of work, short enough to stay quick.
+ACTIVITY_DELAY_SECONDS = 0.1
+TOTAL_TASKS = INSTANCES * STEPS
+COMPLETIONS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Deployment:
+    group: ServiceGroup
+    topology: Topology
+    client: DurableClient
+    pool: asyncpg.Pool
+
+    async def wait_ready(self) -> None:
+        await self.group.wait_ready(self.topology, activity_names_under_test())
+
+    async def eventually(
+        self, check: Callable[[], Awaitable[T]], timeout: float, interval: float = 0.02
+    ) -> T:
+        """``assert_eventually``, with the services' logs added to a failure."""
+        try:
+            return await assert_eventually(check, timeout=timeout, interval=interval)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.group.logs()}") from error
+
+    async def count_events(self, event_type: str) -> int:
+        query = "SELECT count(*) FROM events WHERE event_type = $1"
+        return int(await self.pool.fetchval(query, event_type))
+
+    async def wait_for_events(self, event_type: str, at_least: int) -> int:
+        async def reached() -> int:
+            count = await self.count_events(event_type)
+            assert count >= at_least, f"{count} {event_type} events, waiting for {at_least}"
+            return count
+
+        return await self.eventually(reached, timeout=60)
+
+    async def count_ended_instances(self) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM instances WHERE status = ANY($1::text[])",
+                [s.value for s in OrchestrationStatus if s.is_terminal],
+            )
+        )
+
+
+@pytest.fixture
+async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
+    database_url = await create_database()
+    settings = CommonSettings(
+        database_url=database_url,
+        amqp_url=AMQP_URL,
+        namespace=unique("fault"),
+        partitions=4,
+        function_modules=TEST_FUNCTION_MODULES,
+    )
+    # A killed orchestrator can leave committed outbox rows unpublished; a short grace period
+    # lets the restarted one's sweeper send them without slowing the test down.
+    env = service_env(settings, free_port()) | {"DF_OUTBOX_GRACE_SECONDS": "1"}
+    group = ServiceGroup(
+        env, tmp_path_factory.mktemp("crash-logs"), names=("orchestrator", "activities")
+    )
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    client = await DurableClient.connect(settings, name="crash-test")
+    deployment = Deployment(group, settings.topology, client, pool)
+    try:
+        group.start()
+        await deployment.wait_ready()
+        yield deployment
+    finally:
+        group.stop()
+        await client.close()
+        await pool.close()
+        await delete_broker_objects(settings.topology, activity_names_under_test())
+        await drop_database(database_url)
+
+
+async def crash_and_restart(deployment: Deployment, *names: str) -> None:
+    """``kill -9`` the named services, check work was still in flight, start them again."""
+    for name in names:
+        deployment.group[name].kill()
+    ended = await deployment.count_ended_instances()
+    assert ended < INSTANCES, f"all instances had ended before {names} were killed"
+    for name in names:
+        deployment.group[name].start()
+    await deployment.wait_ready()
+
+
+async def test_chains_survive_orchestrator_and_worker_crashes_without_loss_or_duplicates(
+    deployment: Deployment,
+) -> None:
+    spec = {"steps": STEPS, "delay": ACTIVITY_DELAY_SECONDS}
+    instance_ids = await asyncio.gather(
+        *(deployment.client.start_new("slow_chain", input=spec) for _ in range(INSTANCES))
+    )
+
+    # Crash each service while results and schedules are streaming, and both at once; each
+    # crash comes only after the previous restart has made progress of its own.
+    await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS // 10)
+    await crash_and_restart(deployment, "orchestrator")
+    await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS * 4 // 10)
+    await crash_and_restart(deployment, "activities")
+    await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS * 7 // 10)
+    await crash_and_restart(deployment, "orchestrator", "activities")
+
+    async def all_ended() -> bool:
+        ended = await deployment.count_ended_instances()
+        assert ended == INSTANCES, f"{ended} of {INSTANCES} instances have ended"
+        return True
+
+    await deployment.eventually(all_ended, timeout=120, interval=0.1)
+
+    statuses = {i: await deployment.client.get_status(i) for i in instance_ids}
+    wrong = {
+        i: None if s is None else (s.runtime_status, s.output, s.failure)
+        for i, s in statuses.items()
+        if s is None
+        or s.runtime_status is not OrchestrationStatus.COMPLETED
+        or s.output != expected_output(i, s.execution_id)
+    }
+    assert not wrong, f"{len(wrong)} instances ended wrongly, e.g. {first(wrong)}\n" + (
+        deployment.group.logs()
+    )
+
+    async with deployment.pool.acquire() as connection:
+        histories = await load_histories_txn(connection, dict.fromkeys(instance_ids, 1))
+    problems = {i: p for i, history in histories.items() if (p := history_problems(history))}
+    assert not problems, f"{len(problems)} bad histories, e.g. {first(problems)}\n" + (
+        deployment.group.logs()
+    )
+
+    async def outbox_empty() -> bool:
+        left = await deployment.pool.fetchval("SELECT count(*) FROM outbox")
+        assert left == 0, f"{left} outbox rows not yet published"
+        return True
+
+    await deployment.eventually(outbox_empty, timeout=30, interval=0.1)
+    assert await dead_lettered(deployment.topology) == {}, deployment.group.logs()
+
+
+def expected_output(instance_id: str, execution_id: str) -> list[dict[str, Any]]:
+    """Each step's result names its own task: the right result reached the right task."""
+    return [{"step": step, "key": f"{instance_id}:{execution_id}:{step}"} for step in range(STEPS)]
+
+
+def history_problems(history: list[StoredEvent]) -> list[str]:
+    """What is wrong with one instance's event stream (empty when nothing is)."""
+    problems = []
+    seqs = [stored.seq for stored in history]
+    if seqs != list(range(1, len(seqs) + 1)):
+        problems.append(f"seqs are not 1..{len(seqs)} without gaps: {seqs}")
+    events = [stored.event for stored in history]
+    starts = sum(isinstance(e, ExecutionStarted) for e in events)
+    if starts != 1:
+        problems.append(f"{starts} ExecutionStarted events")
+    scheduled = Counter(e.event_id for e in events if isinstance(e, TaskScheduled))
+    if scheduled != Counter(range(STEPS)):
+        problems.append(f"tasks scheduled (id: times): {dict(scheduled)}")
+    results = Counter(
+        e.task_scheduled_id for e in events if isinstance(e, TaskCompleted | TaskFailed)
+    )
+    if results != Counter(scheduled.keys()):
+        problems.append(f"results per task (id: times): {dict(results)}")
+    completions = [e.event_type for e in events if isinstance(e, COMPLETIONS)]
+    if len(completions) != 1 or not isinstance(events[-1], COMPLETIONS):
+        problems.append(f"completion events {completions}, last event {events[-1].event_type}")
+    return problems
+
+
+async def dead_lettered(topology: Topology) -> dict[str, int]:
+    """Messages waiting in the deployment's dead-letter queues, by queue."""
+    queues, _ = topology.orchestrator_declarations()
+    for activity in activity_names_under_test():
+        queues += topology.activity_declarations(activity)[0]
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        counts = {}
+        for spec in queues:
+            if spec.name.endswith(".dlq"):
+                queue = await channel.declare_queue(spec.name, passive=True)
+                if queue.declaration_result.message_count:
+                    counts[spec.name] = queue.declaration_result.message_count
+        return counts
+    finally:
+        await connection.close()
+
+
+def first(mapping: dict[str, Any]) -> tuple[str, Any]:
+    return next(iter(mapping.items()))

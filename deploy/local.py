@@ -72,6 +72,8 @@ async def _follow(
     deadline = time.monotonic() + timeout
     shown = scheduled = completed = reported = 0
     while True:
+        # Status first: when it says the instance ended, the history read after it is complete.
+        status = await client.get_status(instance_id)
         history = await client.get_history(instance_id)
         origin = history[0].recorded_at if history else None
         fresh = history[shown:]
@@ -91,7 +93,6 @@ async def _follow(
                 )
                 _say(f"    +{offset * 1000:7.0f} ms  {line}")
         shown = len(history)
-        status = await client.get_status(instance_id)
         if status is not None and status.runtime_status.is_terminal:
             elapsed = (status.last_updated_at - status.created_at).total_seconds()
             _say(f"    {status.runtime_status.value}, {elapsed:.2f} s after it was started")

@@ -2,15 +2,19 @@
 
 Integration and end-to-end tests use the real Postgres and RabbitMQ (``DF_TEST_DATABASE_ADMIN_URL``
 and ``DF_AMQP_URL``, defaulting to the local ones). Each session creates its own database and
-namespaces its queues, and removes both at the end.
+namespaces its queues, and removes both at the end. On a machine without local services but
+with Docker, the session starts both in containers (testcontainers) instead.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -28,6 +32,56 @@ ADMIN_URL = os.environ.get(
 )
 AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TEST_FUNCTION_MODULES = "workflows.samples,tests.apps.functions"
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 2):
+            return True
+    except OSError:
+        return False
+
+
+def _start_containers() -> list[Any]:
+    """Postgres 15 and RabbitMQ 3.10 in Docker, when the local ones are not there."""
+    global ADMIN_URL, AMQP_URL
+    try:
+        from testcontainers.core.container import DockerContainer
+    except ImportError:
+        return []
+    try:
+        postgres = (
+            DockerContainer("postgres:15")
+            .with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
+            .with_exposed_ports(5432)
+            .start()
+        )
+        rabbitmq = DockerContainer("rabbitmq:3.10").with_exposed_ports(5672).start()
+    except Exception as error:  # no Docker daemon: the tests then report the real problem
+        print(f"local services are down and containers could not start: {error}")
+        return []
+    host = postgres.get_container_host_ip()
+    ADMIN_URL = f"postgresql://postgres@{host}:{postgres.get_exposed_port(5432)}/postgres"
+    AMQP_URL = f"amqp://guest:guest@{host}:{rabbitmq.get_exposed_port(5672)}/"
+    os.environ["DF_AMQP_URL"] = AMQP_URL
+    deadline = time.monotonic() + 120
+    while not (_reachable(ADMIN_URL) and _reachable(AMQP_URL)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return [postgres, rabbitmq]
+
+
+_containers: list[Any] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not (_reachable(ADMIN_URL) and _reachable(AMQP_URL)):
+        _containers.extend(_start_containers())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for container in _containers:
+        container.stop()
 
 
 def unique(prefix: str) -> str:

@@ -13,6 +13,7 @@ history the code no longer matches, both end the execution as Failed in the deci
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
@@ -26,7 +27,9 @@ from contracts import (
     EventRaised,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionResumed,
     ExecutionStarted,
+    ExecutionSuspended,
     ExecutionTerminated,
     FailureDetails,
     HistoryEvent,
@@ -111,6 +114,8 @@ class OrchestrationExecutor:
         self._non_determinism: NonDeterminismError | None = None
         self._started = False
         self._cancelled_timers: list[int] = []
+        self._suspended = False
+        self._deferred: list[Callable[[], None]] = []
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -165,6 +170,10 @@ class OrchestrationExecutor:
             case TaskCompleted(task_scheduled_id=task_id) | TaskFailed(task_scheduled_id=task_id):
                 task = self._open_tasks.get(task_id)
                 return task is not None and not isinstance(task, TimerTask)
+            case ExecutionSuspended():
+                return not self._suspended
+            case ExecutionResumed():
+                return self._suspended
             case TimerFired(timer_id=timer_id):
                 # A cancelled timer stays open (nothing tells the store to drop it), so its
                 # fire must be refused here; ids of activities are not timers either.
@@ -176,6 +185,8 @@ class OrchestrationExecutor:
     @property
     def status(self) -> OrchestrationStatus:
         match self._completion:
+            case None if self._suspended:
+                return OrchestrationStatus.SUSPENDED
             case None:
                 return OrchestrationStatus.RUNNING
             case ExecutionCompleted():
@@ -259,20 +270,35 @@ class OrchestrationExecutor:
             case TaskCompleted(task_scheduled_id=task_id, result=result):
                 task = self._open_tasks.pop(task_id, None)
                 if task is not None:
-                    task._complete(result)
+                    self._deliver(functools.partial(task._complete, result))
             case TaskFailed(task_scheduled_id=task_id, failure=failure):
                 task = self._open_tasks.pop(task_id, None)
                 if task is not None:
-                    task._fail(_task_failed_error(task, failure))
+                    self._deliver(functools.partial(task._fail, _task_failed_error(task, failure)))
             case TimerFired(timer_id=timer_id):
                 timer = self._open_tasks.pop(timer_id, None)
                 if isinstance(timer, TimerTask) and not timer.is_cancelled:
-                    timer._complete(None)
+                    self._deliver(functools.partial(timer._complete, None))
             case EventRaised(name=name, input=data):
-                self._deliver_event(name, data)
+                self._deliver(functools.partial(self._deliver_event, name, data))
+            case ExecutionSuspended():
+                self._suspended = True
+            case ExecutionResumed():
+                self._suspended = False
+                deferred, self._deferred = self._deferred, []
+                for delivery in deferred:
+                    delivery()
+                    self._resume()
             case _:
                 # Events of features this engine does not drive yet are recorded and skipped.
                 pass
+
+    def _deliver(self, delivery: Callable[[], None]) -> None:
+        """Hand an outcome to the code now, or, while suspended, when the instance resumes."""
+        if self._suspended:
+            self._deferred.append(delivery)
+        else:
+            delivery()
 
     def _on_terminal_event(self, event: HistoryEvent) -> None:
         if isinstance(event, ExecutionTerminated) and not self.is_finished:

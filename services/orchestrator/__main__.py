@@ -22,6 +22,7 @@ from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.timers import TimerSweeper
 
 log = structlog.get_logger("services.orchestrator")
 
@@ -42,6 +43,7 @@ async def run(settings: OrchestratorSettings) -> None:
     cache = InstanceCache(settings.cache_instances, settings.cache_idle_seconds)
     handler = OrchestrationHandler(pool, functions, cache, topology)
     relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
+    timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
     consumers = [
         PartitionConsumer(
             partition,
@@ -58,6 +60,7 @@ async def run(settings: OrchestratorSettings) -> None:
         await consumer.start(consuming)
     background = [
         asyncio.create_task(relay.run_sweeper(stopping), name="outbox-sweeper"),
+        asyncio.create_task(timers.run(stopping), name="timer-sweeper"),
         asyncio.create_task(_evict_idle(cache, stopping), name="cache-eviction"),
     ]
     log.info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import (
@@ -20,16 +21,20 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from contracts import OrchestratorMessage, Topology
+from contracts import OrchestratorMessage, TimerFired, Topology
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
+from services.orchestrator.dispatch import delayed
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
 _CONFLICT_RETRIES = 3
+# Fires leave the cascade one to two seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier
+# than this means the timer is longer than the cascade's range, or a clock is off.
+_REDELAY_AFTER_SECONDS = 3.0
 _FAILURE_BACKOFF_SECONDS = 0.5
 
 
@@ -107,6 +112,7 @@ class PartitionConsumer:
                 parsed.append((delivery, OrchestratorMessage.model_validate_json(delivery.body)))
             except ValidationError as error:
                 await self._reject_invalid(delivery, f"invalid message: {error}")
+        parsed = [(d, m) for d, m in parsed if not await self._held_until_due(d, m)]
         if not parsed:
             return
         try:
@@ -133,6 +139,33 @@ class PartitionConsumer:
         await self._relay.publish_committed(records)
         for delivery, _ in parsed:
             await self._settle(delivery.ack())
+
+    async def _held_until_due(
+        self, delivery: AbstractIncomingMessage, message: OrchestratorMessage
+    ) -> bool:
+        """Keep a timer fire that arrived early out of the batch until it is due.
+
+        The delay cascade delivers fires one to two seconds early; they wait here
+        (unacknowledged: a crash returns them to the queue) and rejoin the partition's inbox at
+        their due time. A fire that is early by more than a few seconds (a timer longer than
+        the cascade's range) is sent through the cascade again.
+        """
+        if not isinstance(message.body, TimerFired):
+            return False
+        now = datetime.now(UTC)
+        early_by = (message.body.fire_at - now).total_seconds()
+        if early_by <= 0:
+            return False
+        if early_by > _REDELAY_AFTER_SECONDS:
+            try:
+                await self._publisher.publish(delayed(self._topology, message, now))
+            except PublishFailedError:
+                await self._requeue([delivery])
+                return True
+            await self._settle(delivery.ack())
+            return True
+        asyncio.get_running_loop().call_later(early_by, self._inbox.put_nowait, delivery)
+        return True
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> list[OutboxRecord]:
         for attempt in range(1, _CONFLICT_RETRIES + 1):

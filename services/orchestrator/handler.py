@@ -18,23 +18,18 @@ import asyncpg
 import structlog
 
 from contracts import (
-    ActivityTask,
-    ActivityTaskMessage,
-    Envelope,
     EventRaised,
     ExecutionFailed,
     ExecutionStarted,
+    ExecutionTerminated,
     FailureDetails,
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorMessage,
     OrchestratorStarted,
-    TaskCompleted,
-    TaskFailed,
-    TaskScheduled,
+    TimerCreated,
     TimerFired,
     Topology,
-    deterministic_message_id,
 )
 from durable.app import FunctionApp
 from services.common.amqp import OutgoingMessage
@@ -44,7 +39,15 @@ from services.common.instances import NewInstance, insert_instances_txn
 from services.common.outbox import OutboxRecord, insert_outbox_txn
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState
+from services.orchestrator.dispatch import messages_for
 from services.orchestrator.engine import Decision, OrchestrationExecutor
+from services.orchestrator.timers import (
+    TimerKey,
+    TimerRow,
+    delete_instance_timers_txn,
+    delete_timers_txn,
+    insert_timers_txn,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +65,8 @@ class _Batch:
     messages: list[OutgoingMessage] = field(default_factory=list)
     states: list[InstanceState] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    timers_created: list[TimerRow] = field(default_factory=list)
+    timers_closed: list[TimerKey] = field(default_factory=list)
 
 
 class OrchestrationHandler:
@@ -113,6 +118,9 @@ class OrchestrationHandler:
                 batch = await self._decide_txn(connection, groups, now)
                 await store.append_events_txn(connection, batch.events)
                 await store.update_instances_txn(connection, batch.updates)
+                await insert_timers_txn(connection, batch.timers_created)
+                await delete_timers_txn(connection, batch.timers_closed)
+                await delete_instance_timers_txn(connection, batch.finished)
                 records = await insert_outbox_txn(connection, batch.messages)
             except BaseException:
                 await transaction.rollback()
@@ -203,15 +211,10 @@ class OrchestrationHandler:
         batch: _Batch,
     ) -> None:
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
-        inbound: list[tuple[HistoryEvent, uuid.UUID]] = []
-        # The executor only learns of this batch's events when it runs them, so it would
-        # accept the same start or result twice within one batch: remember what is taken.
-        answered: set[int] = set()
+        started = OrchestratorStarted(timestamp=now)
+        episode: list[tuple[HistoryEvent, uuid.UUID | None]] = []
         for message in messages:
             reason = self._drop_reason(state, message)
-            answers = _answered_action(message.body)
-            if reason is None and answers is not None and answers in answered:
-                reason = "duplicate in this batch"
             if reason is not None:
                 bound.debug(
                     "message.dropped",
@@ -220,24 +223,27 @@ class OrchestrationHandler:
                     reason=reason,
                 )
                 continue
-            if answers is not None:
-                answered.add(answers)
+            # Applied one by one, so each is checked against the state the ones before it
+            # left behind (a second copy of a result in the same batch is refused).
+            if not episode:
+                episode.append((started, None))
+                if state.executor is not None:
+                    state.executor.apply_new(started)
+            if state.executor is not None:
+                state.executor.apply_new(message.body)
             if isinstance(message.body, EventRaised):
                 state.raised_message_ids.add(message.envelope.message_id)
-            inbound.append((message.body, message.envelope.message_id))
-        if not inbound:
+            episode.append((message.body, message.envelope.message_id))
+        if not episode:
             return
 
-        started = OrchestratorStarted(timestamp=now)
-        new_events = [started, *(event for event, _ in inbound)]
+        inbound = [event for event, _ in episode[1:]]
         decision = (
-            state.executor.execute(new_events)
+            state.executor.decide()
             if state.executor is not None
-            else self._not_registered(state, now)
+            else self._not_registered(state, inbound, now)
         )
-        message_ids: list[uuid.UUID | None] = [None, *(mid for _, mid in inbound)]
-        message_ids += [None] * len(decision.new_events)
-        for event, message_id in zip([*new_events, *decision.new_events], message_ids, strict=True):
+        for event, message_id in [*episode, *((e, None) for e in decision.new_events)]:
             state.last_seq += 1
             batch.events.append(
                 store.NewEvent(
@@ -256,7 +262,8 @@ class OrchestrationHandler:
                 completed_at=now if decision.status.is_terminal else None,
             )
         )
-        batch.messages += self._messages_for(state, decision, now)
+        self._record_timers(state, inbound, decision, batch)
+        batch.messages += messages_for(self._topology, state, decision, now)
         if decision.status.is_terminal:
             batch.finished.append(state.instance_id)
             bound.info(
@@ -269,6 +276,23 @@ class OrchestrationHandler:
             batch.states.append(state)
 
     @staticmethod
+    def _record_timers(
+        state: InstanceState, inbound: list[HistoryEvent], decision: Decision, batch: _Batch
+    ) -> None:
+        def key(timer_id: int) -> TimerKey:
+            return TimerKey(state.instance_id, state.execution_id, timer_id)
+
+        batch.timers_created += [
+            TimerRow(
+                state.instance_id, state.execution_id, e.event_id, e.fire_at, state.correlation_id
+            )
+            for e in decision.new_events
+            if isinstance(e, TimerCreated)
+        ]
+        batch.timers_closed += [key(e.timer_id) for e in inbound if isinstance(e, TimerFired)]
+        batch.timers_closed += [key(timer_id) for timer_id in decision.cancelled_timers]
+
+    @staticmethod
     def _drop_reason(state: InstanceState, message: OrchestratorMessage) -> str | None:
         envelope, event = message.envelope, message.body
         if envelope.execution_id is not None and envelope.execution_id != state.execution_id:
@@ -279,7 +303,13 @@ class OrchestrationHandler:
             return "duplicate or no longer expected"
         return None
 
-    def _not_registered(self, state: InstanceState, now: datetime) -> Decision:
+    def _not_registered(
+        self, state: InstanceState, inbound: list[HistoryEvent], now: datetime
+    ) -> Decision:
+        """This deployment lacks the instance's orchestrator: it can only end the instance."""
+        terminate = next((e for e in inbound if isinstance(e, ExecutionTerminated)), None)
+        if terminate is not None:
+            return Decision(status=OrchestrationStatus.TERMINATED, output=terminate.reason)
         failure = FailureDetails(
             error_type="OrchestratorNotFound",
             message=(
@@ -293,44 +323,6 @@ class OrchestrationHandler:
             status=OrchestrationStatus.FAILED,
             failure=failure,
         )
-
-    def _messages_for(
-        self, state: InstanceState, decision: Decision, now: datetime
-    ) -> list[OutgoingMessage]:
-        messages: list[OutgoingMessage] = []
-        for event in decision.new_events:
-            if isinstance(event, TaskScheduled):
-                task = ActivityTaskMessage(
-                    envelope=Envelope(
-                        message_id=deterministic_message_id(
-                            state.instance_id, state.execution_id, "task", event.event_id
-                        ),
-                        instance_id=state.instance_id,
-                        execution_id=state.execution_id,
-                        correlation_id=state.correlation_id,
-                        type="ActivityTask",
-                        sent_at=now,
-                    ),
-                    body=ActivityTask(
-                        name=event.name, input=event.input, task_scheduled_id=event.event_id
-                    ),
-                )
-                exchange, routing_key = self._topology.activity_route(event.name)
-                messages.append(OutgoingMessage.of(task, exchange, routing_key))
-        return messages
-
-
-def _answered_action(event: HistoryEvent) -> int | None:
-    """The action an inbound event answers (-1: the start), for the events recorded once."""
-    match event:
-        case ExecutionStarted():
-            return -1
-        case TaskCompleted(task_scheduled_id=action_id) | TaskFailed(task_scheduled_id=action_id):
-            return action_id
-        case TimerFired(timer_id=action_id):
-            return action_id
-        case _:
-            return None
 
 
 def _first_start(group: list[OrchestratorMessage]) -> list[OrchestratorMessage]:

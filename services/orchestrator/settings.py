@@ -16,6 +16,8 @@ class OrchestratorSettings(CommonSettings):
     pool_size: Postgres connections.
     outbox_grace_seconds: age after which the sweeper publishes an outbox row left behind.
     shutdown_seconds: how long SIGTERM waits for batches in flight.
+    timer_grace_seconds: how overdue a timer must be before the sweeper fires it (the most a
+        timer whose delayed message the broker lost can be late).
     """
 
     batch_size: int = Field(default=256, ge=1)
@@ -25,3 +27,4 @@ class OrchestratorSettings(CommonSettings):
     pool_size: int = Field(default=20, ge=2)
     outbox_grace_seconds: float = Field(default=5.0, gt=0)
     shutdown_seconds: float = Field(default=20.0, gt=0)
+    timer_grace_seconds: float = Field(default=5.0, gt=0)

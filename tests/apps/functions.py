@@ -6,6 +6,7 @@ Loaded by the services through ``DF_FUNCTION_MODULES=workflows.samples,tests.app
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from durable import ActivityContext, FunctionApp, OrchestrationContext, TaskFailedError
@@ -59,3 +60,23 @@ def always_fails(value: Any) -> Any:
 async def slow_echo(spec: dict[str, Any], context: ActivityContext) -> dict[str, Any]:
     await asyncio.sleep(float(spec["delay"]))
     return {"step": spec["step"], "key": context.idempotency_key}
+
+
+@app.orchestrator
+def sleeper(ctx: OrchestrationContext) -> Any:
+    """Sleeps ``seconds`` on a durable timer; returns when it was due and when it resumed."""
+    seconds = float(ctx.get_input() or 1)
+    due = ctx.current_utc_datetime + timedelta(seconds=seconds)
+    yield ctx.create_timer(due)
+    return {"due": due.isoformat(), "resumed": ctx.current_utc_datetime.isoformat()}
+
+
+@app.orchestrator
+def waits_for_approval(ctx: OrchestrationContext) -> Any:
+    """Waits for an "Approval" event, with a deadline of ``timeout`` seconds."""
+    timeout = float(ctx.get_input() or 5)
+    try:
+        answer = yield ctx.wait_for_external_event("Approval", timeout=timeout)
+    except TimeoutError:
+        return {"timed_out": True}
+    return {"answer": answer}

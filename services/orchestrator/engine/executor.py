@@ -137,9 +137,17 @@ class OrchestrationExecutor:
 
     def execute(self, new_events: Sequence[HistoryEvent]) -> Decision:
         """Apply new events and return what to append after them."""
-        self.context._is_replaying = False
         for event in new_events:
-            self._apply(event)
+            self.apply_new(event)
+        return self.decide()
+
+    def apply_new(self, event: HistoryEvent) -> None:
+        """Apply one new event (check ``accepts`` first for inbound events)."""
+        self.context._is_replaying = False
+        self._apply(event)
+
+    def decide(self) -> Decision:
+        """What the events applied since the last decision lead to; resets the new actions."""
         timestamp = self.context.current_utc_datetime
         decision = Decision(custom_status=self.context.custom_status)
         for action in self._pending_actions.values():

@@ -1,0 +1,117 @@
+"""What a decision sends: activity tasks, and timer fires through the delay cascade."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from contracts import (
+    ActivityTask,
+    ActivityTaskMessage,
+    Envelope,
+    OrchestratorMessage,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+    Topology,
+    deterministic_message_id,
+)
+from contracts.topology import MAX_DELAY_SECONDS
+from services.common.amqp import OutgoingMessage
+from services.orchestrator.cache import InstanceState
+from services.orchestrator.engine import Decision
+
+
+def messages_for(
+    topology: Topology, state: InstanceState, decision: Decision, now: datetime
+) -> list[OutgoingMessage]:
+    """One message per new action: a task for each activity, a delayed fire for each timer."""
+    messages: list[OutgoingMessage] = []
+    for event in decision.new_events:
+        if isinstance(event, TaskScheduled):
+            messages.append(_activity_task(topology, state, event, now))
+        elif isinstance(event, TimerCreated):
+            fire = timer_fired_message(
+                state.instance_id,
+                state.execution_id,
+                state.correlation_id,
+                event.event_id,
+                event.fire_at,
+                now,
+            )
+            messages.append(delayed(topology, fire, now))
+    return messages
+
+
+def _activity_task(
+    topology: Topology, state: InstanceState, event: TaskScheduled, now: datetime
+) -> OutgoingMessage:
+    task = ActivityTaskMessage(
+        envelope=Envelope(
+            message_id=deterministic_message_id(
+                state.instance_id, state.execution_id, "task", event.event_id
+            ),
+            instance_id=state.instance_id,
+            execution_id=state.execution_id,
+            correlation_id=state.correlation_id,
+            type="ActivityTask",
+            sent_at=now,
+        ),
+        body=ActivityTask(name=event.name, input=event.input, task_scheduled_id=event.event_id),
+    )
+    exchange, routing_key = topology.activity_route(event.name)
+    return OutgoingMessage.of(task, exchange, routing_key)
+
+
+def timer_fired_message(
+    instance_id: str,
+    execution_id: str,
+    correlation_id: str,
+    timer_id: int,
+    fire_at: datetime,
+    now: datetime,
+) -> OrchestratorMessage:
+    """The fire of one timer. Every copy (cascade, re-delay, sweeper) has the same message id."""
+    return OrchestratorMessage(
+        envelope=Envelope(
+            message_id=deterministic_message_id(instance_id, execution_id, "timer", timer_id),
+            instance_id=instance_id,
+            execution_id=execution_id,
+            correlation_id=correlation_id,
+            type="TimerFired",
+            sent_at=now,
+        ),
+        body=TimerFired(timestamp=fire_at, timer_id=timer_id, fire_at=fire_at),
+    )
+
+
+ARRIVE_EARLY_SECONDS = 1
+"""How much earlier than due a fire leaves the cascade, to absorb the latency of its hops."""
+
+
+def delay_seconds(fire_at: datetime, now: datetime) -> int:
+    """Whole seconds to wait in the cascade.
+
+    Rounded down and shortened by ``ARRIVE_EARLY_SECONDS``, so the fire arrives one to two
+    seconds before it is due, whatever the hops cost, and the orchestrator holds it until the
+    exact time: timers keep sub-second precision and the cascade adds no lateness. Capped at
+    the cascade's longest delay (an early arrival is sent round again).
+    """
+    remaining = math.floor((fire_at - now).total_seconds()) - ARRIVE_EARLY_SECONDS
+    return int(min(max(0, remaining), MAX_DELAY_SECONDS))
+
+
+def delayed(topology: Topology, fire: OrchestratorMessage, now: datetime) -> OutgoingMessage:
+    """``fire`` routed through the delay cascade to arrive when it is due."""
+    body = fire.body
+    assert isinstance(body, TimerFired)
+    routing_key = topology.delay_routing_key(
+        delay_seconds(body.fire_at, now), fire.envelope.instance_id
+    )
+    return OutgoingMessage.of(fire, topology.delay_entry_exchange, routing_key)
+
+
+def direct(topology: Topology, message: OrchestratorMessage) -> OutgoingMessage:
+    """``message`` routed straight to the partition that owns its instance."""
+    exchange, routing_key = topology.orchestrator_route(message.envelope.instance_id)
+    return OutgoingMessage.of(message, exchange, routing_key)

@@ -1,0 +1,172 @@
+"""Durable timers in Postgres, and the sweeper that fires timers the broker lost.
+
+A timer's row is written with its ``TimerCreated`` event, in the same transaction, and
+deleted when it fires, is cancelled, or its instance ends. The delay cascade normally delivers
+the fire on time; the row is what makes it durable: the sweeper fires any timer that is
+overdue by more than a grace period (queues purged, broker state lost), and keeps firing it
+every grace period until the fire is recorded. Every copy of a fire has the same message id,
+and the orchestrator records a timer's fire once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from contracts import Topology
+from services.common.amqp import Publisher
+from services.common.db import Connection
+from services.orchestrator.dispatch import direct, timer_fired_message
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TimerRow:
+    instance_id: str
+    execution_id: str
+    timer_id: int
+    fire_at: datetime
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class TimerKey:
+    instance_id: str
+    execution_id: str
+    timer_id: int
+
+
+async def insert_timers_txn(connection: Connection, timers: Sequence[TimerRow]) -> None:
+    if not timers:
+        return
+    await connection.execute(
+        """
+        INSERT INTO timers (instance_id, execution_id, timer_id, fire_at, correlation_id)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
+        ON CONFLICT DO NOTHING
+        """,
+        [t.instance_id for t in timers],
+        [t.execution_id for t in timers],
+        [t.timer_id for t in timers],
+        [t.fire_at for t in timers],
+        [t.correlation_id for t in timers],
+    )
+
+
+async def delete_timers_txn(connection: Connection, keys: Sequence[TimerKey]) -> None:
+    """Timers that fired or were cancelled."""
+    if not keys:
+        return
+    await connection.execute(
+        """
+        DELETE FROM timers t
+        USING unnest($1::text[], $2::text[], $3::int[]) AS d(instance_id, execution_id, timer_id)
+        WHERE t.instance_id = d.instance_id
+          AND t.execution_id = d.execution_id
+          AND t.timer_id = d.timer_id
+        """,
+        [k.instance_id for k in keys],
+        [k.execution_id for k in keys],
+        [k.timer_id for k in keys],
+    )
+
+
+async def delete_instance_timers_txn(connection: Connection, instance_ids: Sequence[str]) -> None:
+    """Every timer of instances that ended: nothing is waiting for them any more."""
+    if instance_ids:
+        await connection.execute(
+            "DELETE FROM timers WHERE instance_id = ANY($1::text[])", list(instance_ids)
+        )
+
+
+class TimerSweeper:
+    """Fires overdue timers directly to their partitions, as a safety net for the cascade.
+
+    Attributes:
+        grace_seconds: how overdue a timer must be before the sweeper fires it, and how long
+            it waits before firing it again; the most a lost fire can be late.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        topology: Topology,
+        *,
+        grace_seconds: float = 5.0,
+        interval_seconds: float = 1.0,
+        batch: int = 500,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._topology = topology
+        self.grace_seconds = grace_seconds
+        self._interval_seconds = interval_seconds
+        self._batch = batch
+
+    async def sweep_once(self) -> int:
+        """Fire up to one batch of overdue timers; return how many were fired."""
+        now = datetime.now(UTC)
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                """
+                SELECT instance_id, execution_id, timer_id, fire_at, correlation_id
+                FROM timers
+                WHERE fire_at < now() - make_interval(secs => $1)
+                  AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $1))
+                ORDER BY fire_at
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+                """,
+                self.grace_seconds,
+                self._batch,
+            )
+            if not rows:
+                return 0
+            fires = [
+                direct(
+                    self._topology,
+                    timer_fired_message(
+                        row["instance_id"],
+                        row["execution_id"],
+                        row["correlation_id"],
+                        row["timer_id"],
+                        row["fire_at"],
+                        now,
+                    ),
+                )
+                for row in rows
+            ]
+            await self._publisher.publish_many(fires)
+            await connection.execute(
+                """
+                UPDATE timers t SET swept_at = now()
+                FROM unnest($1::text[], $2::text[], $3::int[]) AS d(instance, execution, timer)
+                WHERE t.instance_id = d.instance
+                  AND t.execution_id = d.execution
+                  AND t.timer_id = d.timer
+                """,
+                [row["instance_id"] for row in rows],
+                [row["execution_id"] for row in rows],
+                [row["timer_id"] for row in rows],
+            )
+        log.warning("timers.swept", count=len(rows), oldest=rows[0]["fire_at"].isoformat())
+        return len(rows)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Sweep until ``stopping`` is set; errors are logged and the sweep retried."""
+        while not stopping.is_set():
+            try:
+                while await self.sweep_once() == self._batch:
+                    pass
+            except Exception as error:  # keep sweeping through outages
+                log.warning("timers.sweep_failed", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._interval_seconds)

@@ -11,8 +11,12 @@ does on a caller's behalf::
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -21,7 +25,12 @@ import asyncpg
 
 from contracts import (
     Envelope,
+    EventRaised,
+    ExecutionResumed,
     ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    InboundEvent,
     OrchestrationStatus,
     OrchestratorMessage,
     Topology,
@@ -33,13 +42,53 @@ from services.common.db import create_pool
 from services.common.events import StoredEvent, load_history
 from services.common.functions import registered_orchestrators
 from services.common.instances import (
+    InstanceQuery,
     InstanceStatus,
     NewInstance,
+    ended_instance_ids_txn,
     fetch_instance,
     insert_instances_txn,
+    purge_instances_txn,
+    query_instances,
 )
 from services.common.outbox import insert_outbox_txn, publish_committed
 from services.common.settings import CommonSettings
+
+
+class InstanceNotFoundError(LookupError):
+    """No instance has this id."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"no instance {instance_id!r}")
+        self.instance_id = instance_id
+
+
+class InstanceEndedError(Exception):
+    """The instance has ended (Completed, Failed or Terminated) and takes no more events."""
+
+    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
+        super().__init__(f"instance {instance_id!r} has ended ({status.value})")
+        self.instance_id = instance_id
+        self.status = status
+
+
+class InstanceRunningError(Exception):
+    """The operation needs an ended instance, and this one has not ended."""
+
+    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
+        super().__init__(
+            f"instance {instance_id!r} is {status.value}; terminate it or wait for it to end"
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """One page of a query; pass ``continuation_token`` back to get the next one."""
+
+    instances: list[InstanceStatus]
+    continuation_token: str | None
 
 
 class InstanceExistsError(Exception):
@@ -174,6 +223,116 @@ class DurableClient:
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, 1.0)
 
+    async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None:
+        """Send an event to a running instance (kept until the orchestrator waits for it).
+
+        Raises ``InstanceNotFoundError`` or ``InstanceEndedError``.
+        """
+        data = to_json_value(event_data, f"the data of event {event_name!r}")
+        now = datetime.now(UTC)
+        await self._send(instance_id, EventRaised(timestamp=now, name=event_name, input=data))
+
+    async def terminate(self, instance_id: str, reason: Any = None) -> None:
+        """End a running or suspended instance as Terminated; its pending work is dropped."""
+        reason = to_json_value(reason, "the termination reason")
+        await self._send(
+            instance_id, ExecutionTerminated(timestamp=datetime.now(UTC), reason=reason)
+        )
+
+    async def suspend(self, instance_id: str, reason: Any = None) -> None:
+        """Pause an instance: results and events that arrive are kept until ``resume``."""
+        reason = to_json_value(reason, "the suspension reason")
+        await self._send(
+            instance_id, ExecutionSuspended(timestamp=datetime.now(UTC), reason=reason)
+        )
+
+    async def resume(self, instance_id: str, reason: Any = None) -> None:
+        """Resume a suspended instance; what arrived meanwhile is processed in order."""
+        reason = to_json_value(reason, "the resumption reason")
+        now = datetime.now(UTC)
+        await self._send(instance_id, ExecutionResumed(timestamp=now, reason=reason))
+
+    async def _send(self, instance_id: str, event: InboundEvent) -> None:
+        status = await self.get_status(instance_id)
+        if status is None:
+            raise InstanceNotFoundError(instance_id)
+        if status.runtime_status.is_terminal:
+            raise InstanceEndedError(instance_id, status.runtime_status)
+        message = OrchestratorMessage(
+            envelope=Envelope(
+                message_id=uuid.uuid4(),
+                instance_id=instance_id,
+                correlation_id=status.correlation_id,
+                type=event.event_type,
+                sent_at=datetime.now(UTC),
+            ),
+            body=event,
+        )
+        exchange, routing_key = self._topology.orchestrator_route(instance_id)
+        await self._publisher.publish(OutgoingMessage.of(message, exchange, routing_key))
+
+    async def get_status_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Iterable[OrchestrationStatus] | None = None,
+        *,
+        instance_id_prefix: str | None = None,
+        name: str | None = None,
+        top: int = 100,
+        continuation_token: str | None = None,
+    ) -> InstancePage:
+        """Instances matching every given filter, oldest first, ``top`` per page."""
+        query = InstanceQuery(
+            created_from=created_time_from,
+            created_to=created_time_to,
+            statuses=tuple(runtime_status) if runtime_status is not None else None,
+            instance_id_prefix=instance_id_prefix,
+            name=name,
+        )
+        after = decode_continuation_token(continuation_token) if continuation_token else None
+        rows = await query_instances(self._pool, query, after=after, limit=top + 1)
+        page, more = rows[:top], len(rows) > top
+        token = encode_continuation_token(page[-1]) if more and page else None
+        return InstancePage(page, token)
+
+    async def purge_instance_history(self, instance_id: str) -> int:
+        """Delete an ended instance and its history; return 1, or 0 if there was none.
+
+        Raises ``InstanceRunningError`` when the instance has not ended.
+        """
+        async with self._pool.acquire() as connection, connection.transaction():
+            deleted = await purge_instances_txn(connection, [instance_id])
+            if not deleted:
+                status = await fetch_instance(connection, instance_id)
+                if status is not None:
+                    raise InstanceRunningError(instance_id, status.runtime_status)
+        return deleted
+
+    async def purge_instance_history_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Iterable[OrchestrationStatus] | None = None,
+        *,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete every ended instance matching the filters, ``batch_size`` per transaction
+        (so purging millions never holds a long transaction); return how many were deleted."""
+        query = InstanceQuery(
+            created_from=created_time_from,
+            created_to=created_time_to,
+            statuses=tuple(runtime_status) if runtime_status is not None else None,
+        )
+        total = 0
+        while True:
+            async with self._pool.acquire() as connection, connection.transaction():
+                ids = await ended_instance_ids_txn(connection, query, batch_size)
+                deleted = await purge_instances_txn(connection, ids)
+            total += deleted
+            if len(ids) < batch_size:
+                return total
+
     async def get_history(self, instance_id: str) -> list[StoredEvent]:
         """The instance's event stream (every execution), oldest first."""
         return await load_history(self._pool, instance_id)
@@ -181,3 +340,18 @@ class DurableClient:
     async def registered_orchestrators(self) -> set[str]:
         """Names of the orchestrators the deployment's orchestrator services have registered."""
         return await registered_orchestrators(self._pool)
+
+
+def encode_continuation_token(last: InstanceStatus) -> str:
+    """An opaque token for the page after ``last`` (its creation time and id)."""
+    raw = json.dumps([last.created_at.isoformat(), last.instance_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_continuation_token(token: str) -> tuple[datetime, str]:
+    """Raises ``ValueError`` for a token this client did not produce."""
+    try:
+        created, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(created), str(instance_id)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"invalid continuation token {token!r}") from error

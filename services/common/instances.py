@@ -88,14 +88,18 @@ async def insert_instances_txn(
     return {row["instance_id"] for row in rows}
 
 
+_STATUS_COLUMNS = """
+    instance_id, name, execution_id, status, input, output, custom_status, failure,
+    correlation_id, parent_instance_id, created_at, updated_at, completed_at
+"""
+
+
 async def fetch_instance(
     connection: Connection | asyncpg.Pool, instance_id: str
 ) -> InstanceStatus | None:
     row = await connection.fetchrow(
-        """
-        SELECT instance_id, name, execution_id, status, input, output, custom_status, failure,
-               correlation_id, parent_instance_id, created_at, updated_at, completed_at
-        FROM instances WHERE instance_id = $1
+        f"""
+        SELECT {_STATUS_COLUMNS} FROM instances WHERE instance_id = $1
         """,
         instance_id,
     )
@@ -119,3 +123,105 @@ def _status(row: asyncpg.Record) -> InstanceStatus:
         last_updated_at=row["updated_at"],
         completed_at=row["completed_at"],
     )
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    """Filters for listing instances; ``None`` means "any"."""
+
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    statuses: tuple[OrchestrationStatus, ...] | None = None
+    instance_id_prefix: str | None = None
+    name: str | None = None
+
+    def where(self, first_parameter: int) -> tuple[str, list[object]]:
+        """A SQL condition over ``instances`` and its parameters, numbered from
+        ``first_parameter``."""
+        conditions: list[str] = []
+        parameters: list[object] = []
+
+        def add(condition: str, value: object) -> None:
+            parameters.append(value)
+            conditions.append(condition.format(f"${first_parameter + len(parameters) - 1}"))
+
+        if self.created_from is not None:
+            add("created_at >= {}", self.created_from)
+        if self.created_to is not None:
+            add("created_at <= {}", self.created_to)
+        if self.statuses:
+            add("status = ANY({}::text[])", [s.value for s in self.statuses])
+        if self.instance_id_prefix:
+            escaped = self.instance_id_prefix.replace("\\", "\\\\")
+            escaped = escaped.replace("%", "\\%").replace("_", "\\_")
+            add("instance_id LIKE {}", escaped + "%")
+        if self.name is not None:
+            add("name = {}", self.name)
+        return (" AND ".join(conditions) or "TRUE"), parameters
+
+
+async def query_instances(
+    connection: Connection | asyncpg.Pool,
+    query: InstanceQuery,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[InstanceStatus]:
+    """One page of instances matching ``query``, oldest first, after the keyset ``after``."""
+    condition, parameters = query.where(3)
+    rows = await connection.fetch(
+        f"""
+        SELECT {_STATUS_COLUMNS} FROM instances
+        WHERE ($1::timestamptz IS NULL OR (created_at, instance_id) > ($1, $2::text))
+          AND {condition}
+        ORDER BY created_at, instance_id
+        LIMIT {int(limit)}
+        """,
+        after[0] if after else None,
+        after[1] if after else None,
+        *parameters,
+    )
+    return [_status(row) for row in rows]
+
+
+async def purge_instances_txn(connection: Connection, instance_ids: Sequence[str]) -> int:
+    """Delete instances (rows, events, timers) that have ended; return how many were deleted.
+
+    Instances that are not Completed, Failed or Terminated are left alone.
+    """
+    if not instance_ids:
+        return 0
+    ended = [s.value for s in OrchestrationStatus if s.is_terminal]
+    deleted = await connection.fetch(
+        """
+        DELETE FROM instances
+        WHERE instance_id = ANY($1::text[]) AND status = ANY($2::text[])
+        RETURNING instance_id
+        """,
+        list(instance_ids),
+        ended,
+    )
+    ids = [row["instance_id"] for row in deleted]
+    if ids:
+        await connection.execute("DELETE FROM events WHERE instance_id = ANY($1::text[])", ids)
+        await connection.execute("DELETE FROM timers WHERE instance_id = ANY($1::text[])", ids)
+    return len(ids)
+
+
+async def ended_instance_ids_txn(
+    connection: Connection, query: InstanceQuery, limit: int
+) -> list[str]:
+    """Up to ``limit`` ended instances matching ``query``, locked for purging."""
+    condition, parameters = query.where(2)
+    rows = await connection.fetch(
+        f"""
+        SELECT instance_id FROM instances
+        WHERE status = ANY($1::text[]) AND {condition}
+        ORDER BY created_at, instance_id
+        LIMIT {int(limit)}
+        FOR UPDATE SKIP LOCKED
+        """,
+        [s.value for s in OrchestrationStatus if s.is_terminal],
+        *parameters,
+    )
+    return [row["instance_id"] for row in rows]

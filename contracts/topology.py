@@ -25,6 +25,7 @@ DEFAULT_DELIVERY_LIMIT = 20
 class ExchangeSpec:
     name: str
     type: ExchangeType
+    arguments: QueueArguments = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Topology:
     namespace: str = "df"
     partitions: int = DEFAULT_PARTITIONS
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
-    delay_prefix: str = "durable.delay"
+    delay_prefix: str = "durable.timers"
 
     def __post_init__(self) -> None:
         if not 1 <= self.partitions <= 1024:
@@ -130,25 +131,38 @@ class Topology:
 
     # --- durable timers: the binary delay-level cascade ---------------------------------------
     #
-    # A delayed message is published to the top level's exchange with a routing key that spells
-    # its delay in seconds in binary, most significant bit first, followed by the destination:
-    # "0.0.….1.0.1.<namespace>.p07". At level n, a message whose bit n is 1 goes into that
-    # level's queue, waits 2^n seconds (the queue's fixed TTL, so it is never stuck behind a
-    # longer delay) and is dead-lettered into level n-1's exchange; a message whose bit n is 0
-    # passes straight to level n-1's exchange. After level 0 it reaches the shared delivery
-    # exchange, where each deployment binds its partition queues by namespace and partition.
+    # A delayed message's routing key spells its delay in seconds in binary, most significant
+    # bit first, followed by the destination: "0.0.….1.0.1.<namespace>.p07". Level n is a
+    # quorum queue whose fixed TTL is 2^n seconds (so a message is never stuck behind a longer
+    # delay). The entry exchange routes a message straight to the level of its highest 1 bit;
+    # when it expires there it is dead-lettered into that level's "after" exchange, which
+    # routes it straight to the level of its next lower 1 bit, or, when none is left, to the
+    # delivery exchange, where each deployment binds its partition queues by namespace and
+    # partition. Every hop is one routing decision: chaining exchanges level by level instead
+    # (one exchange-to-exchange hop per bit) measured fifteen times slower here.
 
     def delay_level_name(self, level: int) -> str:
         return f"{self.delay_prefix}.level.{level:02d}"
 
+    def _delay_after_exchange(self, level: int) -> str:
+        return f"{self.delay_prefix}.after.{level:02d}"
+
     @property
     def delay_entry_exchange(self) -> str:
         """Where delayed messages are published."""
-        return self.delay_level_name(DELAY_LEVELS - 1)
+        return f"{self.delay_prefix}.entry"
 
     @property
     def delay_delivery_exchange(self) -> str:
         return f"{self.delay_prefix}.delivery"
+
+    @property
+    def delay_orphans(self) -> str:
+        """Exchange and queue for fires whose deployment no longer exists (its namespace's
+        partition queues were deleted while they waited). Without this sink they would be
+        unroutable, and at-least-once dead-lettering keeps retrying unroutable messages,
+        holding up every message behind them in the shared level."""
+        return f"{self.delay_prefix}.orphans"
 
     def _delay_destination(self, partition: int) -> str:
         return f"{self.namespace}.{self.partition_routing_key(partition)}"
@@ -161,43 +175,72 @@ class Topology:
         bits = ".".join(format(delay_seconds, f"0{DELAY_LEVELS}b"))
         return f"{bits}.{self._delay_destination(self.partition_for(instance_id))}"
 
-    def _level_pattern(self, level: int, bit: str) -> str:
-        return "*." * (DELAY_LEVELS - 1 - level) + bit + ".#"
+    @staticmethod
+    def _bits_pattern(consumed: int, zeros: int, then: str) -> str:
+        """Skip ``consumed`` leading bits, require ``zeros`` zero bits, then ``then``."""
+        return "*." * consumed + "0." * zeros + then
 
     def delay_declarations(
         self,
     ) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec], list[ExchangeBindingSpec]]:
         """Exchanges, queues and bindings of the (shared) delay cascade, its delivery exchange,
         and this deployment's bindings from the delivery exchange to its partition queues."""
-        exchanges = [ExchangeSpec(self.delay_delivery_exchange, "topic")]
-        queues: list[QueueSpec] = []
-        bindings: list[BindingSpec] = []
-        exchange_bindings: list[ExchangeBindingSpec] = []
-        for level in range(DELAY_LEVELS - 1, -1, -1):
-            name = self.delay_level_name(level)
-            below = self.delay_level_name(level - 1) if level else self.delay_delivery_exchange
-            exchanges.append(ExchangeSpec(name, "topic"))
+        entry, delivery = self.delay_entry_exchange, self.delay_delivery_exchange
+        orphans = self.delay_orphans
+        exchanges = [
+            ExchangeSpec(orphans, "fanout"),
+            ExchangeSpec(entry, "topic"),
+            ExchangeSpec(delivery, "topic", {"alternate-exchange": orphans}),
+        ]
+        queues = [
+            QueueSpec(
+                orphans,
+                {
+                    "x-queue-type": "quorum",
+                    "x-message-ttl": 7 * 24 * 3600 * 1000,
+                    "x-max-length": 100_000,
+                    "x-overflow": "drop-head",
+                },
+            )
+        ]
+        bindings = [BindingSpec(orphans, orphans, "")]
+        exchange_bindings = [
+            ExchangeBindingSpec(delivery, entry, self._bits_pattern(0, DELAY_LEVELS, "#"))
+        ]
+        for level in range(DELAY_LEVELS):
+            name, after = self.delay_level_name(level), self._delay_after_exchange(level)
+            consumed = DELAY_LEVELS - level  # bits of this level and above
+            exchanges.append(ExchangeSpec(after, "topic"))
             queues.append(
                 QueueSpec(
                     name,
                     {
                         "x-queue-type": "quorum",
                         "x-message-ttl": (2**level) * 1000,
-                        "x-dead-letter-exchange": below,
+                        "x-dead-letter-exchange": after,
                         "x-dead-letter-strategy": "at-least-once",
                         "x-overflow": "reject-publish",
                     },
                 )
             )
-            bindings.append(BindingSpec(name, name, self._level_pattern(level, "1")))
+            # From the entry: a highest 1 bit at this level.
+            bindings.append(
+                BindingSpec(name, entry, self._bits_pattern(0, DELAY_LEVELS - 1 - level, "1.#"))
+            )
+            # From a higher level's "after" exchange: the next 1 bit is at this level.
+            for higher in range(level + 1, DELAY_LEVELS):
+                skipped = DELAY_LEVELS - higher
+                pattern = self._bits_pattern(skipped, higher - 1 - level, "1.#")
+                bindings.append(BindingSpec(name, self._delay_after_exchange(higher), pattern))
+            # No 1 bit left below this level: deliver.
             exchange_bindings.append(
-                ExchangeBindingSpec(below, name, self._level_pattern(level, "0"))
+                ExchangeBindingSpec(delivery, after, self._bits_pattern(consumed, level, "#"))
             )
         for partition in range(self.partitions):
             bindings.append(
                 BindingSpec(
                     self.partition_queue(partition),
-                    self.delay_delivery_exchange,
+                    delivery,
                     f"#.{self._delay_destination(partition)}",
                 )
             )

@@ -5,11 +5,16 @@ Run with ``python -m services.activities``; configure with ``DF_*`` environment 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import structlog
+from aio_pika.abc import AbstractConnection
 
 from services.activities.settings import ActivitiesSettings
 from services.activities.worker import ActivityWorker
-from services.common.amqp import Publisher, connect, declare_activity_queues
+from services.common.amqp import Publisher, declare_activity_queues
+from services.common.consuming import ConnectionSupervisor
 from services.common.db import create_pool
 from services.common.functions import record_registered_functions
 from services.common.lifecycle import run_service, stop_event_on_signals
@@ -34,11 +39,6 @@ async def run(settings: ActivitiesSettings) -> None:
         await pool.close()
 
     publisher = await Publisher.open(settings.amqp_url, topology, "activities.publish")
-    consuming = await connect(settings.amqp_url, "activities.consume")
-    channel = await consuming.channel()
-    await declare_activity_queues(channel, topology, functions.activities)
-    await channel.close()
-
     worker = ActivityWorker(
         functions,
         publisher,
@@ -46,12 +46,26 @@ async def run(settings: ActivitiesSettings) -> None:
         prefetch=settings.activity_prefetch,
         threads=settings.activity_threads,
     )
-    await worker.start(consuming)
+
+    async def attach(connection: AbstractConnection) -> None:
+        channel = await connection.channel()
+        await declare_activity_queues(channel, topology, functions.activities)
+        await channel.close()
+        await worker.attach(connection)
+
+    async def detach() -> None:
+        worker.detach()
+
+    consuming = ConnectionSupervisor(settings.amqp_url, "activities.consume", attach, detach)
+    keeper = await consuming.start(stopping)
     log.info("service.ready", activities=sorted(functions.activities), namespace=topology.namespace)
 
     await stopping.wait()
     log.info("service.stopping")
     await worker.stop(settings.shutdown_seconds)
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
     await consuming.close()
     await publisher.close()
     log.info("service.stopped")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
 from contracts import (
@@ -57,7 +57,8 @@ class ActivityWorker:
         self._consumers: list[tuple[Any, str]] = []
         self._running: set[asyncio.Task[None]] = set()
 
-    async def start(self, connection: AbstractRobustConnection) -> None:
+    async def attach(self, connection: AbstractConnection) -> None:
+        """Consume every activity queue on a (new) connection."""
         for name in self._functions.activities:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
@@ -65,6 +66,12 @@ class ActivityWorker:
             tag = await queue.consume(functools.partial(self._on_delivery, name))
             self._channels.append(channel)
             self._consumers.append((queue, tag))
+
+    def detach(self) -> None:
+        """The connection is gone; tasks running now finish, but their acks are void and the
+        broker redelivers them (activities run at least once)."""
+        self._channels.clear()
+        self._consumers.clear()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking tasks, give running ones ``timeout`` to finish, requeue the rest."""

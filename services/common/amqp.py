@@ -1,8 +1,11 @@
 """RabbitMQ adapters (aio-pika): connecting, declaring the topology, publishing with confirms.
 
-Conventions, all services alike: robust connections, separate connections for publishing and
-consuming, one channel per consumer, every publish persistent, mandatory and confirmed, and
-every delivery settled explicitly (ack after the work is durable, reject/requeue otherwise).
+Conventions, all services alike: separate connections for publishing and consuming, each
+re-established by our own code when it drops (the publisher on its next publish, consumers by
+``services.common.consuming.ConnectionSupervisor``; aio-pika's robust connections were seen to
+reconnect without restoring consumers after a broker restart); one channel per consumer; every
+publish persistent, mandatory and confirmed; every delivery settled explicitly (ack after the
+work is durable, reject/requeue otherwise).
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractRobustConnection,
 )
 from pydantic import BaseModel
 
@@ -58,10 +62,10 @@ class OutgoingMessage:
         )
 
 
-async def connect(amqp_url: str, connection_name: str) -> AbstractRobustConnection:
-    """A robust connection that re-establishes itself and its channels after a failure."""
-    return await aio_pika.connect_robust(
-        amqp_url, client_properties={"connection_name": connection_name}
+async def connect(amqp_url: str, connection_name: str) -> AbstractConnection:
+    """A plain connection; whoever owns it re-connects when it drops."""
+    return await aio_pika.connect(
+        amqp_url, client_properties={"connection_name": connection_name}, timeout=30
     )
 
 
@@ -90,7 +94,9 @@ async def declare_delay_queues(channel: AbstractChannel, topology: Topology) -> 
     """The durable-timer cascade: 28 level exchanges and queues, and the delivery exchange."""
     exchanges, queues, bindings, exchange_bindings = topology.delay_declarations()
     for spec in exchanges:
-        await channel.declare_exchange(spec.name, spec.type, durable=True)
+        await channel.declare_exchange(
+            spec.name, spec.type, durable=True, arguments=dict(spec.arguments) or None
+        )
     await declare(channel, topology, queues, bindings)
     for link in exchange_bindings:
         destination = await channel.get_exchange(link.destination, ensure=False)
@@ -106,49 +112,74 @@ async def declare_activity_queues(
 
 
 class Publisher:
-    """Publishes with confirms on its own connection.
+    """Publishes with confirms on its own connection, re-connecting when it has dropped.
+
+    A publish that fails because the connection or channel is gone is retried once on a fresh
+    one; a nack, an unroutable message or a timeout raises ``PublishFailedError`` (the caller
+    decides: not acknowledging, leaving the outbox row, ...).
 
     Activity queues are declared on first use, so a task for an activity whose workers have not
-    started yet waits in its queue instead of being returned as unroutable.
+    started yet waits in its queue instead of being returned as unroutable. Only a publisher
+    of timers (the orchestrator) declares the delay cascade (``delays=True``): its few hundred
+    bindings take a noticeable fraction of a second to declare.
     """
 
-    def __init__(self, connection: AbstractRobustConnection, topology: Topology) -> None:
-        self._connection = connection
+    def __init__(
+        self, amqp_url: str, topology: Topology, connection_name: str, *, delays: bool = False
+    ) -> None:
+        self._amqp_url = amqp_url
         self._topology = topology
+        self._connection_name = connection_name
+        self._delays = delays
+        self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._declared_activities: set[str] = set()
-        self._declare_lock = asyncio.Lock()
+        self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
-    async def open(cls, amqp_url: str, topology: Topology, connection_name: str) -> Publisher:
-        publisher = cls(await connect(amqp_url, connection_name), topology)
-        await publisher.start()
+    async def open(
+        cls, amqp_url: str, topology: Topology, connection_name: str, *, delays: bool = False
+    ) -> Publisher:
+        """A publisher whose connection is up and whose topology is declared."""
+        publisher = cls(amqp_url, topology, connection_name, delays=delays)
+        await publisher._ready()
         return publisher
 
-    async def start(self) -> None:
-        self._channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        await declare_orchestrator_queues(self._channel, self._topology)
-        await declare_delay_queues(self._channel, self._topology)
-        for spec in self._topology.exchanges():
-            self._exchanges[spec.name] = await self._channel.get_exchange(spec.name, ensure=False)
-        entry = self._topology.delay_entry_exchange
-        self._exchanges[entry] = await self._channel.get_exchange(entry, ensure=False)
-
     async def close(self) -> None:
-        await self._connection.close()
+        self._closed = True
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+
+    async def _ready(self) -> AbstractChannel:
+        """The open confirm channel, after (re-)connecting and declaring if needed."""
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        async with self._lock:
+            if self._channel is not None and not self._channel.is_closed:
+                return self._channel
+            if self._closed:
+                raise PublishFailedError("the publisher is closed")
+            if self._connection is not None and not self._connection.is_closed:
+                await self._connection.close()
+            self._connection = await connect(self._amqp_url, self._connection_name)
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            await declare_orchestrator_queues(channel, self._topology)
+            names = [spec.name for spec in self._topology.exchanges()]
+            if self._delays:
+                await declare_delay_queues(channel, self._topology)
+                names.append(self._topology.delay_entry_exchange)
+            self._exchanges = {n: await channel.get_exchange(n, ensure=False) for n in names}
+            self._declared_activities = set()
+            self._channel = channel
+            return channel
 
     async def publish(
         self, message: OutgoingMessage, *, timeout: float = PUBLISH_TIMEOUT_SECONDS
     ) -> None:
         """Publish and wait for the broker's confirm; raise ``PublishFailedError`` otherwise."""
-        if message.exchange == self._topology.activities_exchange:
-            await self._ensure_activity_queue(message.routing_key)
-        exchange = self._exchanges.get(message.exchange)
-        if exchange is None:
-            raise PublishFailedError(f"unknown exchange {message.exchange!r}")
         amqp_message = aio_pika.Message(
             message.body,
             content_type="application/json",
@@ -158,15 +189,26 @@ class Publisher:
             type=message.message_type,
             headers=dict(message.headers) or None,
         )
-        try:
-            await exchange.publish(
-                amqp_message, message.routing_key, mandatory=True, timeout=timeout
-            )
-        except Exception as error:
-            raise PublishFailedError(
-                f"publish of {message.message_type} {message.message_id} to "
-                f"{message.exchange}/{message.routing_key} was not confirmed: {error!r}"
-            ) from error
+        for attempt in (1, 2):
+            try:
+                channel = await self._ready()
+                if message.exchange == self._topology.activities_exchange:
+                    await self._ensure_activity_queue(channel, message.routing_key)
+                exchange = self._exchanges.get(message.exchange)
+                if exchange is None:
+                    raise PublishFailedError(f"unknown exchange {message.exchange!r}")
+                await exchange.publish(
+                    amqp_message, message.routing_key, mandatory=True, timeout=timeout
+                )
+                return
+            except PublishFailedError:
+                raise
+            except _CONNECTION_LOST as error:
+                if attempt == 2:
+                    raise _publish_failed(message, error) from error
+                log.info("publisher.reconnecting", error=repr(error))
+            except Exception as error:
+                raise _publish_failed(message, error) from error
 
     async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
         """Publish concurrently (many confirms in flight); raise if any is not confirmed."""
@@ -177,15 +219,29 @@ class Publisher:
         if failures:
             raise failures[0]
 
-    async def _ensure_activity_queue(self, activity_name: str) -> None:
+    async def _ensure_activity_queue(self, channel: AbstractChannel, activity_name: str) -> None:
         if activity_name in self._declared_activities:
             return
-        async with self._declare_lock:
-            if activity_name in self._declared_activities:
-                return
-            assert self._channel is not None
-            await declare_activity_queues(self._channel, self._topology, [activity_name])
-            self._declared_activities.add(activity_name)
+        await declare_activity_queues(channel, self._topology, [activity_name])
+        self._declared_activities.add(activity_name)
+
+
+_CONNECTION_LOST = (
+    ConnectionError,
+    OSError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ConnectionClosed,
+    aiormq.exceptions.ChannelClosed,
+    RuntimeError,  # aio-pika: "connection closed" on a dead channel
+)
+
+
+def _publish_failed(message: OutgoingMessage, error: BaseException) -> PublishFailedError:
+    return PublishFailedError(
+        f"publish of {message.message_type} {message.message_id} to "
+        f"{message.exchange}/{message.routing_key} was not confirmed: {error!r}"
+    )
 
 
 async def dead_letter(

@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 
 import structlog
+from aio_pika.abc import AbstractConnection
 
-from services.common.amqp import Publisher, connect
+from services.common.amqp import Publisher
+from services.common.consuming import ConnectionSupervisor
 from services.common.db import create_pool
 from services.common.functions import record_registered_functions
 from services.common.lifecycle import run_service, stop_event_on_signals
@@ -38,8 +40,9 @@ async def run(settings: OrchestratorSettings) -> None:
         await apply_migrations(connection)
     await record_registered_functions(pool, "orchestrator", functions.orchestrators)
 
-    publisher = await Publisher.open(settings.amqp_url, topology, "orchestrator.publish")
-    consuming = await connect(settings.amqp_url, "orchestrator.consume")
+    publisher = await Publisher.open(
+        settings.amqp_url, topology, "orchestrator.publish", delays=True
+    )
     cache = InstanceCache(settings.cache_instances, settings.cache_idle_seconds)
     handler = OrchestrationHandler(pool, functions, cache, topology)
     relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
@@ -57,8 +60,20 @@ async def run(settings: OrchestratorSettings) -> None:
         for partition in range(topology.partitions)
     ]
     for consumer in consumers:
-        await consumer.start(consuming)
+        consumer.start_worker()
+
+    async def attach(connection: AbstractConnection) -> None:
+        for consumer in consumers:
+            await consumer.attach(connection)
+
+    async def detach() -> None:
+        for consumer in consumers:
+            consumer.detach()
+
+    consuming = ConnectionSupervisor(settings.amqp_url, "orchestrator.consume", attach, detach)
+    keeper = await consuming.start(stopping)
     background = [
+        keeper,
         asyncio.create_task(relay.run_sweeper(stopping), name="outbox-sweeper"),
         asyncio.create_task(timers.run(stopping), name="timer-sweeper"),
         asyncio.create_task(_evict_idle(cache, stopping), name="cache-eviction"),

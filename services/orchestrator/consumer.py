@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractIncomingMessage,
     AbstractQueue,
-    AbstractRobustConnection,
 )
 from pydantic import ValidationError
 
@@ -67,12 +67,24 @@ class PartitionConsumer:
         self._idle.set()
         self._log = log.bind(partition=partition)
 
-    async def start(self, connection: AbstractRobustConnection) -> None:
+    def start_worker(self) -> None:
+        """Start processing what arrives (once; it outlives reconnections)."""
+        self._worker = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
+
+    async def attach(self, connection: AbstractConnection) -> None:
+        """Consume the partition queue on a (new) connection."""
         self._channel = await connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
         self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
         self._consumer_tag = await self._queue.consume(self._inbox.put)
-        self._worker = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
+
+    def detach(self) -> None:
+        """The connection is gone: its unprocessed deliveries are void (the broker redelivers
+        them), so they are dropped rather than processed and acknowledged on a dead channel."""
+        self._channel = self._queue = None
+        self._consumer_tag = None
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking deliveries, let the batch in flight finish, return the rest to the queue."""

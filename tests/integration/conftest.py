@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import Topology
 from durable import FunctionApp
@@ -84,7 +84,7 @@ def private_client(
 
 
 @pytest.fixture
-async def amqp_connection() -> AsyncIterator[AbstractRobustConnection]:
+async def amqp_connection() -> AsyncIterator[AbstractConnection]:
     """A connection for consuming, separate from the publisher's."""
     connection = await connect(AMQP_URL, "integration.consume")
     yield connection
@@ -92,7 +92,7 @@ async def amqp_connection() -> AsyncIterator[AbstractRobustConnection]:
 
 
 @pytest.fixture
-async def channel(amqp_connection: AbstractRobustConnection) -> AbstractChannel:
+async def channel(amqp_connection: AbstractConnection) -> AbstractChannel:
     return await amqp_connection.channel()
 
 

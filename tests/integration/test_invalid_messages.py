@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import OrchestrationStatus, Topology
 from durable import FunctionApp
@@ -38,7 +38,7 @@ async def partition_consumers(
     functions: FunctionApp,
     private_topology: Topology,
     publisher: Publisher,
-    amqp_connection: AbstractRobustConnection,
+    amqp_connection: AbstractConnection,
 ) -> AsyncIterator[list[PartitionConsumer]]:
     handler = OrchestrationHandler(pool, functions, InstanceCache(), private_topology)
     relay = OutboxRelay(pool, publisher)
@@ -49,7 +49,8 @@ async def partition_consumers(
         for partition in range(private_topology.partitions)
     ]
     for consumer in consumers:
-        await consumer.start(amqp_connection)
+        consumer.start_worker()
+        await consumer.attach(amqp_connection)
     yield consumers
     for consumer in consumers:
         await consumer.stop(timeout=5)
@@ -60,13 +61,13 @@ async def activity_worker(
     functions: FunctionApp,
     private_topology: Topology,
     publisher: Publisher,
-    amqp_connection: AbstractRobustConnection,
+    amqp_connection: AbstractConnection,
 ) -> AsyncIterator[ActivityWorker]:
     declaring = await amqp_connection.channel()
     await declare_activity_queues(declaring, private_topology, functions.activities)
     await declaring.close()
     worker = ActivityWorker(functions, publisher, private_topology, prefetch=8, threads=2)
-    await worker.start(amqp_connection)
+    await worker.attach(amqp_connection)
     yield worker
     await worker.stop(timeout=5)
 

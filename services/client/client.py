@@ -152,11 +152,14 @@ class DurableClient:
         input: Any = None,
         *,
         correlation_id: str | None = None,
+        replace_ended: bool = False,
     ) -> str:
         """Start an orchestration; return its instance id (generated when not given).
 
         The instance exists (Pending) as soon as this returns. Raises ``InstanceExistsError``
-        when ``instance_id`` is already in use.
+        when ``instance_id`` is already in use; with ``replace_ended``, only when that instance
+        has not ended: one that has ended is purged and replaced in the same transaction (what
+        Durable Functions does by default when a start names an ended instance).
         """
         instance_id = instance_id or uuid.uuid4().hex
         execution_id = uuid.uuid4().hex
@@ -185,6 +188,8 @@ class DurableClient:
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
         async with self._pool.acquire() as connection, connection.transaction():
+            if replace_ended:
+                await purge_instances_txn(connection, [instance_id])
             if not await insert_instances_txn(connection, [instance]):
                 existing = await fetch_instance(connection, instance_id)
                 status = existing.runtime_status if existing else OrchestrationStatus.PENDING

@@ -1,0 +1,124 @@
+"""What every route of the HTTP API shares: the client, the public base URL, errors, and the
+reading of query-string values.
+
+Bad input is answered with Durable Functions' status code and ``{"message": "..."}`` before
+anything is written or published.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, JsonValue
+
+from contracts import OrchestrationStatus
+from services.client.client import DurableClient
+from services.client.filters import parse_statuses, parse_time
+
+
+class ApiError(Exception):
+    """An answer other than success, with the status code Durable Functions gives it."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def error_response(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status_code)
+
+
+def _durable_client(request: Request) -> DurableClient:
+    client: DurableClient = request.app.state.client
+    return client
+
+
+def _base_url(request: Request) -> str:
+    base_url: str = request.app.state.base_url
+    return base_url
+
+
+Client = Annotated[DurableClient, Depends(_durable_client)]
+"""The app's ``DurableClient``, for a route's parameters."""
+
+BaseUrl = Annotated[str, Depends(_base_url)]
+"""The public base URL links are built from (``DF_BASE_URL``)."""
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    message: str
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request: the body is not JSON, or a value in the URL is not valid.",
+    404: "Not found: no instance (or no instances) match.",
+    409: "Conflict: an instance with this id exists and has not ended.",
+    410: "Gone: the instance has ended (Completed, Failed or Terminated).",
+    412: "Precondition failed: the instance is not in a state that allows this.",
+    501: "Not implemented by this backend.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI descriptions of a route's error answers."""
+    return {code: {"description": ERROR_DESCRIPTIONS[code], "model": ErrorBody} for code in codes}
+
+
+def parse_json_body(raw: bytes) -> JsonValue:
+    """The JSON value of a request body; an empty body is ``null``."""
+    if not raw.strip():
+        return None
+    try:
+        value: JsonValue = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"Invalid JSON content: {error}") from None
+    return value
+
+
+def parse_bool(value: str | None, name: str, default: bool) -> bool:
+    """``true``/``false`` in any letter case, as .NET reads booleans."""
+    if value is None:
+        return default
+    match value.strip().casefold():
+        case "true":
+            return True
+        case "false":
+            return False
+    raise ApiError(400, f"{name} must be true or false, not {value!r}")
+
+
+def parse_optional_time(value: str | None, name: str) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return parse_time(value, name)
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+
+
+def parse_runtime_statuses(value: str | None) -> list[OrchestrationStatus] | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return parse_statuses([value])
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+
+
+def parse_seconds(value: str | None, name: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise ApiError(400, f"{name} must be zero or more seconds, not {value!r}")
+    return seconds

@@ -1,0 +1,200 @@
+"""Acting on an instance: ``POST /instances/{instanceId}/raiseEvent/{eventName}``, ``terminate``,
+``suspend``, ``resume``, ``restart`` and ``rewind``.
+
+As in Durable Functions: 404 for an unknown instance, 410 once it has ended, and 202 when the
+request was accepted. Acceptance means the message is on its way: suspending a suspended
+instance (or resuming a running one) is accepted and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from contracts import OrchestrationStatus
+from services.client.api_common import (
+    ApiError,
+    BaseUrl,
+    Client,
+    error_responses,
+    parse_bool,
+    parse_json_body,
+)
+from services.client.api_orchestrators import (
+    PollingInterval,
+    Timeout,
+    parse_wait,
+    start_and_answer,
+)
+from services.client.client import DurableClient, InstanceEndedError, InstanceNotFoundError
+from services.client.payloads import PREFIX
+
+router = APIRouter(prefix=PREFIX, tags=["instance operations"])
+
+InstanceId = Annotated[str, Path(alias="instanceId", description="The instance id.")]
+Reason = Annotated[str | None, Query(description="Why (recorded in the history).")]
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted: the request is on its way to the instance."}
+}
+
+
+@router.post(
+    "/instances/{instanceId}/raiseEvent/{eventName}",
+    summary="Send an event to an instance",
+    status_code=202,
+    responses={**_ACCEPTED, **error_responses(400, 404, 410)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The event's data: any JSON value (Content-Type: application/json).",
+            "content": {"application/json": {"schema": {}}},
+        }
+    },
+)
+async def raise_event(
+    request: Request,
+    durable: Client,
+    instance_id: InstanceId,
+    event_name: Annotated[str, Path(alias="eventName", description="The event's name.")],
+) -> Response:
+    """Deliver an external event; the instance keeps it until its code waits for the name."""
+    await _require_active(durable, instance_id)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().casefold()
+    if media_type != "application/json":
+        raise ApiError(400, "Only application/json request content is supported")
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError(400, "Invalid JSON content: the body is empty (send null for no data)")
+    data = parse_json_body(raw)
+    await _perform(durable.raise_event(instance_id, event_name, data), instance_id)
+    return Response(status_code=202)
+
+
+_OPERATION_RESPONSES = {**_ACCEPTED, **error_responses(404, 410)}
+
+
+@router.post(
+    "/instances/{instanceId}/terminate",
+    summary="Terminate an instance",
+    status_code=202,
+    responses=_OPERATION_RESPONSES,
+)
+async def terminate_instance(
+    durable: Client, instance_id: InstanceId, reason: Reason = None
+) -> Response:
+    """End a Pending, Running or Suspended instance as Terminated; its output is the reason."""
+    await _perform(durable.terminate(instance_id, reason), instance_id)
+    return Response(status_code=202)
+
+
+@router.post(
+    "/instances/{instanceId}/suspend",
+    summary="Suspend an instance",
+    status_code=202,
+    responses=_OPERATION_RESPONSES,
+)
+async def suspend_instance(
+    durable: Client, instance_id: InstanceId, reason: Reason = None
+) -> Response:
+    """Pause an instance; what arrives meanwhile is kept until it is resumed."""
+    await _perform(durable.suspend(instance_id, reason), instance_id)
+    return Response(status_code=202)
+
+
+@router.post(
+    "/instances/{instanceId}/resume",
+    summary="Resume an instance",
+    status_code=202,
+    responses=_OPERATION_RESPONSES,
+)
+async def resume_instance(
+    durable: Client, instance_id: InstanceId, reason: Reason = None
+) -> Response:
+    """Resume a suspended instance; what arrived meanwhile is processed in order."""
+    await _perform(durable.resume(instance_id, reason), instance_id)
+    return Response(status_code=202)
+
+
+@router.post(
+    "/instances/{instanceId}/restart",
+    summary="Restart an instance",
+    status_code=202,
+    responses={
+        202: {"description": "Started: the check-status payload of the new instance."},
+        200: {"description": "With timeout: the new instance ended in time."},
+        **error_responses(400, 409),
+    },
+)
+async def restart_instance(
+    durable: Client,
+    base_url: BaseUrl,
+    instance_id: InstanceId,
+    restart_with_new_instance_id: Annotated[
+        str | None,
+        Query(
+            alias="restartWithNewInstanceId",
+            description="false restarts under the same id (the instance must have ended); "
+            "default true.",
+        ),
+    ] = None,
+    timeout: Timeout = None,
+    polling_interval: PollingInterval = None,
+) -> Response:
+    """Start the instance's orchestrator again with the same input. As in Durable Functions,
+    an unknown instance is a bad request (400)."""
+    new_id = parse_bool(restart_with_new_instance_id, "restartWithNewInstanceId", True)
+    wait = parse_wait(timeout, polling_interval)
+    status = await durable.get_status(instance_id)
+    if status is None:
+        raise ApiError(400, f"InstanceId {instance_id!r} does not match a valid instance")
+    return await start_and_answer(
+        durable,
+        base_url,
+        status.name,
+        None if new_id else instance_id,
+        status.input,
+        wait=wait,
+    )
+
+
+@router.post(
+    "/instances/{instanceId}/rewind",
+    summary="Rewind a failed instance (not supported)",
+    status_code=501,
+    responses=error_responses(404, 412),
+)
+async def rewind_instance(durable: Client, instance_id: InstanceId, reason: Reason = None) -> None:
+    """Durable Functions' answers, for a backend that cannot rewind: 404 for an unknown
+    instance, 412 unless it Failed, 501 otherwise."""
+    status = await durable.get_status(instance_id)
+    if status is None:
+        raise ApiError(404, f"no instance {instance_id!r}")
+    if status.runtime_status is not OrchestrationStatus.FAILED:
+        raise ApiError(
+            412,
+            f"only Failed instances can be rewound; {instance_id!r} is "
+            f"{status.runtime_status.value}",
+        )
+    raise ApiError(501, "rewind is not supported by this backend yet")
+
+
+async def _require_active(durable: DurableClient, instance_id: str) -> None:
+    status = await durable.get_status(instance_id)
+    if status is None:
+        raise ApiError(404, f"no instance {instance_id!r}")
+    if status.runtime_status.is_terminal:
+        raise ApiError(410, f"instance {instance_id!r} has ended ({status.runtime_status.value})")
+
+
+async def _perform(operation: Awaitable[None], instance_id: str) -> None:
+    """Await a client call, answering its refusals with Durable Functions' codes."""
+    try:
+        await operation
+    except InstanceNotFoundError:
+        raise ApiError(404, f"no instance {instance_id!r}") from None
+    except InstanceEndedError as error:
+        raise ApiError(410, str(error)) from None

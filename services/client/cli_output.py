@@ -1,0 +1,93 @@
+"""What the CLI prints: statuses, histories and lists, for people or as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import JsonValue
+
+from services.client.payloads import format_time, format_timestamp, output_of, status_payload
+from services.common.events import StoredEvent
+from services.common.instances import InstanceStatus
+
+VALUE_WIDTH = 100
+
+
+def compact(value: Any, width: int = VALUE_WIDTH) -> str:
+    """A JSON value on one line, cut to ``width`` characters."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def status_text(status: InstanceStatus) -> str:
+    lines = [
+        f"instance  {status.instance_id}",
+        f"name      {status.name}",
+        f"status    {status.runtime_status.value}",
+        f"created   {format_time(status.created_at)}",
+        f"updated   {format_time(status.last_updated_at)}",
+        f"input     {compact(status.input)}",
+        f"output    {compact(output_of(status))}",
+    ]
+    if status.custom_status is not None:
+        lines.append(f"custom    {compact(status.custom_status)}")
+    if status.failure is not None:
+        lines.append(f"failure   {status.failure.error_type}: {status.failure.message}")
+    return "\n".join(lines)
+
+
+def history_text(history: Sequence[StoredEvent]) -> str:
+    """One line per event: seq, time, type, and the event's own fields."""
+    lines = ["history"]
+    for stored in history:
+        fields = stored.event.model_dump(mode="json", exclude={"event_type", "timestamp"})
+        if fields.get("event_id") == -1:
+            del fields["event_id"]
+        details = " ".join(f"{name}={compact(value, 60)}" for name, value in fields.items())
+        lines.append(
+            f"  {stored.seq:>4}  {format_timestamp(stored.event.timestamp):<28}  "
+            f"{stored.event.event_type:<33} {details}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def status_json(
+    status: InstanceStatus, history: Sequence[StoredEvent] | None = None
+) -> dict[str, Any]:
+    """The HTTP API's status payload, plus the raw event stream when asked for."""
+    payload = status_payload(status)
+    if history is not None:
+        payload["history"] = [history_entry(stored) for stored in history]
+    return payload
+
+
+def history_entry(stored: StoredEvent) -> dict[str, JsonValue]:
+    entry: dict[str, JsonValue] = {"seq": stored.seq}
+    entry.update(stored.event.model_dump(mode="json"))
+    return entry
+
+
+def list_text(instances: Sequence[InstanceStatus]) -> str:
+    if not instances:
+        return "no instances match"
+    rows = [("INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED")] + [
+        (
+            s.instance_id,
+            s.name,
+            s.runtime_status.value,
+            format_time(s.created_at),
+            format_time(s.last_updated_at),
+        )
+        for s in instances
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)

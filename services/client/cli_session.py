@@ -1,0 +1,130 @@
+"""How a ``durable`` command runs: settings from ``DF_*``, connecting, and turning every
+expected failure (unreachable database or broker, a refusal, bad arguments) into one line on
+stderr and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import aiormq
+import asyncpg
+import typer
+from pydantic import ValidationError
+
+from services.client.client import DurableClient
+from services.common.amqp import Publisher, PublishFailedError
+from services.common.db import create_pool
+from services.common.logging import configure_logging
+from services.common.settings import CommonSettings
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_TIMED_OUT = 4
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class CliError(Exception):
+    """Ends the command with one line on stderr and ``exit_code``."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def usage_error(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def run(work: Callable[[DurableClient], Awaitable[int]]) -> None:
+    """Connect, run the command, close; turn every expected failure into one line."""
+    try:
+        settings = CommonSettings()
+    except ValidationError as error:
+        problem = error.errors()[0]
+        setting = f"DF_{str(problem['loc'][0]).upper()}"
+        raise usage_error(f"invalid setting {setting}: {problem['msg']}") from None
+    configure_logging("cli", level="warning")
+    # Libraries log connection failures themselves; the command reports them in one line.
+    logging.getLogger().setLevel(logging.CRITICAL)
+    try:
+        exit_code = asyncio.run(_session(settings, work))
+    except CliError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    raise typer.Exit(exit_code)
+
+
+async def _session(
+    settings: CommonSettings, work: Callable[[DurableClient], Awaitable[int]]
+) -> int:
+    client = await _connect(settings)
+    try:
+        return await work(client)
+    except asyncpg.UndefinedTableError:
+        raise CliError(
+            EXIT_UNREACHABLE,
+            f"the database at {_redacted(settings.database_url)} has no event store; "
+            "run `make migrate` (or start a service, which migrates it)",
+        ) from None
+    except (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        aiormq.exceptions.AMQPError,
+        PublishFailedError,
+    ) as error:
+        raise CliError(
+            EXIT_UNREACHABLE, f"lost the database or broker connection: {error}"
+        ) from None
+    finally:
+        await client.close()
+
+
+async def _connect(settings: CommonSettings) -> DurableClient:
+    database = _redacted(settings.database_url)
+    try:
+        pool = await asyncio.wait_for(
+            create_pool(settings.database_url, min_size=1, max_size=2), CONNECT_TIMEOUT_SECONDS
+        )
+    except asyncpg.InvalidCatalogNameError:
+        raise CliError(
+            EXIT_UNREACHABLE,
+            f"the database at {database} does not exist; create it with `make migrate`",
+        ) from None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise CliError(
+            EXIT_UNREACHABLE, f"cannot reach the database at {database}: {_reason(error)}"
+        ) from None
+    try:
+        publisher = await asyncio.wait_for(
+            Publisher.open(settings.amqp_url, settings.topology, "cli.publish"),
+            CONNECT_TIMEOUT_SECONDS,
+        )
+    except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as error:
+        await pool.close()
+        raise CliError(
+            EXIT_UNREACHABLE,
+            f"cannot reach the broker at {_redacted(settings.amqp_url)}: {_reason(error)}",
+        ) from None
+    return DurableClient(pool, publisher, settings.topology, owns_resources=True)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
+    return str(error) or type(error).__name__
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

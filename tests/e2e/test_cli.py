@@ -1,0 +1,258 @@
+"""The ``durable`` CLI as a subprocess, against the session's database, broker and services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from contracts import OrchestrationStatus
+from deploy.processes import PROJECT_ROOT, ServiceGroup
+from services.client.client import DurableClient
+from services.common.settings import CommonSettings
+from tests.conftest import free_port, unique
+from tests.helpers.waiting import assert_eventually
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def durable(services: ServiceGroup, settings: CommonSettings):
+    """Run ``python -m services.client.cli ARGS`` with the session's ``DF_*`` settings."""
+
+    async def run(*args: str, **env: str) -> Result:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.client.cli",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(PROJECT_ROOT),
+                "DF_DATABASE_URL": settings.database_url,
+                "DF_AMQP_URL": settings.amqp_url,
+                "DF_NAMESPACE": settings.namespace,
+                "DF_PARTITIONS": str(settings.partitions),
+                **env,
+            },
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return Result(process.returncode, stdout.decode(), stderr.decode())
+
+    return run
+
+
+def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
+    assert result.code == code, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+async def wait_until(client: DurableClient, instance_id: str, status: OrchestrationStatus) -> None:
+    async def reached() -> bool:
+        found = await client.get_status(instance_id)
+        assert found is not None
+        assert found.runtime_status is status
+        return True
+
+    await assert_eventually(reached, timeout=30)
+
+
+async def test_start_with_wait_prints_the_outcome(durable) -> None:
+    result = await durable(
+        "start", "hello_cities", "--input", '["Oslo", "Lima"]', "--wait", "30", "--json"
+    )
+
+    assert result.code == 0, result
+    body = result.json()
+    assert body["runtimeStatus"] == "Completed"
+    assert body["output"] == ["Hello Oslo!", "Hello Lima!"]
+
+
+async def test_status_prints_the_instance_and_its_history(durable, client: DurableClient) -> None:
+    started = await durable("start", "hello_cities", "--input", '["Oslo"]')
+    instance_id = started.stdout.strip()
+    await client.wait_for_completion(instance_id, timeout=30)
+
+    text = await durable("status", instance_id, "--history")
+    as_json = await durable("status", instance_id, "--history", "--json")
+
+    assert started.code == 0, started
+    assert text.code == 0, text
+    assert f"instance  {instance_id}" in text.stdout
+    assert "status    Completed" in text.stdout
+    assert 'output    ["Hello Oslo!"]' in text.stdout
+    assert "ExecutionStarted" in text.stdout
+    assert 'name="say_hello"' in text.stdout
+    body = as_json.json()
+    assert body["instanceId"] == instance_id
+    assert [e["event_type"] for e in body["history"]][:2] == [
+        "OrchestratorStarted",
+        "ExecutionStarted",
+    ]
+    assert [e["seq"] for e in body["history"]] == list(range(1, len(body["history"]) + 1))
+
+
+async def test_list_filters_and_pages(durable, client: DurableClient) -> None:
+    prefix = unique("cli-list-")
+    for n in range(3):
+        await client.start_new("hello_cities", f"{prefix}-{n}", [])
+
+    text = await durable("list", "--prefix", prefix)
+    first = await durable("list", "--prefix", prefix, "--top", "2", "--json")
+    token = first.json()["continuationToken"]
+    second = await durable(
+        "list", "--prefix", prefix, "--top", "2", "--continuation", token, "--json"
+    )
+    filtered = await durable("list", "--prefix", prefix, "--status", "Failed,Terminated", "--json")
+
+    assert text.code == 0, text
+    assert text.stdout.splitlines()[0].split() == [
+        "INSTANCE",
+        "NAME",
+        "STATUS",
+        "CREATED",
+        "UPDATED",
+    ]
+    assert len(text.stdout.splitlines()) == 4
+    assert [i["instanceId"] for i in first.json()["instances"]] == [f"{prefix}-0", f"{prefix}-1"]
+    assert [i["instanceId"] for i in second.json()["instances"]] == [f"{prefix}-2"]
+    assert second.json()["continuationToken"] is None
+    assert filtered.json()["instances"] == []
+
+
+async def test_the_approval_flow_from_the_command_line(durable, client: DurableClient) -> None:
+    instance_id = unique("cli-approval-")
+    started = await durable("start", "waits_for_approval", "--id", instance_id, "--input", "60")
+    await wait_until(client, instance_id, OrchestrationStatus.RUNNING)
+
+    raised = await durable("raise-event", instance_id, "Approval", "--data", '{"approved": true}')
+    waited = await durable("wait", instance_id, "--timeout", "30", "--json")
+
+    assert started.stdout.strip() == instance_id
+    assert raised.code == 0, raised
+    assert "Approval" in raised.stdout
+    assert waited.code == 0, waited
+    assert waited.json()["output"] == {"answer": {"approved": True}}
+
+
+async def test_suspend_resume_and_terminate(durable, client: DurableClient) -> None:
+    instance_id = unique("cli-ops-")
+    await client.start_new("waits_for_approval", instance_id, 60)
+    await wait_until(client, instance_id, OrchestrationStatus.RUNNING)
+
+    suspended = await durable("suspend", instance_id, "--reason", "audit")
+    await wait_until(client, instance_id, OrchestrationStatus.SUSPENDED)
+    resumed = await durable("resume", instance_id)
+    await wait_until(client, instance_id, OrchestrationStatus.RUNNING)
+    terminated = await durable("terminate", instance_id, "--reason", "not needed", "--json")
+    ended = await client.wait_for_completion(instance_id, timeout=30)
+    again = await durable("terminate", instance_id)
+
+    assert (suspended.code, resumed.code, terminated.code) == (0, 0, 0)
+    assert terminated.json() == {"id": instance_id, "requested": "terminate"}
+    assert (ended.runtime_status, ended.output) == (OrchestrationStatus.TERMINATED, "not needed")
+    assert_one_line_error(again, 1, instance_id, "has ended")
+
+
+async def test_purge_refuses_running_instances_and_deletes_ended_ones(
+    durable, client: DurableClient
+) -> None:
+    instance_id = unique("cli-purge-")
+    await client.start_new("waits_for_approval", instance_id, 60)
+
+    while_running = await durable("purge", instance_id)
+    await client.terminate(instance_id, "stop")
+    await client.wait_for_completion(instance_id, timeout=30)
+    purged = await durable("purge", instance_id, "--json")
+    again = await durable("purge", instance_id)
+
+    assert_one_line_error(while_running, 1, instance_id)
+    assert purged.code == 0, purged
+    assert purged.json() == {"instancesDeleted": 1}
+    assert await client.get_status(instance_id) is None
+    assert_one_line_error(again, 1, "no instance")
+
+
+async def test_purge_by_deletes_ended_instances_in_the_range(
+    durable, client: DurableClient
+) -> None:
+    done = unique("cli-purge-by-")
+    await client.start_new("hello_cities", done, [])
+    since = (await client.wait_for_completion(done, timeout=30)).created_at.isoformat()
+
+    result = await durable("purge-by", "--from", since, "--status", "Completed")
+
+    assert result.code == 0, result
+    assert result.stdout.strip() == "purged 1 instance(s)"
+    assert await client.get_status(done) is None
+
+
+async def test_wait_exit_codes_tell_timed_out_from_failed(durable, client: DurableClient) -> None:
+    waiting = unique("cli-wait-")
+    await client.start_new("waits_for_approval", waiting, 60)
+    failing = await client.start_new("failing_orchestrator", None, 1)
+    await client.wait_for_completion(failing, timeout=30)
+
+    timed_out = await durable("wait", waiting, "--timeout", "0.2")
+    failed = await durable("wait", failing)
+
+    assert_one_line_error(timed_out, 4, waiting, "still")
+    assert failed.code == 1, failed
+    assert "status    Failed" in failed.stdout
+    await client.terminate(waiting, "test done")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["status", "no-such-instance"], 1, "no instance 'no-such-instance'"),
+        (["raise-event", "no-such-instance", "Approval"], 1, "no instance"),
+        (["start", "no_such_orchestrator"], 2, "no orchestrator named 'no_such_orchestrator'"),
+        (["start", "hello_cities", "--input", "{oops"], 2, "--input is not valid JSON"),
+        (["list", "--from", "yesterday"], 2, "--from 'yesterday' is not an ISO 8601 time"),
+        (["list", "--status", "Sleeping"], 2, "'Sleeping' is not one of"),
+        (["list", "--continuation", "garbage"], 2, "continuation token"),
+    ],
+)
+async def test_bad_arguments_and_unknown_instances_are_one_line_errors(
+    durable, args: list[str], code: int, fragment: str
+) -> None:
+    result = await durable(*args)
+
+    assert_one_line_error(result, code, fragment)
+
+
+async def test_an_unreachable_database_or_broker_is_a_one_line_error(durable) -> None:
+    no_database = await durable(
+        "status", "x", DF_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/df"
+    )
+    no_broker = await durable(
+        "status", "x", DF_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    )
+
+    assert_one_line_error(no_database, 3, "cannot reach the database")
+    assert_one_line_error(no_broker, 3, "cannot reach the broker")

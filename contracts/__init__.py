@@ -4,6 +4,20 @@ Pydantic v2 models only; nothing here performs I/O. Other languages read the gen
 Schema in ``contracts/schema/``.
 """
 
+from contracts.approval import (
+    ApprovalProgress,
+    ApprovalRecord,
+    ApprovalRequest,
+    ApprovalRequestMessage,
+    ApprovalResponse,
+    ApprovalResponseMessage,
+    Escalation,
+    IgnoredResponse,
+    ProposalOutcome,
+    ProposalOutcomeMessage,
+    ProposalSubmitted,
+    ProposalSubmittedMessage,
+)
 from contracts.envelope import SCHEMA_VERSION, Envelope, deterministic_message_id
 from contracts.failure import FailureDetails
 from contracts.history import (
@@ -37,8 +51,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "ActivityTask",
     "ActivityTaskMessage",
+    "ApprovalProgress",
+    "ApprovalRecord",
+    "ApprovalRequest",
+    "ApprovalRequestMessage",
+    "ApprovalResponse",
+    "ApprovalResponseMessage",
     "ContinueAsNew",
     "Envelope",
+    "Escalation",
     "EventRaised",
     "EventSent",
     "ExecutionCompleted",
@@ -49,11 +70,16 @@ __all__ = [
     "ExecutionTerminated",
     "FailureDetails",
     "HistoryEvent",
+    "IgnoredResponse",
     "InboundEvent",
     "OrchestrationStatus",
     "OrchestratorMessage",
     "OrchestratorStarted",
     "ParentInstance",
+    "ProposalOutcome",
+    "ProposalOutcomeMessage",
+    "ProposalSubmitted",
+    "ProposalSubmittedMessage",
     "SubOrchestrationInstanceCompleted",
     "SubOrchestrationInstanceCreated",
     "SubOrchestrationInstanceFailed",

@@ -13,6 +13,14 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from contracts.approval import (
+    ApprovalProgress,
+    ApprovalRecord,
+    ApprovalRequestMessage,
+    ApprovalResponseMessage,
+    ProposalOutcomeMessage,
+    ProposalSubmittedMessage,
+)
 from contracts.envelope import Envelope
 from contracts.failure import FailureDetails
 from contracts.history import HistoryEvent
@@ -28,6 +36,12 @@ _DOCUMENTS: dict[str, Any] = {
     "envelope": Envelope,
     "failure-details": FailureDetails,
     "orchestration-status": OrchestrationStatus,
+    "proposal-submitted-message": ProposalSubmittedMessage,
+    "approval-request-message": ApprovalRequestMessage,
+    "approval-response-message": ApprovalResponseMessage,
+    "proposal-outcome-message": ProposalOutcomeMessage,
+    "approval-progress": ApprovalProgress,
+    "approval-record": ApprovalRecord,
 }
 
 

@@ -246,6 +246,52 @@ class Topology:
             )
         return exchanges, queues, bindings, exchange_bindings
 
+    # --- the proposal-approval workflow's entry and exit points -------------------------------
+    #
+    # In: submitting systems and approvers publish to two work queues through the default
+    # exchange (routing key = queue name). Out: the workflow publishes to two topic exchanges,
+    # routed by person, so approver- and author-facing apps bind what they want ("mia" for one
+    # person's messages, "#" for all); nothing is lost by the workflow when nobody is bound.
+
+    @property
+    def proposal_submissions_queue(self) -> str:
+        """ProposalSubmitted in: each starts an approval orchestration."""
+        return f"{self.namespace}.approval.submissions"
+
+    @property
+    def approval_responses_queue(self) -> str:
+        """ApprovalResponse in: each becomes the instance's external event."""
+        return f"{self.namespace}.approval.responses"
+
+    @property
+    def approval_requests_exchange(self) -> str:
+        """ApprovalRequest out (topic), routing key: the assignee."""
+        return f"{self.namespace}.approval.requests"
+
+    @property
+    def proposal_outcomes_exchange(self) -> str:
+        """ProposalOutcome out (topic), routing key: the author."""
+        return f"{self.namespace}.approval.outcomes"
+
+    def approval_declarations(
+        self,
+    ) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec]]:
+        """The two outbound exchanges, the two inbound queues with their dead-letter queues."""
+        exchanges = [
+            ExchangeSpec(self.approval_requests_exchange, "topic"),
+            ExchangeSpec(self.proposal_outcomes_exchange, "topic"),
+        ]
+        queues: list[QueueSpec] = []
+        bindings: list[BindingSpec] = []
+        for name in (self.proposal_submissions_queue, self.approval_responses_queue):
+            dlq = self.dead_letter_queue(name)
+            queues += [
+                self._work_queue(name, single_active_consumer=False),
+                self._dead_letter_queue(name),
+            ]
+            bindings.append(BindingSpec(dlq, self.dead_letter_exchange, dlq))
+        return exchanges, queues, bindings
+
     # --- declarations ------------------------------------------------------------------------
 
     def _work_queue(self, name: str, *, single_active_consumer: bool) -> QueueSpec:

@@ -26,12 +26,13 @@ from services.client.client import DurableClient
 from services.common.db import create_pool
 from services.common.migrate import apply_migrations
 from services.common.settings import CommonSettings
+from tests.helpers.approval import approval_env
 
 ADMIN_URL = os.environ.get(
     "DF_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TEST_FUNCTION_MODULES = "workflows.samples,tests.apps.functions"
+TEST_FUNCTION_MODULES = "workflows.samples,workflows.approval,tests.apps.functions"
 
 
 def _reachable(url: str) -> bool:
@@ -135,12 +136,13 @@ async def delete_broker_objects(topology: Topology, activity_names: list[str]) -
     try:
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()
-        names = [q.name for q in queues]
+        approval_exchanges, approval_queues, _ = topology.approval_declarations()
+        names = [q.name for q in queues + approval_queues]
         for activity in activity_names:
             names += [q.name for q in topology.activity_declarations(activity)[0]]
         for name in names:
             await channel.queue_delete(name)
-        for exchange in topology.exchanges():
+        for exchange in topology.exchanges() + approval_exchanges:
             await channel.exchange_delete(exchange.name)
     finally:
         await connection.close()
@@ -198,6 +200,7 @@ def service_env(settings: CommonSettings, http_port: int) -> dict[str, str]:
         "DF_HTTP_PORT": str(http_port),
         "DF_LOG_LEVEL": "info",
         "DF_LOG_FORMAT": "console",
+        **approval_env(),
     }
 
 

@@ -1,22 +1,35 @@
-"""The client service: Durable Functions' HTTP API (and, later, the broker entry points).
+"""The client service: Durable Functions' HTTP API, and the approval workflow's broker entry
+points (submissions and approval responses, ``services.client.consumers``) alongside it.
 
 Run with ``python -m services.client``; configure with ``DF_*`` environment variables.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import structlog
 import uvicorn
 
 from services.client.api import create_app
 from services.client.client import DurableClient
+from services.client.consumers import ApprovalConsumers
 from services.client.settings import ClientSettings
+from services.common.amqp import Publisher
+from services.common.consuming import ConnectionSupervisor
 from services.common.db import create_pool
-from services.common.lifecycle import run_service
+from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations
 
+log = structlog.get_logger("services.client")
+
 
 async def serve(settings: ClientSettings) -> None:
+    # Installed before uvicorn's own handlers: uvicorn re-raises the signal once it has shut
+    # down, which then sets this event instead of killing the process before the clean-up.
+    stopping = stop_event_on_signals()
     pool = await create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as connection:
@@ -31,7 +44,36 @@ async def serve(settings: ClientSettings) -> None:
             log_level="warning",
             access_log=False,
         )
-        await uvicorn.Server(config).serve()
+        if not settings.approval_consumers:
+            await uvicorn.Server(config).serve()
+            return
+        # The consumers start before the API answers, so a deployment that is "ready" (its
+        # health check passes) already takes submissions and responses.
+        publisher = await Publisher.open(
+            settings.amqp_url, settings.topology, "client-service.dead-letters"
+        )
+        consumers = ApprovalConsumers(
+            client, publisher, settings.topology, orchestrator=settings.approval_orchestrator
+        )
+
+        async def detach() -> None:
+            consumers.detach()
+
+        consuming = ConnectionSupervisor(
+            settings.amqp_url, "client-service.consume", consumers.attach, detach
+        )
+        keeper = await consuming.start(stopping)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            stopping.set()
+            await consumers.stop()
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await consuming.close()
+            await publisher.close()
+            log.info("service.stopped")
 
 
 def main() -> None:

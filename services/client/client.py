@@ -228,14 +228,24 @@ class DurableClient:
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, 1.0)
 
-    async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None:
+    async def raise_event(
+        self,
+        instance_id: str,
+        event_name: str,
+        event_data: Any = None,
+        *,
+        message_id: uuid.UUID | None = None,
+    ) -> None:
         """Send an event to a running instance (kept until the orchestrator waits for it).
 
-        Raises ``InstanceNotFoundError`` or ``InstanceEndedError``.
+        Pass a ``message_id`` derived from what the event means (e.g. the id of the message
+        that carried it) to raise it at most once: the orchestrator drops a second event with
+        the same id. Raises ``InstanceNotFoundError`` or ``InstanceEndedError``.
         """
         data = to_json_value(event_data, f"the data of event {event_name!r}")
         now = datetime.now(UTC)
-        await self._send(instance_id, EventRaised(timestamp=now, name=event_name, input=data))
+        event = EventRaised(timestamp=now, name=event_name, input=data)
+        await self._send(instance_id, event, message_id=message_id)
 
     async def terminate(self, instance_id: str, reason: Any = None) -> None:
         """End a running or suspended instance as Terminated; its pending work is dropped."""
@@ -257,7 +267,9 @@ class DurableClient:
         now = datetime.now(UTC)
         await self._send(instance_id, ExecutionResumed(timestamp=now, reason=reason))
 
-    async def _send(self, instance_id: str, event: InboundEvent) -> None:
+    async def _send(
+        self, instance_id: str, event: InboundEvent, *, message_id: uuid.UUID | None = None
+    ) -> None:
         status = await self.get_status(instance_id)
         if status is None:
             raise InstanceNotFoundError(instance_id)
@@ -265,7 +277,7 @@ class DurableClient:
             raise InstanceEndedError(instance_id, status.runtime_status)
         message = OrchestratorMessage(
             envelope=Envelope(
-                message_id=uuid.uuid4(),
+                message_id=message_id or uuid.uuid4(),
                 instance_id=instance_id,
                 correlation_id=status.correlation_id,
                 type=event.event_type,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from contracts.approval import APPROVAL_ORCHESTRATOR
 from services.common.settings import CommonSettings
 
 
@@ -13,11 +14,16 @@ class ClientSettings(CommonSettings):
     http_port: its port (7071, as Azure Functions' local host uses).
     base_url: the public base URL put into status and management links; defaults to
         ``http://{http_host}:{http_port}``.
+    approval_consumers: consume the approval workflow's submissions and responses queues
+        (``DF_APPROVAL_CONSUMERS=false`` in deployments that do not run it).
+    approval_orchestrator: the orchestrator a ``ProposalSubmitted`` starts.
     """
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=7071, ge=1, le=65535)
     base_url: str | None = None
+    approval_consumers: bool = True
+    approval_orchestrator: str = APPROVAL_ORCHESTRATOR
 
     @property
     def public_base_url(self) -> str:

@@ -1,0 +1,221 @@
+"""The approval workflow from the outside, for end-to-end tests: what submitters publish, what
+approvers and authors receive.
+
+``ApprovalBus`` publishes to the real submissions and responses queues (default exchange,
+confirmed, mandatory) and collects what the workflow publishes on the real requests and outcomes
+exchanges through a temporary queue bound to both with ``#``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from pydantic import BaseModel
+
+from contracts import (
+    ApprovalRequest,
+    ApprovalRequestMessage,
+    ApprovalResponse,
+    ApprovalResponseMessage,
+    ProposalOutcome,
+    ProposalOutcomeMessage,
+    ProposalSubmitted,
+    ProposalSubmittedMessage,
+    Topology,
+)
+from contracts.approval import approval_envelope
+from tests.helpers.waiting import assert_eventually
+
+RESPONSE_SECONDS = 2.0
+REMINDER_SECONDS = 1.0
+MANAGER, HEAD = "mia.manager", "hugo.head"
+MANAGER_LIMIT = 10_000
+HIERARCHY = {
+    "levels": [
+        {"stage": "manager", "approver": MANAGER, "max_amount": MANAGER_LIMIT},
+        {"stage": "head_of_department", "approver": HEAD},
+    ]
+}
+
+
+def approval_env() -> dict[str, str]:
+    """What the test deployment runs with: short deadlines, two levels, auto-rejection."""
+    return {
+        "DF_APPROVAL_HIERARCHY": json.dumps(HIERARCHY),
+        "DF_APPROVAL_RESPONSE_SECONDS": str(RESPONSE_SECONDS),
+        "DF_APPROVAL_REMINDER_SECONDS": str(REMINDER_SECONDS),
+        "DF_APPROVAL_REMINDERS": "1",
+        "DF_APPROVAL_ON_EXPIRY": "auto_rejected",
+    }
+
+
+def proposal(proposal_id: str, amount: float = 800, author: str = "alice") -> ProposalSubmitted:
+    return ProposalSubmitted(
+        proposal_id=proposal_id,
+        author=author,
+        title=f"Design proposal {proposal_id}",
+        amount=amount,
+        submitted_at=datetime.now(UTC),
+    )
+
+
+def submission(body: ProposalSubmitted) -> ProposalSubmittedMessage:
+    envelope = approval_envelope(
+        "ProposalSubmitted", body.proposal_id, message_id=uuid.uuid4(), sent_at=datetime.now(UTC)
+    )
+    return ProposalSubmittedMessage(envelope=envelope, body=body)
+
+
+def response(
+    proposal_id: str, approver: str, decision: str = "approve", comment: str = ""
+) -> ApprovalResponseMessage:
+    now = datetime.now(UTC)
+    body = ApprovalResponse(
+        proposal_id=proposal_id,
+        approver=approver,
+        decision=decision,  # type: ignore[arg-type]
+        comment=comment,
+        responded_at=now,
+    )
+    envelope = approval_envelope(
+        "ApprovalResponse", proposal_id, message_id=uuid.uuid4(), sent_at=now
+    )
+    return ApprovalResponseMessage(envelope=envelope, body=body)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message the workflow published, with the routing key it carried."""
+
+    routing_key: str
+    message: ApprovalRequestMessage | ProposalOutcomeMessage
+
+
+class ApprovalBus:
+    def __init__(self, channel: AbstractChannel, topology: Topology) -> None:
+        self.channel = channel
+        self.topology = topology
+        self.received: list[Received] = []
+
+    async def listen(self) -> None:
+        queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(self.topology.approval_requests_exchange, "#")
+        await queue.bind(self.topology.proposal_outcomes_exchange, "#")
+        await queue.consume(self._collect, no_ack=True)
+
+    async def _collect(self, delivery: AbstractIncomingMessage) -> None:
+        model = ApprovalRequestMessage if delivery.type == "ApprovalRequest" else None
+        model = model or ProposalOutcomeMessage
+        self.received.append(
+            Received(delivery.routing_key or "", model.model_validate_json(delivery.body))
+        )
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    async def publish(self, queue_name: str, body: bytes | BaseModel) -> None:
+        """To ``queue_name`` through the default exchange, confirmed; unroutable raises."""
+        data = body if isinstance(body, bytes) else body.model_dump_json().encode()
+        await self.channel.default_exchange.publish(
+            aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            queue_name,
+            mandatory=True,
+        )
+
+    async def submit(self, body: ProposalSubmitted | ProposalSubmittedMessage) -> None:
+        message = body if isinstance(body, ProposalSubmittedMessage) else submission(body)
+        await self.publish(self.topology.proposal_submissions_queue, message)
+
+    async def respond(
+        self, proposal_id: str, approver: str, decision: str = "approve", comment: str = ""
+    ) -> None:
+        message = response(proposal_id, approver, decision, comment)
+        await self.publish(self.topology.approval_responses_queue, message)
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    def requests(self, proposal_id: str) -> list[tuple[str, ApprovalRequest]]:
+        """(routing key, request) for every request published for ``proposal_id``, in order."""
+        return [
+            (r.routing_key, r.message.body)
+            for r in self.received
+            if isinstance(r.message, ApprovalRequestMessage)
+            and r.message.body.proposal.proposal_id == proposal_id
+        ]
+
+    async def request(
+        self, proposal_id: str, number: int, timeout: float = 20.0
+    ) -> tuple[str, ApprovalRequest]:
+        """The ``number``-th request (1-based) for ``proposal_id``, once it has arrived."""
+
+        def arrived() -> tuple[str, ApprovalRequest]:
+            requests = self.requests(proposal_id)
+            assert len(requests) >= number, f"{len(requests)} requests for {proposal_id}"
+            return requests[number - 1]
+
+        return await assert_eventually(arrived, timeout=timeout)
+
+    async def outcome(self, proposal_id: str, timeout: float = 20.0) -> tuple[str, ProposalOutcome]:
+        def arrived() -> tuple[str, ProposalOutcome]:
+            for received in self.received:
+                message = received.message
+                if isinstance(message, ProposalOutcomeMessage) and message.proposal_id == (
+                    proposal_id
+                ):
+                    return received.routing_key, message.body
+            raise AssertionError(f"no outcome for {proposal_id}")
+
+        return await assert_eventually(arrived, timeout=timeout)
+
+
+async def dead_letters(
+    channel: AbstractChannel,
+    queue_name: str,
+    wanted: Callable[[AbstractIncomingMessage], bool],
+    count: int,
+    timeout: float = 10.0,
+) -> list[AbstractIncomingMessage]:
+    """Take messages from ``queue_name``.dlq until ``count`` of them are ``wanted``."""
+    queue = await channel.get_queue(f"{queue_name}.dlq", ensure=False)
+    found: list[AbstractIncomingMessage] = []
+
+    async def collect(message: AbstractIncomingMessage) -> None:
+        if wanted(message):
+            found.append(message)
+
+    def enough() -> bool:
+        assert len(found) >= count, f"{len(found)} of {count} dead letters in {queue_name}.dlq"
+        return True
+
+    tag = await queue.consume(collect, no_ack=True)
+    try:
+        await assert_eventually(enough, timeout=timeout)
+    finally:
+        await queue.cancel(tag)
+    return found
+
+
+def header(message: AbstractIncomingMessage, name: str) -> str:
+    value: Any = (message.headers or {}).get(name)
+    assert value is not None, f"no {name} header in {message.headers}"
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@asynccontextmanager
+async def approval_bus(amqp_url: str, topology: Topology) -> AsyncIterator[ApprovalBus]:
+    """A bus on its own connection, listening (the services must have declared the topology)."""
+    connection: AbstractConnection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        bus = ApprovalBus(channel, topology)
+        await bus.listen()
+        yield bus
+    finally:
+        await connection.close()

@@ -1,14 +1,17 @@
 """Run the system on this machine: ``python -m deploy.local demo`` (``make run``) or ``up``.
 
 ``demo`` starts the three services, runs the sample orchestrations while printing their
-progress from the event store, and stops the services. ``up`` starts them and waits for Ctrl-C.
-Both use the ``DF_*`` environment variables, exactly as the services do.
+progress from the event store, then takes a proposal through the approval workflow with
+escalation over the broker (``deploy.approval_demo``), and stops the services. ``up``
+starts them and waits for Ctrl-C. Both use the ``DF_*`` environment variables, exactly as
+the services do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Annotated, Any
 
@@ -24,6 +27,7 @@ from contracts import (
     TaskFailed,
     TaskScheduled,
 )
+from deploy.approval_demo import DEMO_DEADLINES, ApprovalDemo
 from deploy.processes import PROJECT_ROOT, ServiceGroup
 from services.client.client import DurableClient
 from services.client.settings import ClientSettings
@@ -114,7 +118,8 @@ async def _prepare_database(settings: ClientSettings) -> None:
 
 async def _demo(settings: ClientSettings, fan_out: int) -> None:
     await _prepare_database(settings)
-    group = ServiceGroup({}, LOG_DIR)
+    deadlines = {name: os.environ.get(name, value) for name, value in DEMO_DEADLINES.items()}
+    group = ServiceGroup(deadlines, LOG_DIR)
     functions = load_function_apps(settings.modules)
     _say(f"▶ starting orchestrator, activities and client services (logs in {LOG_DIR})")
     started = time.monotonic()
@@ -138,6 +143,20 @@ async def _demo(settings: ClientSettings, fan_out: int) -> None:
             expected = sum(n * n for n in range(fan_out))
             assert status is not None
             _say(f"    sum of squares = {status.output} (expected {expected})")
+
+            if "proposal_approval" in functions.orchestrators:
+                _say(
+                    "\n▶ human interaction: proposal_approval, with escalation "
+                    f"({deadlines['DF_APPROVAL_RESPONSE_SECONDS']} s to answer, "
+                    f"{deadlines['DF_APPROVAL_REMINDER_SECONDS']} s after a reminder)"
+                )
+                demo = ApprovalDemo(client, settings.topology, settings.amqp_url, _say)
+                output = await demo.run()
+                _say(
+                    f"    output: {output['outcome']} by {output['decided_by']} "
+                    f"({output['stage']}); escalations: "
+                    + ", ".join(f"{e['kind']} → {e['assignee']}" for e in output["escalations"])
+                )
     except BaseException:
         _say("\n" + group.logs())
         raise

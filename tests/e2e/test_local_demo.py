@@ -29,29 +29,37 @@ pytestmark = pytest.mark.e2e
 
 FAN_OUT = 20
 DEMO_TIMEOUT_SECONDS = 120
-DEMO_ACTIVITIES = ["say_hello", "square"]
+DEMO_ACTIVITIES = [
+    "say_hello",
+    "square",
+    "plan_approval",
+    "send_approval_request",
+    "send_proposal_outcome",
+]
 
 
-@pytest.fixture
-async def demo_env() -> AsyncIterator[dict[str, str]]:
+@pytest.fixture(scope="module")
+async def demo_output() -> AsyncIterator[str]:
+    """What ``python -m deploy.local demo`` printed (it ran once, in its own deployment)."""
     topology = Topology(namespace=unique("demo"), partitions=2)
     database_url = await create_database()
     try:
-        yield {
+        env = {
             "DF_DATABASE_URL": database_url,
             "DF_AMQP_URL": AMQP_URL,
             "DF_NAMESPACE": topology.namespace,
             "DF_PARTITIONS": str(topology.partitions),
-            "DF_FUNCTION_MODULES": "workflows.samples",
+            "DF_FUNCTION_MODULES": "workflows.samples,workflows.approval",
             "DF_HTTP_PORT": str(free_port()),
             "DF_LOG_FORMAT": "console",
         }
+        yield await run_demo(env)
     finally:
         await delete_broker_objects(topology, DEMO_ACTIVITIES)
         await drop_database(database_url)
 
 
-async def test_local_demo_runs_the_samples_and_prints_the_sum(demo_env: dict[str, str]) -> None:
+async def run_demo(demo_env: dict[str, str]) -> str:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("DF_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -74,10 +82,36 @@ async def test_local_demo_runs_the_samples_and_prints_the_sum(demo_env: dict[str
         output, _ = await process.communicate()
         pytest.fail(f"demo did not finish within {DEMO_TIMEOUT_SECONDS} s:\n{output.decode()}")
     text = output.decode(errors="replace")
-
     assert process.returncode == 0, text
+    return text
+
+
+def test_local_demo_runs_the_samples_and_prints_the_sum(demo_output: str) -> None:
+    text = demo_output
     expected = sum(n * n for n in range(FAN_OUT))
     assert f"sum of squares = {expected} (expected {expected})" in text, text
     # Both samples (the chain and the fan-out) report their terminal status.
     assert text.count("Completed, ") == 2, text
     assert "Hello Tokyo!" in text
+
+
+def test_local_demo_escalates_a_proposal_and_the_head_of_department_approves(
+    demo_output: str,
+) -> None:
+    # The manager is asked, reminded, then the proposal moves up and is approved there.
+    approval = demo_output[demo_output.index("▶ human interaction") :]
+    steps = [
+        "← ApprovalRequest to mia (manager, request)",
+        "← ApprovalRequest to mia (manager, reminder)",
+        "← ApprovalRequest to hugo (head_of_department, request, reassigned from mia)",
+        "→ ApprovalResponse: hugo approves",
+        "← ProposalOutcome for alice: approved by hugo (head_of_department) after 2",
+        "output: approved by hugo (head_of_department); "
+        "escalations: reminder → mia, reassignment → hugo",
+    ]
+    positions = [approval.find(step) for step in steps]
+    assert -1 not in positions, approval
+    assert positions == sorted(positions), approval
+    assert "status: manager mia asked, deadline" in approval
+    assert "status: head_of_department hugo asked" in approval
+    assert "status: decided, approved" in approval

@@ -7,15 +7,19 @@ import random
 import shutil
 import statistics
 import subprocess
+import time
+import uuid
 from datetime import datetime
 
 import aio_pika
 import pytest
 
 from contracts import OrchestrationStatus
+from contracts.approval import APPROVAL_ORCHESTRATOR
 from contracts.topology import DELAY_LEVELS
 from tests.conftest import AMQP_URL
 from tests.fault.conftest import Deployment
+from tests.helpers import approval
 
 pytestmark = pytest.mark.fault
 
@@ -145,25 +149,46 @@ def restart_broker() -> None:
 
 
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs a local RabbitMQ to restart")
-async def test_deadlines_fire_after_an_orchestrator_kill_and_a_broker_restart(
+async def test_approval_deadlines_fire_after_an_orchestrator_kill_and_a_broker_restart(
     deployment: Deployment,
 ) -> None:
-    instance_ids = await start_all(deployment, "waits_for_approval", [5] * 30)
-    await wait_for_timer_rows(deployment, 30)
+    proposals = [approval.proposal(f"restart-{n}-{uuid.uuid4().hex[:6]}") for n in range(30)]
+    instance_ids = await asyncio.gather(
+        *(
+            deployment.client.start_new(
+                APPROVAL_ORCHESTRATOR, p.proposal_id, p.model_dump(mode="json")
+            )
+            for p in proposals
+        )
+    )
+    await wait_for_timer_rows(deployment, len(instance_ids))
 
+    outage_started = time.monotonic()
     deployment.group["orchestrator"].kill()
     await asyncio.to_thread(restart_broker)
     deployment.group["orchestrator"].start()
     await deployment.wait_ready()
+    outage = time.monotonic() - outage_started
 
-    await wait_until_ended(deployment, instance_ids, timeout=60)
-    statuses = [await deployment.client.get_status(i) for i in instance_ids]
-    assert all(s and s.output == {"timed_out": True} for s in statuses), statuses[0]
+    await wait_until_ended(deployment, instance_ids, timeout=90)
+    records = [(await deployment.client.get_status(i)) for i in instance_ids]
+    assert all(r and r.output and r.output["outcome"] == "auto_rejected" for r in records)
+    # Every deadline fired: each level's request, reminder and reassignment happened, and no
+    # deadline was later than the outage plus the sweeper's grace period (2 s) and a margin.
+    for record in records:
+        assert record is not None
+        escalations = record.output["escalations"]
+        assert [e["kind"] for e in escalations] == ["reminder", "reassignment", "reminder"]
+        for escalation in escalations:
+            late = datetime.fromisoformat(escalation["at"]) - datetime.fromisoformat(
+                escalation["missed_deadline"]
+            )
+            assert late.total_seconds() <= outage + 2 + 3, (late, outage)
     completions = await deployment.pool.fetch(
         "SELECT instance_id, count(*) AS n FROM events WHERE instance_id = ANY($1::text[]) "
         "AND event_type IN ('ExecutionCompleted', 'ExecutionFailed', 'ExecutionTerminated') "
         "GROUP BY instance_id",
-        instance_ids,
+        list(instance_ids),
     )
-    assert {row["n"] for row in completions} == {1}
     assert len(completions) == len(instance_ids)
+    assert {row["n"] for row in completions} == {1}

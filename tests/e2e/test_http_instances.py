@@ -166,14 +166,19 @@ async def test_purging_by_filter_deletes_the_ended_instances_in_range(
     await start_completed(client, f"{prefix}-b", ["Lima"])
     waiting = f"{prefix}-waiting"
     await client.start_new("waits_for_approval", waiting, 30)
+    last = await client.get_status(waiting)
+    assert last is not None
+    # ... and up to its last: instances other tests' background work starts meanwhile (a
+    # submission consumed late, say) stay out of range too.
+    window = {"createdTimeFrom": since, "createdTimeTo": last.created_at.isoformat()}
 
     none_failed = await http.delete(
-        f"{PREFIX}/instances", params={"createdTimeFrom": since, "runtimeStatus": "Failed"}
+        f"{PREFIX}/instances", params={**window, "runtimeStatus": "Failed"}
     )
     purged = await http.delete(
-        f"{PREFIX}/instances", params={"createdTimeFrom": since, "runtimeStatus": "Completed"}
+        f"{PREFIX}/instances", params={**window, "runtimeStatus": "Completed"}
     )
-    nothing_left = await http.delete(f"{PREFIX}/instances", params={"createdTimeFrom": since})
+    nothing_left = await http.delete(f"{PREFIX}/instances", params=window)
 
     assert none_failed.status_code == 404, none_failed.text
     assert purged.status_code == 200, purged.text

@@ -72,12 +72,16 @@ async def _session(
             f"the database at {_redacted(settings.database_url)} has no event store; "
             "run `make migrate` (or start a service, which migrates it)",
         ) from None
+    except PublishFailedError as error:
+        raise CliError(
+            EXIT_UNREACHABLE,
+            f"cannot reach the broker at {_redacted(settings.amqp_url)}: {_reason(error)}",
+        ) from None
     except (
         OSError,
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
         aiormq.exceptions.AMQPError,
-        PublishFailedError,
     ) as error:
         raise CliError(
             EXIT_UNREACHABLE, f"lost the database or broker connection: {error}"
@@ -101,17 +105,9 @@ async def _connect(settings: CommonSettings) -> DurableClient:
         raise CliError(
             EXIT_UNREACHABLE, f"cannot reach the database at {database}: {_reason(error)}"
         ) from None
-    try:
-        publisher = await asyncio.wait_for(
-            Publisher.open(settings.amqp_url, settings.topology, "cli.publish"),
-            CONNECT_TIMEOUT_SECONDS,
-        )
-    except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as error:
-        await pool.close()
-        raise CliError(
-            EXIT_UNREACHABLE,
-            f"cannot reach the broker at {_redacted(settings.amqp_url)}: {_reason(error)}",
-        ) from None
+    # The broker is connected on the first publish: read-only commands work while it is down,
+    # and a command that publishes reports an unreachable broker as a PublishFailedError.
+    publisher = Publisher(settings.amqp_url, settings.topology, "cli.publish")
     return DurableClient(pool, publisher, settings.topology, owns_resources=True)
 
 

@@ -117,13 +117,22 @@ class DurableClient:
         self._owns_resources = owns_resources
 
     @classmethod
-    async def connect(cls, settings: CommonSettings, *, name: str = "client") -> DurableClient:
-        """A client with its own connection pool and broker connection (closed by ``close``)."""
+    async def connect(
+        cls, settings: CommonSettings, *, name: str = "client", lazy_broker: bool = False
+    ) -> DurableClient:
+        """A client with its own connection pool and broker connection (closed by ``close``).
+
+        With ``lazy_broker``, the broker is only connected on the first publish, so read-only
+        use (status, lists, history) works while RabbitMQ is down.
+        """
         pool = await create_pool(settings.database_url, min_size=1, max_size=5)
         try:
-            publisher = await Publisher.open(
-                settings.amqp_url, settings.topology, f"{name}.publish"
-            )
+            if lazy_broker:
+                publisher = Publisher(settings.amqp_url, settings.topology, f"{name}.publish")
+            else:
+                publisher = await Publisher.open(
+                    settings.amqp_url, settings.topology, f"{name}.publish"
+                )
         except BaseException:
             await pool.close()
             raise

@@ -250,9 +250,17 @@ async def test_an_unreachable_database_or_broker_is_a_one_line_error(durable) ->
     no_database = await durable(
         "status", "x", DF_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/df"
     )
-    no_broker = await durable(
-        "status", "x", DF_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/"
-    )
+    broker_down = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    # A start is committed with its message in the outbox, so it succeeds without the broker
+    # (the orchestrator's sweeper publishes it later); raising an event needs the broker.
+    started = await durable("start", "hello_cities", DF_AMQP_URL=broker_down)
+    instance_id = started.stdout.strip()
+    no_broker = await durable("raise-event", instance_id, "Go", DF_AMQP_URL=broker_down)
+    # Reading needs no broker.
+    read_without_broker = await durable("status", instance_id, DF_AMQP_URL=broker_down)
 
     assert_one_line_error(no_database, 3, "cannot reach the database")
+    assert started.code == 0, started
     assert_one_line_error(no_broker, 3, "cannot reach the broker")
+    assert read_without_broker.code == 0, read_without_broker
+    assert instance_id in read_without_broker.stdout

@@ -40,6 +40,7 @@ from contracts.history import (
     TaskCompleted,
     TaskFailed,
     TaskScheduled,
+    TaskStarted,
     TimerCreated,
     TimerFired,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "TaskCompleted",
     "TaskFailed",
     "TaskScheduled",
+    "TaskStarted",
     "TimerCreated",
     "TimerFired",
     "Topology",

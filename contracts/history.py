@@ -52,9 +52,21 @@ class OrchestratorStarted(_Event):
 
 
 class TaskScheduled(_Event):
+    """An activity call. ``attempt`` counts retries under a retry policy (1 for the first);
+    ``timeout_seconds`` is its start-to-close time-out, when it has one."""
+
     event_type: Literal["TaskScheduled"] = "TaskScheduled"
     name: str
     input: JsonValue = None
+    attempt: int = 1
+    timeout_seconds: float | None = None
+
+
+class TaskStarted(_Event):
+    """A worker started an activity that has a time-out; its clock starts here."""
+
+    event_type: Literal["TaskStarted"] = "TaskStarted"
+    task_scheduled_id: int
 
 
 class TaskCompleted(_Event):
@@ -147,6 +159,7 @@ HistoryEvent = Annotated[
     ExecutionStarted
     | OrchestratorStarted
     | TaskScheduled
+    | TaskStarted
     | TaskCompleted
     | TaskFailed
     | TimerCreated
@@ -168,6 +181,7 @@ HistoryEvent = Annotated[
 
 InboundEvent = Annotated[
     ExecutionStarted
+    | TaskStarted
     | TaskCompleted
     | TaskFailed
     | TimerFired

@@ -48,7 +48,8 @@ class ActivityTask(BaseModel):
 
     ``(envelope.instance_id, task_scheduled_id)`` is the task's idempotency key: a worker may
     receive the same task more than once (at-least-once delivery) and hands the key to the
-    function so its side effects can be made idempotent.
+    function so its side effects can be made idempotent. With ``timeout_seconds``, the worker
+    reports ``TaskStarted`` before running it and gives up after that long.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +58,7 @@ class ActivityTask(BaseModel):
     input: JsonValue = None
     task_scheduled_id: int
     attempt: int = 1
+    timeout_seconds: float | None = None
 
 
 class ActivityTaskMessage(_Message):

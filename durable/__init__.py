@@ -7,9 +7,11 @@ activity may ask for an ``ActivityContext``.
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp, RegistrationError
 from services.orchestrator.engine import (
+    ActivityTimeoutError,
     EventTimeoutError,
     NonDeterminismError,
     OrchestrationContext,
+    RetryOptions,
     Task,
     TaskFailedError,
     TimerTask,
@@ -21,12 +23,14 @@ DurableOrchestrationContext = OrchestrationContext
 __all__ = [
     "ActivityContext",
     "ActivityDefinition",
+    "ActivityTimeoutError",
     "DurableOrchestrationContext",
     "EventTimeoutError",
     "FunctionApp",
     "NonDeterminismError",
     "OrchestrationContext",
     "RegistrationError",
+    "RetryOptions",
     "Task",
     "TaskFailedError",
     "TimerTask",

@@ -27,6 +27,7 @@ from contracts import (
     OrchestratorMessage,
     TaskCompleted,
     TaskFailed,
+    TaskStarted,
     Topology,
     deterministic_message_id,
 )
@@ -36,6 +37,15 @@ from durable.app import ActivityDefinition, FunctionApp
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
 
 log = structlog.get_logger(__name__)
+
+
+class ActivityTimeoutError(TimeoutError):
+    """The activity ran past its start-to-close time-out (the error type orchestrators see)."""
+
+    def __init__(self, activity: str, timeout_seconds: float) -> None:
+        super().__init__(
+            f"{activity} timed out: not finished {timeout_seconds:g} s after it started"
+        )
 
 
 class ActivityWorker:
@@ -110,9 +120,9 @@ class ActivityWorker:
             correlation_id=message.envelope.correlation_id,
             activity=definition.name,
         ):
-            reply = await self._run(definition, message)
             exchange, routing_key = self._topology.orchestrator_route(message.envelope.instance_id)
             try:
+                reply = await self._run(definition, message)
                 await self._publisher.publish(OutgoingMessage.of(reply, exchange, routing_key))
             except PublishFailedError as error:
                 # The result is not safe anywhere: put the task back; it will run again.
@@ -137,14 +147,10 @@ class ActivityWorker:
         )
         arguments = definition.arguments(task.input, context)
         event: TaskCompleted | TaskFailed
+        if task.timeout_seconds is not None:
+            await self._report_started(message)
         try:
-            if definition.is_async:
-                result = await definition.function(**arguments)
-            else:
-                call = functools.partial(
-                    contextvars.copy_context().run, definition.function, **arguments
-                )
-                result = await asyncio.get_running_loop().run_in_executor(self._threads, call)
+            result = await self._call(definition, arguments, task.timeout_seconds)
             output = to_json_value(result, f"the output of activity {task.name!r}")
             event = TaskCompleted(
                 timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id, result=output
@@ -170,6 +176,52 @@ class ActivityWorker:
             ),
             body=event,
         )
+
+    async def _call(
+        self, definition: ActivityDefinition, arguments: dict[str, Any], timeout: float | None
+    ) -> Any:
+        """Run the function; past ``timeout`` seconds, give up with ``ActivityTimeoutError``.
+
+        An ``async def`` activity is cancelled at the time-out; a plain function cannot be
+        stopped, so its thread runs on and its result is discarded.
+        """
+        running: asyncio.Future[Any]
+        if definition.is_async:
+            running = asyncio.ensure_future(definition.function(**arguments))
+        else:
+            call = functools.partial(
+                contextvars.copy_context().run, definition.function, **arguments
+            )
+            running = asyncio.get_running_loop().run_in_executor(self._threads, call)
+        if timeout is None:
+            return await running
+        done, _ = await asyncio.wait({running}, timeout=timeout)
+        if not done:
+            running.cancel()
+            raise ActivityTimeoutError(f"activity {definition.name!r}", timeout)
+        return running.result()
+
+    async def _report_started(self, message: ActivityTaskMessage) -> None:
+        """Tell the orchestrator the activity's start-to-close clock has started."""
+        envelope, task = message.envelope, message.body
+        started = OrchestratorMessage(
+            envelope=Envelope(
+                message_id=deterministic_message_id(
+                    envelope.instance_id,
+                    envelope.execution_id or "",
+                    "started",
+                    task.task_scheduled_id,
+                ),
+                instance_id=envelope.instance_id,
+                execution_id=envelope.execution_id,
+                correlation_id=envelope.correlation_id,
+                type="TaskStarted",
+                sent_at=datetime.now(UTC),
+            ),
+            body=TaskStarted(timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id),
+        )
+        exchange, routing_key = self._topology.orchestrator_route(envelope.instance_id)
+        await self._publisher.publish(OutgoingMessage.of(started, exchange, routing_key))
 
     async def _dead_letter(
         self, queue_name: str, delivery: AbstractIncomingMessage, reason: str

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from contracts import ParentInstance
 from services.orchestrator.engine import OrchestrationExecutor
 
 
@@ -27,6 +28,7 @@ class InstanceState:
             the instance's orchestrator.
         raised_message_ids: message ids of the ``EventRaised`` events in the current
             execution, to drop a redelivered event.
+        parent: where to report the outcome, when the instance is a sub-orchestration.
     """
 
     instance_id: str
@@ -36,6 +38,7 @@ class InstanceState:
     last_seq: int
     executor: OrchestrationExecutor | None
     raised_message_ids: set[uuid.UUID] = field(default_factory=set)
+    parent: ParentInstance | None = None
 
 
 class InstanceCache:

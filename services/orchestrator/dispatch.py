@@ -57,7 +57,13 @@ def _activity_task(
             type="ActivityTask",
             sent_at=now,
         ),
-        body=ActivityTask(name=event.name, input=event.input, task_scheduled_id=event.event_id),
+        body=ActivityTask(
+            name=event.name,
+            input=event.input,
+            task_scheduled_id=event.event_id,
+            attempt=event.attempt,
+            timeout_seconds=event.timeout_seconds,
+        ),
     )
     exchange, routing_key = topology.activity_route(event.name)
     return OutgoingMessage.of(task, exchange, routing_key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -27,6 +27,8 @@ from contracts import (
     OrchestrationStatus,
     OrchestratorMessage,
     OrchestratorStarted,
+    ParentInstance,
+    SubOrchestrationInstanceCreated,
     TimerCreated,
     TimerFired,
     Topology,
@@ -40,7 +42,16 @@ from services.common.outbox import OutboxRecord, insert_outbox_txn
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState
 from services.orchestrator.dispatch import messages_for
-from services.orchestrator.engine import Decision, OrchestrationExecutor
+from services.orchestrator.engine import ContinueAsNewRequest, Decision, OrchestrationExecutor
+from services.orchestrator.followups import (
+    ChildStart,
+    Continuation,
+    continue_as_new_txn,
+    parent_answer,
+    start_children_txn,
+    start_message,
+    terminate_children_txn,
+)
 from services.orchestrator.timers import (
     TimerKey,
     TimerRow,
@@ -67,6 +78,9 @@ class _Batch:
     finished: list[str] = field(default_factory=list)
     timers_created: list[TimerRow] = field(default_factory=list)
     timers_closed: list[TimerKey] = field(default_factory=list)
+    children: list[ChildStart] = field(default_factory=list)
+    terminated: list[str] = field(default_factory=list)
+    continuations: list[Continuation] = field(default_factory=list)
 
 
 class OrchestrationHandler:
@@ -79,12 +93,15 @@ class OrchestrationHandler:
         cache: InstanceCache,
         topology: Topology,
         clock: Callable[[], datetime] = utc_now,
+        *,
+        keep_continued_history: bool = False,
     ) -> None:
         self._pool = pool
         self._functions = functions
         self._cache = cache
         self._topology = topology
         self._clock = clock
+        self._keep_continued_history = keep_continued_history
 
     async def handle(self, messages: Sequence[OrchestratorMessage]) -> list[OutboxRecord]:
         """Process ``messages`` in one transaction; return the outbox rows to publish.
@@ -121,6 +138,15 @@ class OrchestrationHandler:
                 await insert_timers_txn(connection, batch.timers_created)
                 await delete_timers_txn(connection, batch.timers_closed)
                 await delete_instance_timers_txn(connection, batch.finished)
+                await continue_as_new_txn(
+                    connection, batch.continuations, self._keep_continued_history
+                )
+                batch.messages += await start_children_txn(
+                    connection, self._topology, batch.children, now
+                )
+                batch.messages += await terminate_children_txn(
+                    connection, self._topology, batch.terminated, "the parent was terminated", now
+                )
                 records = await insert_outbox_txn(connection, batch.messages)
             except BaseException:
                 await transaction.rollback()
@@ -201,6 +227,9 @@ class OrchestrationHandler:
                 for stored in history
                 if stored.message_id is not None and isinstance(stored.event, EventRaised)
             },
+            parent=next(
+                (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)), None
+            ),
         )
 
     def _run_episode(
@@ -233,6 +262,8 @@ class OrchestrationHandler:
                 state.executor.apply_new(message.body)
             if isinstance(message.body, EventRaised):
                 state.raised_message_ids.add(message.envelope.message_id)
+            if isinstance(message.body, ExecutionStarted):
+                state.parent = message.body.parent
             episode.append((message.body, message.envelope.message_id))
         if not episode:
             return
@@ -264,6 +295,7 @@ class OrchestrationHandler:
         )
         self._record_timers(state, inbound, decision, batch)
         batch.messages += messages_for(self._topology, state, decision, now)
+        self._record_followups(state, decision, now, batch)
         if decision.status.is_terminal:
             batch.finished.append(state.instance_id)
             bound.info(
@@ -272,8 +304,75 @@ class OrchestrationHandler:
                 status=decision.status.value,
                 error=decision.failure.message if decision.failure else None,
             )
+        elif decision.continue_as_new is not None:
+            batch.finished.append(state.instance_id)
+            bound.debug("orchestration.continued_as_new", name=state.name)
         else:
             batch.states.append(state)
+
+    def _record_followups(
+        self, state: InstanceState, decision: Decision, now: datetime, batch: _Batch
+    ) -> None:
+        batch.children += [
+            ChildStart(
+                parent=ParentInstance(
+                    instance_id=state.instance_id,
+                    execution_id=state.execution_id,
+                    task_scheduled_id=event.event_id,
+                    name=state.name,
+                ),
+                name=event.name,
+                instance_id=event.instance_id,
+                input=event.input,
+                correlation_id=state.correlation_id,
+            )
+            for event in decision.new_events
+            if isinstance(event, SubOrchestrationInstanceCreated)
+        ]
+        if state.parent is not None:
+            answer = parent_answer(
+                self._topology, state.parent, state.correlation_id, decision, now
+            )
+            if answer is not None:
+                batch.messages.append(answer)
+        if decision.status is OrchestrationStatus.TERMINATED:
+            batch.terminated.append(state.instance_id)
+        if decision.continue_as_new is not None:
+            self._continue_as_new(state, decision.continue_as_new, now, batch)
+
+    def _continue_as_new(
+        self, state: InstanceState, request: ContinueAsNewRequest, now: datetime, batch: _Batch
+    ) -> None:
+        """Move the instance to its next execution: carried events become its first events,
+        and an ExecutionStarted through the partition queue starts it."""
+        first_seq = state.last_seq + 1
+        carried = [
+            EventRaised(timestamp=now, name=name, input=data)
+            for name, data in request.carried_events
+        ]
+        opening: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *carried]
+        for event in opening if carried else []:
+            state.last_seq += 1
+            batch.events.append(
+                store.NewEvent(state.instance_id, state.last_seq, request.new_execution_id, event)
+            )
+        batch.updates[-1] = replace(batch.updates[-1], last_seq=state.last_seq)
+        batch.continuations.append(
+            Continuation(state.instance_id, request.new_execution_id, request.input, first_seq)
+        )
+        batch.timers_closed += []  # the old execution's timers go with it (see below)
+        batch.messages.append(
+            start_message(
+                self._topology,
+                state.instance_id,
+                state.name,
+                request.new_execution_id,
+                request.input,
+                state.correlation_id,
+                state.parent,
+                now,
+            )
+        )
 
     @staticmethod
     def _record_timers(

@@ -28,6 +28,7 @@ from contracts import (
     TaskCompleted,
     TaskFailed,
     TaskScheduled,
+    TaskStarted,
     TimerCreated,
     TimerFired,
 )
@@ -52,6 +53,8 @@ ONE_OF_EACH = [
     ),
     OrchestratorStarted(timestamp=AT),
     TaskScheduled(timestamp=AT, event_id=0, name="say_hello", input="Tokyo"),
+    TaskScheduled(timestamp=AT, event_id=1, name="charge", attempt=2, timeout_seconds=30.0),
+    TaskStarted(timestamp=AT, task_scheduled_id=1),
     TaskCompleted(timestamp=AT, task_scheduled_id=0, result=["Hello Tokyo!"]),
     TaskFailed(timestamp=AT, task_scheduled_id=1, failure=FAILURE),
     TimerCreated(timestamp=AT, event_id=2, fire_at=AT),

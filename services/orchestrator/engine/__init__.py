@@ -4,18 +4,20 @@ No I/O, no clock, no randomness: everything it knows comes from the history it i
 """
 
 from services.orchestrator.engine.context import OrchestrationContext, function_name
+from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
 from services.orchestrator.engine.errors import (
+    ActivityTimeoutError,
     EventTimeoutError,
     NonDeterminismError,
     OrchestratorYieldError,
     TaskFailedError,
 )
 from services.orchestrator.engine.executor import (
-    Decision,
     OrchestrationExecutor,
     OrchestratorFunction,
     replay,
 )
+from services.orchestrator.engine.retry import RetryOptions
 from services.orchestrator.engine.tasks import (
     CompletableTask,
     ExternalEventTask,
@@ -26,7 +28,9 @@ from services.orchestrator.engine.tasks import (
 )
 
 __all__ = [
+    "ActivityTimeoutError",
     "CompletableTask",
+    "ContinueAsNewRequest",
     "Decision",
     "EventTimeoutError",
     "ExternalEventTask",
@@ -35,6 +39,7 @@ __all__ = [
     "OrchestrationExecutor",
     "OrchestratorFunction",
     "OrchestratorYieldError",
+    "RetryOptions",
     "Task",
     "TaskFailedError",
     "TimerTask",

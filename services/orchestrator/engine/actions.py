@@ -12,7 +12,12 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from contracts import HistoryEvent, TaskScheduled, TimerCreated
+from contracts import (
+    HistoryEvent,
+    SubOrchestrationInstanceCreated,
+    TaskScheduled,
+    TimerCreated,
+)
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,17 @@ class ScheduleTask:
     id: int
     name: str
     input: JsonValue
+    attempt: int = 1
+    timeout_seconds: float | None = None
 
     def to_event(self, timestamp: datetime) -> HistoryEvent:
         return TaskScheduled(
-            event_id=self.id, timestamp=timestamp, name=self.name, input=self.input
+            event_id=self.id,
+            timestamp=timestamp,
+            name=self.name,
+            input=self.input,
+            attempt=self.attempt,
+            timeout_seconds=self.timeout_seconds,
         )
 
     def describe(self) -> str:
@@ -42,7 +54,27 @@ class CreateTimer:
         return f"create_timer({self.fire_at.isoformat()})"
 
 
-Action = ScheduleTask | CreateTimer
+@dataclass(frozen=True)
+class CreateSubOrchestration:
+    id: int
+    name: str
+    instance_id: str
+    input: JsonValue
+
+    def to_event(self, timestamp: datetime) -> HistoryEvent:
+        return SubOrchestrationInstanceCreated(
+            event_id=self.id,
+            timestamp=timestamp,
+            name=self.name,
+            instance_id=self.instance_id,
+            input=self.input,
+        )
+
+    def describe(self) -> str:
+        return f"call_sub_orchestrator({self.name!r})"
+
+
+Action = ScheduleTask | CreateTimer | CreateSubOrchestration
 
 
 def describe_event(event: HistoryEvent) -> str:
@@ -52,6 +84,10 @@ def describe_event(event: HistoryEvent) -> str:
             return f"TaskScheduled #{event.event_id} call_activity({name!r})"
         case TimerCreated(fire_at=fire_at):
             return f"TimerCreated #{event.event_id} create_timer({fire_at.isoformat()})"
+        case SubOrchestrationInstanceCreated(name=name):
+            return (
+                f"SubOrchestrationInstanceCreated #{event.event_id} call_sub_orchestrator({name!r})"
+            )
         case _:
             return f"{event.event_type} #{event.event_id}"
 
@@ -68,5 +104,7 @@ def matches(action: Action, event: HistoryEvent) -> bool:
             return name == recorded
         case CreateTimer(), TimerCreated():
             return True
+        case CreateSubOrchestration(name=name), SubOrchestrationInstanceCreated(name=recorded):
+            return name == recorded
         case _:
             return False

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import JsonValue
 
 from contracts.values import to_json_value
+from services.orchestrator.engine.retry import RetryOptions, RetryTask
 from services.orchestrator.engine.tasks import (
     CompletableTask,
     ExternalEventTask,
@@ -88,14 +89,93 @@ class OrchestrationContext:
 
     # --- actions -----------------------------------------------------------------------------
 
-    def call_activity(self, name: str | Callable[..., Any], input_: Any = None) -> Task[Any]:
+    def call_activity(
+        self,
+        name: str | Callable[..., Any],
+        input_: Any = None,
+        *,
+        timeout: timedelta | float | None = None,
+    ) -> Task[Any]:
         """Schedule the activity ``name`` with ``input_``; the task completes with its result.
 
-        If the activity fails, awaiting the task raises ``TaskFailedError``.
+        If the activity fails, awaiting the task raises ``TaskFailedError``. With ``timeout``
+        (a ``timedelta`` or seconds), it fails with ``ActivityTimeoutError`` when the activity
+        has not finished that long after a worker started it, even if the worker died.
         """
         activity_name = function_name(name)
         return self._executor.schedule_task(
-            activity_name, to_json_value(input_, f"the input of activity {activity_name!r}")
+            activity_name,
+            to_json_value(input_, f"the input of activity {activity_name!r}"),
+            timeout=_as_timedelta(timeout),
+        )
+
+    def call_activity_with_retry(
+        self,
+        name: str | Callable[..., Any],
+        retry_options: RetryOptions,
+        input_: Any = None,
+        *,
+        timeout: timedelta | float | None = None,
+    ) -> Task[Any]:
+        """``call_activity``, attempted again after failures as ``retry_options`` says.
+
+        The waits between attempts are durable timers. Fails with the last attempt's failure.
+        """
+        activity_name = function_name(name)
+        data = to_json_value(input_, f"the input of activity {activity_name!r}")
+        limit = _as_timedelta(timeout)
+        return RetryTask(
+            retry_options,
+            lambda attempt: self._executor.schedule_task(
+                activity_name, data, attempt=attempt, timeout=limit
+            ),
+            self._executor.create_timer,
+            lambda: self._current_utc_datetime,
+        )
+
+    def call_sub_orchestrator(
+        self,
+        name: str | Callable[..., Any],
+        input_: Any = None,
+        instance_id: str | None = None,
+    ) -> Task[Any]:
+        """Run the orchestrator ``name`` as a child instance; completes with its output.
+
+        ``instance_id`` defaults to one derived from this instance's. A child that fails (or is
+        terminated) raises ``TaskFailedError`` here, with the child's failure as details.
+        """
+        orchestrator = function_name(name)
+        data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
+        return self._executor.create_sub_orchestration(orchestrator, data, instance_id)
+
+    def call_sub_orchestrator_with_retry(
+        self,
+        name: str | Callable[..., Any],
+        retry_options: RetryOptions,
+        input_: Any = None,
+        instance_id: str | None = None,
+    ) -> Task[Any]:
+        """``call_sub_orchestrator``, attempted again after failures as ``retry_options`` says."""
+        orchestrator = function_name(name)
+        data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
+        return RetryTask(
+            retry_options,
+            lambda attempt: self._executor.create_sub_orchestration(
+                orchestrator, data, instance_id
+            ),
+            self._executor.create_timer,
+            lambda: self._current_utc_datetime,
+        )
+
+    def continue_as_new(self, input_: Any, preserve_unprocessed_events: bool = False) -> None:
+        """When the orchestrator returns, start over as a new execution with ``input_``.
+
+        The new execution starts with an empty history under the same instance id. Events
+        raised to this execution that it did not consume are passed on to the new one when
+        ``preserve_unprocessed_events`` is true, and dropped otherwise.
+        """
+        self._executor.continue_as_new(
+            to_json_value(input_, "the continue-as-new input"), preserve_unprocessed_events
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
@@ -116,9 +196,7 @@ class OrchestrationContext:
         ``EventTimeoutError`` (a ``TimeoutError``) if no event arrives in time; the wait is
         then withdrawn, so a later event is kept for the next wait.
         """
-        if timeout is not None and not isinstance(timeout, timedelta):
-            timeout = timedelta(seconds=timeout)
-        return self._executor.wait_for_event(name, timeout)
+        return self._executor.wait_for_event(name, _as_timedelta(timeout))
 
     def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
         """Completes with the list of all results, in order; fails when one task fails."""
@@ -127,6 +205,12 @@ class OrchestrationContext:
     def task_any(self, tasks: Sequence[Task[Any]]) -> WhenAnyTask:
         """Completes with the first task to succeed (the task object; read ``.result``)."""
         return WhenAnyTask(tasks)
+
+
+def _as_timedelta(value: timedelta | float | None) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)
 
 
 def function_name(function: str | Callable[..., Any]) -> str:

@@ -56,3 +56,18 @@ class EventTimeoutError(TimeoutError):
         super().__init__(f"no {name!r} event arrived within {timeout_seconds:g} s")
         self.name = name
         self.timeout_seconds = timeout_seconds
+
+
+class ActivityTimeoutError(TaskFailedError):
+    """An activity with a time-out did not finish within it after a worker started it.
+
+    A retry policy retries it like any other failure (unless its type,
+    ``ActivityTimeoutError``, is listed as not retryable); a late result is ignored.
+    """
+
+    def __init__(self, description: str, timeout_seconds: float) -> None:
+        message = f"{description} timed out: not finished {timeout_seconds:g} s after it started"
+        super().__init__(
+            message, FailureDetails(error_type="ActivityTimeoutError", message=message)
+        )
+        self.timeout_seconds = timeout_seconds

@@ -1,10 +1,10 @@
 """The replay engine: runs orchestrator code against its history and decides what comes next.
 
 ``OrchestrationExecutor`` keeps one instance's code alive between episodes. Feed it the stored
-history once (``replay``), then each batch of new events (``execute``); every call to
-``execute`` returns a ``Decision``: the events to append after the new ones. Because the code
-stays suspended at its last ``yield``, a cached instance costs the same per step whether its
-history holds a hundred events or ten thousand.
+history once (``replay``), then each episode's new events (``apply_new``, after checking
+``accepts``) and ask for the ``decide``-d outcome: the events to append after the new ones.
+Because the code stays suspended at its last ``yield``, a cached instance costs the same per
+step whether its history holds a hundred events or ten thousand.
 
 It never raises for anything orchestrator code does: an exception escaping the code, and a
 history the code no longer matches, both end the execution as Failed in the decision.
@@ -15,15 +15,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections import deque
+import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import JsonValue
 
 from contracts import (
+    ContinueAsNew,
     EventRaised,
     ExecutionCompleted,
     ExecutionFailed,
@@ -35,31 +35,40 @@ from contracts import (
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
+    SubOrchestrationInstanceCompleted,
+    SubOrchestrationInstanceCreated,
+    SubOrchestrationInstanceFailed,
     TaskCompleted,
     TaskFailed,
     TaskScheduled,
+    TaskStarted,
     TimerCreated,
     TimerFired,
 )
 from contracts.values import to_json_value
 from services.orchestrator.engine.actions import (
     Action,
+    CreateSubOrchestration,
     CreateTimer,
     ScheduleTask,
     describe_event,
     matches,
 )
 from services.orchestrator.engine.context import OrchestrationContext
+from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
 from services.orchestrator.engine.errors import (
+    ActivityTimeoutError,
     EventTimeoutError,
     NonDeterminismError,
     OrchestratorYieldError,
     TaskFailedError,
 )
+from services.orchestrator.engine.external_events import ExternalEvents
 from services.orchestrator.engine.tasks import (
+    ActivityCallTask,
     CompletableTask,
     EventWithTimeoutTask,
-    ExternalEventTask,
+    SubOrchestrationTask,
     Task,
     TimerTask,
 )
@@ -67,31 +76,9 @@ from services.orchestrator.engine.tasks import (
 OrchestratorFunction = Callable[[OrchestrationContext], Any]
 _Code = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
-_TERMINAL_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated)
-
-
-@dataclass
-class Decision:
-    """What one episode decided.
-
-    Attributes:
-        new_events: events to append after the episode's inbound events: one per new action,
-            then the completion event if the execution ended.
-        status: ``Running``, or the terminal status the execution reached.
-        custom_status: the value last passed to ``set_custom_status``.
-        output: the orchestrator's return value, when it completed.
-        failure: why it failed, when it failed.
-        non_determinism: set when the failure is a history mismatch.
-        cancelled_timers: ids of timers the code cancelled in this episode.
-    """
-
-    new_events: list[HistoryEvent] = field(default_factory=list)
-    status: OrchestrationStatus = OrchestrationStatus.RUNNING
-    custom_status: JsonValue = None
-    output: JsonValue = None
-    failure: FailureDetails | None = None
-    non_determinism: NonDeterminismError | None = None
-    cancelled_timers: list[int] = field(default_factory=list)
+_ENDINGS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinueAsNew)
+_RECORDED_ACTIONS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated)
+_CONTINUE_AS_NEW_NAMESPACE = uuid.UUID("a8d4a5c9-6c0c-4a65-9a53-6b1f4c1d2e77")
 
 
 class OrchestrationExecutor:
@@ -100,13 +87,14 @@ class OrchestrationExecutor:
     def __init__(self, orchestrator: OrchestratorFunction, instance_id: str) -> None:
         self._orchestrator = orchestrator
         self.context = OrchestrationContext(self, instance_id)
+        self.execution_id = ""
         self._code: _Code | None = None
         self._awaiting: Task[Any] | None = None
         self._next_action_id = 0
         self._pending_actions: dict[int, Action] = {}
         self._open_tasks: dict[int, CompletableTask[Any]] = {}
-        self._event_waiters: dict[str, deque[ExternalEventTask[Any]]] = {}
-        self._event_buffer: dict[str, deque[JsonValue]] = {}
+        self._timeouts: dict[int, ActivityCallTask[Any]] = {}  # timer id -> activity it limits
+        self._events = ExternalEvents()
         self._completion: HistoryEvent | None = None
         self._completion_recorded = False
         self._output: JsonValue = None
@@ -116,12 +104,13 @@ class OrchestrationExecutor:
         self._cancelled_timers: list[int] = []
         self._suspended = False
         self._deferred: list[Callable[[], None]] = []
+        self._continue_as_new: tuple[JsonValue, bool] | None = None
 
     # --- public entry points -----------------------------------------------------------------
 
     @property
     def is_finished(self) -> bool:
-        """True once the execution has completed, failed or been terminated."""
+        """True once the execution has completed, failed, been terminated or continued as new."""
         return self._completion is not None
 
     def replay(self, history: Iterable[HistoryEvent]) -> None:
@@ -160,31 +149,47 @@ class OrchestrationExecutor:
         decision.output = self._output
         decision.failure = self._failure
         decision.non_determinism = self._non_determinism
-        decision.cancelled_timers = self._cancelled_timers
-        self._cancelled_timers = []
+        decision.cancelled_timers, self._cancelled_timers = self._cancelled_timers, []
+        if isinstance(self._completion, ContinueAsNew):
+            preserve = self._continue_as_new is not None and self._continue_as_new[1]
+            decision.continue_as_new = ContinueAsNewRequest(
+                input=self._completion.input,
+                new_execution_id=self._completion.new_execution_id,
+                carried_events=self._events.unprocessed() if preserve else (),
+            )
         return decision
 
     def accepts(self, event: HistoryEvent) -> bool:
         """Whether an inbound event still means something to this execution.
 
-        Results for tasks that are no longer open (duplicates, fires of cancelled timers) and
-        anything after the end are not recorded.
+        Results for tasks that are no longer open (duplicates, fires of cancelled timers,
+        results of tasks that timed out) and anything after the end are not recorded, except
+        events raised to an execution that continues as new (they may be carried over).
         """
         if self.is_finished:
-            return False
+            return isinstance(event, EventRaised) and isinstance(self._completion, ContinueAsNew)
         match event:
             case ExecutionStarted():
                 return not self._started
             case TaskCompleted(task_scheduled_id=task_id) | TaskFailed(task_scheduled_id=task_id):
+                return isinstance(self._open_tasks.get(task_id), ActivityCallTask)
+            case TaskStarted(task_scheduled_id=task_id):
                 task = self._open_tasks.get(task_id)
-                return task is not None and not isinstance(task, TimerTask)
+                return (
+                    isinstance(task, ActivityCallTask)
+                    and task.timeout is not None
+                    and task.timeout_timer is None
+                )
+            case SubOrchestrationInstanceCompleted(task_scheduled_id=task_id) | (
+                SubOrchestrationInstanceFailed(task_scheduled_id=task_id)
+            ):
+                return isinstance(self._open_tasks.get(task_id), SubOrchestrationTask)
             case ExecutionSuspended():
                 return not self._suspended
             case ExecutionResumed():
                 return self._suspended
             case TimerFired(timer_id=timer_id):
-                # A cancelled timer stays open (nothing tells the store to drop it), so its
-                # fire must be refused here; ids of activities are not timers either.
+                # A cancelled timer stays open until its fire is refused here.
                 timer = self._open_tasks.get(timer_id)
                 return isinstance(timer, TimerTask) and not timer.is_cancelled
             case _:
@@ -201,15 +206,20 @@ class OrchestrationExecutor:
                 return OrchestrationStatus.COMPLETED
             case ExecutionTerminated():
                 return OrchestrationStatus.TERMINATED
+            case ContinueAsNew():
+                return OrchestrationStatus.CONTINUED_AS_NEW
             case _:
                 return OrchestrationStatus.FAILED
 
     # --- called by the context ---------------------------------------------------------------
 
-    def schedule_task(self, name: str, input_: JsonValue) -> Task[Any]:
+    def schedule_task(
+        self, name: str, input_: JsonValue, *, attempt: int = 1, timeout: timedelta | None = None
+    ) -> Task[Any]:
         task_id = self._new_action_id()
-        task: CompletableTask[Any] = CompletableTask(task_id, f"activity {name!r}")
-        self._pending_actions[task_id] = ScheduleTask(task_id, name, input_)
+        task: ActivityCallTask[Any] = ActivityCallTask(task_id, f"activity {name!r}", timeout)
+        seconds = timeout.total_seconds() if timeout is not None else None
+        self._pending_actions[task_id] = ScheduleTask(task_id, name, input_, attempt, seconds)
         self._open_tasks[task_id] = task
         return task
 
@@ -220,25 +230,32 @@ class OrchestrationExecutor:
         self._open_tasks[timer_id] = timer
         return timer
 
+    def create_sub_orchestration(
+        self, name: str, input_: JsonValue, instance_id: str | None
+    ) -> Task[Any]:
+        task_id = self._new_action_id()
+        # Deterministic, and distinct across executions (continue-as-new restarts task ids).
+        child_id = instance_id or f"{self.context.instance_id}:{self.execution_id[:8]}:{task_id}"
+        description = f"sub-orchestration {name!r} (instance {child_id!r})"
+        task: SubOrchestrationTask[Any] = SubOrchestrationTask(task_id, description, child_id)
+        self._pending_actions[task_id] = CreateSubOrchestration(task_id, name, child_id, input_)
+        self._open_tasks[task_id] = task
+        return task
+
     def wait_for_event(self, name: str, timeout: timedelta | None = None) -> Task[Any]:
-        key = name.casefold()
-        task: ExternalEventTask[Any] = ExternalEventTask(name)
-        buffered = self._event_buffer.get(key)
-        if buffered:
-            task._complete(buffered.popleft())
-        else:
-            self._event_waiters.setdefault(key, deque()).append(task)
+        task = self._events.wait(name)
         if timeout is None or task.is_completed:
             return task
         timer = self.create_timer(self.context.current_utc_datetime + timeout)
 
         def timed_out() -> BaseException:
-            waiters = self._event_waiters.get(key)
-            if waiters and task in waiters:
-                waiters.remove(task)
+            self._events.withdraw(task)
             return EventTimeoutError(name, timeout.total_seconds())
 
         return EventWithTimeoutTask(task, timer, timed_out)
+
+    def continue_as_new(self, input_: JsonValue, preserve_unprocessed_events: bool) -> None:
+        self._continue_as_new = (input_, preserve_unprocessed_events)
 
     def _timer_cancelled(self, timer: TimerTask) -> None:
         self._cancelled_timers.append(timer.id)
@@ -251,14 +268,17 @@ class OrchestrationExecutor:
     # --- applying events ---------------------------------------------------------------------
 
     def _apply(self, event: HistoryEvent) -> None:
-        if isinstance(event, _TERMINAL_EVENTS):
-            self._on_terminal_event(event)
+        if isinstance(event, _ENDINGS):
+            self._on_ending_event(event)
             return
-        # Code that has finished may still have actions to match: those it scheduled in its
-        # last step are recorded just before the completion, and a recorded action it no
-        # longer reaches means the code now finishes earlier than it did.
-        if self.is_finished and not isinstance(event, TaskScheduled | TimerCreated):
-            return
+        if self.is_finished:
+            if isinstance(event, EventRaised):
+                self._events.keep(event.name, event.input)
+            # Code that has finished may still have actions to match: those it scheduled in
+            # its last step are recorded just before the completion, and a recorded action it
+            # no longer reaches means the code now finishes earlier than it did.
+            if not isinstance(event, _RECORDED_ACTIONS):
+                return
         try:
             self._dispatch(event)
         except NonDeterminismError as error:
@@ -273,22 +293,22 @@ class OrchestrationExecutor:
                 self.context._current_utc_datetime = timestamp
             case ExecutionStarted():
                 self._start(event)
-            case TaskScheduled() | TimerCreated():
+            case TaskScheduled() | TimerCreated() | SubOrchestrationInstanceCreated():
                 self._match_recorded_action(event)
-            case TaskCompleted(task_scheduled_id=task_id, result=result):
-                task = self._open_tasks.pop(task_id, None)
-                if task is not None:
-                    self._deliver(functools.partial(task._complete, result))
-            case TaskFailed(task_scheduled_id=task_id, failure=failure):
-                task = self._open_tasks.pop(task_id, None)
-                if task is not None:
-                    self._deliver(functools.partial(task._fail, _task_failed_error(task, failure)))
+            case TaskStarted(task_scheduled_id=task_id, timestamp=started_at):
+                self._start_activity_clock(task_id, started_at)
+            case TaskCompleted(task_scheduled_id=task_id, result=result) | (
+                SubOrchestrationInstanceCompleted(task_scheduled_id=task_id, result=result)
+            ):
+                self._settle(task_id, result, None)
+            case TaskFailed(task_scheduled_id=task_id, failure=failure) | (
+                SubOrchestrationInstanceFailed(task_scheduled_id=task_id, failure=failure)
+            ):
+                self._settle(task_id, None, failure)
             case TimerFired(timer_id=timer_id):
-                timer = self._open_tasks.pop(timer_id, None)
-                if isinstance(timer, TimerTask) and not timer.is_cancelled:
-                    self._deliver(functools.partial(timer._complete, None))
+                self._timer_fired(timer_id)
             case EventRaised(name=name, input=data):
-                self._deliver(functools.partial(self._deliver_event, name, data))
+                self._deliver(functools.partial(self._events.deliver, name, data))
             case ExecutionSuspended():
                 self._suspended = True
             case ExecutionResumed():
@@ -298,8 +318,39 @@ class OrchestrationExecutor:
                     delivery()
                     self._resume()
             case _:
-                # Events of features this engine does not drive yet are recorded and skipped.
                 pass
+
+    def _settle(self, task_id: int, result: JsonValue, failure: FailureDetails | None) -> None:
+        task = self._open_tasks.pop(task_id, None)
+        if task is None:
+            return
+        if isinstance(task, ActivityCallTask) and task.timeout_timer is not None:
+            task.timeout_timer.cancel()
+        if failure is None:
+            self._deliver(functools.partial(task._complete, result))
+        else:
+            self._deliver(functools.partial(task._fail, _task_failed_error(task, failure)))
+
+    def _start_activity_clock(self, task_id: int, started_at: datetime) -> None:
+        task = self._open_tasks.get(task_id)
+        if not isinstance(task, ActivityCallTask) or task.timeout is None:
+            return
+        timer = self.create_timer(started_at + task.timeout)
+        task.timeout_timer = timer
+        self._timeouts[timer.id] = task
+
+    def _timer_fired(self, timer_id: int) -> None:
+        timer = self._open_tasks.pop(timer_id, None)
+        if not isinstance(timer, TimerTask) or timer.is_cancelled:
+            return
+        limited = self._timeouts.pop(timer_id, None)
+        if limited is not None:
+            if self._open_tasks.pop(limited.id, None) is not None:
+                assert limited.timeout is not None
+                error = ActivityTimeoutError(limited.description, limited.timeout.total_seconds())
+                self._deliver(functools.partial(limited._fail, error))
+            return
+        self._deliver(functools.partial(timer._complete, None))
 
     def _deliver(self, delivery: Callable[[], None]) -> None:
         """Hand an outcome to the code now, or, while suspended, when the instance resumes."""
@@ -308,7 +359,7 @@ class OrchestrationExecutor:
         else:
             delivery()
 
-    def _on_terminal_event(self, event: HistoryEvent) -> None:
+    def _on_ending_event(self, event: HistoryEvent) -> None:
         if isinstance(event, ExecutionTerminated) and not self.is_finished:
             self._output = event.reason
             self._finish(event)
@@ -316,6 +367,7 @@ class OrchestrationExecutor:
 
     def _start(self, event: ExecutionStarted) -> None:
         self._started = True
+        self.execution_id = event.execution_id
         self.context._input = event.input
         if event.parent is not None:
             self.context._parent_instance_id = event.parent.instance_id
@@ -330,7 +382,9 @@ class OrchestrationExecutor:
         else:
             self._succeed(result)
 
-    def _match_recorded_action(self, event: TaskScheduled | TimerCreated) -> None:
+    def _match_recorded_action(
+        self, event: TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated
+    ) -> None:
         action = self._pending_actions.pop(event.event_id, None)
         if action is None:
             raise NonDeterminismError(
@@ -343,14 +397,6 @@ class OrchestrationExecutor:
             raise NonDeterminismError(
                 self.context.instance_id, event.event_id, describe_event(event), action.describe()
             )
-
-    def _deliver_event(self, name: str, data: JsonValue) -> None:
-        key = name.casefold()
-        waiters = self._event_waiters.get(key)
-        if waiters:
-            waiters.popleft()._complete(data)
-        else:
-            self._event_buffer.setdefault(key, deque()).append(data)
 
     # --- driving the code --------------------------------------------------------------------
 
@@ -393,13 +439,26 @@ class OrchestrationExecutor:
                 value, error = yielded.result, None
 
     def _succeed(self, value: Any) -> None:
+        now = self.context.current_utc_datetime
+        if self._continue_as_new is not None:
+            new_execution_id = uuid.uuid5(
+                _CONTINUE_AS_NEW_NAMESPACE, f"{self.context.instance_id}|{self.execution_id}"
+            ).hex
+            self._finish(
+                ContinueAsNew(
+                    timestamp=now,
+                    input=self._continue_as_new[0],
+                    new_execution_id=new_execution_id,
+                )
+            )
+            return
         try:
             output = to_json_value(value, "the orchestrator's output")
         except TypeError as error:
             self._fail(error)
             return
         self._output = output
-        self._finish(ExecutionCompleted(timestamp=self.context.current_utc_datetime, result=output))
+        self._finish(ExecutionCompleted(timestamp=now, result=output))
 
     def _fail(self, error: BaseException) -> None:
         # A failed execution has no further effects: what the code scheduled in the step that

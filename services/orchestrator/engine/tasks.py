@@ -9,6 +9,7 @@ azure-functions-durable: ``is_completed``, ``is_faulted``, ``result``.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -89,6 +90,24 @@ class CompletableTask(Task[T]):
         super().__init__()
         self.id = task_id
         self.description = description
+
+
+class ActivityCallTask(CompletableTask[T]):
+    """An activity call; with ``timeout``, it fails if the activity has not finished that long
+    after a worker started it."""
+
+    def __init__(self, task_id: int, description: str, timeout: timedelta | None = None) -> None:
+        super().__init__(task_id, description)
+        self.timeout = timeout
+        self.timeout_timer: TimerTask | None = None
+
+
+class SubOrchestrationTask(CompletableTask[T]):
+    """A sub-orchestration; completes with the child's output or fails with its failure."""
+
+    def __init__(self, task_id: int, description: str, instance_id: str) -> None:
+        super().__init__(task_id, description)
+        self.instance_id = instance_id
 
 
 class TimerTask(CompletableTask[None]):

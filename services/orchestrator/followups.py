@@ -1,0 +1,262 @@
+"""What an episode sets off beyond its own events: starting child instances, answering the
+parent, terminating children, and moving an instance on to its next execution."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import JsonValue
+
+from contracts import (
+    Envelope,
+    ExecutionStarted,
+    ExecutionTerminated,
+    FailureDetails,
+    InboundEvent,
+    OrchestrationStatus,
+    OrchestratorMessage,
+    ParentInstance,
+    SubOrchestrationInstanceCompleted,
+    SubOrchestrationInstanceFailed,
+    Topology,
+    deterministic_message_id,
+)
+from services.common.amqp import OutgoingMessage
+from services.common.db import Connection
+from services.common.instances import NewInstance, insert_instances_txn, json_text
+from services.orchestrator.engine import Decision
+
+
+@dataclass(frozen=True)
+class ChildStart:
+    """A sub-orchestration to start, on behalf of ``parent``."""
+
+    parent: ParentInstance
+    name: str
+    instance_id: str
+    input: JsonValue
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """An instance whose execution continued as new: the row moves to ``execution_id``."""
+
+    instance_id: str
+    execution_id: str
+    input: JsonValue
+    first_seq: int
+
+
+def _message(
+    topology: Topology,
+    instance_id: str,
+    execution_id: str | None,
+    correlation_id: str,
+    event: InboundEvent,
+    message_id: uuid.UUID,
+    now: datetime,
+) -> OutgoingMessage:
+    message = OrchestratorMessage(
+        envelope=Envelope(
+            message_id=message_id,
+            instance_id=instance_id,
+            execution_id=execution_id,
+            correlation_id=correlation_id,
+            type=event.event_type,
+            sent_at=now,
+        ),
+        body=event,
+    )
+    exchange, routing_key = topology.orchestrator_route(instance_id)
+    return OutgoingMessage.of(message, exchange, routing_key)
+
+
+def start_message(
+    topology: Topology,
+    instance_id: str,
+    name: str,
+    execution_id: str,
+    input_: JsonValue,
+    correlation_id: str,
+    parent: ParentInstance | None,
+    now: datetime,
+) -> OutgoingMessage:
+    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance."""
+    start = ExecutionStarted(
+        timestamp=now, name=name, execution_id=execution_id, input=input_, parent=parent
+    )
+    message_id = deterministic_message_id(instance_id, execution_id, "start")
+    return _message(topology, instance_id, execution_id, correlation_id, start, message_id, now)
+
+
+async def start_children_txn(
+    connection: Connection, topology: Topology, children: Sequence[ChildStart], now: datetime
+) -> list[OutgoingMessage]:
+    """Create the children's Pending rows and their start messages. A child id in use by an
+    instance that has not ended is refused: the parent gets the child's failure instead. One
+    that has ended is replaced (a retried sub-orchestration reuses its instance id)."""
+    messages: list[OutgoingMessage] = []
+    for child in children:
+        await connection.execute(
+            """
+            WITH gone AS (
+                DELETE FROM instances
+                WHERE instance_id = $1 AND status = ANY($2::text[])
+                RETURNING instance_id
+            )
+            DELETE FROM events WHERE instance_id IN (SELECT instance_id FROM gone)
+            """,
+            child.instance_id,
+            [s.value for s in OrchestrationStatus if s.is_terminal],
+        )
+        execution_id = deterministic_message_id(
+            child.parent.instance_id,
+            child.parent.execution_id,
+            "child",
+            child.parent.task_scheduled_id,
+        ).hex
+        row = NewInstance(
+            instance_id=child.instance_id,
+            name=child.name,
+            execution_id=execution_id,
+            correlation_id=child.correlation_id,
+            input=child.input,
+            created_at=now,
+            parent_instance_id=child.parent.instance_id,
+        )
+        if await insert_instances_txn(connection, [row]):
+            messages.append(
+                start_message(
+                    topology,
+                    child.instance_id,
+                    child.name,
+                    execution_id,
+                    child.input,
+                    child.correlation_id,
+                    child.parent,
+                    now,
+                )
+            )
+        else:
+            failure = FailureDetails(
+                error_type="InstanceExistsError",
+                message=f"instance {child.instance_id!r} is already running",
+                is_non_retriable=True,
+            )
+            messages.append(
+                _answer_parent(topology, child.parent, child.correlation_id, None, failure, now)
+            )
+    return messages
+
+
+def parent_answer(
+    topology: Topology,
+    parent: ParentInstance,
+    correlation_id: str,
+    decision: Decision,
+    now: datetime,
+) -> OutgoingMessage | None:
+    """The message that tells the parent how its child ended (None while it has not)."""
+    match decision.status:
+        case OrchestrationStatus.COMPLETED:
+            return _answer_parent(topology, parent, correlation_id, decision.output, None, now)
+        case OrchestrationStatus.FAILED:
+            failure = decision.failure or FailureDetails(error_type="Failed", message="failed")
+            return _answer_parent(topology, parent, correlation_id, None, failure, now)
+        case OrchestrationStatus.TERMINATED:
+            failure = FailureDetails(
+                error_type="TerminatedError",
+                message=f"the sub-orchestration was terminated: {decision.output}",
+                is_non_retriable=True,
+            )
+            return _answer_parent(topology, parent, correlation_id, None, failure, now)
+        case _:
+            return None
+
+
+def _answer_parent(
+    topology: Topology,
+    parent: ParentInstance,
+    correlation_id: str,
+    result: JsonValue,
+    failure: FailureDetails | None,
+    now: datetime,
+) -> OutgoingMessage:
+    event: InboundEvent
+    if failure is None:
+        event = SubOrchestrationInstanceCompleted(
+            timestamp=now, task_scheduled_id=parent.task_scheduled_id, result=result
+        )
+    else:
+        event = SubOrchestrationInstanceFailed(
+            timestamp=now, task_scheduled_id=parent.task_scheduled_id, failure=failure
+        )
+    message_id = deterministic_message_id(
+        parent.instance_id, parent.execution_id, "child-result", parent.task_scheduled_id
+    )
+    return _message(
+        topology, parent.instance_id, parent.execution_id, correlation_id, event, message_id, now
+    )
+
+
+async def terminate_children_txn(
+    connection: Connection,
+    topology: Topology,
+    parent_ids: Sequence[str],
+    reason: JsonValue,
+    now: datetime,
+) -> list[OutgoingMessage]:
+    """Termination messages for the running children of instances that were terminated
+    (their children terminate theirs in turn)."""
+    if not parent_ids:
+        return []
+    rows = await connection.fetch(
+        """
+        SELECT instance_id, correlation_id FROM instances
+        WHERE parent_instance_id = ANY($1::text[]) AND NOT status = ANY($2::text[])
+        """,
+        list(parent_ids),
+        [s.value for s in OrchestrationStatus if s.is_terminal],
+    )
+    return [
+        _message(
+            topology,
+            row["instance_id"],
+            None,
+            row["correlation_id"],
+            ExecutionTerminated(timestamp=now, reason=reason),
+            uuid.uuid4(),
+            now,
+        )
+        for row in rows
+    ]
+
+
+async def continue_as_new_txn(
+    connection: Connection, continuations: Sequence[Continuation], keep_history: bool
+) -> None:
+    """Point each row at its new execution; unless ``keep_history``, drop the events of the
+    executions before it, as Durable Functions does (an eternal orchestration stays bounded)."""
+    for moved in continuations:
+        await connection.execute(
+            """
+            UPDATE instances SET execution_id = $2, execution_start_seq = $3, input = $4::jsonb,
+                                 output = NULL, failure = NULL, custom_status = NULL,
+                                 completed_at = NULL
+            WHERE instance_id = $1
+            """,
+            moved.instance_id,
+            moved.execution_id,
+            moved.first_seq,
+            json_text(moved.input),
+        )
+        if not keep_history:
+            await connection.execute(
+                "DELETE FROM events WHERE instance_id = $1 AND seq < $2",
+                moved.instance_id,
+                moved.first_seq,
+            )

@@ -32,7 +32,9 @@ ADMIN_URL = os.environ.get(
     "DF_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TEST_FUNCTION_MODULES = "workflows.samples,workflows.approval,tests.apps.functions"
+TEST_FUNCTION_MODULES = (
+    "workflows.samples,workflows.patterns,workflows.approval,tests.apps.functions"
+)
 
 
 def _reachable(url: str) -> bool:

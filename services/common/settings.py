@@ -29,7 +29,7 @@ class CommonSettings(BaseSettings):
     namespace: str = "df"
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=1024)
     delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1)
-    function_modules: str = "workflows.samples,workflows.approval"
+    function_modules: str = "workflows.samples,workflows.patterns,workflows.approval"
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

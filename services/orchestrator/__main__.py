@@ -44,7 +44,13 @@ async def run(settings: OrchestratorSettings) -> None:
         settings.amqp_url, topology, "orchestrator.publish", delays=True
     )
     cache = InstanceCache(settings.cache_instances, settings.cache_idle_seconds)
-    handler = OrchestrationHandler(pool, functions, cache, topology)
+    handler = OrchestrationHandler(
+        pool,
+        functions,
+        cache,
+        topology,
+        keep_continued_history=settings.keep_continued_history,
+    )
     relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
     timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
     consumers = [

@@ -18,6 +18,9 @@ class OrchestratorSettings(CommonSettings):
     shutdown_seconds: how long SIGTERM waits for batches in flight.
     timer_grace_seconds: how overdue a timer must be before the sweeper fires it (the most a
         timer whose delayed message the broker lost can be late).
+    keep_continued_history: keep the events of executions that continued as new (by
+        default they are dropped, as Durable Functions does, so eternal orchestrations stay
+        bounded).
     """
 
     batch_size: int = Field(default=256, ge=1)
@@ -28,3 +31,4 @@ class OrchestratorSettings(CommonSettings):
     outbox_grace_seconds: float = Field(default=5.0, gt=0)
     shutdown_seconds: float = Field(default=20.0, gt=0)
     timer_grace_seconds: float = Field(default=5.0, gt=0)
+    keep_continued_history: bool = False

@@ -80,3 +80,37 @@ def waits_for_approval(ctx: OrchestrationContext) -> Any:
     except TimeoutError:
         return {"timed_out": True}
     return {"answer": answer}
+
+
+@app.orchestrator
+def waits_on_child(ctx: OrchestrationContext) -> Any:
+    """Starts a child that waits an hour for an event, and waits for the child."""
+    return (yield ctx.call_sub_orchestrator("waits_for_approval", 3600, ctx.get_input()))
+
+
+@app.orchestrator
+def eternal_inbox(ctx: OrchestrationContext) -> Any:
+    """Takes one "Item" event per execution and continues as new, keeping unconsumed events
+    when its input says so; ends on an item "stop". Input: {"keep": bool, "seen": [...]}."""
+    state = ctx.get_input()
+    item = yield ctx.wait_for_external_event("Item")
+    seen = [*state["seen"], item]
+    if item == "stop":
+        return seen
+    ctx.continue_as_new({**state, "seen": seen}, preserve_unprocessed_events=state["keep"])
+    return None
+
+
+@app.orchestrator
+def guarded_hang(ctx: OrchestrationContext) -> Any:
+    """Calls an activity that never finishes, with a start-to-close time-out."""
+    try:
+        yield ctx.call_activity("hang", None, timeout=float(ctx.get_input() or 2))
+    except TaskFailedError as error:
+        return {"failed": error.details.error_type}
+    return "finished?"
+
+
+@app.activity
+async def hang(_: Any) -> None:
+    await asyncio.sleep(3600)

@@ -145,6 +145,15 @@ class ContinueAsNew(_Event):
     new_execution_id: str
 
 
+class ExecutionRewound(_Event):
+    """Asks a Failed instance to go back to before its failures (and, once applied, records
+    that it did): failed activities run again, completed ones keep their results."""
+
+    event_type: Literal["ExecutionRewound"] = "ExecutionRewound"
+    reason: JsonValue = None
+    new_execution_id: str | None = None
+
+
 class ExecutionSuspended(_Event):
     event_type: Literal["ExecutionSuspended"] = "ExecutionSuspended"
     reason: JsonValue = None
@@ -173,6 +182,7 @@ HistoryEvent = Annotated[
     | ExecutionFailed
     | ExecutionTerminated
     | ContinueAsNew
+    | ExecutionRewound
     | ExecutionSuspended
     | ExecutionResumed,
     Field(discriminator="event_type"),
@@ -189,6 +199,7 @@ InboundEvent = Annotated[
     | SubOrchestrationInstanceCompleted
     | SubOrchestrationInstanceFailed
     | ExecutionTerminated
+    | ExecutionRewound
     | ExecutionSuspended
     | ExecutionResumed,
     Field(discriminator="event_type"),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 from contracts import (
     ActivityTask,
     ActivityTaskMessage,
     Envelope,
+    HistoryEvent,
     OrchestratorMessage,
     TaskScheduled,
     TimerCreated,
@@ -19,15 +21,15 @@ from contracts import (
 from contracts.topology import MAX_DELAY_SECONDS
 from services.common.amqp import OutgoingMessage
 from services.orchestrator.cache import InstanceState
-from services.orchestrator.engine import Decision
 
 
 def messages_for(
-    topology: Topology, state: InstanceState, decision: Decision, now: datetime
+    topology: Topology, state: InstanceState, events: Sequence[HistoryEvent], now: datetime
 ) -> list[OutgoingMessage]:
-    """One message per new action: a task for each activity, a delayed fire for each timer."""
+    """One message per recorded action: a task for each activity, a delayed fire for each
+    timer (sub-orchestrations are started with their rows, see ``followups``)."""
     messages: list[OutgoingMessage] = []
-    for event in decision.new_events:
+    for event in events:
         if isinstance(event, TaskScheduled):
             messages.append(_activity_task(topology, state, event, now))
         elif isinstance(event, TimerCreated):

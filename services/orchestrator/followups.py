@@ -43,12 +43,21 @@ class ChildStart:
 
 @dataclass(frozen=True)
 class Continuation:
-    """An instance whose execution continued as new: the row moves to ``execution_id``."""
+    """An instance moving to a new execution (continue-as-new, rewind): the row points at
+    ``execution_id``, whose first event is ``first_seq``.
+
+    Attributes:
+        input: the new execution's input; ``keep_input`` leaves the row's as it is.
+        drop_earlier: drop the earlier executions' events (continue-as-new does, unless
+            configured otherwise; a rewind keeps the failed execution for the record).
+    """
 
     instance_id: str
     execution_id: str
     input: JsonValue
     first_seq: int
+    keep_input: bool = False
+    drop_earlier: bool = True
 
 
 def _message(
@@ -236,16 +245,17 @@ async def terminate_children_txn(
     ]
 
 
-async def continue_as_new_txn(
+async def move_executions_txn(
     connection: Connection, continuations: Sequence[Continuation], keep_history: bool
 ) -> None:
-    """Point each row at its new execution; unless ``keep_history``, drop the events of the
-    executions before it, as Durable Functions does (an eternal orchestration stays bounded)."""
+    """Point each row at its new execution; for a continue-as-new, unless ``keep_history``,
+    drop the events of the executions before it, as Durable Functions does (an eternal
+    orchestration stays bounded)."""
     for moved in continuations:
         await connection.execute(
             """
-            UPDATE instances SET execution_id = $2, execution_start_seq = $3, input = $4::jsonb,
-                                 output = NULL, failure = NULL, custom_status = NULL,
+            UPDATE instances SET execution_id = $2, execution_start_seq = $3,
+                                 input = CASE WHEN $5 THEN input ELSE $4::jsonb END,
                                  completed_at = NULL
             WHERE instance_id = $1
             """,
@@ -253,8 +263,9 @@ async def continue_as_new_txn(
             moved.execution_id,
             moved.first_seq,
             json_text(moved.input),
+            moved.keep_input,
         )
-        if not keep_history:
+        if moved.drop_earlier and not keep_history:
             await connection.execute(
                 "DELETE FROM events WHERE instance_id = $1 AND seq < $2",
                 moved.instance_id,

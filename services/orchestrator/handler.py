@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,6 +19,7 @@ import structlog
 from contracts import (
     EventRaised,
     ExecutionFailed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionTerminated,
     FailureDetails,
@@ -27,34 +27,24 @@ from contracts import (
     OrchestrationStatus,
     OrchestratorMessage,
     OrchestratorStarted,
-    ParentInstance,
-    SubOrchestrationInstanceCreated,
-    TimerCreated,
-    TimerFired,
     Topology,
 )
 from durable.app import FunctionApp
-from services.common.amqp import OutgoingMessage
 from services.common.db import AmbiguousCommitError, Connection, is_connection_failure
 from services.common.events import StoredEvent, load_histories_txn
 from services.common.instances import NewInstance, insert_instances_txn
 from services.common.outbox import OutboxRecord, insert_outbox_txn
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState
-from services.orchestrator.dispatch import messages_for
-from services.orchestrator.engine import ContinueAsNewRequest, Decision, OrchestrationExecutor
+from services.orchestrator.engine import Decision, OrchestrationExecutor
+from services.orchestrator.episode import Batch, EpisodeRecorder
 from services.orchestrator.followups import (
-    ChildStart,
-    Continuation,
-    continue_as_new_txn,
-    parent_answer,
+    move_executions_txn,
     start_children_txn,
-    start_message,
     terminate_children_txn,
 )
+from services.orchestrator.rewind import rewind_instance
 from services.orchestrator.timers import (
-    TimerKey,
-    TimerRow,
     delete_instance_timers_txn,
     delete_timers_txn,
     insert_timers_txn,
@@ -65,22 +55,6 @@ log = structlog.get_logger(__name__)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class _Batch:
-    """Everything one transaction writes."""
-
-    events: list[store.NewEvent] = field(default_factory=list)
-    updates: list[store.InstanceUpdate] = field(default_factory=list)
-    messages: list[OutgoingMessage] = field(default_factory=list)
-    states: list[InstanceState] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)
-    timers_created: list[TimerRow] = field(default_factory=list)
-    timers_closed: list[TimerKey] = field(default_factory=list)
-    children: list[ChildStart] = field(default_factory=list)
-    terminated: list[str] = field(default_factory=list)
-    continuations: list[Continuation] = field(default_factory=list)
 
 
 class OrchestrationHandler:
@@ -102,6 +76,7 @@ class OrchestrationHandler:
         self._topology = topology
         self._clock = clock
         self._keep_continued_history = keep_continued_history
+        self._recorder = EpisodeRecorder(topology)
 
     async def handle(self, messages: Sequence[OrchestratorMessage]) -> list[OutboxRecord]:
         """Process ``messages`` in one transaction; return the outbox rows to publish.
@@ -127,26 +102,13 @@ class OrchestrationHandler:
 
     async def _transaction(
         self, groups: dict[str, list[OrchestratorMessage]], now: datetime
-    ) -> tuple[_Batch, list[OutboxRecord]]:
+    ) -> tuple[Batch, list[OutboxRecord]]:
         async with self._pool.acquire() as connection:
             transaction = connection.transaction()
             await transaction.start()
             try:
                 batch = await self._decide_txn(connection, groups, now)
-                await store.append_events_txn(connection, batch.events)
-                await store.update_instances_txn(connection, batch.updates)
-                await insert_timers_txn(connection, batch.timers_created)
-                await delete_timers_txn(connection, batch.timers_closed)
-                await delete_instance_timers_txn(connection, batch.finished)
-                await continue_as_new_txn(
-                    connection, batch.continuations, self._keep_continued_history
-                )
-                batch.messages += await start_children_txn(
-                    connection, self._topology, batch.children, now
-                )
-                batch.messages += await terminate_children_txn(
-                    connection, self._topology, batch.terminated, "the parent was terminated", now
-                )
+                await self._write_txn(connection, batch, now)
                 records = await insert_outbox_txn(connection, batch.messages)
             except BaseException:
                 await transaction.rollback()
@@ -159,12 +121,24 @@ class OrchestrationHandler:
                 raise
         return batch, records
 
+    async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
+        await store.append_events_txn(connection, batch.events)
+        await store.update_instances_txn(connection, batch.updates)
+        await insert_timers_txn(connection, batch.timers_created)
+        await delete_timers_txn(connection, batch.timers_closed)
+        await delete_instance_timers_txn(connection, batch.finished)
+        await move_executions_txn(connection, batch.continuations, self._keep_continued_history)
+        batch.messages += await start_children_txn(connection, self._topology, batch.children, now)
+        batch.messages += await terminate_children_txn(
+            connection, self._topology, batch.terminated, "the parent was terminated", now
+        )
+
     async def _decide_txn(
         self,
         connection: Connection,
         groups: dict[str, list[OrchestratorMessage]],
         now: datetime,
-    ) -> _Batch:
+    ) -> Batch:
         rows = await store.lock_instances_txn(connection, list(groups))
         missing = [
             _new_instance(start, now)
@@ -176,10 +150,16 @@ class OrchestrationHandler:
             await insert_instances_txn(connection, missing)
             rows |= await store.lock_instances_txn(connection, [i.instance_id for i in missing])
 
+        rewinds = {
+            instance_id
+            for instance_id, row in rows.items()
+            if row.status is OrchestrationStatus.FAILED
+            and any(isinstance(m.body, ExecutionRewound) for m in groups[instance_id])
+        }
         states: dict[str, InstanceState] = {}
         to_load: dict[str, int] = {}
         for instance_id, row in rows.items():
-            if row.status.is_terminal:
+            if row.status.is_terminal and instance_id not in rewinds:
                 continue
             cached = self._cache.get(instance_id)
             if (
@@ -191,20 +171,32 @@ class OrchestrationHandler:
             else:
                 to_load[instance_id] = row.execution_start_seq
         histories = await load_histories_txn(connection, to_load) if to_load else {}
-        for instance_id, history in histories.items():
-            states[instance_id] = self._rehydrate(rows[instance_id], history)
 
-        batch = _Batch()
+        batch = Batch()
+        for instance_id, history in histories.items():
+            if instance_id in rewinds:
+                rewind_instance(
+                    self._functions,
+                    self._recorder,
+                    rows[instance_id],
+                    history,
+                    groups[instance_id],
+                    now,
+                    batch,
+                )
+            else:
+                states[instance_id] = self._rehydrate(rows[instance_id], history)
         for instance_id, group in groups.items():
             state = states.get(instance_id)
             if state is None:
                 record = rows.get(instance_id)
-                log.info(
-                    "messages.dropped",
-                    instance_id=instance_id,
-                    count=len(group),
-                    reason=f"instance is {record.status.value}" if record else "unknown instance",
-                )
+                if instance_id not in rewinds:
+                    log.info(
+                        "messages.dropped",
+                        instance_id=instance_id,
+                        count=len(group),
+                        reason=f"instance is {record.status.value}" if record else "unknown",
+                    )
                 continue
             self._run_episode(state, group, now, batch)
         return batch
@@ -237,7 +229,7 @@ class OrchestrationHandler:
         state: InstanceState,
         messages: list[OrchestratorMessage],
         now: datetime,
-        batch: _Batch,
+        batch: Batch,
     ) -> None:
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
         started = OrchestratorStarted(timestamp=now)
@@ -274,122 +266,8 @@ class OrchestrationHandler:
             if state.executor is not None
             else self._not_registered(state, inbound, now)
         )
-        for event, message_id in [*episode, *((e, None) for e in decision.new_events)]:
-            state.last_seq += 1
-            batch.events.append(
-                store.NewEvent(
-                    state.instance_id, state.last_seq, state.execution_id, event, message_id
-                )
-            )
-        batch.updates.append(
-            store.InstanceUpdate(
-                instance_id=state.instance_id,
-                status=decision.status,
-                custom_status=decision.custom_status,
-                output=decision.output,
-                failure=decision.failure,
-                last_seq=state.last_seq,
-                updated_at=now,
-                completed_at=now if decision.status.is_terminal else None,
-            )
-        )
-        self._record_timers(state, inbound, decision, batch)
-        batch.messages += messages_for(self._topology, state, decision, now)
-        self._record_followups(state, decision, now, batch)
-        if decision.status.is_terminal:
-            batch.finished.append(state.instance_id)
-            bound.info(
-                "orchestration.ended",
-                name=state.name,
-                status=decision.status.value,
-                error=decision.failure.message if decision.failure else None,
-            )
-        elif decision.continue_as_new is not None:
-            batch.finished.append(state.instance_id)
-            bound.debug("orchestration.continued_as_new", name=state.name)
-        else:
-            batch.states.append(state)
-
-    def _record_followups(
-        self, state: InstanceState, decision: Decision, now: datetime, batch: _Batch
-    ) -> None:
-        batch.children += [
-            ChildStart(
-                parent=ParentInstance(
-                    instance_id=state.instance_id,
-                    execution_id=state.execution_id,
-                    task_scheduled_id=event.event_id,
-                    name=state.name,
-                ),
-                name=event.name,
-                instance_id=event.instance_id,
-                input=event.input,
-                correlation_id=state.correlation_id,
-            )
-            for event in decision.new_events
-            if isinstance(event, SubOrchestrationInstanceCreated)
-        ]
-        if state.parent is not None:
-            answer = parent_answer(
-                self._topology, state.parent, state.correlation_id, decision, now
-            )
-            if answer is not None:
-                batch.messages.append(answer)
-        if decision.status is OrchestrationStatus.TERMINATED:
-            batch.terminated.append(state.instance_id)
-        if decision.continue_as_new is not None:
-            self._continue_as_new(state, decision.continue_as_new, now, batch)
-
-    def _continue_as_new(
-        self, state: InstanceState, request: ContinueAsNewRequest, now: datetime, batch: _Batch
-    ) -> None:
-        """Move the instance to its next execution: carried events become its first events,
-        and an ExecutionStarted through the partition queue starts it."""
-        first_seq = state.last_seq + 1
-        carried = [
-            EventRaised(timestamp=now, name=name, input=data)
-            for name, data in request.carried_events
-        ]
-        opening: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *carried]
-        for event in opening if carried else []:
-            state.last_seq += 1
-            batch.events.append(
-                store.NewEvent(state.instance_id, state.last_seq, request.new_execution_id, event)
-            )
-        batch.updates[-1] = replace(batch.updates[-1], last_seq=state.last_seq)
-        batch.continuations.append(
-            Continuation(state.instance_id, request.new_execution_id, request.input, first_seq)
-        )
-        batch.timers_closed += []  # the old execution's timers go with it (see below)
-        batch.messages.append(
-            start_message(
-                self._topology,
-                state.instance_id,
-                state.name,
-                request.new_execution_id,
-                request.input,
-                state.correlation_id,
-                state.parent,
-                now,
-            )
-        )
-
-    @staticmethod
-    def _record_timers(
-        state: InstanceState, inbound: list[HistoryEvent], decision: Decision, batch: _Batch
-    ) -> None:
-        def key(timer_id: int) -> TimerKey:
-            return TimerKey(state.instance_id, state.execution_id, timer_id)
-
-        batch.timers_created += [
-            TimerRow(
-                state.instance_id, state.execution_id, e.event_id, e.fire_at, state.correlation_id
-            )
-            for e in decision.new_events
-            if isinstance(e, TimerCreated)
-        ]
-        batch.timers_closed += [key(e.timer_id) for e in inbound if isinstance(e, TimerFired)]
-        batch.timers_closed += [key(timer_id) for timer_id in decision.cancelled_timers]
+        self._recorder.append_events(state, episode, batch)
+        self._recorder.record(state, inbound, decision, now, batch)
 
     @staticmethod
     def _drop_reason(state: InstanceState, message: OrchestratorMessage) -> str | None:
@@ -398,6 +276,8 @@ class OrchestrationHandler:
             return f"for execution {envelope.execution_id}, current is {state.execution_id}"
         if isinstance(event, EventRaised) and envelope.message_id in state.raised_message_ids:
             return "duplicate event"
+        if isinstance(event, ExecutionRewound):
+            return "only a Failed instance can be rewound"
         if state.executor is not None and not state.executor.accepts(event):
             return "duplicate or no longer expected"
         return None

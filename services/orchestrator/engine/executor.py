@@ -105,6 +105,7 @@ class OrchestrationExecutor:
         self._suspended = False
         self._deferred: list[Callable[[], None]] = []
         self._continue_as_new: tuple[JsonValue, bool] | None = None
+        self._failed_tasks: dict[int, CompletableTask[Any]] = {}
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -210,6 +211,18 @@ class OrchestrationExecutor:
                 return OrchestrationStatus.CONTINUED_AS_NEW
             case _:
                 return OrchestrationStatus.FAILED
+
+    def open_call_ids(self) -> set[int]:
+        """Ids of the activities, sub-orchestrations and (uncancelled) timers still awaited."""
+        return {
+            task_id
+            for task_id, task in self._open_tasks.items()
+            if not (isinstance(task, TimerTask) and task.is_cancelled)
+        }
+
+    def final_failures(self) -> set[int]:
+        """Ids of tasks whose failure reached the code (no retry policy tried them again)."""
+        return {task_id for task_id, task in self._failed_tasks.items() if not task.retried}
 
     # --- called by the context ---------------------------------------------------------------
 
@@ -329,6 +342,7 @@ class OrchestrationExecutor:
         if failure is None:
             self._deliver(functools.partial(task._complete, result))
         else:
+            self._failed_tasks[task_id] = task
             self._deliver(functools.partial(task._fail, _task_failed_error(task, failure)))
 
     def _start_activity_clock(self, task_id: int, started_at: datetime) -> None:

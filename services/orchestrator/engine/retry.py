@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts import FailureDetails
 from services.orchestrator.engine.errors import TaskFailedError
-from services.orchestrator.engine.tasks import Task, TimerTask
+from services.orchestrator.engine.tasks import CompletableTask, Task, TimerTask
 
 
 @dataclass(frozen=True)
@@ -121,5 +121,7 @@ class RetryTask(Task[Any]):
         if retry_at is None:
             self._fail(error)
             return
+        if isinstance(child, CompletableTask):
+            child.retried = True
         timer = self._create_timer(retry_at)
         timer._parents.append(self)

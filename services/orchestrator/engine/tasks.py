@@ -90,6 +90,8 @@ class CompletableTask(Task[T]):
         super().__init__()
         self.id = task_id
         self.description = description
+        # Set when a retry policy answered this task's failure with another attempt.
+        self.retried = False
 
 
 class ActivityCallTask(CompletableTask[T]):

@@ -1,0 +1,196 @@
+"""Recording an episode: turning a decision into the rows and messages of the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import structlog
+
+from contracts import (
+    EventRaised,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorStarted,
+    ParentInstance,
+    SubOrchestrationInstanceCreated,
+    TimerCreated,
+    TimerFired,
+    Topology,
+)
+from services.common.amqp import OutgoingMessage
+from services.orchestrator import store
+from services.orchestrator.cache import InstanceState
+from services.orchestrator.dispatch import messages_for
+from services.orchestrator.engine import ContinueAsNewRequest, Decision
+from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
+from services.orchestrator.timers import TimerKey, TimerRow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Batch:
+    """Everything one transaction writes."""
+
+    events: list[store.NewEvent] = field(default_factory=list)
+    updates: list[store.InstanceUpdate] = field(default_factory=list)
+    messages: list[OutgoingMessage] = field(default_factory=list)
+    states: list[InstanceState] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    timers_created: list[TimerRow] = field(default_factory=list)
+    timers_closed: list[TimerKey] = field(default_factory=list)
+    children: list[ChildStart] = field(default_factory=list)
+    terminated: list[str] = field(default_factory=list)
+    continuations: list[Continuation] = field(default_factory=list)
+
+
+class EpisodeRecorder:
+    """Adds an episode's events, read-model update, timers and messages to a batch."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def append_events(
+        self,
+        state: InstanceState,
+        events: Sequence[tuple[HistoryEvent, uuid.UUID | None]],
+        batch: Batch,
+        execution_id: str | None = None,
+    ) -> None:
+        for event, message_id in events:
+            state.last_seq += 1
+            batch.events.append(
+                store.NewEvent(
+                    state.instance_id,
+                    state.last_seq,
+                    execution_id or state.execution_id,
+                    event,
+                    message_id,
+                )
+            )
+
+    def record(
+        self,
+        state: InstanceState,
+        inbound: Sequence[HistoryEvent],
+        decision: Decision,
+        now: datetime,
+        batch: Batch,
+    ) -> None:
+        """The decision's events (after the episode's, already appended) and its effects."""
+        self.append_events(state, [(event, None) for event in decision.new_events], batch)
+        batch.updates.append(
+            store.InstanceUpdate(
+                instance_id=state.instance_id,
+                status=decision.status,
+                custom_status=decision.custom_status,
+                output=decision.output,
+                failure=decision.failure,
+                last_seq=state.last_seq,
+                updated_at=now,
+                completed_at=now if decision.status.is_terminal else None,
+            )
+        )
+        self._record_timers(state, inbound, decision, batch)
+        batch.messages += messages_for(self.topology, state, decision.new_events, now)
+        self._record_followups(state, decision, now, batch)
+        bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
+        if decision.status.is_terminal:
+            batch.finished.append(state.instance_id)
+            bound.info(
+                "orchestration.ended",
+                name=state.name,
+                status=decision.status.value,
+                error=decision.failure.message if decision.failure else None,
+            )
+        elif decision.continue_as_new is not None:
+            batch.finished.append(state.instance_id)
+            bound.debug("orchestration.continued_as_new", name=state.name)
+        else:
+            batch.states.append(state)
+
+    @staticmethod
+    def _record_timers(
+        state: InstanceState, inbound: Sequence[HistoryEvent], decision: Decision, batch: Batch
+    ) -> None:
+        def key(timer_id: int) -> TimerKey:
+            return TimerKey(state.instance_id, state.execution_id, timer_id)
+
+        batch.timers_created += [
+            TimerRow(
+                state.instance_id, state.execution_id, e.event_id, e.fire_at, state.correlation_id
+            )
+            for e in decision.new_events
+            if isinstance(e, TimerCreated)
+        ]
+        batch.timers_closed += [key(e.timer_id) for e in inbound if isinstance(e, TimerFired)]
+        batch.timers_closed += [key(timer_id) for timer_id in decision.cancelled_timers]
+
+    def _record_followups(
+        self, state: InstanceState, decision: Decision, now: datetime, batch: Batch
+    ) -> None:
+        batch.children += [
+            child_start(state, event)
+            for event in decision.new_events
+            if isinstance(event, SubOrchestrationInstanceCreated)
+        ]
+        if state.parent is not None:
+            answer = parent_answer(self.topology, state.parent, state.correlation_id, decision, now)
+            if answer is not None:
+                batch.messages.append(answer)
+        if decision.status is OrchestrationStatus.TERMINATED:
+            batch.terminated.append(state.instance_id)
+        if decision.continue_as_new is not None:
+            self._continue_as_new(state, decision.continue_as_new, now, batch)
+
+    def _continue_as_new(
+        self, state: InstanceState, request: ContinueAsNewRequest, now: datetime, batch: Batch
+    ) -> None:
+        """Move the instance to its next execution: carried events become its first events,
+        and an ExecutionStarted through the partition queue starts it. (The old execution's
+        timers go with the instance's other rows in ``batch.finished``.)"""
+        first_seq = state.last_seq + 1
+        if request.carried_events:
+            carried: list[tuple[HistoryEvent, uuid.UUID | None]] = [
+                (OrchestratorStarted(timestamp=now), None),
+                *(
+                    (EventRaised(timestamp=now, name=n, input=d), None)
+                    for n, d in request.carried_events
+                ),
+            ]
+            self.append_events(state, carried, batch, execution_id=request.new_execution_id)
+        batch.updates[-1] = replace(batch.updates[-1], last_seq=state.last_seq)
+        batch.continuations.append(
+            Continuation(state.instance_id, request.new_execution_id, request.input, first_seq)
+        )
+        batch.messages.append(
+            start_message(
+                self.topology,
+                state.instance_id,
+                state.name,
+                request.new_execution_id,
+                request.input,
+                state.correlation_id,
+                state.parent,
+                now,
+            )
+        )
+
+
+def child_start(state: InstanceState, event: SubOrchestrationInstanceCreated) -> ChildStart:
+    """The start of the child an instance's ``SubOrchestrationInstanceCreated`` recorded."""
+    return ChildStart(
+        parent=ParentInstance(
+            instance_id=state.instance_id,
+            execution_id=state.execution_id,
+            task_scheduled_id=event.event_id,
+            name=state.name,
+        ),
+        name=event.name,
+        instance_id=event.instance_id,
+        input=event.input,
+        correlation_id=state.correlation_id,
+    )

@@ -27,6 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from pydantic import TypeAdapter
+
+from contracts.typed import adapter_for, checked, returned_type, type_hints
 from durable.activity import ActivityContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +51,9 @@ class ActivityDefinition:
         is_async: run on the event loop (``async def``) rather than in the thread pool.
         input_parameter: the parameter that receives the task's input, if any.
         context_parameter: the parameter that receives the ``ActivityContext``, if any.
+        input_type: validates and converts the input when its annotation involves a pydantic
+            model (see ``contracts.typed``).
+        output_type: the same for the return value.
     """
 
     name: str
@@ -55,15 +61,24 @@ class ActivityDefinition:
     is_async: bool
     input_parameter: str | None
     context_parameter: str | None
+    input_type: TypeAdapter[Any] | None = None
+    output_type: TypeAdapter[Any] | None = None
 
     def arguments(self, input_: Any, context: ActivityContext) -> dict[str, Any]:
-        """Keyword arguments for one call."""
+        """Keyword arguments for one call; raises ``BoundaryError`` for an input that does
+        not match the input parameter's model."""
         arguments: dict[str, Any] = {}
         if self.input_parameter is not None:
-            arguments[self.input_parameter] = input_
+            arguments[self.input_parameter] = checked(
+                self.input_type, input_, f"activity {self.name!r}", "input"
+            )
         if self.context_parameter is not None:
             arguments[self.context_parameter] = context
         return arguments
+
+    def checked_output(self, output: Any) -> Any:
+        """The return value, validated against the return annotation's model."""
+        return checked(self.output_type, output, f"activity {self.name!r}", "output")
 
 
 class FunctionApp:
@@ -213,10 +228,13 @@ def _describe_activity(
             f"activity {name!r} takes unexpected parameters {extra}: an activity takes its "
             "input, and optionally a parameter annotated ActivityContext"
         )
+    hints = type_hints(fn)
     return ActivityDefinition(
         name=name,
         function=fn,
         is_async=inspect.iscoroutinefunction(fn),
         input_parameter=input_parameter,
         context_parameter=context_parameter,
+        input_type=adapter_for(hints.get(input_parameter or "", inspect.Parameter.empty)),
+        output_type=adapter_for(returned_type(fn)),
     )

@@ -31,6 +31,7 @@ from contracts import (
     Topology,
     deterministic_message_id,
 )
+from contracts.typed import BoundaryError
 from contracts.values import to_json_value
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp
@@ -145,22 +146,27 @@ class ActivityWorker:
             name=task.name,
             attempt=task.attempt,
         )
-        arguments = definition.arguments(task.input, context)
         event: TaskCompleted | TaskFailed
         if task.timeout_seconds is not None:
             await self._report_started(message)
         try:
+            arguments = definition.arguments(task.input, context)
             result = await self._call(definition, arguments, task.timeout_seconds)
+            result = definition.checked_output(result)
             output = to_json_value(result, f"the output of activity {task.name!r}")
             event = TaskCompleted(
                 timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id, result=output
             )
             log.debug("activity.completed")
         except Exception as error:
+            failure = FailureDetails.from_exception(error)
+            if isinstance(error, BoundaryError):
+                # A value of the wrong shape will not change on a retry.
+                failure = failure.model_copy(update={"is_non_retriable": True})
             event = TaskFailed(
                 timestamp=datetime.now(UTC),
                 task_scheduled_id=task.task_scheduled_id,
-                failure=FailureDetails.from_exception(error),
+                failure=failure,
             )
             log.info("activity.failed", error=f"{type(error).__name__}: {error}")
         return OrchestratorMessage(

@@ -6,8 +6,11 @@ Loaded by the services through ``DF_FUNCTION_MODULES=workflows.samples,tests.app
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from durable import ActivityContext, FunctionApp, OrchestrationContext, TaskFailedError
 
@@ -114,3 +117,38 @@ def guarded_hang(ctx: OrchestrationContext) -> Any:
 @app.activity
 async def hang(_: Any) -> None:
     await asyncio.sleep(3600)
+
+
+class Quote(BaseModel):
+    item: str
+    quantity: int = Field(gt=0)
+
+
+class Price(BaseModel):
+    item: str
+    total: float
+
+
+@app.activity
+def price_quote(quote: Quote) -> Price:
+    return Price(item=quote.item, total=quote.quantity * 2.5)
+
+
+@app.orchestrator
+def priced(ctx: OrchestrationContext, quote: Quote) -> Generator[Any, Any, Price]:
+    """Typed end to end: the input arrives as a Quote, the activity's result as a Price."""
+    price = yield ctx.call_activity(price_quote, quote)
+    return Price(item=price.item, total=round(price.total * 1.2, 2))
+
+
+@app.orchestrator
+def prices_raw(ctx: OrchestrationContext) -> Any:
+    """Calls the typed activity by name with whatever input it was given."""
+    try:
+        return (yield ctx.call_activity("price_quote", ctx.get_input()))
+    except TaskFailedError as error:
+        return {
+            "error": error.details.error_type,
+            "message": error.details.message,
+            "retriable": not error.details.is_non_retriable,
+        }

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
+from contracts.typed import adapter_for, checked
 from contracts.values import to_json_value
 from services.orchestrator.engine.retry import RetryOptions, RetryTask
 from services.orchestrator.engine.tasks import (
@@ -24,6 +25,7 @@ from services.orchestrator.engine.tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
+from services.orchestrator.engine.typing_boundaries import result_converter
 
 if TYPE_CHECKING:
     from services.orchestrator.engine.executor import OrchestrationExecutor
@@ -67,9 +69,13 @@ class OrchestrationContext:
         """True while the code re-runs a part it ran before (use it to silence duplicate logs)."""
         return self._is_replaying
 
-    def get_input(self) -> Any:
-        """The orchestration's input, as decoded JSON."""
-        return self._input
+    def get_input(self, model: Any = None) -> Any:
+        """The orchestration's input, as decoded JSON, or validated into ``model`` (a pydantic
+        model, or a type involving one) when given; a mismatch raises ``BoundaryError``."""
+        if model is None:
+            return self._input
+        adapter = adapter_for(model) or TypeAdapter(model)
+        return checked(adapter, self._input, "the orchestration", "input")
 
     def new_uuid(self) -> str:
         """A UUID that is the same on every replay (name-based, from instance id, time, counter)."""
@@ -103,11 +109,12 @@ class OrchestrationContext:
         has not finished that long after a worker started it, even if the worker died.
         """
         activity_name = function_name(name)
-        return self._executor.schedule_task(
+        task = self._executor.schedule_task(
             activity_name,
             to_json_value(input_, f"the input of activity {activity_name!r}"),
             timeout=_as_timedelta(timeout),
         )
+        return _converting(task, name, f"activity {activity_name!r}")
 
     def call_activity_with_retry(
         self,
@@ -124,13 +131,14 @@ class OrchestrationContext:
         activity_name = function_name(name)
         data = to_json_value(input_, f"the input of activity {activity_name!r}")
         limit = _as_timedelta(timeout)
+        description = f"activity {activity_name!r}"
+
+        def attempt(number: int) -> Task[Any]:
+            task = self._executor.schedule_task(activity_name, data, attempt=number, timeout=limit)
+            return _converting(task, name, description)
+
         return RetryTask(
-            retry_options,
-            lambda attempt: self._executor.schedule_task(
-                activity_name, data, attempt=attempt, timeout=limit
-            ),
-            self._executor.create_timer,
-            lambda: self._current_utc_datetime,
+            retry_options, attempt, self._executor.create_timer, lambda: self._current_utc_datetime
         )
 
     def call_sub_orchestrator(
@@ -146,7 +154,8 @@ class OrchestrationContext:
         """
         orchestrator = function_name(name)
         data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
-        return self._executor.create_sub_orchestration(orchestrator, data, instance_id)
+        task = self._executor.create_sub_orchestration(orchestrator, data, instance_id)
+        return _converting(task, name, f"sub-orchestration {orchestrator!r}")
 
     def call_sub_orchestrator_with_retry(
         self,
@@ -205,6 +214,12 @@ class OrchestrationContext:
     def task_any(self, tasks: Sequence[Task[Any]]) -> WhenAnyTask:
         """Completes with the first task to succeed (the task object; read ``.result``)."""
         return WhenAnyTask(tasks)
+
+
+def _converting(task: Task[Any], function: Any, description: str) -> Task[Any]:
+    if isinstance(task, CompletableTask):
+        task.converter = result_converter(function, description)
+    return task
 
 
 def _as_timedelta(value: timedelta | float | None) -> timedelta | None:

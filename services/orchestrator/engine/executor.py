@@ -45,6 +45,7 @@ from contracts import (
     TimerCreated,
     TimerFired,
 )
+from contracts.typed import BoundaryError, checked
 from contracts.values import to_json_value
 from services.orchestrator.engine.actions import (
     Action,
@@ -54,7 +55,7 @@ from services.orchestrator.engine.actions import (
     describe_event,
     matches,
 )
-from services.orchestrator.engine.context import OrchestrationContext
+from services.orchestrator.engine.context import OrchestrationContext, function_name
 from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
 from services.orchestrator.engine.errors import (
     ActivityTimeoutError,
@@ -72,8 +73,10 @@ from services.orchestrator.engine.tasks import (
     Task,
     TimerTask,
 )
+from services.orchestrator.engine.typing_boundaries import orchestrator_types
 
-OrchestratorFunction = Callable[[OrchestrationContext], Any]
+# Called with the context, and with the input too when it takes a second parameter.
+OrchestratorFunction = Callable[..., Any]
 _Code = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
 _ENDINGS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinueAsNew)
@@ -86,6 +89,7 @@ class OrchestrationExecutor:
 
     def __init__(self, orchestrator: OrchestratorFunction, instance_id: str) -> None:
         self._orchestrator = orchestrator
+        self._description = f"orchestrator {function_name(orchestrator)!r}"
         self.context = OrchestrationContext(self, instance_id)
         self.execution_id = ""
         self._code: _Code | None = None
@@ -339,6 +343,12 @@ class OrchestrationExecutor:
             return
         if isinstance(task, ActivityCallTask) and task.timeout_timer is not None:
             task.timeout_timer.cancel()
+        if failure is None and task.converter is not None:
+            try:
+                result = task.converter(result)
+            except BoundaryError as error:
+                self._deliver(functools.partial(task._fail, error))
+                return
         if failure is None:
             self._deliver(functools.partial(task._complete, result))
         else:
@@ -385,8 +395,13 @@ class OrchestrationExecutor:
         self.context._input = event.input
         if event.parent is not None:
             self.context._parent_instance_id = event.parent.instance_id
+        types = orchestrator_types(self._orchestrator)
         try:
-            result = self._orchestrator(self.context)
+            if types.takes_input:
+                value = checked(types.input, event.input, self._description, "input")
+                result = self._orchestrator(self.context, value)
+            else:
+                result = self._orchestrator(self.context)
         except Exception as error:
             self._fail(error)
             return
@@ -467,8 +482,11 @@ class OrchestrationExecutor:
             )
             return
         try:
-            output = to_json_value(value, "the orchestrator's output")
-        except TypeError as error:
+            checked_value = checked(
+                orchestrator_types(self._orchestrator).output, value, self._description, "output"
+            )
+            output = to_json_value(checked_value, "the orchestrator's output")
+        except (TypeError, BoundaryError) as error:
             self._fail(error)
             return
         self._output = output

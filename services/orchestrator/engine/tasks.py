@@ -92,6 +92,8 @@ class CompletableTask(Task[T]):
         self.description = description
         # Set when a retry policy answered this task's failure with another attempt.
         self.retried = False
+        # Turns the recorded JSON result into what the code expects (a typed function's model).
+        self.converter: Callable[[Any], Any] | None = None
 
 
 class ActivityCallTask(CompletableTask[T]):

@@ -106,6 +106,19 @@ async def _follow(
         await asyncio.sleep(0.05 if verbose else 0.2)
 
 
+def _local_access(settings: ClientSettings) -> dict[str, str]:
+    """Without configured keys, the services run the HTTP API without access keys, as Azure
+    Functions Core Tools do on a developer's machine (it listens on 127.0.0.1 by default)."""
+    keys = settings.management_keys.get_secret_value() or settings.start_keys.get_secret_value()
+    return {} if keys or settings.auth_disabled else {"DF_AUTH_DISABLED": "true"}
+
+
+def _api_line(settings: ClientSettings, access: dict[str, str]) -> str:
+    keyless = settings.auth_disabled or "DF_AUTH_DISABLED" in access
+    required = "no access keys (local development)" if keyless else "access keys required"
+    return f"HTTP API on {settings.public_base_url}, {required}"
+
+
 async def _prepare_database(settings: ClientSettings) -> None:
     """Create the database when it is missing and apply migrations (the services would too)."""
     await ensure_database(settings.database_url)
@@ -119,16 +132,15 @@ async def _prepare_database(settings: ClientSettings) -> None:
 async def _demo(settings: ClientSettings, fan_out: int) -> None:
     await _prepare_database(settings)
     deadlines = {name: os.environ.get(name, value) for name, value in DEMO_DEADLINES.items()}
-    group = ServiceGroup(deadlines, LOG_DIR)
+    access = _local_access(settings)
+    group = ServiceGroup({**deadlines, **access}, LOG_DIR)
     functions = load_function_apps(settings.modules)
     _say(f"▶ starting orchestrator, activities and client services (logs in {LOG_DIR})")
     started = time.monotonic()
     group.start()
     try:
         await group.wait_ready(settings.topology, functions.activities)
-        _say(
-            f"  ready in {time.monotonic() - started:.1f} s; HTTP API on {settings.public_base_url}"
-        )
+        _say(f"  ready in {time.monotonic() - started:.1f} s; {_api_line(settings, access)}")
         async with await DurableClient.connect(settings, name="demo") as client:
             _say("\n▶ function chaining: hello_cities (Durable Functions' 'Hello cities')")
             instance_id = await client.start_new("hello_cities")
@@ -178,12 +190,13 @@ def up() -> None:
     """Start the services and keep them running until Ctrl-C."""
     settings = ClientSettings()
     asyncio.run(_prepare_database(settings))
-    group = ServiceGroup({}, LOG_DIR)
+    access = _local_access(settings)
+    group = ServiceGroup(access, LOG_DIR)
     group.start()
     try:
         functions = load_function_apps(settings.modules)
         asyncio.run(group.wait_ready(settings.topology, functions.activities))
-        _say(f"services are up; HTTP API on {settings.public_base_url}, logs in {LOG_DIR}")
+        _say(f"services are up; {_api_line(settings, access)}; logs in {LOG_DIR}")
         _say("press Ctrl-C to stop")
         while all(service.running for service in group.services.values()):
             time.sleep(0.5)

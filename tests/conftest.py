@@ -35,6 +35,11 @@ AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TEST_FUNCTION_MODULES = (
     "workflows.samples,workflows.patterns,workflows.approval,tests.apps.functions"
 )
+# The client service's access keys for the session: two management keys (as during a
+# rotation) and a start key that may only start orchestrations and raise events.
+MANAGEMENT_KEY = f"test-management-{uuid.uuid4().hex}"
+ROTATED_MANAGEMENT_KEY = f"test-rotated-{uuid.uuid4().hex}"
+START_KEY = f"test-start-{uuid.uuid4().hex}"
 
 
 def _reachable(url: str) -> bool:
@@ -200,6 +205,8 @@ def service_env(settings: CommonSettings, http_port: int) -> dict[str, str]:
         "DF_PARTITIONS": str(settings.partitions),
         "DF_FUNCTION_MODULES": settings.function_modules,
         "DF_HTTP_PORT": str(http_port),
+        "DF_MANAGEMENT_KEYS": f"{MANAGEMENT_KEY},{ROTATED_MANAGEMENT_KEY}",
+        "DF_START_KEYS": START_KEY,
         "DF_LOG_LEVEL": "info",
         "DF_LOG_FORMAT": "console",
         **approval_env(),

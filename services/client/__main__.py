@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 
 import structlog
 import uvicorn
 
 from services.client.api import create_app
+from services.client.auth import AccessKeys, AccessKeysError
 from services.client.client import DurableClient
 from services.client.consumers import ApprovalConsumers
 from services.client.settings import ClientSettings
@@ -79,6 +81,13 @@ async def serve(settings: ClientSettings) -> None:
 def main() -> None:
     settings = ClientSettings()
     configure_logging("client", log_format=settings.log_format, level=settings.log_level)
+    try:
+        keys = AccessKeys.from_settings(settings)
+    except AccessKeysError as error:
+        log.error("service.cannot_start", error=str(error), hint="see README, Configuration")
+        sys.exit(2)
+    if keys.disabled:
+        log.warning("http.access_keys_disabled", hint="anyone who reaches the port has full access")
     run_service("client", serve(settings))
 
 

@@ -7,7 +7,9 @@ clients (and habits) work against it. The routes live by concern:
 - ``api_instances``: status, lists, purges;
 - ``api_operations``: raising events, terminate, suspend, resume, restart, rewind.
 
-OpenAPI is served at ``/openapi.json`` and browsable at ``/docs``.
+Every route needs an access key (``auth``); ``ROUTERS`` says which kind. The same routes are
+also served under ``RPC_PREFIX`` for Durable Functions' out-of-process SDKs. OpenAPI is served
+at ``/openapi.json`` and browsable at ``/docs``, without a key.
 """
 
 from __future__ import annotations
@@ -17,23 +19,37 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.client import api_instances, api_operations, api_orchestrators
-from services.client.api_common import ApiError, error_response
+from services.client.api_common import ApiError, error_response, error_responses
+from services.client.auth import AccessKeys, require_management_key, require_start_key
 from services.client.client import DurableClient
-from services.client.payloads import PREFIX
+from services.client.payloads import PREFIX, RPC_PREFIX
 from services.client.settings import ClientSettings
 
-__all__ = ["PREFIX", "create_app"]
+__all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]
 
 log = structlog.get_logger(__name__)
 
+ROUTERS: list[tuple[APIRouter, Any]] = [
+    (api_orchestrators.router, require_start_key),
+    (api_operations.events_router, require_start_key),
+    (api_instances.router, require_management_key),
+    (api_operations.router, require_management_key),
+]
+"""Every router, with the key its routes need: starting orchestrations and raising events
+take a start key (or a management key); everything else a management key."""
+
 
 def create_app(settings: ClientSettings, client: DurableClient | None = None) -> FastAPI:
-    """The API app. Without ``client``, it connects one at start-up and closes it at shutdown."""
+    """The API app. Without ``client``, it connects one at start-up and closes it at shutdown.
+
+    Raises ``AccessKeysError`` when the key settings would leave the API open by accident.
+    """
+    access_keys = AccessKeys.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,9 +69,16 @@ def create_app(settings: ClientSettings, client: DurableClient | None = None) ->
         lifespan=lifespan,
     )
     app.state.base_url = settings.public_base_url
-    app.include_router(api_orchestrators.router)
-    app.include_router(api_instances.router)
-    app.include_router(api_operations.router)
+    app.state.access_keys = access_keys
+    for prefix, documented in ((PREFIX, True), (RPC_PREFIX, False)):
+        for router, key_check in ROUTERS:
+            app.include_router(
+                router,
+                prefix=prefix,
+                dependencies=[Depends(key_check)],
+                responses=error_responses(401),
+                include_in_schema=documented,
+            )
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -86,7 +109,9 @@ def _document_400_not_422(app: FastAPI) -> None:
 
 async def _api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
-    return error_response(error.status_code, error.message)
+    return error_response(
+        error.status_code, error.message, exception_message=error.exception_message
+    )
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -18,19 +18,28 @@ from pydantic import BaseModel, JsonValue
 from contracts import OrchestrationStatus
 from services.client.client import DurableClient
 from services.client.filters import parse_statuses, parse_time
+from services.client.payloads import RPC_PREFIX
 
 
 class ApiError(Exception):
     """An answer other than success, with the status code Durable Functions gives it."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, *, exception_message: bool = False) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.exception_message = exception_message
 
 
-def error_response(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status_code)
+def error_response(
+    status_code: int, message: str, *, exception_message: bool = False
+) -> JSONResponse:
+    """``{"message": ...}``; with ``exception_message``, the same text as ``ExceptionMessage``
+    too, where Durable Functions' SDKs read it (a refused start)."""
+    body = {"message": message}
+    if exception_message:
+        body["ExceptionMessage"] = message
+    return JSONResponse(body, status_code=status_code)
 
 
 def _durable_client(request: Request) -> DurableClient:
@@ -58,6 +67,8 @@ class ErrorBody(BaseModel):
 
 ERROR_DESCRIPTIONS = {
     400: "Bad request: the body is not JSON, or a value in the URL is not valid.",
+    401: "Unauthorized: no access key, a key that is not valid, or a start key on a route "
+    "that needs a management key. Nothing was changed.",
     404: "Not found: no instance (or no instances) match.",
     409: "Conflict: an instance with this id exists and has not ended.",
     410: "Gone: the instance has ended (Completed, Failed or Terminated).",
@@ -71,10 +82,30 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": ERROR_DESCRIPTIONS[code], "model": ErrorBody} for code in codes}
 
 
-def parse_json_body(raw: bytes) -> JsonValue:
-    """The JSON value of a request body; an empty body is ``null``."""
+def _sdk_encoded(request: Request) -> bool:
+    return request.url.path.startswith(f"{RPC_PREFIX}/")
+
+
+SdkEncoded = Annotated[bool, Depends(_sdk_encoded)]
+"""Whether the request came through ``RPC_PREFIX``, where values are sent the way Durable
+Functions' out-of-process SDKs send them."""
+
+
+def parse_json_body(raw: bytes, *, sdk_encoded: bool = False) -> JsonValue:
+    """The JSON value of a request body; an empty body is ``null``.
+
+    ``sdk_encoded`` bodies are a JSON string holding the value's JSON text (what
+    azure-functions-durable sends for an input or an event's data); they are decoded twice.
+    """
     if not raw.strip():
         return None
+    value = _json(raw)
+    if sdk_encoded and isinstance(value, str):
+        value = _json(value.encode())
+    return value
+
+
+def _json(raw: bytes) -> JsonValue:
     try:
         value: JsonValue = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:

@@ -7,11 +7,13 @@ they follow Durable Functions. Lists page with the ``x-ms-continuation-token`` h
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import JsonValue
 
 from contracts import OrchestrationStatus
 from services.client.api_common import (
@@ -23,18 +25,19 @@ from services.client.api_common import (
     parse_optional_time,
     parse_runtime_statuses,
 )
-from services.client.client import InstanceRunningError
+from services.client.errors import InstanceRunningError
 from services.client.history_view import history_events
-from services.client.payloads import PREFIX, instance_url, status_payload
+from services.client.payloads import instance_url, status_payload
 
 STATUS_RETRY_AFTER_SECONDS = "5"
 CONTINUATION_HEADER = "x-ms-continuation-token"
+TOTAL_COUNT_HEADER = "x-ms-total-count"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 """Larger ``top`` values get pages of this size; Durable Functions allows fewer than ``top``
 results per page, and clients must follow the continuation token either way."""
 
-router = APIRouter(prefix=PREFIX, tags=["instances"])
+router = APIRouter(tags=["instances"])
 
 InstanceId = Annotated[str, Path(alias="instanceId", description="The instance id.")]
 ShowInput = Annotated[
@@ -130,11 +133,15 @@ async def get_instance_status(
     responses={
         200: {
             "description": "One page of instances, oldest first. When more remain, the "
-            f"{CONTINUATION_HEADER} response header holds the token for the next page."
+            f"{CONTINUATION_HEADER} response header holds the token for the next page; with "
+            f"showTotalCount=true, {TOTAL_COUNT_HEADER} holds how many match in all."
         },
         **error_responses(400),
     },
 )
+# Durable Functions' clients ask for the list as ``instances/`` (the extension's route
+# template allows both); so does purging by filter below.
+@router.get("/instances/", include_in_schema=False)
 async def list_instances(
     durable: Client,
     created_time_from: CreatedTimeFrom = None,
@@ -143,6 +150,27 @@ async def list_instances(
     instance_id_prefix: Annotated[
         str | None,
         Query(alias="instanceIdPrefix", description="Instance ids starting with this."),
+    ] = None,
+    name: Annotated[
+        str | None, Query(description="The orchestrator's name (exact, case-sensitive).")
+    ] = None,
+    custom_status: Annotated[
+        str | None,
+        Query(
+            alias="customStatus",
+            description="JSON; instances whose custom status contains it (Postgres jsonb "
+            'containment: {"stage": "manager"} matches every custom status object with that '
+            "key and value, an array matches arrays holding its elements, a scalar equal "
+            "values).",
+        ),
+    ] = None,
+    show_total_count: Annotated[
+        str | None,
+        Query(
+            alias="showTotalCount",
+            description=f"true adds the {TOTAL_COUNT_HEADER} header: how many instances match, "
+            "on every page together (default false: counting costs a query).",
+        ),
     ] = None,
     show_input: ShowInput = None,
     top: Annotated[
@@ -159,20 +187,38 @@ async def list_instances(
 ) -> Response:
     """Instances matching every given filter, a page at a time."""
     with_input = parse_bool(show_input, "showInput", True)
+    with_count = parse_bool(show_total_count, "showTotalCount", False)
+    filters: dict[str, Any] = {
+        "created_time_from": parse_optional_time(created_time_from, "createdTimeFrom"),
+        "created_time_to": parse_optional_time(created_time_to, "createdTimeTo"),
+        "runtime_status": parse_runtime_statuses(runtime_status),
+        "instance_id_prefix": instance_id_prefix or None,
+        "name": name or None,
+        "custom_status_contains": _custom_status(custom_status),
+    }
     try:
         page = await durable.get_status_by(
-            parse_optional_time(created_time_from, "createdTimeFrom"),
-            parse_optional_time(created_time_to, "createdTimeTo"),
-            parse_runtime_statuses(runtime_status),
-            instance_id_prefix=instance_id_prefix or None,
-            top=_page_size(top),
-            continuation_token=continuation_token or None,
+            **filters, top=_page_size(top), continuation_token=continuation_token or None
         )
     except ValueError as error:  # a continuation token this service did not issue
         raise ApiError(400, str(error)) from None
     body = [status_payload(status, show_input=with_input) for status in page.instances]
     headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
+    if with_count:
+        headers[TOTAL_COUNT_HEADER] = str(await durable.count_instances(**filters))
     return JSONResponse(body, status_code=200, headers=headers)
+
+
+def _custom_status(value: str | None) -> JsonValue:
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed: JsonValue = json.loads(value)
+    except ValueError as error:
+        raise ApiError(400, f"customStatus must be JSON: {error}") from None
+    if parsed is None:
+        raise ApiError(400, "customStatus must be a JSON value other than null")
+    return parsed
 
 
 def _page_size(top: str | None) -> int:
@@ -219,6 +265,7 @@ async def purge_instance(durable: Client, instance_id: InstanceId) -> Response:
         **error_responses(400, 404),
     },
 )
+@router.delete("/instances/", include_in_schema=False)
 async def purge_instances(
     durable: Client,
     created_time_from: CreatedTimeFrom = None,

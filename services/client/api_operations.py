@@ -19,20 +19,27 @@ from services.client.api_common import (
     ApiError,
     BaseUrl,
     Client,
+    SdkEncoded,
     error_responses,
     parse_bool,
     parse_json_body,
 )
 from services.client.api_orchestrators import (
+    Links,
     PollingInterval,
     Timeout,
     parse_wait,
     start_and_answer,
 )
-from services.client.client import DurableClient, InstanceEndedError, InstanceNotFoundError
-from services.client.payloads import PREFIX
+from services.client.auth import IssuedKey
+from services.client.client import DurableClient
+from services.client.errors import InstanceEndedError, InstanceNotFoundError
 
-router = APIRouter(prefix=PREFIX, tags=["instance operations"])
+router = APIRouter(tags=["instance operations"])
+"""Operations that need a management key."""
+
+events_router = APIRouter(tags=["instance operations"])
+"""Raising events, which a start key may do too."""
 
 InstanceId = Annotated[str, Path(alias="instanceId", description="The instance id.")]
 Reason = Annotated[str | None, Query(description="Why (recorded in the history).")]
@@ -42,7 +49,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@events_router.post(
     "/instances/{instanceId}/raiseEvent/{eventName}",
     summary="Send an event to an instance",
     status_code=202,
@@ -58,6 +65,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 async def raise_event(
     request: Request,
     durable: Client,
+    sdk_encoded: SdkEncoded,
     instance_id: InstanceId,
     event_name: Annotated[str, Path(alias="eventName", description="The event's name.")],
 ) -> Response:
@@ -69,7 +77,7 @@ async def raise_event(
     raw = await request.body()
     if not raw.strip():
         raise ApiError(400, "Invalid JSON content: the body is empty (send null for no data)")
-    data = parse_json_body(raw)
+    data = parse_json_body(raw, sdk_encoded=sdk_encoded)
     await _perform(durable.raise_event(instance_id, event_name, data), instance_id)
     return Response(status_code=202)
 
@@ -132,6 +140,7 @@ async def resume_instance(
 async def restart_instance(
     durable: Client,
     base_url: BaseUrl,
+    access_key: IssuedKey,
     instance_id: InstanceId,
     restart_with_new_instance_id: Annotated[
         str | None,
@@ -151,14 +160,9 @@ async def restart_instance(
     status = await durable.get_status(instance_id)
     if status is None:
         raise ApiError(400, f"InstanceId {instance_id!r} does not match a valid instance")
-    return await start_and_answer(
-        durable,
-        base_url,
-        status.name,
-        None if new_id else instance_id,
-        status.input,
-        wait=wait,
-    )
+    links = Links(base_url, access_key)
+    restarted_id = None if new_id else instance_id
+    return await start_and_answer(durable, links, status.name, restarted_id, status.input, wait)
 
 
 @router.post(

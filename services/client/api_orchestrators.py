@@ -10,31 +10,32 @@ instance ends in time.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import unicodedata
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
 
-from contracts import OrchestrationStatus
 from services.client.api_common import (
     ApiError,
     BaseUrl,
     Client,
+    SdkEncoded,
     error_responses,
     parse_json_body,
     parse_seconds,
 )
-from services.client.client import DurableClient, InstanceExistsError
-from services.client.payloads import PREFIX, check_status_payload, status_payload
+from services.client.auth import IssuedKey
+from services.client.check_status import START_RETRY_AFTER_SECONDS
+from services.client.client import DurableClient, ExistingInstancePolicy
+from services.client.errors import InstanceExistsError
+from services.client.payloads import check_status_payload
 
-START_RETRY_AFTER_SECONDS = "10"
 MAX_INSTANCE_ID_LENGTH = 256
 
-router = APIRouter(prefix=PREFIX, tags=["orchestrators"])
+router = APIRouter(tags=["orchestrators"])
 
 FunctionName = Annotated[
     str, Path(alias="functionName", description="The orchestrator function to start.")
@@ -77,12 +78,16 @@ async def start_orchestration(
     request: Request,
     durable: Client,
     base_url: BaseUrl,
+    access_key: IssuedKey,
+    sdk_encoded: SdkEncoded,
     function_name: FunctionName,
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
 ) -> Response:
     """Start a new instance of the orchestrator with a generated instance id."""
-    return await _start(request, durable, base_url, function_name, None, timeout, polling_interval)
+    links = Links(base_url, access_key)
+    wait = (timeout, polling_interval)
+    return await _start(request, durable, links, sdk_encoded, function_name, None, wait)
 
 
 @router.post(
@@ -96,31 +101,46 @@ async def start_orchestration_with_id(
     request: Request,
     durable: Client,
     base_url: BaseUrl,
+    access_key: IssuedKey,
+    sdk_encoded: SdkEncoded,
     function_name: FunctionName,
     instance_id: Annotated[str, Path(alias="instanceId", description="The instance id to use.")],
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
 ) -> Response:
     """Start a new instance under ``instanceId``; an ended instance with that id is replaced."""
-    return await _start(
-        request, durable, base_url, function_name, instance_id, timeout, polling_interval
-    )
+    links = Links(base_url, access_key)
+    wait = (timeout, polling_interval)
+    return await _start(request, durable, links, sdk_encoded, function_name, instance_id, wait)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the links an answer hands out point (``DF_BASE_URL``), and the key they carry."""
+
+    base_url: str
+    access_key: str | None
 
 
 async def _start(
     request: Request,
     durable: DurableClient,
-    base_url: str,
+    links: Links,
+    sdk_encoded: bool,
     function_name: str,
     instance_id: str | None,
-    timeout: str | None,
-    polling_interval: str | None,
+    wait_parameters: tuple[str | None, str | None],
 ) -> Response:
-    payload = parse_json_body(await request.body())
-    if instance_id is not None:
-        check_instance_id(instance_id)
-    wait = parse_wait(timeout, polling_interval)
-    return await start_and_answer(durable, base_url, function_name, instance_id, payload, wait=wait)
+    try:
+        payload = parse_json_body(await request.body(), sdk_encoded=sdk_encoded)
+        if instance_id is not None:
+            check_instance_id(instance_id)
+        wait = parse_wait(*wait_parameters)
+        return await start_and_answer(durable, links, function_name, instance_id, payload, wait)
+    except ApiError as error:
+        # Durable Functions' SDKs read a refused start's reason from ExceptionMessage.
+        error.exception_message = error.status_code == 400
+        raise
 
 
 def check_instance_id(instance_id: str) -> None:
@@ -145,16 +165,15 @@ def parse_wait(timeout: str | None, polling_interval: str | None) -> tuple[float
         raise ApiError(
             400, f"timeout ({total:g} s) must not be shorter than pollingInterval ({interval:g} s)"
         )
-    return total, max(interval, 0.05)
+    return total, interval
 
 
 async def start_and_answer(
     durable: DurableClient,
-    base_url: str,
+    links: Links,
     function_name: str,
     instance_id: str | None,
     payload: JsonValue,
-    *,
     wait: tuple[float, float] | None,
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
@@ -164,34 +183,24 @@ async def start_and_answer(
             400, f"The function '{function_name}' doesn't exist or is not an orchestrator"
         )
     try:
-        started = await durable.start_new(function_name, instance_id, payload, replace_ended=True)
+        started = await durable.start_new(
+            function_name, instance_id, payload, if_exists=ExistingInstancePolicy.REPLACE_ENDED
+        )
     except InstanceExistsError as error:
         raise ApiError(409, f"{error}; an instance id can be reused once it has ended") from None
-    if wait is not None:
-        return await _wait_for_outcome(durable, base_url, started, *wait)
-    return check_status_response(base_url, started)
+    if wait is None:
+        return check_status_response(links, started)
+    total, interval = wait
+    answer = await durable.wait_for_completion_or_create_check_status_response(
+        started, links.base_url, timeout=total, retry_interval=interval, access_key=links.access_key
+    )
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
 
 
-def check_status_response(base_url: str, instance_id: str) -> JSONResponse:
-    body = check_status_payload(base_url, instance_id)
+def check_status_response(links: Links, instance_id: str) -> JSONResponse:
+    body = check_status_payload(links.base_url, instance_id, links.access_key)
     return JSONResponse(
         body,
         status_code=202,
         headers={"Location": body["statusQueryGetUri"], "Retry-After": START_RETRY_AFTER_SECONDS},
     )
-
-
-async def _wait_for_outcome(
-    durable: DurableClient, base_url: str, instance_id: str, timeout: float, interval: float
-) -> Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await durable.get_status(instance_id)
-        if status is not None and status.runtime_status.is_terminal:
-            if status.runtime_status is OrchestrationStatus.COMPLETED:
-                return JSONResponse(status.output, status_code=200)
-            return JSONResponse(status_payload(status), status_code=200)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return check_status_response(base_url, instance_id)
-        await asyncio.sleep(min(interval, remaining))

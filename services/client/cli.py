@@ -35,6 +35,7 @@ from services.client.cli_session import (
 )
 from services.client.client import (
     DurableClient,
+    ExistingInstancePolicy,
     InstanceEndedError,
     InstanceExistsError,
     InstanceNotFoundError,
@@ -73,6 +74,14 @@ def start(
     wait: Annotated[
         float | None, typer.Option("--wait", min=0, help="Seconds to wait for the outcome.")
     ] = None,
+    if_exists: Annotated[
+        ExistingInstancePolicy | None,
+        typer.Option(
+            "--if-exists",
+            help="When --id is in use: error, or replace_ended (replace an instance that has "
+            "ended). Default: DF_START_EXISTING (error).",
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Start an orchestration; print its instance id (or, with --wait, its outcome)."""
@@ -84,7 +93,7 @@ def start(
             known = ", ".join(sorted(registered)) or "none"
             raise CliError(EXIT_USAGE, f"no orchestrator named {name!r} (registered: {known})")
         try:
-            started = await client.start_new(name, instance_id, payload)
+            started = await client.start_new(name, instance_id, payload, if_exists=if_exists)
         except InstanceExistsError as error:
             raise CliError(EXIT_REFUSED, str(error)) from None
         if wait is None:
@@ -121,38 +130,47 @@ def status(
 def list_instances(
     statuses: StatusOption = None,
     prefix: Annotated[str | None, typer.Option("--prefix", help="Instance id prefix.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Orchestrator name.")] = None,
+    custom_status: Annotated[
+        str | None,
+        typer.Option("--custom-status", help="JSON the custom status contains."),
+    ] = None,
     created_from: FromOption = None,
     created_to: ToOption = None,
     top: Annotated[int, typer.Option("--top", min=1, max=1000, help="Page size.")] = 100,
     continuation: Annotated[
         str | None, typer.Option("--continuation", help="Token printed by the previous page.")
     ] = None,
+    count: Annotated[
+        bool, typer.Option("--count", help="Also print how many match, all pages together.")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """List instances, oldest first, one page at a time."""
-    wanted = _parse_statuses(statuses)
-    start_time = _parse_time(created_from, "--from")
-    end_time = _parse_time(created_to, "--to")
+    filters: dict[str, Any] = {
+        "created_time_from": _parse_time(created_from, "--from"),
+        "created_time_to": _parse_time(created_to, "--to"),
+        "runtime_status": _parse_statuses(statuses),
+        "instance_id_prefix": prefix,
+        "name": name,
+        "custom_status_contains": _parse_json(custom_status, "--custom-status"),
+    }
 
     async def work(client: DurableClient) -> int:
         try:
-            page = await client.get_status_by(
-                start_time,
-                end_time,
-                wanted,
-                instance_id_prefix=prefix,
-                top=top,
-                continuation_token=continuation,
-            )
+            page = await client.get_status_by(**filters, top=top, continuation_token=continuation)
         except ValueError as error:
             raise CliError(EXIT_USAGE, f"--continuation: {error}") from None
-        body = {
+        body: dict[str, Any] = {
             "instances": [cli_output.status_json(s) for s in page.instances],
             "continuationToken": page.continuation_token,
         }
         text = cli_output.list_text(page.instances)
         if page.continuation_token:
             text += f"\n(more: add --continuation {page.continuation_token})"
+        if count:
+            body["totalCount"] = await client.count_instances(**filters)
+            text += f"\n{body['totalCount']} matching in all"
         _print(as_json, body, text)
         return 0
 

@@ -108,7 +108,13 @@ async def _connect(settings: CommonSettings) -> DurableClient:
     # The broker is connected on the first publish: read-only commands work while it is down,
     # and a command that publishes reports an unreachable broker as a PublishFailedError.
     publisher = Publisher(settings.amqp_url, settings.topology, "cli.publish")
-    return DurableClient(pool, publisher, settings.topology, owns_resources=True)
+    return DurableClient(
+        pool,
+        publisher,
+        settings.topology,
+        owns_resources=True,
+        start_existing=settings.start_existing,
+    )
 
 
 def _reason(error: BaseException) -> str:

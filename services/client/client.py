@@ -11,12 +11,8 @@ does on a caller's behalf::
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -37,71 +33,49 @@ from contracts import (
     deterministic_message_id,
 )
 from contracts.values import to_json_value
+from services.client.check_status import (
+    CheckStatusResponse,
+    wait_for_completion_or_check_status,
+)
+from services.client.errors import (
+    InstanceEndedError,
+    InstanceExistsError,
+    InstanceNotFoundError,
+    InstanceRunningError,
+)
+from services.client.paging import InstancePage
+from services.client.queries import InstanceQueries
 from services.common.amqp import OutgoingMessage, Publisher
 from services.common.db import create_pool
-from services.common.events import StoredEvent, load_history
-from services.common.functions import registered_orchestrators
 from services.common.instances import (
-    InstanceQuery,
+    ExistingInstancePolicy,
     InstanceStatus,
     NewInstance,
-    ended_instance_ids_txn,
     fetch_instance,
     insert_instances_txn,
     purge_instances_txn,
-    query_instances,
 )
 from services.common.outbox import insert_outbox_txn, publish_committed
 from services.common.settings import CommonSettings
 
-
-class InstanceNotFoundError(LookupError):
-    """No instance has this id."""
-
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"no instance {instance_id!r}")
-        self.instance_id = instance_id
-
-
-class InstanceEndedError(Exception):
-    """The instance has ended (Completed, Failed or Terminated) and takes no more events."""
-
-    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
-        super().__init__(f"instance {instance_id!r} has ended ({status.value})")
-        self.instance_id = instance_id
-        self.status = status
+__all__ = [
+    "CheckStatusResponse",
+    "DurableClient",
+    "ExistingInstancePolicy",
+    "InstanceEndedError",
+    "InstanceExistsError",
+    "InstanceNotFoundError",
+    "InstancePage",
+    "InstanceRunningError",
+]
 
 
-class InstanceRunningError(Exception):
-    """The operation needs an ended instance, and this one has not ended."""
+class DurableClient(InstanceQueries):
+    """Starts and queries orchestration instances.
 
-    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
-        super().__init__(
-            f"instance {instance_id!r} is {status.value}; terminate it or wait for it to end"
-        )
-        self.instance_id = instance_id
-        self.status = status
-
-
-@dataclass(frozen=True)
-class InstancePage:
-    """One page of a query; pass ``continuation_token`` back to get the next one."""
-
-    instances: list[InstanceStatus]
-    continuation_token: str | None
-
-
-class InstanceExistsError(Exception):
-    """``start_new`` named an instance id that is already in use."""
-
-    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
-        super().__init__(f"instance {instance_id!r} already exists and is {status.value}")
-        self.instance_id = instance_id
-        self.status = status
-
-
-class DurableClient:
-    """Starts and queries orchestration instances."""
+    ``start_existing`` is what ``start_new`` does with an instance id in use unless a call
+    says otherwise (``DF_START_EXISTING``; refusing by default).
+    """
 
     def __init__(
         self,
@@ -110,11 +84,13 @@ class DurableClient:
         topology: Topology,
         *,
         owns_resources: bool = False,
+        start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR,
     ) -> None:
-        self._pool = pool
+        super().__init__(pool)
         self._publisher = publisher
         self._topology = topology
         self._owns_resources = owns_resources
+        self.start_existing = start_existing
 
     @classmethod
     async def connect(
@@ -136,7 +112,13 @@ class DurableClient:
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, publisher, settings.topology, owns_resources=True)
+        return cls(
+            pool,
+            publisher,
+            settings.topology,
+            owns_resources=True,
+            start_existing=settings.start_existing,
+        )
 
     async def close(self) -> None:
         if self._owns_resources:
@@ -161,15 +143,17 @@ class DurableClient:
         input: Any = None,
         *,
         correlation_id: str | None = None,
-        replace_ended: bool = False,
+        if_exists: ExistingInstancePolicy | None = None,
     ) -> str:
         """Start an orchestration; return its instance id (generated when not given).
 
-        The instance exists (Pending) as soon as this returns. Raises ``InstanceExistsError``
-        when ``instance_id`` is already in use; with ``replace_ended``, only when that instance
-        has not ended: one that has ended is purged and replaced in the same transaction (what
-        Durable Functions does by default when a start names an ended instance).
+        The instance exists (Pending) as soon as this returns. When ``instance_id`` is in use,
+        ``if_exists`` decides (the client's ``start_existing`` when not given): ``ERROR``
+        raises ``InstanceExistsError``; ``REPLACE_ENDED`` purges and replaces an instance that
+        has ended, in the same transaction (Durable Functions' default), and raises
+        ``InstanceExistsError`` for one that has not.
         """
+        policy = ExistingInstancePolicy(if_exists or self.start_existing)
         instance_id = instance_id or uuid.uuid4().hex
         execution_id = uuid.uuid4().hex
         now = datetime.now(UTC)
@@ -197,7 +181,7 @@ class DurableClient:
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
         async with self._pool.acquire() as connection, connection.transaction():
-            if replace_ended:
+            if policy is ExistingInstancePolicy.REPLACE_ENDED:
                 await purge_instances_txn(connection, [instance_id])
             if not await insert_instances_txn(connection, [instance]):
                 existing = await fetch_instance(connection, instance_id)
@@ -208,10 +192,6 @@ class DurableClient:
             )
         await publish_committed(self._pool, self._publisher, records)
         return instance_id
-
-    async def get_status(self, instance_id: str) -> InstanceStatus | None:
-        """The instance's status, or ``None`` when there is no such instance."""
-        return await fetch_instance(self._pool, instance_id)
 
     async def wait_for_completion(
         self, instance_id: str, timeout: float = 60.0, poll_interval: float = 0.05
@@ -236,6 +216,36 @@ class DurableClient:
                 )
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, 1.0)
+
+    async def wait_for_completion_or_create_check_status_response(
+        self,
+        instance_id: str,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        retry_interval: float = 1.0,
+        access_key: str | None = None,
+        return_internal_server_error_on_failure: bool = False,
+    ) -> CheckStatusResponse:
+        """Wait up to ``timeout`` seconds for the instance to end, checking every
+        ``retry_interval`` seconds, as azure-functions-durable's method of this name does.
+
+        Returns the outcome (200: the output of a Completed instance, the status of a Failed
+        or Terminated one) or, if it is still running, the check-status payload (202) with
+        links under ``base_url`` (the HTTP API's public URL) carrying ``access_key``. The
+        answer is a plain value: no web framework is needed to build or read it. Raises
+        ``ValueError`` when ``retry_interval`` exceeds ``timeout`` and
+        ``InstanceNotFoundError`` when there is no such instance.
+        """
+        return await wait_for_completion_or_check_status(
+            self.get_status,
+            instance_id,
+            base_url.rstrip("/"),
+            timeout=timeout,
+            retry_interval=retry_interval,
+            access_key=access_key,
+            return_internal_server_error_on_failure=return_internal_server_error_on_failure,
+        )
 
     async def raise_event(
         self,
@@ -296,88 +306,3 @@ class DurableClient:
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
         await self._publisher.publish(OutgoingMessage.of(message, exchange, routing_key))
-
-    async def get_status_by(
-        self,
-        created_time_from: datetime | None = None,
-        created_time_to: datetime | None = None,
-        runtime_status: Iterable[OrchestrationStatus] | None = None,
-        *,
-        instance_id_prefix: str | None = None,
-        name: str | None = None,
-        top: int = 100,
-        continuation_token: str | None = None,
-    ) -> InstancePage:
-        """Instances matching every given filter, oldest first, ``top`` per page."""
-        query = InstanceQuery(
-            created_from=created_time_from,
-            created_to=created_time_to,
-            statuses=tuple(runtime_status) if runtime_status is not None else None,
-            instance_id_prefix=instance_id_prefix,
-            name=name,
-        )
-        after = decode_continuation_token(continuation_token) if continuation_token else None
-        rows = await query_instances(self._pool, query, after=after, limit=top + 1)
-        page, more = rows[:top], len(rows) > top
-        token = encode_continuation_token(page[-1]) if more and page else None
-        return InstancePage(page, token)
-
-    async def purge_instance_history(self, instance_id: str) -> int:
-        """Delete an ended instance and its history; return 1, or 0 if there was none.
-
-        Raises ``InstanceRunningError`` when the instance has not ended.
-        """
-        async with self._pool.acquire() as connection, connection.transaction():
-            deleted = await purge_instances_txn(connection, [instance_id])
-            if not deleted:
-                status = await fetch_instance(connection, instance_id)
-                if status is not None:
-                    raise InstanceRunningError(instance_id, status.runtime_status)
-        return deleted
-
-    async def purge_instance_history_by(
-        self,
-        created_time_from: datetime | None = None,
-        created_time_to: datetime | None = None,
-        runtime_status: Iterable[OrchestrationStatus] | None = None,
-        *,
-        batch_size: int = 500,
-    ) -> int:
-        """Delete every ended instance matching the filters, ``batch_size`` per transaction
-        (so purging millions never holds a long transaction); return how many were deleted."""
-        query = InstanceQuery(
-            created_from=created_time_from,
-            created_to=created_time_to,
-            statuses=tuple(runtime_status) if runtime_status is not None else None,
-        )
-        total = 0
-        while True:
-            async with self._pool.acquire() as connection, connection.transaction():
-                ids = await ended_instance_ids_txn(connection, query, batch_size)
-                deleted = await purge_instances_txn(connection, ids)
-            total += deleted
-            if len(ids) < batch_size:
-                return total
-
-    async def get_history(self, instance_id: str) -> list[StoredEvent]:
-        """The instance's event stream (every execution), oldest first."""
-        return await load_history(self._pool, instance_id)
-
-    async def registered_orchestrators(self) -> set[str]:
-        """Names of the orchestrators the deployment's orchestrator services have registered."""
-        return await registered_orchestrators(self._pool)
-
-
-def encode_continuation_token(last: InstanceStatus) -> str:
-    """An opaque token for the page after ``last`` (its creation time and id)."""
-    raw = json.dumps([last.created_at.isoformat(), last.instance_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_continuation_token(token: str) -> tuple[datetime, str]:
-    """Raises ``ValueError`` for a token this client did not produce."""
-    try:
-        created, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created), str(instance_id)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"invalid continuation token {token!r}") from error

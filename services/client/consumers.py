@@ -42,6 +42,7 @@ from contracts.approval import (
 )
 from services.client.client import (
     DurableClient,
+    ExistingInstancePolicy,
     InstanceEndedError,
     InstanceExistsError,
     InstanceNotFoundError,
@@ -150,6 +151,8 @@ class ApprovalConsumers:
                     proposal.proposal_id,
                     proposal.model_dump(mode="json"),
                     correlation_id=message.envelope.correlation_id,
+                    # Whatever DF_START_EXISTING says: a re-sent submission starts nothing.
+                    if_exists=ExistingInstancePolicy.ERROR,
                 )
             except InstanceExistsError as error:
                 log.info("proposal.duplicate_submission", status=error.status.value)

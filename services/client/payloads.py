@@ -18,6 +18,12 @@ from services.common.instances import InstanceStatus
 PREFIX = "/runtime/webhooks/durabletask"
 """Where Durable Functions mounts its management API."""
 
+RPC_PREFIX = "/durabletask"
+"""The same routes for Durable Functions' out-of-process SDKs, where the Functions host serves
+them to its workers (``rpcBaseUrl``). The only difference: those SDKs send an orchestration's
+input and an event's data as a JSON string holding the value's JSON text, and the API reads
+them that way here (ADR 8)."""
+
 
 def format_time(value: datetime) -> str:
     """An instance's created and updated times: ISO 8601, UTC, whole seconds, ``Z``."""
@@ -40,22 +46,63 @@ def instance_url(base_url: str, instance_id: str) -> str:
     return f"{base_url}{PREFIX}/instances/{quote(instance_id, safe='')}"
 
 
-def check_status_payload(base_url: str, instance_id: str) -> dict[str, str]:
+def _link(path: str, *query: str, access_key: str | None) -> str:
+    """``path`` with its query: the given parameters, then ``code`` when there is a key
+    (where Durable Functions puts the key in the links it issues)."""
+    parameters = [*query, f"code={quote(access_key, safe='')}"] if access_key else list(query)
+    return f"{path}?{'&'.join(parameters)}" if parameters else path
+
+
+def check_status_payload(
+    base_url: str, instance_id: str, access_key: str | None = None
+) -> dict[str, str]:
     """The links Durable Functions' ``CreateCheckStatusResponse`` returns for an instance.
 
-    ``rewindPostUri`` is not among them: Durable Functions only puts it in the management
-    payload its clients build, not in this response.
+    With ``access_key``, every link carries it as ``code=…``, so whoever holds the payload can
+    follow its links (as far as that key allows). ``rewindPostUri`` is not among them: Durable
+    Functions only puts it in the management payload its clients build, not in this response.
     """
     url = instance_url(base_url, instance_id)
     return {
         "id": instance_id,
-        "statusQueryGetUri": url,
-        "sendEventPostUri": f"{url}/raiseEvent/{{eventName}}",
-        "terminatePostUri": f"{url}/terminate?reason={{text}}",
-        "purgeHistoryDeleteUri": url,
-        "restartPostUri": f"{url}/restart",
-        "suspendPostUri": f"{url}/suspend?reason={{text}}",
-        "resumePostUri": f"{url}/resume?reason={{text}}",
+        "statusQueryGetUri": _link(url, access_key=access_key),
+        "sendEventPostUri": _link(f"{url}/raiseEvent/{{eventName}}", access_key=access_key),
+        "terminatePostUri": _link(f"{url}/terminate", "reason={text}", access_key=access_key),
+        "purgeHistoryDeleteUri": _link(url, access_key=access_key),
+        "restartPostUri": _link(f"{url}/restart", access_key=access_key),
+        "suspendPostUri": _link(f"{url}/suspend", "reason={text}", access_key=access_key),
+        "resumePostUri": _link(f"{url}/resume", "reason={text}", access_key=access_key),
+    }
+
+
+def durable_client_binding(
+    base_url: str, access_key: str | None = None, *, task_hub_name: str = "default"
+) -> dict[str, Any]:
+    """The client binding Durable Functions hands its SDKs, pointing at this service.
+
+    azure-functions-durable's ``DurableOrchestrationClient(json.dumps(binding))`` then works
+    against this API: it sends every call to ``rpcBaseUrl`` (``RPC_PREFIX``, where request
+    bodies are read as that SDK encodes them) and builds check-status payloads from
+    ``managementUrls``. Its HTTP calls carry no key: give its session the key as an
+    ``x-functions-key`` header (README, "HTTP API").
+    """
+    placeholder = "INSTANCEID"
+    management: dict[str, str] = check_status_payload(base_url, placeholder, access_key)
+    management["rewindPostUri"] = _link(
+        f"{instance_url(base_url, placeholder)}/rewind", "reason={text}", access_key=access_key
+    )
+    start = f"{base_url}{PREFIX}/orchestrators/{{functionName}}[/{{instanceId}}]"
+    wait = ("timeout={timeoutInSeconds}", "pollingInterval={intervalInSeconds}")
+    return {
+        "taskHubName": task_hub_name,
+        "creationUrls": {
+            "createNewInstancePostUri": _link(start, access_key=access_key),
+            "createAndWaitOnNewInstancePostUri": _link(start, *wait, access_key=access_key),
+        },
+        "managementUrls": management,
+        "baseUrl": f"{base_url}{PREFIX}",
+        "requiredQueryStringParameters": _link("", access_key=access_key).lstrip("?"),
+        "rpcBaseUrl": f"{base_url}{RPC_PREFIX}/",
     }
 
 

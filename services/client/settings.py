@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from contracts.approval import APPROVAL_ORCHESTRATOR
 from services.common.settings import CommonSettings
@@ -17,6 +17,11 @@ class ClientSettings(CommonSettings):
     approval_consumers: consume the approval workflow's submissions and responses queues
         (``DF_APPROVAL_CONSUMERS=false`` in deployments that do not run it).
     approval_orchestrator: the orchestrator a ``ProposalSubmitted`` starts.
+    management_keys: comma-separated access keys that open every route of the HTTP API
+        (Durable Functions' system key); several, so a key can be rotated.
+    start_keys: comma-separated access keys that only start orchestrations and raise events.
+    auth_disabled: serve the HTTP API without keys, for local development only. The service
+        refuses to start without keys unless this is set, and with both.
     """
 
     http_host: str = "127.0.0.1"
@@ -24,6 +29,9 @@ class ClientSettings(CommonSettings):
     base_url: str | None = None
     approval_consumers: bool = True
     approval_orchestrator: str = APPROVAL_ORCHESTRATOR
+    management_keys: SecretStr = SecretStr("")
+    start_keys: SecretStr = SecretStr("")
+    auth_disabled: bool = False
 
     @property
     def public_base_url(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import asyncpg
 from pydantic import JsonValue, TypeAdapter
@@ -27,6 +28,17 @@ def json_text(value: JsonValue) -> str | None:
 
 def json_value(text: str | None) -> JsonValue:
     return None if text is None else _JSON_VALUE.validate_json(text)
+
+
+class ExistingInstancePolicy(StrEnum):
+    """What a start does when its instance id is already in use."""
+
+    ERROR = "error"
+    """Refuse the start, whatever state the existing instance is in."""
+    REPLACE_ENDED = "replace_ended"
+    """Replace an instance that has ended (Completed, Failed, Terminated): its history is
+    purged in the same transaction. Refuse the start while it has not ended. Durable
+    Functions' default (``overridableExistingInstanceStates: NonRunningStates``)."""
 
 
 @dataclass(frozen=True)
@@ -127,13 +139,20 @@ def _status(row: asyncpg.Record) -> InstanceStatus:
 
 @dataclass(frozen=True)
 class InstanceQuery:
-    """Filters for listing instances; ``None`` means "any"."""
+    """Filters for listing instances; ``None`` means "any".
+
+    ``custom_status_contains`` keeps the instances whose custom status contains this JSON
+    value, as Postgres' ``jsonb @>`` defines it: an object matches when it has every given
+    key with a matching value (``{"stage": "manager"}``), an array when it holds every given
+    element, a scalar when it is equal. A GIN index serves it (migration 0003).
+    """
 
     created_from: datetime | None = None
     created_to: datetime | None = None
     statuses: tuple[OrchestrationStatus, ...] | None = None
     instance_id_prefix: str | None = None
     name: str | None = None
+    custom_status_contains: JsonValue = None
 
     def where(self, first_parameter: int) -> tuple[str, list[object]]:
         """A SQL condition over ``instances`` and its parameters, numbered from
@@ -157,6 +176,8 @@ class InstanceQuery:
             add("instance_id LIKE {}", escaped + "%")
         if self.name is not None:
             add("name = {}", self.name)
+        if self.custom_status_contains is not None:
+            add("custom_status @> {}::jsonb", json_text(self.custom_status_contains))
         return (" AND ".join(conditions) or "TRUE"), parameters
 
 
@@ -182,6 +203,15 @@ async def query_instances(
         *parameters,
     )
     return [_status(row) for row in rows]
+
+
+async def count_instances(connection: Connection | asyncpg.Pool, query: InstanceQuery) -> int:
+    """How many instances match ``query`` (every page together)."""
+    condition, parameters = query.where(1)
+    count = await connection.fetchval(
+        f"SELECT count(*) FROM instances WHERE {condition}", *parameters
+    )
+    return int(count)
 
 
 async def purge_instances_txn(connection: Connection, instance_ids: Sequence[str]) -> int:

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
+from services.common.instances import ExistingInstancePolicy
 
 
 class CommonSettings(BaseSettings):
@@ -20,6 +21,12 @@ class CommonSettings(BaseSettings):
         partitions: orchestrator partitions; every service of a deployment must agree.
         function_modules: comma-separated importable modules holding ``FunctionApp``s.
         log_format: ``console`` for people, ``json`` for log pipelines.
+        start_existing: what ``DurableClient.start_new`` does by default when the instance id
+            it is given is in use: ``error`` refuses it whatever the instance's state;
+            ``replace_ended`` replaces an instance that has ended and refuses one that has
+            not. A call can choose otherwise (``if_exists=``); the HTTP API always follows
+            Durable Functions (``replace_ended``) and the approval workflow's submissions
+            consumer always refuses (a re-sent submission starts nothing).
     """
 
     model_config = SettingsConfigDict(env_prefix="DF_", extra="ignore")
@@ -32,6 +39,7 @@ class CommonSettings(BaseSettings):
     function_modules: str = "workflows.samples,workflows.patterns,workflows.approval"
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR
 
     @property
     def topology(self) -> Topology:

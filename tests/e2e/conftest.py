@@ -1,4 +1,5 @@
-"""Fixtures for the HTTP API tests: the client service's base URL and an HTTP client."""
+"""Fixtures for the HTTP API tests: the client service's base URL and an HTTP client that
+presents the session's management key (as ``x-functions-key``) on every request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from deploy.processes import ServiceGroup
+from tests.conftest import MANAGEMENT_KEY
 
 
 @pytest.fixture
@@ -18,5 +20,6 @@ def base_url(services: ServiceGroup) -> str:
 
 @pytest.fixture
 async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as http:
+    headers = {"x-functions-key": MANAGEMENT_KEY}
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0, headers=headers) as http:
         yield http

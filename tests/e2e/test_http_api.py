@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from services.client.client import DurableClient
-from tests.conftest import unique
+from tests.conftest import MANAGEMENT_KEY, unique
 from tests.helpers.http import PREFIX, poll_until_ended, poll_until_status
 from tests.helpers.waiting import assert_eventually
 from workflows.samples import CITIES
@@ -45,14 +45,16 @@ async def test_start_answers_202_with_the_check_status_payload_and_location(
     body = response.json()
     assert set(body) == CHECK_STATUS_FIELDS
     instance_url = f"{base_url}{PREFIX}/instances/{body['id']}"
-    assert body["statusQueryGetUri"] == instance_url
-    assert body["sendEventPostUri"] == f"{instance_url}/raiseEvent/{{eventName}}"
-    assert body["terminatePostUri"] == f"{instance_url}/terminate?reason={{text}}"
-    assert body["purgeHistoryDeleteUri"] == instance_url
-    assert body["restartPostUri"] == f"{instance_url}/restart"
-    assert body["suspendPostUri"] == f"{instance_url}/suspend?reason={{text}}"
-    assert body["resumePostUri"] == f"{instance_url}/resume?reason={{text}}"
-    assert response.headers["Location"] == instance_url
+    # Every link carries the key the start was made with, as Durable Functions' links do.
+    code = f"code={MANAGEMENT_KEY}"
+    assert body["statusQueryGetUri"] == f"{instance_url}?{code}"
+    assert body["sendEventPostUri"] == f"{instance_url}/raiseEvent/{{eventName}}?{code}"
+    assert body["terminatePostUri"] == f"{instance_url}/terminate?reason={{text}}&{code}"
+    assert body["purgeHistoryDeleteUri"] == f"{instance_url}?{code}"
+    assert body["restartPostUri"] == f"{instance_url}/restart?{code}"
+    assert body["suspendPostUri"] == f"{instance_url}/suspend?reason={{text}}&{code}"
+    assert body["resumePostUri"] == f"{instance_url}/resume?reason={{text}}&{code}"
+    assert response.headers["Location"] == f"{instance_url}?{code}"
     assert response.headers["Retry-After"] == "10"
     assert response.headers["Content-Type"].startswith("application/json")
 

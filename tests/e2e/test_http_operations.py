@@ -202,8 +202,8 @@ async def test_rewind_is_refused_as_durable_functions_does_for_backends_without_
     await poll_until_ended(http, failed["statusQueryGetUri"])
 
     unknown = await http.post(f"{PREFIX}/instances/{unique('nobody-')}/rewind")
-    not_failed = await http.post(f"{completed['statusQueryGetUri']}/rewind")
-    not_supported = await http.post(f"{failed['statusQueryGetUri']}/rewind")
+    not_failed = await http.post(f"{PREFIX}/instances/{completed['id']}/rewind")
+    not_supported = await http.post(f"{PREFIX}/instances/{failed['id']}/rewind")
 
     assert unknown.status_code == 404
     assert not_failed.status_code == 412

@@ -1,0 +1,154 @@
+"""Access keys: who may call the HTTP API, decided the way Azure Functions decides it.
+
+A caller presents a key in the ``x-functions-key`` header or the ``code`` query parameter
+(the header wins when both are given). A management key (Durable Functions' system key) opens
+every route; a start key opens only starting orchestrations and raising events. Anything else
+is refused with 401 before the route reads its body, so a refused call changes nothing.
+``/healthz`` and the OpenAPI pages need no key. ADR 9 records the choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, APIKeyQuery
+
+from services.client.api_common import ApiError
+from services.client.settings import ClientSettings
+
+log = structlog.get_logger(__name__)
+
+MIN_KEY_LENGTH = 16
+KEY_HEADER = "x-functions-key"
+KEY_PARAMETER = "code"
+
+
+class KeyScope(StrEnum):
+    MANAGEMENT = "management"
+    START = "start"
+
+
+class AccessKeysError(ValueError):
+    """The deployment's key settings cannot be served safely."""
+
+
+def _digest(key: str) -> bytes:
+    # Comparing fixed-length digests keeps the comparison's time independent of the key's
+    # length as well as its content.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _split(keys: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in keys.split(",") if key.strip())
+
+
+@dataclass(frozen=True)
+class AccessKeys:
+    """The keys a deployment accepts (as digests), or ``disabled`` for local development."""
+
+    management: tuple[bytes, ...]
+    start: tuple[bytes, ...]
+    disabled: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> AccessKeys:
+        """Raises ``AccessKeysError`` for settings that would leave the API open by accident:
+        no key at all without ``DF_AUTH_DISABLED=true``, keys together with it, or a key
+        shorter than ``MIN_KEY_LENGTH``."""
+        management = _split(settings.management_keys.get_secret_value())
+        start = _split(settings.start_keys.get_secret_value())
+        if settings.auth_disabled:
+            if management or start:
+                raise AccessKeysError(
+                    "DF_AUTH_DISABLED=true and access keys are both set; unset one of them"
+                )
+            return cls((), (), disabled=True)
+        if not management and not start:
+            raise AccessKeysError(
+                "the HTTP API needs access keys: set DF_MANAGEMENT_KEYS (and DF_START_KEYS), "
+                "or DF_AUTH_DISABLED=true for local development only"
+            )
+        if any(len(key) < MIN_KEY_LENGTH for key in management + start):
+            raise AccessKeysError(
+                f"access keys must have at least {MIN_KEY_LENGTH} characters; make one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return cls(tuple(_digest(key) for key in management), tuple(_digest(key) for key in start))
+
+    def scope_of(self, key: str) -> KeyScope | None:
+        """What ``key`` opens, compared in constant time against every configured key."""
+        digest = _digest(key)
+        is_management = _any_equal(digest, self.management)
+        is_start = _any_equal(digest, self.start)
+        if is_management:
+            return KeyScope.MANAGEMENT
+        return KeyScope.START if is_start else None
+
+
+def _any_equal(digest: bytes, keys: tuple[bytes, ...]) -> bool:
+    found = False
+    for key in keys:  # no early exit: the time taken does not tell which key matched
+        found |= hmac.compare_digest(digest, key)
+    return found
+
+
+_CODE = APIKeyQuery(
+    name=KEY_PARAMETER, auto_error=False, description="An access key, in the query string."
+)
+_HEADER = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="An access key, in a header.")
+_REFUSALS = {
+    "missing": f"an access key is required: pass it as the {KEY_PARAMETER} query parameter "
+    f"or the {KEY_HEADER} header",
+    "invalid": "the access key is not valid",
+    "narrow": "this key can only start orchestrations and raise events; this route needs a "
+    "management key",
+}
+
+
+def _authorize(request: Request, needed: KeyScope, code: str | None, header: str | None) -> None:
+    keys: AccessKeys = request.app.state.access_keys
+    request.state.access_key = None
+    if keys.disabled:
+        return
+    presented = header or code
+    scope = keys.scope_of(presented) if presented else None
+    if scope is KeyScope.MANAGEMENT or scope is needed:
+        request.state.access_key = presented
+        return
+    refusal = "missing" if not presented else "invalid" if scope is None else "narrow"
+    log.warning("http.refused", path=request.url.path, method=request.method, refusal=refusal)
+    raise ApiError(401, _REFUSALS[refusal])
+
+
+async def require_management_key(
+    request: Request,
+    code: Annotated[str | None, Security(_CODE)],
+    header: Annotated[str | None, Security(_HEADER)],
+) -> None:
+    """Routes that read, change or delete instances: a management key."""
+    _authorize(request, KeyScope.MANAGEMENT, code, header)
+
+
+async def require_start_key(
+    request: Request,
+    code: Annotated[str | None, Security(_CODE)],
+    header: Annotated[str | None, Security(_HEADER)],
+) -> None:
+    """Starting orchestrations and raising events: a start key or a management key."""
+    _authorize(request, KeyScope.START, code, header)
+
+
+def _issued_key(request: Request) -> str | None:
+    key: str | None = getattr(request.state, "access_key", None)
+    return key
+
+
+IssuedKey = Annotated[str | None, Depends(_issued_key)]
+"""The key the request was authorized with (``None`` when keys are disabled): links the API
+hands out carry it."""

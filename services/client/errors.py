@@ -1,0 +1,43 @@
+"""What the client refuses, with the instance and its state as attributes."""
+
+from __future__ import annotations
+
+from contracts import OrchestrationStatus
+
+
+class InstanceNotFoundError(LookupError):
+    """No instance has this id."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"no instance {instance_id!r}")
+        self.instance_id = instance_id
+
+
+class InstanceEndedError(Exception):
+    """The instance has ended (Completed, Failed or Terminated) and takes no more events."""
+
+    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
+        super().__init__(f"instance {instance_id!r} has ended ({status.value})")
+        self.instance_id = instance_id
+        self.status = status
+
+
+class InstanceRunningError(Exception):
+    """The operation needs an ended instance, and this one has not ended."""
+
+    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
+        super().__init__(
+            f"instance {instance_id!r} is {status.value}; terminate it or wait for it to end"
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+class InstanceExistsError(Exception):
+    """``start_new`` named an instance id that is already in use (and the start policy
+    does not allow replacing it)."""
+
+    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
+        super().__init__(f"instance {instance_id!r} already exists and is {status.value}")
+        self.instance_id = instance_id
+        self.status = status

@@ -258,7 +258,12 @@ class OrchestrationHandler:
                 state.parent = message.body.parent
             episode.append((message.body, message.envelope.message_id))
         if not episode:
-            return
+            if state.executor is None or not state.executor.ended_unrecorded:
+                return
+            # Rebuilding the instance ended it (a history mismatch): record that now, rather
+            # than refusing every message of an instance that looks Running.
+            episode.append((started, None))
+            bound.warning("orchestration.ended_on_replay", name=state.name)
 
         inbound = [event for event, _ in episode[1:]]
         decision = (

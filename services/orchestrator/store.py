@@ -99,7 +99,7 @@ async def append_events_txn(connection: Connection, events: Sequence[NewEvent]) 
         await connection.execute(
             """
             INSERT INTO events (instance_id, seq, execution_id, event_type, payload, message_id)
-            SELECT id, seq, execution_id, event_type, payload::jsonb, message_id
+            SELECT id, seq, execution_id, event_type, payload::json, message_id
             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::uuid[])
                  AS t(id, seq, execution_id, event_type, payload, message_id)
             """,

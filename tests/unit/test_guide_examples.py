@@ -884,10 +884,9 @@ def test_a_dict_from_the_input_replays_in_the_stored_key_order() -> None:
 
 
 def test_after_a_mismatch_found_while_rebuilding_nothing_more_is_accepted() -> None:
-    """Pins the behaviour determinism.md describes as current: the handler asks ``accepts``
-    before applying a message, and a rebuilt executor that hit a mismatch accepts nothing, so
-    the services drop every later message and the instance stays Running. When this changes,
-    update "What a non-determinism error looks like" in docs/guide/determinism.md."""
+    """A rebuilt executor that hit a mismatch accepts nothing more; it reports the end it has
+    not recorded (``ended_unrecorded``), which the handler then records as the instance's
+    failure (tests/integration/test_handler_non_determinism.py)."""
     app = FunctionApp()
     app.orchestrators["process_order"] = _process_order_v1
     run = Run(app, "process_order", {"id": 1042}, activities={"reserve_stock": lambda _: "r"})
@@ -899,6 +898,7 @@ def test_after_a_mismatch_found_while_rebuilding_nothing_more_is_accepted() -> N
     later = HistoryBuilder(run.history.now).episode()
     later.raised("go").terminated("stuck")
     assert executor.is_finished
+    assert executor.ended_unrecorded
     assert not any(executor.accepts(event) for event in later.events[1:])
 
 

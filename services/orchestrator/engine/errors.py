@@ -70,4 +70,12 @@ class ActivityTimeoutError(TaskFailedError):
         super().__init__(
             message, FailureDetails(error_type="ActivityTimeoutError", message=message)
         )
-        self.timeout_seconds = timeout_seconds
+        self.timeout_seconds: float | None = timeout_seconds
+
+    @classmethod
+    def reported(cls, message: str, details: FailureDetails) -> ActivityTimeoutError:
+        """The time-out as the worker reported it (it gave up on the activity itself)."""
+        error = cls.__new__(cls)
+        TaskFailedError.__init__(error, message, details)
+        error.timeout_seconds = None
+        return error

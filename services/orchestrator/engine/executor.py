@@ -118,6 +118,13 @@ class OrchestrationExecutor:
         """True once the execution has completed, failed, been terminated or continued as new."""
         return self._completion is not None
 
+    @property
+    def ended_unrecorded(self) -> bool:
+        """The execution ended while replaying its stored history, but the history does not
+        say so (its code no longer matches it, or now fails where it did not): the next
+        decision records the end."""
+        return self._completion is not None and not self._completion_recorded
+
     def replay(self, history: Iterable[HistoryEvent]) -> None:
         """Re-run the code over events already in the store. Produces nothing new."""
         self.context._is_replaying = True
@@ -518,9 +525,11 @@ class OrchestrationExecutor:
 
 
 def _task_failed_error(task: CompletableTask[Any], failure: FailureDetails) -> TaskFailedError:
-    return TaskFailedError(
-        f"{task.description} failed: {failure.error_type}: {failure.message}", failure
-    )
+    message = f"{task.description} failed: {failure.error_type}: {failure.message}"
+    if failure.error_type == "ActivityTimeoutError":
+        # Reported by the worker rather than by the orchestrator's own timer: the same error.
+        return ActivityTimeoutError.reported(message, failure)
+    return TaskFailedError(message, failure)
 
 
 def replay(

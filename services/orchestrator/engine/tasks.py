@@ -205,28 +205,21 @@ class WhenAllTask(CompositeTask[list[Any]]):
 
 
 class WhenAnyTask(CompositeTask[Task[Any]]):
-    """Completes with the first child that succeeds (the task itself, as azure-functions-durable
-    returns it); fails only when every child has failed, with the first failure."""
+    """Completes with the first child to complete, successfully or not: the task itself, as
+    azure-functions-durable (1.7) and the Durable Task Framework return it. It never raises;
+    check the winner's ``is_faulted`` and ``result``."""
 
     def __init__(self, children: Sequence[Task[Any]]) -> None:
         super().__init__(children)
         if not self.children:
             raise ValueError("task_any needs at least one task")
-        self._first_failure: Task[Any] | None = None
         for child in self.children:
             if child.is_completed:
                 self._on_child_completed(child)
 
     def _on_child_completed(self, child: Task[Any]) -> None:
-        if self._completed:
-            return
-        if not child.is_faulted:
+        if not self._completed:
             self._complete(child)
-            return
-        if self._first_failure is None:
-            self._first_failure = child
-        if all(c.is_completed for c in self.children):
-            self._fail(_exception_of(self._first_failure))
 
 
 def _exception_of(task: Task[Any]) -> BaseException:

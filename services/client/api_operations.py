@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from contracts import OrchestrationStatus
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -33,7 +32,11 @@ from services.client.api_orchestrators import (
 )
 from services.client.auth import IssuedKey
 from services.client.client import DurableClient
-from services.client.errors import InstanceEndedError, InstanceNotFoundError
+from services.client.errors import (
+    InstanceEndedError,
+    InstanceNotFailedError,
+    InstanceNotFoundError,
+)
 
 router = APIRouter(tags=["instance operations"])
 """Operations that need a management key."""
@@ -167,23 +170,22 @@ async def restart_instance(
 
 @router.post(
     "/instances/{instanceId}/rewind",
-    summary="Rewind a failed instance (not supported)",
-    status_code=501,
+    summary="Rewind a failed instance",
+    status_code=202,
     responses=error_responses(404, 412),
 )
-async def rewind_instance(durable: Client, instance_id: InstanceId, reason: Reason = None) -> None:
-    """Durable Functions' answers, for a backend that cannot rewind: 404 for an unknown
-    instance, 412 unless it Failed, 501 otherwise."""
-    status = await durable.get_status(instance_id)
-    if status is None:
-        raise ApiError(404, f"no instance {instance_id!r}")
-    if status.runtime_status is not OrchestrationStatus.FAILED:
-        raise ApiError(
-            412,
-            f"only Failed instances can be rewound; {instance_id!r} is "
-            f"{status.runtime_status.value}",
-        )
-    raise ApiError(501, "rewind is not supported by this backend yet")
+async def rewind_instance(
+    durable: Client, instance_id: InstanceId, reason: Reason = None
+) -> Response:
+    """Send a Failed instance back to before its failures: failed activities run again,
+    completed ones keep their results. 404 for an unknown instance, 412 unless it Failed."""
+    try:
+        await durable.rewind(instance_id, reason)
+    except InstanceNotFoundError:
+        raise ApiError(404, f"no instance {instance_id!r}") from None
+    except InstanceNotFailedError as error:
+        raise ApiError(412, str(error)) from None
+    return Response(status_code=202)
 
 
 async def _require_active(durable: DurableClient, instance_id: str) -> None:

@@ -38,6 +38,7 @@ from services.client.client import (
     ExistingInstancePolicy,
     InstanceEndedError,
     InstanceExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceRunningError,
 )
@@ -221,6 +222,48 @@ def resume(
 ) -> None:
     """Resume a suspended instance."""
     _operate("resume", instance_id, reason, as_json)
+
+
+@app.command()
+def rewind(
+    instance_id: InstanceIdArgument, reason: ReasonOption = None, as_json: AsJson = False
+) -> None:
+    """Send a Failed instance back to before its failures: failed activities run again."""
+
+    async def work(client: DurableClient) -> int:
+        try:
+            await client.rewind(instance_id, reason)
+        except (InstanceNotFoundError, InstanceNotFailedError) as error:
+            raise CliError(EXIT_REFUSED, str(error)) from None
+        _print(
+            as_json,
+            {"id": instance_id, "requested": "rewind"},
+            f"rewind requested for {instance_id}",
+        )
+        return 0
+
+    run(work)
+
+
+@app.command()
+def restart(
+    instance_id: InstanceIdArgument,
+    same_id: Annotated[
+        bool, typer.Option("--same-id", help="run under the same id (it must have ended)")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Start the instance's orchestrator again with the same input (under a new id)."""
+
+    async def work(client: DurableClient) -> int:
+        try:
+            restarted = await client.restart(instance_id, new_instance_id=not same_id)
+        except (InstanceNotFoundError, InstanceExistsError) as error:
+            raise CliError(EXIT_REFUSED, str(error)) from None
+        _print(as_json, {"id": restarted, "restartedFrom": instance_id}, restarted)
+        return 0
+
+    run(work)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from contracts import (
     Envelope,
     EventRaised,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -40,6 +41,7 @@ from services.client.check_status import (
 from services.client.errors import (
     InstanceEndedError,
     InstanceExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceRunningError,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "ExistingInstancePolicy",
     "InstanceEndedError",
     "InstanceExistsError",
+    "InstanceNotFailedError",
     "InstanceNotFoundError",
     "InstancePage",
     "InstanceRunningError",
@@ -286,6 +289,35 @@ class DurableClient(InstanceQueries):
         now = datetime.now(UTC)
         await self._send(instance_id, ExecutionResumed(timestamp=now, reason=reason))
 
+    async def rewind(self, instance_id: str, reason: Any = None) -> None:
+        """Revive a Failed instance: it goes back to before the failures that ended it, runs
+        the failed activities (and sub-orchestrations) again and keeps the completed ones'
+        results. Raises ``InstanceNotFoundError`` or ``InstanceNotFailedError``."""
+        status = await self.get_status(instance_id)
+        if status is None:
+            raise InstanceNotFoundError(instance_id)
+        if status.runtime_status is not OrchestrationStatus.FAILED:
+            raise InstanceNotFailedError(instance_id, status.runtime_status)
+        reason = to_json_value(reason, "the rewind reason")
+        await self._publish(status, ExecutionRewound(timestamp=datetime.now(UTC), reason=reason))
+
+    async def restart(self, instance_id: str, *, new_instance_id: bool = True) -> str:
+        """Start the instance's orchestrator again with the same input; return the id.
+
+        With ``new_instance_id`` (the default) it runs under a new id and the old instance is
+        left as it is; otherwise under the same id, replacing it, which needs it to have ended
+        (``InstanceExistsError`` if not). Raises ``InstanceNotFoundError``.
+        """
+        status = await self.get_status(instance_id)
+        if status is None:
+            raise InstanceNotFoundError(instance_id)
+        return await self.start_new(
+            status.name,
+            None if new_instance_id else instance_id,
+            status.input,
+            if_exists=ExistingInstancePolicy.REPLACE_ENDED,
+        )
+
     async def _send(
         self, instance_id: str, event: InboundEvent, *, message_id: uuid.UUID | None = None
     ) -> None:
@@ -294,6 +326,12 @@ class DurableClient(InstanceQueries):
             raise InstanceNotFoundError(instance_id)
         if status.runtime_status.is_terminal:
             raise InstanceEndedError(instance_id, status.runtime_status)
+        await self._publish(status, event, message_id=message_id)
+
+    async def _publish(
+        self, status: InstanceStatus, event: InboundEvent, *, message_id: uuid.UUID | None = None
+    ) -> None:
+        instance_id = status.instance_id
         message = OrchestratorMessage(
             envelope=Envelope(
                 message_id=message_id or uuid.uuid4(),

@@ -41,3 +41,14 @@ class InstanceExistsError(Exception):
         super().__init__(f"instance {instance_id!r} already exists and is {status.value}")
         self.instance_id = instance_id
         self.status = status
+
+
+class InstanceNotFailedError(Exception):
+    """Rewind needs a Failed instance, and this one is not."""
+
+    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
+        super().__init__(
+            f"only a Failed instance can be rewound; {instance_id!r} is {status.value}"
+        )
+        self.instance_id = instance_id
+        self.status = status

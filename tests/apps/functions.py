@@ -152,3 +152,31 @@ def prices_raw(ctx: OrchestrationContext) -> Any:
             "message": error.details.message,
             "retriable": not error.details.is_non_retriable,
         }
+
+
+_calls: dict[str, int] = {}
+
+
+@app.activity
+def count_calls(key: str) -> int:
+    """How many times it has run for ``key`` in this worker process (1 the first time)."""
+    _calls[key] = _calls.get(key, 0) + 1
+    return _calls[key]
+
+
+@app.activity
+def fail_first_time(key: str) -> str:
+    """Fails the first time it runs for ``key`` in this worker process, then succeeds."""
+    _calls[f"fail:{key}"] = _calls.get(f"fail:{key}", 0) + 1
+    if _calls[f"fail:{key}"] == 1:
+        raise RuntimeError(f"first run for {key} fails")
+    return "ok"
+
+
+@app.orchestrator
+def rewindable(ctx: OrchestrationContext) -> Any:
+    """Fails on its first run; after a rewind, completes without repeating the first call."""
+    first = yield ctx.call_activity("count_calls", ctx.instance_id)
+    flaky = yield ctx.call_activity("fail_first_time", ctx.instance_id)
+    last = yield ctx.call_activity("count_calls", ctx.instance_id)
+    return [first, flaky, last]

@@ -207,6 +207,9 @@ def service_env(settings: CommonSettings, http_port: int) -> dict[str, str]:
         "DF_HTTP_PORT": str(http_port),
         "DF_MANAGEMENT_KEYS": f"{MANAGEMENT_KEY},{ROTATED_MANAGEMENT_KEY}",
         "DF_START_KEYS": START_KEY,
+        # The client service's own default; its HTTP API and its submissions consumer each
+        # choose a policy explicitly, which the tests then show it does not override.
+        "DF_START_EXISTING": "replace_ended",
         "DF_LOG_LEVEL": "info",
         "DF_LOG_FORMAT": "console",
         **approval_env(),

@@ -144,6 +144,50 @@ async def test_list_filters_and_pages(durable, client: DurableClient) -> None:
     assert filtered.json()["instances"] == []
 
 
+async def test_list_by_name_and_custom_status_with_a_count(durable, client: DurableClient) -> None:
+    prefix = unique("cli-query-")
+    for n, cities in enumerate([["Oslo"], ["Lima"], ["Oslo", "Lima"]]):
+        await client.start_new("hello_cities", f"{prefix}-{n}", cities)
+        await client.wait_for_completion(f"{prefix}-{n}", timeout=30)
+
+    lima = await durable(
+        "list", "--prefix", prefix, "--name", "hello_cities",
+        "--custom-status", '{"greeting": "Lima"}', "--top", "1", "--count", "--json",
+    )  # fmt: skip
+    text = await durable("list", "--prefix", prefix, "--count")
+    bad = await durable("list", "--custom-status", "{lima}")
+
+    assert lima.code == 0, lima
+    assert [i["instanceId"] for i in lima.json()["instances"]] == [f"{prefix}-1"]
+    assert lima.json()["totalCount"] == 2
+    assert text.stdout.strip().endswith("3 matching in all")
+    assert_one_line_error(bad, 2, "--custom-status")
+
+
+async def test_start_on_an_id_in_use_follows_the_policy(durable, client: DurableClient) -> None:
+    instance_id = unique("cli-policy-")
+    await client.start_new("hello_cities", instance_id, ["Oslo"])
+    first = await client.wait_for_completion(instance_id, timeout=30)
+
+    refused = await durable("start", "hello_cities", "--id", instance_id, DF_START_EXISTING="error")
+    replaced = await durable(
+        "start", "hello_cities", "--id", instance_id, "--if-exists", "replace_ended",
+        "--input", '["Lima"]', "--wait", "30", "--json", DF_START_EXISTING="error",
+    )  # fmt: skip
+    by_setting = await durable(
+        "start", "hello_cities", "--id", instance_id, "--wait", "30", "--json",
+        DF_START_EXISTING="replace_ended",
+    )  # fmt: skip
+
+    assert_one_line_error(refused, 1, "already exists", "Completed")
+    assert replaced.code == 0, replaced
+    assert replaced.json()["output"] == ["Hello Lima!"]
+    assert by_setting.code == 0, by_setting
+    last = await client.get_status(instance_id)
+    assert last is not None
+    assert last.execution_id != first.execution_id
+
+
 async def test_the_approval_flow_from_the_command_line(durable, client: DurableClient) -> None:
     instance_id = unique("cli-approval-")
     started = await durable("start", "waits_for_approval", "--id", instance_id, "--input", "60")

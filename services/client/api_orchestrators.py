@@ -37,6 +37,15 @@ MAX_INSTANCE_ID_LENGTH = 256
 
 router = APIRouter(tags=["orchestrators"])
 
+
+@dataclass(frozen=True)
+class Links:
+    """Where the links an answer hands out point (``DF_BASE_URL``), and the key they carry."""
+
+    base_url: str
+    access_key: str | None
+
+
 FunctionName = Annotated[
     str, Path(alias="functionName", description="The orchestrator function to start.")
 ]
@@ -112,14 +121,6 @@ async def start_orchestration_with_id(
     links = Links(base_url, access_key)
     wait = (timeout, polling_interval)
     return await _start(request, durable, links, sdk_encoded, function_name, instance_id, wait)
-
-
-@dataclass(frozen=True)
-class Links:
-    """Where the links an answer hands out point (``DF_BASE_URL``), and the key they carry."""
-
-    base_url: str
-    access_key: str | None
 
 
 async def _start(

@@ -25,3 +25,8 @@ async def record_registered_functions(
 async def registered_orchestrators(pool: asyncpg.Pool) -> set[str]:
     rows = await pool.fetch("SELECT name FROM registered_functions WHERE kind = 'orchestrator'")
     return {row["name"] for row in rows}
+
+
+async def registered_activities(pool: asyncpg.Pool) -> set[str]:
+    rows = await pool.fetch("SELECT name FROM registered_functions WHERE kind = 'activity'")
+    return {row["name"] for row in rows}

@@ -1,0 +1,3 @@
+from services.operations.cli import main
+
+main()

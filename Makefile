@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export DF_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/durable
 export DF_AMQP_URL     ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv services migrate run up test test-fast lint format typecheck schema bench clean
+.PHONY: help venv services migrate run up test test-fast lint format typecheck schema bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,25 @@ typecheck: venv  ## mypy --strict
 
 schema: venv  ## regenerate contracts/schema from the pydantic models
 	$(PY) -m contracts.jsonschema
+
+# The benchmark: our runtime against DBOS and Celery (docs/performance.md). The peers are the
+# optional `bench` dependencies, installed on first use; without them the suite still runs
+# ours and says why the peers are missing. MODE=quick|full, ONLY=W1,W4, SYSTEMS=ours,dbos.
+MODE        ?= full
+ONLY        ?=
+SYSTEMS     ?= ours,dbos,celery
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]' \
+		&& touch $(BENCH_STAMP) \
+		|| echo "bench: the peers (DBOS, Celery) could not be installed; only ours will run"
+
+bench: venv services $(BENCH_STAMP)  ## benchmark vs DBOS and Celery (MODE=quick|full, ONLY=W2,W4)
+	$(PY) -m bench --mode $(MODE) --systems $(SYSTEMS) $(if $(ONLY),--only $(ONLY))
+
+bench-quick:  ## the benchmark's quick mode (under two minutes)
+	$(MAKE) bench MODE=quick
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

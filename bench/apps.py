@@ -1,0 +1,76 @@
+"""The benchmark's function app: orchestrators and activities the workloads need.
+
+Loaded by the services through ``DF_FUNCTION_MODULES=workflows.samples,bench.apps``, like any
+deployed function app; W2 uses ``workflows.samples.hello_cities`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import Any
+
+from durable import FunctionApp, OrchestrationContext
+
+app = FunctionApp()
+
+
+@app.activity
+def bench_noop(value: Any) -> Any:
+    """A no-op activity: what is measured is the runtime around it."""
+    return value
+
+
+@app.orchestrator
+def bench_sequence(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+    """W1: ``steps`` no-op activities one after the other; returns how many ran."""
+    steps = int(ctx.get_input())
+    done = 0
+    for step in range(steps):
+        done += (yield ctx.call_activity("bench_noop", step)) == step
+    return done
+
+
+@app.orchestrator
+def bench_fan_out(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+    """W3: ``count`` no-op activities in parallel; returns the sum of their results."""
+    count = int(ctx.get_input())
+    results = yield ctx.task_all([ctx.call_activity("bench_noop", i) for i in range(count)])
+    return int(sum(results))
+
+
+@app.orchestrator
+def bench_padded_chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+    """W6: grows the history with a fan-out of ``pad`` activities (about two events each),
+    then runs ``steps`` sequential activities, the steps whose cost is measured."""
+    spec = ctx.get_input()
+    pad = int(spec["pad"])
+    if pad:
+        yield ctx.task_all([ctx.call_activity("bench_noop", i) for i in range(pad)])
+    for step in range(int(spec["steps"])):
+        yield ctx.call_activity("bench_noop", step)
+    return pad + int(spec["steps"])
+
+
+@app.orchestrator
+def bench_event_waiter(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+    """W4: waits for ``count`` "Ping" events, one after the other; returns their sum."""
+    total = 0
+    for _ in range(int(ctx.get_input())):
+        total += int((yield ctx.wait_for_external_event("Ping")))
+    return total
+
+
+@app.orchestrator
+def bench_timer(ctx: OrchestrationContext) -> Generator[Any, Any, dict[str, str]]:
+    """W5: one durable timer ``delay`` seconds ahead; returns when it was due and when the
+    orchestrator resumed (the time of the episode that recorded the fire)."""
+    due: datetime = ctx.current_utc_datetime + timedelta(seconds=float(ctx.get_input()))
+    yield ctx.create_timer(due)
+    return {"due": due.isoformat(), "resumed": ctx.current_utc_datetime.isoformat()}
+
+
+@app.orchestrator
+def bench_approval(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+    """W7: waits (without a deadline) for an "Approval" event and returns its data."""
+    return (yield ctx.wait_for_external_event("Approval"))

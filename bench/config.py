@@ -1,0 +1,107 @@
+"""Workload sizes for each mode, and where the benchmark finds Postgres and RabbitMQ.
+
+Sizes can be overridden one by one from the command line (``--set w2_instances=500``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+WORKLOADS = ("ceilings", "W1", "W2", "W3", "W4", "W5", "W6", "W7")
+SYSTEMS = ("ours", "dbos", "celery")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ceiling_seconds: float = 3.0
+    w1_steps: int = 300
+    w2_instances: int = 1000
+    w3_fan_out: tuple[int, ...] = (1000, 10_000)
+    w4_pings: int = 100
+    w4_loaded_instances: int = 1000
+    w5_timers: int = 10_000
+    w5_min_delay: float = 1.0
+    w5_max_delay: float = 30.0
+    w6_short_pad: int = 0
+    w6_long_pad: int = 5000
+    w6_steps: int = 40
+    w7_instances: int = 10_000
+    w7_resumes: int = 20
+
+
+MODES: dict[str, Sizes] = {
+    "full": Sizes(),
+    "quick": Sizes(
+        ceiling_seconds=1.0,
+        w1_steps=100,
+        w2_instances=100,
+        w3_fan_out=(1000,),
+        w4_pings=20,
+        w4_loaded_instances=100,
+        w5_timers=500,
+        w5_min_delay=1.0,
+        w5_max_delay=3.0,
+        w6_long_pad=2000,
+        w6_steps=20,
+        w7_instances=500,
+        w7_resumes=5,
+    ),
+    # What the test suite runs: every workload, tiny, to check the suite works.
+    "smoke": Sizes(
+        ceiling_seconds=0.3,
+        w1_steps=10,
+        w2_instances=10,
+        w3_fan_out=(20,),
+        w4_pings=3,
+        w4_loaded_instances=10,
+        w5_timers=20,
+        w5_min_delay=1.0,
+        w5_max_delay=2.0,
+        w6_short_pad=0,
+        w6_long_pad=50,
+        w6_steps=5,
+        w7_instances=20,
+        w7_resumes=2,
+    ),
+}
+
+
+def sizes_for(mode: str, overrides: list[str]) -> Sizes:
+    """The mode's sizes with ``name=value`` overrides applied (``w3_fan_out=1000,5000``)."""
+    sizes = MODES[mode]
+    fields = {f.name: f for f in dataclasses.fields(Sizes)}
+    changes: dict[str, object] = {}
+    for override in overrides:
+        name, _, text = override.partition("=")
+        name = name.strip().replace(".", "_")
+        if name not in fields:
+            raise SystemExit(f"unknown size {name!r}; known: {', '.join(fields)}")
+        current = getattr(sizes, name)
+        if isinstance(current, tuple):
+            changes[name] = tuple(int(part) for part in text.split(",") if part)
+        else:
+            changes[name] = type(current)(text)
+    return dataclasses.replace(sizes, **changes)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The shared Postgres (an admin connection that may create databases) and RabbitMQ."""
+
+    admin_database_url: str
+    amqp_url: str
+
+    @classmethod
+    def from_environment(cls) -> Endpoints:
+        return cls(
+            admin_database_url=os.environ.get(
+                "DF_BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+            ),
+            amqp_url=os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        )
+
+    def database_url(self, name: str) -> str:
+        base, _, _ = self.admin_database_url.rpartition("/")
+        return f"{base}/{name}"

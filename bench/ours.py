@@ -1,0 +1,496 @@
+"""Our runtime under the workloads: the real services as processes, on a database and broker
+namespace of their own, measured from the clock and from the timestamps the runtime records.
+
+Each workload returns its metrics and the checks that its results are correct (outputs,
+counts); a failed check means the run measured something broken, never that it was slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import psutil
+
+from bench.config import Endpoints, Sizes
+from bench.measure import (
+    create_database,
+    drop_database,
+    latency_summary,
+    ms,
+    percentile,
+    unique_name,
+    wait_until,
+)
+from contracts import OrchestrationStatus, Topology
+from deploy.processes import ServiceGroup
+from services.client.client import DurableClient
+from services.common.amqp import Publisher
+from services.common.db import create_pool
+from services.common.events import load_history
+from services.common.loader import load_function_apps
+from services.common.migrate import apply_migrations
+from services.orchestrator.engine import OrchestrationExecutor
+
+FUNCTION_MODULES = "workflows.samples,bench.apps"
+TERMINAL = [s.value for s in OrchestrationStatus if s.is_terminal]
+CITIES = ["Tokyo", "Seattle", "London", "Amsterdam", "Cairo"]
+HELLO_OUTPUT = [f"Hello {city}!" for city in CITIES]
+
+
+@dataclass
+class Outcome:
+    """What one workload measured, and whether its results were right."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def check(self, name: str, ok: bool, detail: Any = "") -> None:
+        self.checks.append((name, bool(ok), str(detail)))
+
+
+class OurDeployment:
+    """A database, a broker namespace and the orchestrator and activity worker processes."""
+
+    def __init__(self, endpoints: Endpoints, log_dir: Path, partitions: int = 16) -> None:
+        self.endpoints = endpoints
+        self.database = unique_name("bench_ours_")
+        self.database_url = endpoints.database_url(self.database)
+        self.topology = Topology(namespace=unique_name("bench"), partitions=partitions)
+        self.log_dir = log_dir
+        functions = load_function_apps(FUNCTION_MODULES.split(","))
+        self.functions = functions
+        self.activity_names = sorted(functions.activities)
+        self.env = {
+            "DF_DATABASE_URL": self.database_url,
+            "DF_AMQP_URL": endpoints.amqp_url,
+            "DF_NAMESPACE": self.topology.namespace,
+            "DF_PARTITIONS": str(partitions),
+            "DF_FUNCTION_MODULES": FUNCTION_MODULES,
+            "DF_LOG_LEVEL": "warning",
+            "DF_LOG_FORMAT": "console",
+        }
+        self.group = ServiceGroup(self.env, log_dir, names=("orchestrator", "activities"))
+        self.pool: asyncpg.Pool | None = None
+        self.publisher: Publisher | None = None
+        self.client: DurableClient | None = None
+
+    async def open(self) -> None:
+        await create_database(self.endpoints.admin_database_url, self.database)
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            await apply_migrations(connection)
+        finally:
+            await connection.close()
+        self.pool = await create_pool(self.database_url, min_size=2, max_size=10)
+        self.publisher = await Publisher.open(
+            self.endpoints.amqp_url, self.topology, "bench.publish"
+        )
+        self.client = DurableClient(self.pool, self.publisher, self.topology)
+        await self.start_services()
+
+    async def start_services(self) -> None:
+        self.group.start()
+        await self.group.wait_ready(self.topology, self.activity_names, timeout=120)
+
+    async def restart_services(self) -> None:
+        self.group.stop()
+        await self.start_services()
+
+    async def close(self) -> None:
+        self.group.stop()
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.pool is not None:
+            await self.pool.close()
+        try:
+            await delete_broker_objects(self.endpoints.amqp_url, self.topology, self.activity_names)
+        finally:
+            await drop_database(self.endpoints.admin_database_url, self.database)
+
+    def orchestrator_rss(self) -> int:
+        process = self.group["orchestrator"].process
+        assert process is not None
+        return int(psutil.Process(process.pid).memory_info().rss)
+
+    # --- starting and waiting ----------------------------------------------------------------
+
+    async def start_many(
+        self, name: str, inputs: Sequence[Any], concurrency: int = 32
+    ) -> list[str]:
+        assert self.client is not None
+        client = self.client
+        gate = asyncio.Semaphore(concurrency)
+
+        async def start(value: Any) -> str:
+            async with gate:
+                return await client.start_new(name, input=value)
+
+        return list(await asyncio.gather(*(start(value) for value in inputs)))
+
+    async def count_ended(self, instance_ids: list[str]) -> int:
+        assert self.pool is not None
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) "
+                "AND status = ANY($2::text[])",
+                instance_ids,
+                TERMINAL,
+            )
+        )
+
+    async def wait_ended(
+        self, instance_ids: list[str], timeout: float, interval: float = 0.05
+    ) -> None:
+        async def ended() -> bool:
+            return await self.count_ended(instance_ids) == len(instance_ids)
+
+        await wait_until(ended, timeout, interval, f"{len(instance_ids)} instances ending")
+
+    async def instances(self, instance_ids: list[str]) -> list[asyncpg.Record]:
+        assert self.pool is not None
+        return list(
+            await self.pool.fetch(
+                "SELECT instance_id, status, output, created_at, completed_at, last_seq "
+                "FROM instances WHERE instance_id = ANY($1::text[])",
+                instance_ids,
+            )
+        )
+
+    async def last_seq(self, instance_id: str) -> int:
+        assert self.pool is not None
+        return int(
+            await self.pool.fetchval(
+                "SELECT last_seq FROM instances WHERE instance_id = $1", instance_id
+            )
+        )
+
+    async def event_times(self, instance_id: str, event_type: str) -> list[datetime]:
+        assert self.pool is not None
+        rows = await self.pool.fetch(
+            "SELECT recorded_at FROM events WHERE instance_id = $1 AND event_type = $2 "
+            "ORDER BY seq",
+            instance_id,
+            event_type,
+        )
+        return [row["recorded_at"] for row in rows]
+
+
+def _output(row: asyncpg.Record) -> Any:
+    return None if row["output"] is None else json.loads(row["output"])
+
+
+def _completed(rows: list[asyncpg.Record]) -> int:
+    return sum(row["status"] == OrchestrationStatus.COMPLETED.value for row in rows)
+
+
+async def delete_broker_objects(
+    amqp_url: str, topology: Topology, activity_names: list[str]
+) -> None:
+    """Delete the namespace's queues and exchanges; the shared delay cascade stays."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queues, _ = topology.orchestrator_declarations()
+        names = [q.name for q in queues]
+        for activity in activity_names:
+            names += [q.name for q in topology.activity_declarations(activity)[0]]
+        for name in names:
+            await channel.queue_delete(name)
+        for exchange in topology.exchanges():
+            await channel.exchange_delete(exchange.name)
+    finally:
+        await connection.close()
+
+
+# --- the workloads ---------------------------------------------------------------------------
+
+
+async def w1_sequence(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    steps = sizes.w1_steps
+    [instance_id] = await deployment.start_many("bench_sequence", [steps])
+    await deployment.wait_ended([instance_id], timeout=60 + steps, interval=0.01)
+    [row] = await deployment.instances([instance_id])
+    wall = (row["completed_at"] - row["created_at"]).total_seconds()
+    scheduled = await deployment.event_times(instance_id, "TaskScheduled")
+    ends = [*scheduled[1:], *await deployment.event_times(instance_id, "ExecutionCompleted")]
+    step_seconds = [(b - a).total_seconds() for a, b in zip(scheduled, ends, strict=True)]
+    outcome.metrics = {
+        "activities_per_s": round(steps / wall, 1),
+        "wall_s": round(wall, 3),
+        **latency_summary("step_", step_seconds),
+    }
+    outcome.check("completed", row["status"] == "Completed", row["status"])
+    outcome.check(f"all {steps} activities returned their input", _output(row) == steps)
+    outcome.check("one TaskScheduled per step", len(scheduled) == steps, len(scheduled))
+    return outcome
+
+
+async def run_hello_batch(deployment: OurDeployment, count: int) -> tuple[float, list[Any]]:
+    """Start ``count`` Hello cities chains at once; the time from the first start to the
+    last completion (recorded), and the instances' rows."""
+    started = time.time()
+    instance_ids = await deployment.start_many("hello_cities", [None] * count)
+    await deployment.wait_ended(instance_ids, timeout=120 + count / 5)
+    rows = await deployment.instances(instance_ids)
+    last = max(row["completed_at"] for row in rows).timestamp()
+    return last - started, rows
+
+
+async def w2_hello_cities(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    count = sizes.w2_instances
+    wall, rows = await run_hello_batch(deployment, count)
+    outcome.metrics = {"orchestrations_per_s": round(count / wall, 1), "wall_s": round(wall, 3)}
+    outcome.check(f"{count} completed", _completed(rows) == count, _completed(rows))
+    outcome.check(
+        "every output is the five greetings", all(_output(r) == HELLO_OUTPUT for r in rows)
+    )
+    return outcome
+
+
+async def w3_fan_out(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    for count in sizes.w3_fan_out:
+        [instance_id] = await deployment.start_many("bench_fan_out", [count])
+        await deployment.wait_ended([instance_id], timeout=60 + count / 10, interval=0.02)
+        [row] = await deployment.instances([instance_id])
+        wall = (row["completed_at"] - row["created_at"]).total_seconds()
+        outcome.metrics[f"fan_out_{count}_wall_s"] = round(wall, 3)
+        outcome.metrics[f"fan_out_{count}_activities_per_s"] = round(count / wall, 1)
+        outcome.check(f"fan-out of {count} completed", row["status"] == "Completed")
+        outcome.check(f"fan-out of {count} summed", _output(row) == count * (count - 1) // 2)
+    return outcome
+
+
+async def ping_latencies(
+    deployment: OurDeployment, instance_id: str, pings: int, until: asyncio.Event | None = None
+) -> list[float]:
+    """Raise "Ping" events one at a time; each latency runs from the raise until the
+    orchestrator has committed the event (the instance's ``last_seq`` moves)."""
+    assert deployment.client is not None
+    latencies: list[float] = []
+    for _ in range(pings):
+        if until is not None and until.is_set():
+            break
+        before = await deployment.last_seq(instance_id)
+
+        async def recorded(before: int = before) -> bool:
+            return await deployment.last_seq(instance_id) > before
+
+        started = time.perf_counter()
+        await deployment.client.raise_event(instance_id, "Ping", 1)
+        await wait_until(recorded, 60, 0.001, "ping recorded")
+        latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02 if until is not None else 0.005)
+    return latencies
+
+
+async def start_waiting(deployment: OurDeployment, name: str, value: Any) -> str:
+    [instance_id] = await deployment.start_many(name, [value])
+
+    async def running() -> bool:
+        [row] = await deployment.instances([instance_id])
+        return bool(row["status"] == "Running")
+
+    await wait_until(running, 30, 0.01, f"{name} running")
+    return instance_id
+
+
+async def w4_events(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    waiter = await start_waiting(deployment, "bench_event_waiter", 1_000_000)
+    idle = await ping_latencies(deployment, waiter, sizes.w4_pings)
+
+    load_done = asyncio.Event()
+
+    async def load() -> tuple[float, list[Any]]:
+        try:
+            return await run_hello_batch(deployment, sizes.w4_loaded_instances)
+        finally:
+            load_done.set()
+
+    load_task = asyncio.create_task(load())
+    await asyncio.sleep(0.05)
+    loaded = await ping_latencies(deployment, waiter, 100_000, until=load_done)
+    _, rows = await load_task
+    assert deployment.pool is not None
+    raised = await deployment.pool.fetchval(
+        "SELECT count(*) FROM events WHERE instance_id = $1 AND event_type = 'EventRaised'",
+        waiter,
+    )
+    outcome.metrics = {
+        **latency_summary("idle_", idle),
+        **latency_summary("loaded_", loaded),
+        "loaded_pings": len(loaded),
+    }
+    outcome.check("every ping recorded once", raised == len(idle) + len(loaded), raised)
+    outcome.check("pings measured under load", len(loaded) > 0, len(loaded))
+    count = sizes.w4_loaded_instances
+    outcome.check(f"the {count} loading chains completed", _completed(rows) == count)
+    return outcome
+
+
+async def w5_timers(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    generator = random.Random(5)
+    delays = [
+        round(generator.uniform(sizes.w5_min_delay, sizes.w5_max_delay), 3)
+        for _ in range(sizes.w5_timers)
+    ]
+    started = time.monotonic()
+    instance_ids = await deployment.start_many("bench_timer", delays)
+    start_seconds = time.monotonic() - started
+    # Every fire is due by now + max delay; past that plus a generous margin it is lost.
+    deadline = sizes.w5_max_delay + 60
+    with contextlib.suppress(TimeoutError):
+        await deployment.wait_ended(instance_ids, timeout=deadline, interval=0.2)
+    rows = await deployment.instances(instance_ids)
+    outputs = [_output(r) for r in rows if r["status"] == "Completed"]
+    lateness = [
+        (datetime.fromisoformat(o["resumed"]) - datetime.fromisoformat(o["due"])).total_seconds()
+        for o in outputs
+    ]
+    assert deployment.pool is not None
+    fires = await deployment.pool.fetch(
+        "SELECT instance_id, count(*) AS fires FROM events WHERE instance_id = ANY($1::text[]) "
+        "AND event_type = 'TimerFired' GROUP BY instance_id",
+        instance_ids,
+    )
+    lost = len(instance_ids) - len(fires)
+    duplicates = sum(row["fires"] - 1 for row in fires)
+    early = sum(late < 0 for late in lateness)
+    outcome.metrics = {
+        "lateness_p50_ms": ms(percentile(lateness, 50)),
+        "lateness_p99_ms": ms(percentile(lateness, 99)),
+        "lateness_max_ms": ms(max(lateness, default=float("nan"))),
+        "fires_lost": lost,
+        "duplicate_fires": duplicates,
+        "early_fires": early,
+        "start_s": round(start_seconds, 2),
+    }
+    outcome.check("no fire lost", lost == 0, lost)
+    outcome.check("no timer fired twice", duplicates == 0, duplicates)
+    outcome.check("no timer fired early", early == 0, early)
+    outcome.check("every instance completed", len(outputs) == len(instance_ids), len(outputs))
+    return outcome
+
+
+def _step_seconds(scheduled: list[datetime], end: datetime, steps: int) -> list[float]:
+    """The intervals between the last ``steps`` TaskScheduled events and the completion."""
+    marks = [*scheduled[-steps:], end]
+    return [(b - a).total_seconds() for a, b in itertools.pairwise(marks)]
+
+
+async def w6_history_length(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    assert deployment.pool is not None
+    step_medians: dict[str, float] = {}
+    lengths: dict[str, int] = {}
+    long_instance = ""
+    for label, pad in (("short", sizes.w6_short_pad), ("long", sizes.w6_long_pad)):
+        spec = {"pad": pad, "steps": sizes.w6_steps}
+        [instance_id] = await deployment.start_many("bench_padded_chain", [spec])
+        await deployment.wait_ended([instance_id], timeout=120 + pad / 20, interval=0.02)
+        [row] = await deployment.instances([instance_id])
+        outcome.check(f"{label} chain completed", _output(row) == pad + sizes.w6_steps)
+        scheduled = await deployment.event_times(instance_id, "TaskScheduled")
+        [end] = await deployment.event_times(instance_id, "ExecutionCompleted")
+        steps = _step_seconds(scheduled, end, sizes.w6_steps)
+        step_medians[label] = percentile(steps, 50)
+        lengths[label] = row["last_seq"]
+        long_instance = instance_id
+    started = time.perf_counter()
+    history = await load_history(deployment.pool, long_instance)
+    load_seconds = time.perf_counter() - started
+    orchestrator = deployment.functions.orchestrators["bench_padded_chain"]
+    replay_seconds = []
+    for _ in range(3):
+        executor = OrchestrationExecutor(orchestrator, long_instance)
+        started = time.perf_counter()
+        executor.replay(stored.event for stored in history)
+        replay_seconds.append(time.perf_counter() - started)
+    replay = min(replay_seconds)
+    outcome.metrics = {
+        "history_short_events": lengths["short"],
+        "history_long_events": lengths["long"],
+        "step_ms_short": ms(step_medians["short"]),
+        "step_ms_long": ms(step_medians["long"]),
+        "step_cost_ratio_long_over_short": round(step_medians["long"] / step_medians["short"], 2),
+        "cold_replay_events_per_s": round(len(history) / replay),
+        "cold_load_events_per_s": round(len(history) / load_seconds),
+    }
+    outcome.check("replay ends where the history ends", executor.is_finished)
+    outcome.check("whole history loaded", len(history) == lengths["long"], len(history))
+    return outcome
+
+
+async def w7_waiting(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    outcome = Outcome()
+    await deployment.restart_services()
+    await asyncio.sleep(1.0)
+    baseline = deployment.orchestrator_rss()
+    count = sizes.w7_instances
+    instance_ids = await deployment.start_many("bench_approval", [None] * count)
+    assert deployment.pool is not None
+    pool = deployment.pool
+
+    async def all_waiting() -> bool:
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) "
+            "AND status = 'Running' AND last_seq >= 2",
+            instance_ids,
+        )
+        return bool(waiting == count)
+
+    await wait_until(all_waiting, 120 + count / 20, 0.2, f"{count} instances waiting")
+    await asyncio.sleep(2.0)
+    rss = deployment.orchestrator_rss()
+    assert deployment.client is not None
+    resumes: list[float] = []
+    chosen = random.Random(7).sample(instance_ids, min(sizes.w7_resumes, count))
+    for instance_id in chosen:
+
+        async def ended(instance_id: str = instance_id) -> bool:
+            return await deployment.count_ended([instance_id]) == 1
+
+        started = time.perf_counter()
+        await deployment.client.raise_event(instance_id, "Approval", {"approved": instance_id})
+        await wait_until(ended, 60, 0.001, "approved instance completed")
+        resumes.append(time.perf_counter() - started)
+    rows = await deployment.instances(chosen)
+    outcome.metrics = {
+        "orchestrator_rss_mb": round(rss / 2**20, 1),
+        "orchestrator_rss_idle_mb": round(baseline / 2**20, 1),
+        "rss_kb_per_waiting_instance": round((rss - baseline) / 1024 / count, 2),
+        "resume_p50_ms": ms(percentile(resumes, 50)),
+        "resume_max_ms": ms(max(resumes)),
+    }
+    outcome.check(
+        "resumed instances returned their approval",
+        all(_output(r) == {"approved": r["instance_id"]} for r in rows),
+    )
+    return outcome
+
+
+WORKLOADS = {
+    "W1": w1_sequence,
+    "W2": w2_hello_cities,
+    "W3": w3_fan_out,
+    "W4": w4_events,
+    "W5": w5_timers,
+    "W6": w6_history_length,
+    "W7": w7_waiting,
+}

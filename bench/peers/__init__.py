@@ -1,0 +1,1 @@
+"""The peers' implementations of the workloads, each run as a process of its own."""

@@ -1,0 +1,291 @@
+"""The results: one row per (workload, metric) with every system's value, the ratio to each
+peer and the issue's target; printed as a table and written as JSON.
+
+A ratio is always "how many times better ours is": ours ÷ peer for rates, peer ÷ ours for
+times and latencies, so a ratio above 1 means our runtime did better.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import SYSTEMS
+
+PEERS = tuple(s for s in SYSTEMS if s != "ours")
+
+
+@dataclass(frozen=True)
+class Metric:
+    workload: str
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    # The issue's target: ("ratio", peer, at_least) or ("max", limit) or ("min", limit).
+    target: tuple[Any, ...] | None = None
+
+    def describe_target(self) -> str:
+        if self.target is None:
+            return ""
+        if self.target[0] == "ratio":
+            return f"≥ {self.target[2]}x {self.target[1]}"
+        sign = "≤" if self.target[0] == "max" else "≥"
+        return f"{sign} {self.target[1]:g} {self.unit}".strip()
+
+
+def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
+    fan_out = []
+    for count in fan_out_sizes:
+        target = ("ratio", "dbos", 4) if count == 1000 else None
+        fan_out += [
+            Metric(
+                "W3",
+                f"fan_out_{count}_wall_s",
+                f"fan-out/fan-in of {count}: wall",
+                "s",
+                False,
+                target,
+            ),
+            Metric(
+                "W3",
+                f"fan_out_{count}_activities_per_s",
+                f"fan-out of {count}: activities/s",
+                "1/s",
+                True,
+            ),
+        ]
+    return [
+        Metric(
+            "ceilings",
+            "postgres_commits_per_s_1_connection",
+            "Postgres commits/s, 1 connection",
+            "1/s",
+            True,
+        ),
+        Metric(
+            "ceilings",
+            "postgres_commits_per_s_8_connections",
+            "Postgres commits/s, 8 connections",
+            "1/s",
+            True,
+        ),
+        Metric(
+            "ceilings",
+            "rabbitmq_confirmed_publishes_per_s_1_in_flight",
+            "RabbitMQ confirmed publishes/s, 1 in flight",
+            "1/s",
+            True,
+        ),
+        Metric(
+            "ceilings",
+            "rabbitmq_confirmed_publishes_per_s_100_in_flight",
+            "RabbitMQ confirmed publishes/s, 100 in flight",
+            "1/s",
+            True,
+        ),
+        Metric(
+            "W1", "activities_per_s", "sequential activities/s", "1/s", True, ("ratio", "dbos", 1.5)
+        ),
+        Metric("W1", "step_p50_ms", "per-step latency p50", "ms", False),
+        Metric("W1", "step_p99_ms", "per-step latency p99", "ms", False),
+        Metric(
+            "W2",
+            "orchestrations_per_s",
+            "Hello cities orchestrations/s",
+            "1/s",
+            True,
+            ("ratio", "dbos", 3),
+        ),
+        Metric(
+            "W2",
+            "orchestrations_per_s",
+            "Hello cities orchestrations/s",
+            "1/s",
+            True,
+            ("ratio", "celery", 10),
+        ),
+        Metric("W2", "wall_s", "first start to last completion", "s", False),
+        *fan_out,
+        Metric(
+            "W4", "idle_p50_ms", "event → recorded, idle, p50", "ms", False, ("ratio", "dbos", 2)
+        ),
+        Metric("W4", "idle_p99_ms", "event → recorded, idle, p99", "ms", False, ("max", 50)),
+        Metric("W4", "loaded_p50_ms", "event → recorded, under W2 load, p50", "ms", False),
+        Metric("W4", "loaded_p99_ms", "event → recorded, under W2 load, p99", "ms", False),
+        Metric("W5", "lateness_p50_ms", "timer lateness p50", "ms", False),
+        Metric("W5", "lateness_p99_ms", "timer lateness p99", "ms", False, ("max", 200)),
+        Metric("W5", "lateness_max_ms", "timer lateness max", "ms", False),
+        Metric("W5", "fires_lost", "timer fires lost", "", False, ("max", 0)),
+        Metric("W6", "step_ms_short", "cached step at the short history", "ms", False),
+        Metric("W6", "step_ms_long", "cached step at the long history", "ms", False),
+        Metric(
+            "W6",
+            "step_cost_ratio_long_over_short",
+            "step cost long ÷ short",
+            "x",
+            False,
+            ("max", 1.2),
+        ),
+        Metric(
+            "W6",
+            "cold_replay_events_per_s",
+            "cold replay (engine)",
+            "events/s",
+            True,
+            ("min", 50_000),
+        ),
+        Metric(
+            "W6", "cold_load_events_per_s", "cold load + decode from Postgres", "events/s", True
+        ),
+        Metric(
+            "W7", "orchestrator_rss_mb", "RSS with the instances waiting", "MB", False, ("max", 300)
+        ),
+        Metric("W7", "rss_kb_per_waiting_instance", "RSS per waiting instance", "KB", False),
+        Metric("W7", "resume_p50_ms", "time to resume one (event → completed) p50", "ms", False),
+    ]
+
+
+def advantage(metric: Metric, ours: float | None, peer: float | None) -> float | None:
+    """How many times better ours is than the peer (> 1: ours better)."""
+    if ours is None or peer is None or math.isnan(ours) or math.isnan(peer):
+        return None
+    numerator, denominator = (ours, peer) if metric.higher_is_better else (peer, ours)
+    if denominator == 0:
+        return None
+    return round(numerator / denominator, 2)
+
+
+def target_met(metric: Metric, values: dict[str, float | None]) -> bool | None:
+    if metric.target is None:
+        return None
+    ours = values.get("ours")
+    if ours is None or math.isnan(ours):
+        return None
+    kind = metric.target[0]
+    if kind == "ratio":
+        ratio = advantage(metric, ours, values.get(metric.target[1]))
+        return None if ratio is None else ratio >= metric.target[2]
+    if kind == "max":
+        return ours <= metric.target[1]
+    return ours >= metric.target[1]
+
+
+def build_rows(results: dict[str, Any], fan_out_sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    rows = []
+    ceilings = results.get("ceilings", {}).get("metrics", {})
+    for metric in metrics_for(fan_out_sizes):
+        values: dict[str, float | None] = {}
+        if metric.workload == "ceilings":
+            if metric.key not in ceilings:
+                continue
+            values = {"ours": ceilings[metric.key]}
+        else:
+            for system in SYSTEMS:
+                workload = (
+                    results["systems"].get(system, {}).get("workloads", {}).get(metric.workload, {})
+                )
+                values[system] = workload.get("metrics", {}).get(metric.key)
+            if all(v is None for v in values.values()):
+                continue
+        rows.append(
+            {
+                "workload": metric.workload,
+                "metric": metric.key,
+                "label": metric.label,
+                "unit": metric.unit,
+                "higher_is_better": metric.higher_is_better,
+                **{system: values.get(system) for system in SYSTEMS},
+                **{
+                    f"ours_vs_{peer}": advantage(metric, values.get("ours"), values.get(peer))
+                    for peer in PEERS
+                },
+                "target": metric.describe_target(),
+                "target_met": target_met(metric, values),
+            }
+        )
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = [
+        "workload",
+        "metric",
+        "unit",
+        "ours",
+        *PEERS,
+        *(f"x{p}" for p in PEERS),
+        "target",
+        "met",
+    ]
+    lines = [header]
+    for row in rows:
+        lines.append(
+            [
+                row["workload"],
+                row["label"],
+                row["unit"],
+                _cell(row["ours"]),
+                *(_cell(row[p]) for p in PEERS),
+                *(_cell(row[f"ours_vs_{p}"]) for p in PEERS),
+                row["target"],
+                _cell(row["target_met"]),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for number, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+        if number == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def format_markdown(rows: list[dict[str, Any]]) -> str:
+    header = [
+        "workload",
+        "metric",
+        "unit",
+        "ours",
+        *PEERS,
+        *(f"ours vs {p}" for p in PEERS),
+        "target",
+        "met",
+    ]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            row["workload"],
+            row["label"],
+            row["unit"],
+            _cell(row["ours"]),
+            *(_cell(row[p]) for p in PEERS),
+            *(
+                _cell(row[f"ours_vs_{p}"]) + ("x" if row[f"ours_vs_{p}"] is not None else "")
+                for p in PEERS
+            ),
+            row["target"],
+            _cell(row["target_met"]),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")

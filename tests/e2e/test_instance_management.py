@@ -58,8 +58,16 @@ async def test_rewind_over_http_answers_202_then_404_and_412(
 
     assert accepted.status_code == 202, accepted.text
     assert unknown.status_code == 404
-    done = await client.wait_for_completion(instance_id, timeout=30)
-    assert done.runtime_status is OrchestrationStatus.COMPLETED
+
+    # 202 means accepted, not done: the instance reads Failed until the orchestrator has
+    # taken the rewind, so wait for Completed rather than for any end.
+    async def completed() -> bool:
+        status = await client.get_status(instance_id)
+        assert status is not None
+        assert status.runtime_status is OrchestrationStatus.COMPLETED
+        return True
+
+    await assert_eventually(completed, timeout=30)
     again = await http.post(f"{PREFIX}/instances/{instance_id}/rewind")
     assert again.status_code == 412
 

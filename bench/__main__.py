@@ -119,9 +119,15 @@ async def environment(endpoints: Endpoints) -> dict[str, Any]:
 
 async def run_ceilings(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
     log("ceilings: Postgres commits/s, RabbitMQ confirmed publishes/s")
-    metrics = await ceilings.postgres_ceilings(endpoints, sizes.ceiling_seconds)
-    metrics |= await ceilings.rabbitmq_ceilings(endpoints, sizes.ceiling_seconds)
-    return {"metrics": metrics}
+    metrics: dict[str, float] = {}
+    errors = []
+    for measure in (ceilings.postgres_ceilings, ceilings.rabbitmq_ceilings):
+        try:
+            metrics |= await asyncio.wait_for(measure(endpoints, sizes.ceiling_seconds), 120)
+        except Exception as error:
+            log(f"ceilings: {measure.__name__} failed: {error!r}")
+            errors.append(f"{measure.__name__}: {error!r}")
+    return {"metrics": metrics, "errors": errors}
 
 
 async def run_ours(

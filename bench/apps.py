@@ -62,12 +62,13 @@ def bench_event_waiter(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
 
 
 @app.orchestrator
-def bench_timer(ctx: OrchestrationContext) -> Generator[Any, Any, dict[str, str]]:
-    """W5: one durable timer ``delay`` seconds ahead; returns when it was due and when the
-    orchestrator resumed (the time of the episode that recorded the fire)."""
-    due: datetime = ctx.current_utc_datetime + timedelta(seconds=float(ctx.get_input()))
-    yield ctx.create_timer(due)
-    return {"due": due.isoformat(), "resumed": ctx.current_utc_datetime.isoformat()}
+def bench_timers(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+    """W5: one durable timer per delay (seconds ahead), all waited for together; returns how
+    many fired. Each fire is its own ``TimerFired`` event, recorded when it arrives."""
+    delays = [float(delay) for delay in ctx.get_input()]
+    now: datetime = ctx.current_utc_datetime
+    yield ctx.task_all([ctx.create_timer(now + timedelta(seconds=d)) for d in delays])
+    return len(delays)
 
 
 @app.orchestrator

@@ -19,16 +19,26 @@ class Sizes:
     w1_steps: int = 300
     w2_instances: int = 1000
     w3_fan_out: tuple[int, ...] = (1000, 10_000)
+    # The peers run the fan-outs up to this size: DBOS needs about five minutes for 10,000
+    # here, which alone would break the full mode's fifteen minutes.
+    w3_peer_max: int = 1000
     w4_pings: int = 100
     w4_loaded_instances: int = 1000
     w5_timers: int = 10_000
     w5_min_delay: float = 1.0
     w5_max_delay: float = 30.0
+    w5_timers_per_instance: int = 100
+    # DBOS sleeps: 10,000 sleeping workflows took DBOS six minutes to run here, so the full
+    # mode leaves them out (0) unless asked; quick and smoke measure them at their sizes.
+    w5_peer_timers: int = 0
     w6_short_pad: int = 0
     w6_long_pad: int = 5000
     w6_steps: int = 40
     w7_instances: int = 10_000
     w7_resumes: int = 20
+    # DBOS's waiting workflows: 2,000 in full mode (10,000 took it over five minutes); its
+    # memory per waiting workflow is compared, its total only when the counts are equal.
+    w7_peer_instances: int = 2000
 
 
 MODES: dict[str, Sizes] = {
@@ -43,10 +53,12 @@ MODES: dict[str, Sizes] = {
         w5_timers=500,
         w5_min_delay=1.0,
         w5_max_delay=3.0,
+        w5_peer_timers=500,
         w6_long_pad=2000,
         w6_steps=20,
         w7_instances=500,
         w7_resumes=5,
+        w7_peer_instances=500,
     ),
     # What the test suite runs: every workload, tiny, to check the suite works.
     "smoke": Sizes(
@@ -59,11 +71,13 @@ MODES: dict[str, Sizes] = {
         w5_timers=20,
         w5_min_delay=1.0,
         w5_max_delay=2.0,
+        w5_peer_timers=20,
         w6_short_pad=0,
         w6_long_pad=50,
         w6_steps=5,
         w7_instances=20,
         w7_resumes=2,
+        w7_peer_instances=20,
     ),
 }
 

@@ -119,6 +119,9 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
         Metric("W5", "lateness_p50_ms", "timer lateness p50", "ms", False),
         Metric("W5", "lateness_p99_ms", "timer lateness p99", "ms", False, ("max", 200)),
         Metric("W5", "lateness_max_ms", "timer lateness max", "ms", False),
+        Metric(
+            "W5", "lateness_last_third_p99_ms", "lateness p99, last third of due times", "ms", False
+        ),
         Metric("W5", "fires_lost", "timer fires lost", "", False, ("max", 0)),
         Metric("W6", "step_ms_short", "cached step at the short history", "ms", False),
         Metric("W6", "step_ms_long", "cached step at the long history", "ms", False),

@@ -57,7 +57,7 @@ from services.common.instances import (
     insert_instances_txn,
     purge_instances_txn,
 )
-from services.common.outbox import insert_outbox_txn, publish_committed
+from services.common.outbox import OutboxCleaner, insert_outbox_txn, publish_committed
 from services.common.settings import CommonSettings
 
 __all__ = [
@@ -93,6 +93,7 @@ class DurableClient(InstanceQueries):
         self._publisher = publisher
         self._topology = topology
         self._owns_resources = owns_resources
+        self._outbox_cleaner = OutboxCleaner(pool)
         self.start_existing = start_existing
 
     @classmethod
@@ -124,6 +125,7 @@ class DurableClient(InstanceQueries):
         )
 
     async def close(self) -> None:
+        await self._outbox_cleaner.close()
         if self._owns_resources:
             await self._publisher.close()
             await self._pool.close()
@@ -193,7 +195,7 @@ class DurableClient(InstanceQueries):
             records = await insert_outbox_txn(
                 connection, [OutgoingMessage.of(message, exchange, routing_key)]
             )
-        await publish_committed(self._pool, self._publisher, records)
+        await publish_committed(self._outbox_cleaner, self._publisher, records)
         return instance_id
 
     async def wait_for_completion(

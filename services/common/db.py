@@ -50,6 +50,15 @@ def is_unique_violation(error: BaseException) -> bool:
     return isinstance(error, asyncpg.UniqueViolationError)
 
 
+def is_write_conflict(error: BaseException) -> bool:
+    """Another writer got to the same instance first: a seq taken, a row moved (the fence of
+    ``durable_fence``), or a deadlock between two writers of overlapping batches."""
+    return isinstance(
+        error,
+        asyncpg.UniqueViolationError | asyncpg.SerializationError | asyncpg.DeadlockDetectedError,
+    )
+
+
 def is_connection_failure(error: BaseException) -> bool:
     """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
     return isinstance(

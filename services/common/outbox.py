@@ -4,10 +4,18 @@ Whoever commits publishes its own rows right after the commit and then deletes t
 (in the orchestrator service) sweeps rows that stayed behind because their writer crashed
 between commit and publish. Consumers drop duplicates, so publishing a row twice is harmless;
 never publishing it is what the outbox prevents.
+
+Deleting a published row is bookkeeping, not a guarantee: nobody waits for it. An
+``OutboxCleaner`` deletes rows in the background, all that were published since its last
+statement in one, with ``synchronous_commit`` off for that statement only (ADR 0011). If the
+process or the server dies first, the rows stay, the sweeper publishes them again, and the
+consumers drop the copies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,8 +57,57 @@ async def insert_outbox_txn(
 
 
 async def delete_outbox(pool: asyncpg.Pool, ids: Sequence[int]) -> None:
-    if ids:
-        await pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+    """Delete published rows; the commit does not wait for the WAL flush (see module doc)."""
+    if not ids:
+        return
+    # One round trip: a multi-statement query is one implicit transaction, which is what
+    # SET LOCAL applies to. The ids are integers from our own RETURNING, written as literals.
+    literal = ",".join(str(int(i)) for i in ids)
+    await pool.execute(
+        "SET LOCAL synchronous_commit TO OFF; "
+        f"DELETE FROM outbox WHERE id = ANY('{{{literal}}}'::bigint[])"
+    )
+
+
+class OutboxCleaner:
+    """Deletes published outbox rows in the background, many per statement.
+
+    ``discard`` returns at once; a task deletes whatever has gathered since its last
+    statement, so under load one statement covers many batches, and no publisher waits for a
+    delete. ``close`` deletes what is still pending.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._pending: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def discard(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        self._pending.extend(ids)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="outbox-cleaner")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+            self._task = None
+        await self._flush()
+
+    async def _run(self) -> None:
+        # Ends when nothing is pending: no task outlives the work.
+        while self._pending:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        ids, self._pending = self._pending, []
+        try:
+            await delete_outbox(self._pool, ids)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            # Published but still stored: the sweeper publishes them again, consumers dedup.
+            log.warning("outbox.delete_failed", count=len(ids), error=str(error))
 
 
 async def claim_stale_outbox_txn(
@@ -86,9 +143,10 @@ async def claim_stale_outbox_txn(
 
 
 async def publish_committed(
-    pool: asyncpg.Pool, publisher: Publisher, records: Sequence[OutboxRecord]
+    cleaner: OutboxCleaner, publisher: Publisher, records: Sequence[OutboxRecord]
 ) -> bool:
-    """Publish rows just committed, then delete them. False if they stay for the sweeper."""
+    """Publish rows just committed and hand them to ``cleaner`` to delete. False if they stay
+    for the sweeper."""
     if not records:
         return True
     try:
@@ -96,9 +154,5 @@ async def publish_committed(
     except PublishFailedError as error:
         log.warning("outbox.publish_deferred", count=len(records), error=str(error))
         return False
-    try:
-        await delete_outbox(pool, [record.id for record in records])
-    except (asyncpg.PostgresError, OSError) as error:
-        # Published but still stored: the sweeper publishes them again, consumers dedup.
-        log.warning("outbox.delete_failed", count=len(records), error=str(error))
+    cleaner.discard([record.id for record in records])
     return True

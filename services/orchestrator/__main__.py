@@ -99,6 +99,7 @@ async def run(settings: OrchestratorSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await consuming.close()
+    await relay.close()
     await publisher.close()
     await pool.close()
     log.info("service.stopped")

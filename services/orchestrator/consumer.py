@@ -63,6 +63,7 @@ class PartitionConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._held: set[AbstractIncomingMessage] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._log = log.bind(partition=partition)
@@ -83,6 +84,7 @@ class PartitionConsumer:
         them), so they are dropped rather than processed and acknowledged on a dead channel."""
         self._channel = self._queue = None
         self._consumer_tag = None
+        self._held.clear()
         while not self._inbox.empty():
             self._inbox.get_nowait()
 
@@ -109,6 +111,7 @@ class PartitionConsumer:
             batch = [first]
             while len(batch) < self._batch_size and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
+            self._held.difference_update(batch)
             try:
                 await self._process(batch)
             except Exception:
@@ -149,8 +152,7 @@ class PartitionConsumer:
                 await self._process([delivery])
             return
         await self._relay.publish_committed(records)
-        for delivery, _ in parsed:
-            await self._settle(delivery.ack())
+        await self._acknowledge([delivery for delivery, _ in parsed])
 
     async def _held_until_due(
         self, delivery: AbstractIncomingMessage, message: OrchestratorMessage
@@ -176,8 +178,30 @@ class PartitionConsumer:
                 return True
             await self._settle(delivery.ack())
             return True
+        # Held (unacknowledged) until it is taken into a batch again; see _acknowledge.
+        self._held.add(delivery)
         asyncio.get_running_loop().call_later(early_by, self._inbox.put_nowait, delivery)
         return True
+
+    async def _acknowledge(self, deliveries: list[AbstractIncomingMessage]) -> None:
+        """Acknowledge a processed batch: one ``multiple`` ack per channel.
+
+        Deliveries reach the batch in the order the channel numbered them, and every one
+        before them is settled already, except fires held until due (waiting, or back in the
+        inbox and not yet taken): while one is, each delivery is acknowledged on its own, so
+        as not to acknowledge the held one with them.
+        """
+        if self._held:
+            for delivery in deliveries:
+                await self._settle(delivery.ack())
+            return
+        last: dict[int, AbstractIncomingMessage] = {}
+        for delivery in deliveries:
+            key = id(delivery.channel)
+            if key not in last or (delivery.delivery_tag or 0) > (last[key].delivery_tag or 0):
+                last[key] = delivery
+        for delivery in last.values():
+            await self._settle(delivery.ack(multiple=True))
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> list[OutboxRecord]:
         for attempt in range(1, _CONFLICT_RETRIES + 1):

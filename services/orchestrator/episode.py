@@ -45,6 +45,20 @@ class Batch:
     children: list[ChildStart] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
     continuations: list[Continuation] = field(default_factory=list)
+    expected_seqs: dict[str, int] = field(default_factory=dict)
+    """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
+
+    @property
+    def rows_only(self) -> bool:
+        """Whether events, rows and messages are all it writes (one statement can)."""
+        return not (
+            self.timers_created
+            or self.timers_closed
+            or self.finished
+            or self.children
+            or self.terminated
+            or self.continuations
+        )
 
 
 class EpisodeRecorder:
@@ -60,6 +74,7 @@ class EpisodeRecorder:
         batch: Batch,
         execution_id: str | None = None,
     ) -> None:
+        batch.expected_seqs.setdefault(state.instance_id, state.last_seq)
         for event, message_id in events:
             state.last_seq += 1
             batch.events.append(

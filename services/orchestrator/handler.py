@@ -1,10 +1,12 @@
 """The handler transaction: the one place the orchestrator does I/O around the engine.
 
 For a batch of messages from one partition, in one transaction:
-lock the instances → drop duplicates → load or reuse state → run the engine →
-append events at the expected seq, update the read model, write the outbox → commit.
-The caller then publishes the outbox and acknowledges the messages. A failure anywhere
-before the commit loses nothing: the messages are redelivered, duplicates are dropped.
+reuse cached state, or lock and load the instances → drop duplicates → run the engine →
+append events at the expected seq, update the read model where its seq is still the expected
+one, write the outbox → commit. A batch of cached instances that only appends events and
+sends messages is one statement (ADR 0011). The caller then publishes the outbox and
+acknowledges the messages. A failure anywhere before the commit loses nothing: the messages
+are redelivered, duplicates are dropped.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class OrchestrationHandler:
         for message in messages:
             groups.setdefault(message.envelope.instance_id, []).append(message)
         try:
-            batch, records = await self._transaction(groups, self._clock())
+            batch, records = await self._decide_and_write(groups, self._clock())
         except BaseException:
             for instance_id in groups:
                 self._cache.evict(instance_id)
@@ -100,14 +102,39 @@ class OrchestrationHandler:
             self._cache.evict(instance_id)
         return records
 
-    async def _transaction(
+    async def _decide_and_write(
         self, groups: dict[str, list[OrchestratorMessage]], now: datetime
     ) -> tuple[Batch, list[OutboxRecord]]:
+        """Cached instances are decided without reading anything (their rows are checked when
+        written); the others are locked and loaded in the transaction.
+
+        A batch of cached instances that writes only events, rows and messages (most steps
+        of a running instance) is written by one statement, which is its own transaction.
+        """
+        batch = Batch()
+        uncached: dict[str, list[OrchestratorMessage]] = {}
+        for instance_id, group in groups.items():
+            state = self._cache.get(instance_id)
+            if state is None:
+                uncached[instance_id] = group
+            else:
+                self._run_episode(state, group, now, batch)
         async with self._pool.acquire() as connection:
+            if not uncached and batch.rows_only:
+                try:
+                    records = await store.write_batch(
+                        connection, batch.events, batch.updates, batch.expected_seqs, batch.messages
+                    )
+                except Exception as error:
+                    if is_connection_failure(error):
+                        raise AmbiguousCommitError(str(error)) from error
+                    raise
+                return batch, records
             transaction = connection.transaction()
             await transaction.start()
             try:
-                batch = await self._decide_txn(connection, groups, now)
+                if uncached:
+                    await self._decide_txn(connection, uncached, now, batch)
                 await self._write_txn(connection, batch, now)
                 records = await insert_outbox_txn(connection, batch.messages)
             except BaseException:
@@ -122,8 +149,7 @@ class OrchestrationHandler:
         return batch, records
 
     async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
-        await store.append_events_txn(connection, batch.events)
-        await store.update_instances_txn(connection, batch.updates)
+        await store.write_batch(connection, batch.events, batch.updates, batch.expected_seqs)
         await insert_timers_txn(connection, batch.timers_created)
         await delete_timers_txn(connection, batch.timers_closed)
         await delete_instance_timers_txn(connection, batch.finished)
@@ -138,7 +164,9 @@ class OrchestrationHandler:
         connection: Connection,
         groups: dict[str, list[OrchestratorMessage]],
         now: datetime,
-    ) -> Batch:
+        batch: Batch,
+    ) -> None:
+        """Lock and load the instances of ``groups`` (none of them cached) and decide them."""
         rows = await store.lock_instances_txn(connection, list(groups))
         missing = [
             _new_instance(start, now)
@@ -149,6 +177,8 @@ class OrchestrationHandler:
         if missing:
             await insert_instances_txn(connection, missing)
             rows |= await store.lock_instances_txn(connection, [i.instance_id for i in missing])
+        for instance_id, row in rows.items():
+            batch.expected_seqs[instance_id] = row.last_seq
 
         rewinds = {
             instance_id
@@ -156,23 +186,14 @@ class OrchestrationHandler:
             if row.status is OrchestrationStatus.FAILED
             and any(isinstance(m.body, ExecutionRewound) for m in groups[instance_id])
         }
-        states: dict[str, InstanceState] = {}
-        to_load: dict[str, int] = {}
-        for instance_id, row in rows.items():
-            if row.status.is_terminal and instance_id not in rewinds:
-                continue
-            cached = self._cache.get(instance_id)
-            if (
-                cached
-                and cached.last_seq == row.last_seq
-                and cached.execution_id == row.execution_id
-            ):
-                states[instance_id] = cached
-            else:
-                to_load[instance_id] = row.execution_start_seq
+        to_load = {
+            instance_id: row.execution_start_seq
+            for instance_id, row in rows.items()
+            if not row.status.is_terminal or instance_id in rewinds
+        }
         histories = await load_histories_txn(connection, to_load) if to_load else {}
 
-        batch = Batch()
+        states: dict[str, InstanceState] = {}
         for instance_id, history in histories.items():
             if instance_id in rewinds:
                 rewind_instance(
@@ -199,7 +220,6 @@ class OrchestrationHandler:
                     )
                 continue
             self._run_episode(state, group, now, batch)
-        return batch
 
     def _rehydrate(self, row: store.InstanceRecord, history: list[StoredEvent]) -> InstanceState:
         orchestrator = self._functions.orchestrators.get(row.name)

@@ -16,7 +16,12 @@ import asyncpg
 import structlog
 
 from services.common.amqp import Publisher
-from services.common.outbox import OutboxRecord, claim_stale_outbox_txn, publish_committed
+from services.common.outbox import (
+    OutboxCleaner,
+    OutboxRecord,
+    claim_stale_outbox_txn,
+    publish_committed,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -36,10 +41,16 @@ class OutboxRelay:
         self._grace_seconds = grace_seconds
         self._sweep_interval_seconds = sweep_interval_seconds
         self._sweep_batch = sweep_batch
+        self._cleaner = OutboxCleaner(pool)
 
     async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
-        """Publish rows just committed, then delete them. False if they stay for the sweeper."""
-        return await publish_committed(self._pool, self._publisher, records)
+        """Publish rows just committed; they are deleted in the background. False if they
+        stay for the sweeper."""
+        return await publish_committed(self._cleaner, self._publisher, records)
+
+    async def close(self) -> None:
+        """Delete the rows published and not yet deleted."""
+        await self._cleaner.close()
 
     async def sweep_once(self) -> int:
         """Publish and delete up to one batch of stale rows; return how many were published."""

@@ -9,7 +9,7 @@ surfaces here as ``ConcurrencyError``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,8 +17,10 @@ import asyncpg
 from pydantic import JsonValue
 
 from contracts import FailureDetails, HistoryEvent, OrchestrationStatus
-from services.common.db import ConcurrencyError, Connection, is_unique_violation
+from services.common.amqp import OutgoingMessage
+from services.common.db import ConcurrencyError, Connection, is_write_conflict
 from services.common.instances import json_text
+from services.common.outbox import OutboxRecord
 
 
 @dataclass(frozen=True)
@@ -88,20 +90,59 @@ async def lock_instances_txn(
     return {row["instance_id"]: _instance(row) for row in rows}
 
 
-async def append_events_txn(connection: Connection, events: Sequence[NewEvent]) -> None:
-    """Append events at their expected seqs.
+async def write_batch(
+    connection: Connection,
+    events: Sequence[NewEvent],
+    updates: Sequence[InstanceUpdate],
+    expected_seqs: Mapping[str, int],
+    messages: Sequence[OutgoingMessage] = (),
+) -> list[OutboxRecord]:
+    """Append ``events``, update the instances' rows, queue ``messages``: one statement.
 
-    Raises ``ConcurrencyError`` when another writer appended one of these seqs first.
+    Each row is updated only while its ``last_seq`` is the one in ``expected_seqs`` (what the
+    cache or the locked row said before the episode), so this is safe without a lock: when
+    another writer moved a row, or appended one of these seqs, the whole statement fails and
+    raises ``ConcurrencyError``. Outside a transaction the statement is the transaction: one
+    round trip writes a batch of cached instances.
     """
-    if not events:
-        return
+    ordered = sorted(updates, key=lambda u: u.instance_id)  # a fixed lock order
     try:
-        await connection.execute(
+        row = await connection.fetchrow(
             """
-            INSERT INTO events (instance_id, seq, execution_id, event_type, payload, message_id)
-            SELECT id, seq, execution_id, event_type, payload::json, message_id
-            FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::uuid[])
-                 AS t(id, seq, execution_id, event_type, payload, message_id)
+            WITH appended AS (
+                INSERT INTO events
+                    (instance_id, seq, execution_id, event_type, payload, message_id)
+                SELECT id, seq, execution_id, event_type, payload::json, message_id
+                FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                            $6::uuid[]) AS t(id, seq, execution_id, event_type, payload,
+                                             message_id)
+            ),
+            updated AS (
+                UPDATE instances AS i SET
+                    status = u.status,
+                    custom_status = u.custom_status::jsonb,
+                    output = u.output::jsonb,
+                    failure = u.failure::jsonb,
+                    last_seq = u.last_seq,
+                    updated_at = u.updated_at,
+                    completed_at = u.completed_at
+                FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                            $12::bigint[], $13::timestamptz[], $14::timestamptz[],
+                            $15::bigint[])
+                     AS u(instance_id, status, custom_status, output, failure, last_seq,
+                          updated_at, completed_at, expected_seq)
+                WHERE i.instance_id = u.instance_id AND i.last_seq = u.expected_seq
+                RETURNING i.instance_id
+            ),
+            queued AS (
+                INSERT INTO outbox
+                    (exchange, routing_key, message_id, correlation_id, message_type, body)
+                SELECT * FROM unnest($16::text[], $17::text[], $18::uuid[], $19::text[],
+                                     $20::text[], $21::text[])
+                RETURNING id
+            )
+            SELECT durable_fence($22, (SELECT count(*) FROM updated)) AS updated,
+                   ARRAY(SELECT id FROM queued ORDER BY id) AS outbox_ids
             """,
             [e.instance_id for e in events],
             [e.seq for e in events],
@@ -109,39 +150,33 @@ async def append_events_txn(connection: Connection, events: Sequence[NewEvent]) 
             [e.event.event_type for e in events],
             [e.event.model_dump_json() for e in events],
             [e.message_id for e in events],
+            [u.instance_id for u in ordered],
+            [u.status.value for u in ordered],
+            [json_text(u.custom_status) for u in ordered],
+            [json_text(u.output) for u in ordered],
+            [u.failure.model_dump_json() if u.failure else None for u in ordered],
+            [u.last_seq for u in ordered],
+            [u.updated_at for u in ordered],
+            [u.completed_at for u in ordered],
+            [expected_seqs[u.instance_id] for u in ordered],
+            [m.exchange for m in messages],
+            [m.routing_key for m in messages],
+            [m.message_id for m in messages],
+            [m.correlation_id for m in messages],
+            [m.message_type for m in messages],
+            [m.body.decode() for m in messages],
+            len(ordered),
         )
     except asyncpg.PostgresError as error:
-        if is_unique_violation(error):
+        if is_write_conflict(error):
             raise ConcurrencyError(str(error)) from error
         raise
+    assert row is not None
+    ids: list[int] = row["outbox_ids"]
+    return [OutboxRecord(i, message) for i, message in zip(ids, messages, strict=True)]
 
 
-async def update_instances_txn(connection: Connection, updates: Sequence[InstanceUpdate]) -> None:
-    """Write the read model of each instance touched by the batch."""
-    if not updates:
-        return
-    await connection.execute(
-        """
-        UPDATE instances AS i SET
-            status = u.status,
-            custom_status = u.custom_status::jsonb,
-            output = u.output::jsonb,
-            failure = u.failure::jsonb,
-            last_seq = u.last_seq,
-            updated_at = u.updated_at,
-            completed_at = u.completed_at
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                    $7::timestamptz[], $8::timestamptz[])
-             AS u(instance_id, status, custom_status, output, failure, last_seq, updated_at,
-                  completed_at)
-        WHERE i.instance_id = u.instance_id
-        """,
-        [u.instance_id for u in updates],
-        [u.status.value for u in updates],
-        [json_text(u.custom_status) for u in updates],
-        [json_text(u.output) for u in updates],
-        [u.failure.model_dump_json() if u.failure else None for u in updates],
-        [u.last_seq for u in updates],
-        [u.updated_at for u in updates],
-        [u.completed_at for u in updates],
-    )
+async def append_events_txn(connection: Connection, events: Sequence[NewEvent]) -> None:
+    """Append events at their expected seqs (``ConcurrencyError`` when one is taken)."""
+    if events:
+        await write_batch(connection, events, [], {})

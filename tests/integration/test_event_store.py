@@ -21,7 +21,9 @@ from services.orchestrator.store import (
     NewEvent,
     append_events_txn,
     lock_instances_txn,
-    update_instances_txn,
+)
+from services.orchestrator.store import (
+    write_batch as write_rows,
 )
 from tests.conftest import unique
 from tests.helpers.history import HistoryBuilder
@@ -78,7 +80,8 @@ async def create_instance(
         )
         await append_events_txn(connection, events)
         if events:
-            await update_instances_txn(connection, [running(instance_id, events[-1].seq)])
+            last = running(instance_id, events[-1].seq)
+            await write_rows(connection, [], [last], {instance_id: 0})
 
 
 async def lock_with_timeout(
@@ -130,7 +133,7 @@ async def test_append_at_a_taken_seq_raises_concurrency_error_and_the_transactio
     async def write_after_a_stale_read() -> None:
         async with pool.acquire() as connection, connection.transaction():
             await append_events_txn(connection, [events[2]])
-            await update_instances_txn(connection, [running(instance_id, 3)])
+            await write_rows(connection, [], [running(instance_id, 3)], {instance_id: 2})
             await insert_outbox_txn(connection, [message])
             # A writer that still believes seq 2 is free.
             await append_events_txn(connection, [NewEvent(instance_id, 2, "e1", events[3].event)])
@@ -164,7 +167,9 @@ async def write_batch(
     async with pool.acquire() as connection, connection.transaction():
         await append_events_txn(connection, new_events(first, history))
         await append_events_txn(connection, new_events(second, history, second_from_seq)[:3])
-        await update_instances_txn(connection, [running(first, 6), running(second, 4)])
+        await write_rows(
+            connection, [], [running(first, 6), running(second, 4)], {first: 0, second: 1}
+        )
         await insert_outbox_txn(connection, messages)
 
 

@@ -1,4 +1,4 @@
-"""Two orchestrator replicas writing one instance: the row lock and the seq fence decide.
+"""Two orchestrator replicas writing one instance: the seq fence and the row lock decide.
 
 Whatever the interleaving, the instance's history ends up gap-free, every result in it once,
 and the orchestration reaches the same end as with a single writer.
@@ -116,9 +116,10 @@ async def test_replicas_racing_on_one_instance_record_both_results_once(
         stored = await stored_instance(pool, instance_id)
         assert_whole_history(stored, [0, 1])
         assert (stored.row["status"], stored.row["output"]) == ("Completed", "1")
-    # The row lock serialises the two: the later one sees the new last_seq and reloads, so
-    # neither even reaches the seq fence.
-    assert first.conflicts == second.conflicts == 0
+    # A cached instance is written without a lock (ADR 0011): the first replica's cache is
+    # stale at every race (the second recorded the warm-up), so the fence refuses its write
+    # each time and it decides again from the store; the results above are whole regardless.
+    assert first.conflicts >= RACES
 
 
 async def test_replicas_racing_to_start_one_new_instance_record_one_start(

@@ -54,10 +54,13 @@ from services.common.instances import (
     InstanceStatus,
     NewInstance,
     fetch_instance,
-    insert_instances_txn,
     purge_instances_txn,
 )
-from services.common.outbox import OutboxCleaner, insert_outbox_txn, publish_committed
+from services.common.outbox import (
+    OutboxCleaner,
+    insert_instance_with_message,
+    publish_committed,
+)
 from services.common.settings import CommonSettings
 
 __all__ = [
@@ -185,17 +188,18 @@ class DurableClient(InstanceQueries):
             created_at=now,
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
-        async with self._pool.acquire() as connection, connection.transaction():
-            if policy is ExistingInstancePolicy.REPLACE_ENDED:
+        outgoing = OutgoingMessage.of(message, exchange, routing_key)
+        if policy is ExistingInstancePolicy.REPLACE_ENDED:
+            async with self._pool.acquire() as connection, connection.transaction():
                 await purge_instances_txn(connection, [instance_id])
-            if not await insert_instances_txn(connection, [instance]):
-                existing = await fetch_instance(connection, instance_id)
-                status = existing.runtime_status if existing else OrchestrationStatus.PENDING
-                raise InstanceExistsError(instance_id, status)
-            records = await insert_outbox_txn(
-                connection, [OutgoingMessage.of(message, exchange, routing_key)]
-            )
-        await publish_committed(self._outbox_cleaner, self._publisher, records)
+                record = await insert_instance_with_message(connection, instance, outgoing)
+        else:
+            record = await insert_instance_with_message(self._pool, instance, outgoing)
+        if record is None:
+            existing = await fetch_instance(self._pool, instance_id)
+            status = existing.runtime_status if existing else OrchestrationStatus.PENDING
+            raise InstanceExistsError(instance_id, status)
+        await publish_committed(self._outbox_cleaner, self._publisher, [record])
         return instance_id
 
     async def wait_for_completion(

@@ -37,10 +37,24 @@ def _identity(value: Any) -> Any:
     return value
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection needs when it goes back to the pool: nothing.
+
+    asyncpg's default runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, a
+    round trip on every release, to undo session state; this code never leaves any (settings
+    are ``SET LOCAL``, advisory locks are transaction-scoped, cursors live in transactions).
+    An open transaction is still rolled back by asyncpg before this is called.
+    """
+
+
 async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A connection pool whose json/jsonb columns read and write JSON text."""
     pool = await asyncpg.create_pool(
-        database_url, min_size=min_size, max_size=max_size, init=_init_connection
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

@@ -50,15 +50,12 @@ class Batch:
 
     @property
     def rows_only(self) -> bool:
-        """Whether events, rows and messages are all it writes (one statement can)."""
-        return not (
-            self.timers_created
-            or self.timers_closed
-            or self.finished
-            or self.children
-            or self.terminated
-            or self.continuations
-        )
+        """Whether events, rows, timers and messages are all it writes (one statement can)."""
+        return not (self.children or self.terminated or self.continuations)
+
+    @property
+    def timer_changes(self) -> store.TimerChanges:
+        return store.TimerChanges(self.timers_created, self.timers_closed, self.finished)
 
 
 class EpisodeRecorder:

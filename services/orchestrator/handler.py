@@ -46,11 +46,6 @@ from services.orchestrator.followups import (
     terminate_children_txn,
 )
 from services.orchestrator.rewind import rewind_instance
-from services.orchestrator.timers import (
-    delete_instance_timers_txn,
-    delete_timers_txn,
-    insert_timers_txn,
-)
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +118,12 @@ class OrchestrationHandler:
             if not uncached and batch.rows_only:
                 try:
                     records = await store.write_batch(
-                        connection, batch.events, batch.updates, batch.expected_seqs, batch.messages
+                        connection,
+                        batch.events,
+                        batch.updates,
+                        batch.expected_seqs,
+                        batch.messages,
+                        batch.timer_changes,
                     )
                 except Exception as error:
                     if is_connection_failure(error):
@@ -149,10 +149,13 @@ class OrchestrationHandler:
         return batch, records
 
     async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
-        await store.write_batch(connection, batch.events, batch.updates, batch.expected_seqs)
-        await insert_timers_txn(connection, batch.timers_created)
-        await delete_timers_txn(connection, batch.timers_closed)
-        await delete_instance_timers_txn(connection, batch.finished)
+        await store.write_batch(
+            connection,
+            batch.events,
+            batch.updates,
+            batch.expected_seqs,
+            timers=batch.timer_changes,
+        )
         await move_executions_txn(connection, batch.continuations, self._keep_continued_history)
         batch.messages += await start_children_txn(connection, self._topology, batch.children, now)
         batch.messages += await terminate_children_txn(
@@ -191,7 +194,10 @@ class OrchestrationHandler:
             for instance_id, row in rows.items()
             if not row.status.is_terminal or instance_id in rewinds
         }
-        histories = await load_histories_txn(connection, to_load) if to_load else {}
+        # A new instance (a start, the common case here) has no events yet: nothing to read.
+        stored = {i: seq for i, seq in to_load.items() if rows[i].last_seq >= seq}
+        histories: dict[str, list[StoredEvent]] = {i: [] for i in to_load}
+        histories |= await load_histories_txn(connection, stored)
 
         states: dict[str, InstanceState] = {}
         for instance_id, history in histories.items():

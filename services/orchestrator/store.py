@@ -21,6 +21,7 @@ from services.common.amqp import OutgoingMessage
 from services.common.db import ConcurrencyError, Connection, is_write_conflict
 from services.common.instances import json_text
 from services.common.outbox import OutboxRecord
+from services.orchestrator.timers import TimerKey, TimerRow
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,41 @@ async def lock_instances_txn(
     return {row["instance_id"]: _instance(row) for row in rows}
 
 
+@dataclass(frozen=True)
+class TimerChanges:
+    """The timer rows a batch adds and removes (see ``services.orchestrator.timers``)."""
+
+    created: Sequence[TimerRow] = ()
+    closed: Sequence[TimerKey] = ()
+    """Timers that fired or were cancelled."""
+    ended: Sequence[str] = ()
+    """Instances that ended (or continued as new): none of their timers is awaited any more."""
+
+    def net(self) -> tuple[list[TimerRow], list[TimerKey], list[str]]:
+        """The same changes as applying ``created``, then ``closed``, then ``ended`` one after
+        the other: in one statement the deletes cannot see the rows it inserts, so a timer
+        created and closed in the same batch is simply not inserted."""
+        closed = {(k.instance_id, k.execution_id, k.timer_id) for k in self.closed}
+        ended = set(self.ended)
+        created = [
+            t
+            for t in self.created
+            if t.instance_id not in ended
+            and (t.instance_id, t.execution_id, t.timer_id) not in closed
+        ]
+        return created, list(self.closed), sorted(ended)
+
+
 async def write_batch(
     connection: Connection,
     events: Sequence[NewEvent],
     updates: Sequence[InstanceUpdate],
     expected_seqs: Mapping[str, int],
     messages: Sequence[OutgoingMessage] = (),
+    timers: TimerChanges = TimerChanges(),
 ) -> list[OutboxRecord]:
-    """Append ``events``, update the instances' rows, queue ``messages``: one statement.
+    """Append ``events``, update the instances' rows, queue ``messages``, write the timer
+    rows: one statement.
 
     Each row is updated only while its ``last_seq`` is the one in ``expected_seqs`` (what the
     cache or the locked row said before the episode), so this is safe without a lock: when
@@ -106,6 +134,7 @@ async def write_batch(
     round trip writes a batch of cached instances.
     """
     ordered = sorted(updates, key=lambda u: u.instance_id)  # a fixed lock order
+    created, closed, ended = timers.net()
     try:
         row = await connection.fetchrow(
             """
@@ -140,6 +169,23 @@ async def write_batch(
                 SELECT * FROM unnest($16::text[], $17::text[], $18::uuid[], $19::text[],
                                      $20::text[], $21::text[])
                 RETURNING id
+            ),
+            timers_created AS (
+                INSERT INTO timers (instance_id, execution_id, timer_id, fire_at, correlation_id)
+                SELECT * FROM unnest($23::text[], $24::text[], $25::int[], $26::timestamptz[],
+                                     $27::text[])
+                ON CONFLICT DO NOTHING
+            ),
+            timers_closed AS (
+                DELETE FROM timers t
+                USING unnest($28::text[], $29::text[], $30::int[])
+                      AS d(instance_id, execution_id, timer_id)
+                WHERE t.instance_id = d.instance_id
+                  AND t.execution_id = d.execution_id
+                  AND t.timer_id = d.timer_id
+            ),
+            timers_ended AS (
+                DELETE FROM timers WHERE instance_id = ANY($31::text[])
             )
             SELECT durable_fence($22, (SELECT count(*) FROM updated)) AS updated,
                    ARRAY(SELECT id FROM queued ORDER BY id) AS outbox_ids
@@ -166,6 +212,15 @@ async def write_batch(
             [m.message_type for m in messages],
             [m.body.decode() for m in messages],
             len(ordered),
+            [t.instance_id for t in created],
+            [t.execution_id for t in created],
+            [t.timer_id for t in created],
+            [t.fire_at for t in created],
+            [t.correlation_id for t in created],
+            [k.instance_id for k in closed],
+            [k.execution_id for k in closed],
+            [k.timer_id for k in closed],
+            ended,
         )
     except asyncpg.PostgresError as error:
         if is_write_conflict(error):

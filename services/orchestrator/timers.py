@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +20,6 @@ import structlog
 
 from contracts import Topology
 from services.common.amqp import Publisher
-from services.common.db import Connection
 from services.orchestrator.dispatch import direct, timer_fired_message
 
 log = structlog.get_logger(__name__)
@@ -41,49 +39,6 @@ class TimerKey:
     instance_id: str
     execution_id: str
     timer_id: int
-
-
-async def insert_timers_txn(connection: Connection, timers: Sequence[TimerRow]) -> None:
-    if not timers:
-        return
-    await connection.execute(
-        """
-        INSERT INTO timers (instance_id, execution_id, timer_id, fire_at, correlation_id)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
-        ON CONFLICT DO NOTHING
-        """,
-        [t.instance_id for t in timers],
-        [t.execution_id for t in timers],
-        [t.timer_id for t in timers],
-        [t.fire_at for t in timers],
-        [t.correlation_id for t in timers],
-    )
-
-
-async def delete_timers_txn(connection: Connection, keys: Sequence[TimerKey]) -> None:
-    """Timers that fired or were cancelled."""
-    if not keys:
-        return
-    await connection.execute(
-        """
-        DELETE FROM timers t
-        USING unnest($1::text[], $2::text[], $3::int[]) AS d(instance_id, execution_id, timer_id)
-        WHERE t.instance_id = d.instance_id
-          AND t.execution_id = d.execution_id
-          AND t.timer_id = d.timer_id
-        """,
-        [k.instance_id for k in keys],
-        [k.execution_id for k in keys],
-        [k.timer_id for k in keys],
-    )
-
-
-async def delete_instance_timers_txn(connection: Connection, instance_ids: Sequence[str]) -> None:
-    """Every timer of instances that ended: nothing is waiting for them any more."""
-    if instance_ids:
-        await connection.execute(
-            "DELETE FROM timers WHERE instance_id = ANY($1::text[])", list(instance_ids)
-        )
 
 
 class TimerSweeper:

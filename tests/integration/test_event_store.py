@@ -19,12 +19,14 @@ from services.orchestrator.store import (
     InstanceRecord,
     InstanceUpdate,
     NewEvent,
+    TimerChanges,
     append_events_txn,
     lock_instances_txn,
 )
 from services.orchestrator.store import (
     write_batch as write_rows,
 )
+from services.orchestrator.timers import TimerKey, TimerRow
 from tests.conftest import unique
 from tests.helpers.history import HistoryBuilder
 from tests.integration.stored import stored_instance
@@ -252,3 +254,65 @@ async def test_lock_instances_txn_returns_the_rows_and_holds_them_until_commit(
                 await lock_with_timeout(contender, locked_one, "100ms")
 
         assert set(await lock_with_timeout(contender, locked_one, "5s")) == {locked_one}
+
+
+async def timer_count(pool: asyncpg.Pool, instance_id: str) -> int:
+    return int(
+        await pool.fetchval("SELECT count(*) FROM timers WHERE instance_id = $1", instance_id)
+    )
+
+
+async def test_a_write_from_a_stale_cache_fails_the_fence_and_writes_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    instance_id = unique("fence-")
+    events = new_events(instance_id, chain_history())
+    async with pool.acquire() as connection:
+        await create_instance(connection, instance_id, events[:3])
+    before = await stored_instance(pool, instance_id)
+    message = outgoing()
+    timer = TimerRow(instance_id, "e1", 7, NOW, "corr")
+
+    # The cache believes the row is at seq 2; it is at 3. Seq 4 is free, so only the row's
+    # last_seq can tell, and the statement is its own transaction: nothing of it may stay.
+    with pytest.raises(ConcurrencyError):
+        await write_rows(
+            pool,
+            events[3:4],
+            [running(instance_id, 4)],
+            {instance_id: 2},
+            [message],
+            TimerChanges(created=[timer]),
+        )
+
+    assert await stored_instance(pool, instance_id) == before
+    assert await outbox_rows(pool, [message]) == 0
+    assert await timer_count(pool, instance_id) == 0
+
+
+async def test_timers_created_and_closed_in_one_batch_leave_no_row(pool: asyncpg.Pool) -> None:
+    instance_id = unique("timers-")
+    events = new_events(instance_id, chain_history())
+    async with pool.acquire() as connection:
+        await create_instance(connection, instance_id, events[:2])
+    kept, cancelled = (TimerRow(instance_id, "e1", i, NOW, "corr") for i in (1, 2))
+
+    await write_rows(
+        pool,
+        events[2:3],
+        [running(instance_id, 3)],
+        {instance_id: 2},
+        timers=TimerChanges(created=[kept, cancelled], closed=[TimerKey(instance_id, "e1", 2)]),
+    )
+    assert await timer_count(pool, instance_id) == 1
+
+    # The instance ends: its remaining timer goes, even one created in the same batch.
+    late = TimerRow(instance_id, "e1", 3, NOW, "corr")
+    await write_rows(
+        pool,
+        events[3:4],
+        [running(instance_id, 4)],
+        {instance_id: 3},
+        timers=TimerChanges(created=[late], ended=[instance_id]),
+    )
+    assert await timer_count(pool, instance_id) == 0

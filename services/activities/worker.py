@@ -35,6 +35,7 @@ from contracts.typed import BoundaryError
 from contracts.values import to_json_value
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp
+from services.common.acks import AckBatcher
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,7 @@ class ActivityWorker:
         self._channels: list[AbstractChannel] = []
         self._consumers: list[tuple[Any, str]] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._acks = AckBatcher()
 
     async def attach(self, connection: AbstractConnection) -> None:
         """Consume every activity queue on a (new) connection."""
@@ -83,6 +85,7 @@ class ActivityWorker:
         broker redelivers them (activities run at least once)."""
         self._channels.clear()
         self._consumers.clear()
+        self._acks.clear()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking tasks, give running ones ``timeout`` to finish, requeue the rest."""
@@ -91,6 +94,7 @@ class ActivityWorker:
                 await queue.cancel(tag)
         if self._running:
             await asyncio.wait(self._running, timeout=timeout)
+        await self._acks.drain()
         for channel in self._channels:
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -101,6 +105,7 @@ class ActivityWorker:
         if task is not None:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+        self._acks.received(delivery)
         queue_name = self._topology.activity_queue(queue_activity)
         try:
             message = ActivityTaskMessage.model_validate_json(delivery.body)
@@ -128,11 +133,11 @@ class ActivityWorker:
             except PublishFailedError as error:
                 # The result is not safe anywhere: put the task back; it will run again.
                 log.warning("activity.result_not_published", error=str(error))
+                self._acks.forget(delivery)
                 with contextlib.suppress(Exception):
                     await delivery.nack(requeue=True)
                 return
-            with contextlib.suppress(Exception):
-                await delivery.ack()
+            self._acks.ack(delivery)
 
     async def _run(
         self, definition: ActivityDefinition, message: ActivityTaskMessage
@@ -232,6 +237,7 @@ class ActivityWorker:
     async def _dead_letter(
         self, queue_name: str, delivery: AbstractIncomingMessage, reason: str
     ) -> None:
+        self._acks.forget(delivery)
         try:
             await dead_letter(self._publisher, self._topology, queue_name, delivery, reason)
         except PublishFailedError:

@@ -47,6 +47,12 @@ def bench_padded_chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
     pad = int(spec["pad"])
     if pad:
         yield ctx.task_all([ctx.call_activity("bench_noop", i) for i in range(pad)])
+    # A pause before the measured steps, for both lengths: what the pad's thousands of
+    # writes leave behind (autovacuum of events and outbox, the cleaner's deletes) is not the
+    # cost of a long history, and the steps should not be measured inside it.
+    settle = float(spec.get("settle", 0))
+    if settle:
+        yield ctx.create_timer(ctx.current_utc_datetime + timedelta(seconds=settle))
     for step in range(int(spec["steps"])):
         yield ctx.call_activity("bench_noop", step)
     return pad + int(spec["steps"])

@@ -34,6 +34,7 @@ class Sizes:
     w6_short_pad: int = 0
     w6_long_pad: int = 5000
     w6_steps: int = 40
+    w6_settle_seconds: float = 3.0
     w7_instances: int = 10_000
     w7_resumes: int = 20
     # DBOS's waiting workflows: 2,000 in full mode (10,000 took it over five minutes); its
@@ -75,6 +76,7 @@ MODES: dict[str, Sizes] = {
         w6_short_pad=0,
         w6_long_pad=50,
         w6_steps=5,
+        w6_settle_seconds=0.5,
         w7_instances=20,
         w7_resumes=2,
         w7_peer_instances=20,

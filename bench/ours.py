@@ -426,7 +426,7 @@ async def w6_history_length(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     lengths: dict[str, int] = {}
     long_instance = ""
     for label, pad in (("short", sizes.w6_short_pad), ("long", sizes.w6_long_pad)):
-        spec = {"pad": pad, "steps": sizes.w6_steps}
+        spec = {"pad": pad, "steps": sizes.w6_steps, "settle": sizes.w6_settle_seconds}
         [instance_id] = await deployment.start_many("bench_padded_chain", [spec])
         await deployment.wait_ended([instance_id], timeout=120 + pad / 20, interval=0.02)
         [row] = await deployment.instances([instance_id])

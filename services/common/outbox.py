@@ -48,14 +48,22 @@ async def insert_outbox_txn(
         SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])
         RETURNING id
         """,
+        *outbox_columns(messages),
+    )
+    return [OutboxRecord(row["id"], message) for row, message in zip(rows, messages, strict=True)]
+
+
+def outbox_columns(messages: Sequence[OutgoingMessage]) -> list[list[str]]:
+    """The outbox columns of ``messages``, one array each, in the table's column order
+    (exchange, routing_key, message_id, correlation_id, message_type, body)."""
+    return [
         [m.exchange for m in messages],
         [m.routing_key for m in messages],
         [m.message_id for m in messages],
         [m.correlation_id for m in messages],
         [m.message_type for m in messages],
         [m.body.decode() for m in messages],
-    )
-    return [OutboxRecord(row["id"], message) for row, message in zip(rows, messages, strict=True)]
+    ]
 
 
 async def insert_instance_with_message(

@@ -20,7 +20,7 @@ from contracts import FailureDetails, HistoryEvent, OrchestrationStatus
 from services.common.amqp import OutgoingMessage
 from services.common.db import ConcurrencyError, Connection, is_write_conflict
 from services.common.instances import json_text
-from services.common.outbox import OutboxRecord
+from services.common.outbox import OutboxRecord, outbox_columns
 from services.orchestrator.timers import TimerKey, TimerRow
 
 
@@ -205,12 +205,7 @@ async def write_batch(
             [u.updated_at for u in ordered],
             [u.completed_at for u in ordered],
             [expected_seqs[u.instance_id] for u in ordered],
-            [m.exchange for m in messages],
-            [m.routing_key for m in messages],
-            [m.message_id for m in messages],
-            [m.correlation_id for m in messages],
-            [m.message_type for m in messages],
-            [m.body.decode() for m in messages],
+            *outbox_columns(messages),
             len(ordered),
             [t.instance_id for t in created],
             [t.execution_id for t in created],

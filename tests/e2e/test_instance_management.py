@@ -11,7 +11,7 @@ from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
 from services.client.client import DurableClient, InstanceNotFailedError
 from tests.helpers.http import PREFIX
-from tests.helpers.waiting import assert_eventually
+from tests.helpers.waiting import wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -31,13 +31,7 @@ async def test_a_rewound_instance_reruns_the_failed_activity_and_not_the_complet
 
     await client.rewind(instance_id, "the flaky dependency is back")
 
-    async def completed() -> bool:
-        status = await client.get_status(instance_id)
-        assert status is not None
-        assert status.runtime_status is OrchestrationStatus.COMPLETED
-        return True
-
-    await assert_eventually(completed, timeout=30)
+    await wait_for_status(client, instance_id, OrchestrationStatus.COMPLETED)
     status = await client.get_status(instance_id)
     assert status is not None
     # count_calls ran once before the failure and once after: the first was not repeated.
@@ -61,13 +55,7 @@ async def test_rewind_over_http_answers_202_then_404_and_412(
 
     # 202 means accepted, not done: the instance reads Failed until the orchestrator has
     # taken the rewind, so wait for Completed rather than for any end.
-    async def completed() -> bool:
-        status = await client.get_status(instance_id)
-        assert status is not None
-        assert status.runtime_status is OrchestrationStatus.COMPLETED
-        return True
-
-    await assert_eventually(completed, timeout=30)
+    await wait_for_status(client, instance_id, OrchestrationStatus.COMPLETED)
     again = await http.post(f"{PREFIX}/instances/{instance_id}/rewind")
     assert again.status_code == 412
 

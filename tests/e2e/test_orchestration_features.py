@@ -11,7 +11,7 @@ import pytest
 from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
 from services.client.client import DurableClient
-from tests.helpers.waiting import assert_eventually
+from tests.helpers.waiting import assert_eventually, wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -70,13 +70,7 @@ async def test_terminating_a_parent_terminates_its_running_children(
     child_id = unique("child")
     parent_id = await client.start_new("waits_on_child", input=child_id)
 
-    async def child_waiting() -> bool:
-        child = await client.get_status(child_id)
-        assert child is not None
-        assert child.runtime_status is OrchestrationStatus.RUNNING
-        return True
-
-    await assert_eventually(child_waiting, timeout=30)
+    await wait_for_status(client, child_id, OrchestrationStatus.RUNNING)
     await client.terminate(parent_id, "cancelled by the test")
 
     parent = await client.wait_for_completion(parent_id, timeout=30)

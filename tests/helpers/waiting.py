@@ -6,7 +6,11 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from contracts import OrchestrationStatus
+    from services.client.client import DurableClient
 
 T = TypeVar("T")
 
@@ -39,3 +43,17 @@ async def assert_eventually(
                 raise last_error
             raise AssertionError(f"{message} within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def wait_for_status(
+    client: DurableClient, instance_id: str, status: OrchestrationStatus, timeout: float = 30.0
+) -> None:
+    """Wait until the instance reads ``status`` (not merely any terminal status)."""
+
+    async def has_status() -> bool:
+        current = await client.get_status(instance_id)
+        assert current is not None
+        assert current.runtime_status is status
+        return True
+
+    await assert_eventually(has_status, timeout=timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 
@@ -25,16 +26,16 @@ from contracts import OrchestratorMessage, TimerFired, Topology
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
-from services.orchestrator.dispatch import delayed
+from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delay_seconds, delayed
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
 _CONFLICT_RETRIES = 3
-# Fires leave the cascade one to two seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier
-# than this means the timer is longer than the cascade's range, or a clock is off.
-_REDELAY_AFTER_SECONDS = 3.0
+# Fires leave the cascade a few seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier than
+# this means the timer is longer than the cascade's range, or a clock is off.
+_REDELAY_AFTER_SECONDS = ARRIVE_EARLY_SECONDS + 3.0
 _FAILURE_BACKOFF_SECONDS = 0.5
 
 
@@ -58,12 +59,13 @@ class PartitionConsumer:
         self._topology = topology
         self._batch_size = batch_size
         self._prefetch = prefetch
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # Deliveries, and timer fires held until due (already acknowledged, see _hold).
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | OrchestratorMessage] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._held: set[AbstractIncomingMessage] = set()
+        self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._log = log.bind(partition=partition)
@@ -84,9 +86,11 @@ class PartitionConsumer:
         them), so they are dropped rather than processed and acknowledged on a dead channel."""
         self._channel = self._queue = None
         self._consumer_tag = None
-        self._held.clear()
         while not self._inbox.empty():
             self._inbox.get_nowait()
+        # The partition may go to another process: the fires held here are left to the timer
+        # sweeper (their rows are still in Postgres), so this one does not write after it.
+        self._drop_held()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking deliveries, let the batch in flight finish, return the rest to the queue."""
@@ -95,6 +99,7 @@ class PartitionConsumer:
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
+        self._drop_held()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,7 +116,6 @@ class PartitionConsumer:
             batch = [first]
             while len(batch) < self._batch_size and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
-            self._held.difference_update(batch)
             try:
                 await self._process(batch)
             except Exception:
@@ -120,21 +124,25 @@ class PartitionConsumer:
                 if self._inbox.empty():
                     self._idle.set()
 
-    async def _process(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        parsed: list[tuple[AbstractIncomingMessage, OrchestratorMessage]] = []
-        for delivery in deliveries:
+    async def _process(self, items: list[AbstractIncomingMessage | OrchestratorMessage]) -> None:
+        parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
+        for item in items:
+            if isinstance(item, OrchestratorMessage):
+                parsed.append((None, item))  # a held fire, now due
+                continue
             try:
-                parsed.append((delivery, OrchestratorMessage.model_validate_json(delivery.body)))
+                parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
             except ValidationError as error:
-                await self._reject_invalid(delivery, f"invalid message: {error}")
+                await self._reject_invalid(item, f"invalid message: {error}")
         parsed = [(d, m) for d, m in parsed if not await self._held_until_due(d, m)]
         if not parsed:
             return
+        deliveries = [d for d, _ in parsed if d is not None]
         try:
             records = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
-            await self._requeue([d for d, _ in parsed])
+            await self._requeue(deliveries)
             return
         except Exception:
             if len(parsed) == 1:
@@ -142,27 +150,31 @@ class PartitionConsumer:
                     "message.failed", message_id=str(parsed[0][1].envelope.message_id)
                 )
                 await asyncio.sleep(_FAILURE_BACKOFF_SECONDS)
-                await self._requeue([parsed[0][0]])
+                # A held fire has no delivery to return: the timer sweeper fires it again.
+                await self._requeue(deliveries)
                 return
             # Isolate whichever message breaks the batch: the others go through one by one,
             # and only the culprit keeps being redelivered until the delivery limit
             # dead-letters it.
             self._log.warning("batch.failed_splitting", size=len(parsed))
-            for delivery, _ in parsed:
-                await self._process([delivery])
+            for delivery, message in parsed:
+                await self._process([delivery if delivery is not None else message])
             return
-        await self._relay.publish_committed(records)
-        await self._acknowledge([delivery for delivery, _ in parsed])
+        await self._relay.publish_committed(self._hold_near_fires(records))
+        await self._acknowledge(deliveries)
 
     async def _held_until_due(
-        self, delivery: AbstractIncomingMessage, message: OrchestratorMessage
+        self, delivery: AbstractIncomingMessage | None, message: OrchestratorMessage
     ) -> bool:
         """Keep a timer fire that arrived early out of the batch until it is due.
 
-        The delay cascade delivers fires one to two seconds early; they wait here
-        (unacknowledged: a crash returns them to the queue) and rejoin the partition's inbox at
-        their due time. A fire that is early by more than a few seconds (a timer longer than
-        the cascade's range) is sent through the cascade again.
+        The delay cascade delivers fires a few seconds early (dispatch.ARRIVE_EARLY_SECONDS),
+        so that the time it takes to publish a burst of them and to pass the cascade's hops
+        does not make them late. Each is acknowledged and kept in memory until its due time,
+        when it rejoins the partition's inbox; what keeps it durable meanwhile is its timer
+        row in Postgres: if this process dies, the timer sweeper fires it (late by the grace
+        period). A fire that is early by more than a few seconds (a timer longer than the
+        cascade's range) is sent through the cascade again.
         """
         if not isinstance(message.body, TimerFired):
             return False
@@ -170,7 +182,7 @@ class PartitionConsumer:
         early_by = (message.body.fire_at - now).total_seconds()
         if early_by <= 0:
             return False
-        if early_by > _REDELAY_AFTER_SECONDS:
+        if early_by > _REDELAY_AFTER_SECONDS and delivery is not None:
             try:
                 await self._publisher.publish(delayed(self._topology, message, now))
             except PublishFailedError:
@@ -178,23 +190,54 @@ class PartitionConsumer:
                 return True
             await self._settle(delivery.ack())
             return True
-        # Held (unacknowledged) until it is taken into a batch again; see _acknowledge.
-        self._held.add(delivery)
-        asyncio.get_running_loop().call_later(early_by, self._inbox.put_nowait, delivery)
+        if delivery is not None:
+            await self._settle(delivery.ack())
+        self._hold(message, early_by)
         return True
+
+    def _hold_near_fires(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
+        """The records to publish, less the fires of timers due so soon that the cascade would
+        send them straight back to this partition: those are held here at once (their rows
+        delete as if published), which spares them the time a burst of publishes takes."""
+        now = datetime.now(UTC)
+        publish: list[OutboxRecord] = []
+        kept: list[OutboxRecord] = []
+        for record in records:
+            if record.message.exchange == self._topology.delay_entry_exchange:
+                fire = OrchestratorMessage.model_validate_json(record.message.body)
+                assert isinstance(fire.body, TimerFired)
+                early_by = (fire.body.fire_at - now).total_seconds()
+                if delay_seconds(fire.body.fire_at, now) == 0:
+                    self._hold(fire, max(early_by, 0.0))
+                    kept.append(record)
+                    continue
+            publish.append(record)
+        self._relay.discard(kept)
+        return publish
+
+    def _hold(self, message: OrchestratorMessage, seconds: float) -> None:
+        key = message.envelope.message_id
+        if key in self._held:
+            return  # another copy of the same fire is already waiting
+        loop = asyncio.get_running_loop()
+        self._held[key] = loop.call_later(seconds, self._release, message)
+
+    def _release(self, message: OrchestratorMessage) -> None:
+        self._held.pop(message.envelope.message_id, None)
+        self._inbox.put_nowait(message)
+
+    def _drop_held(self) -> None:
+        for handle in self._held.values():
+            handle.cancel()
+        self._held.clear()
 
     async def _acknowledge(self, deliveries: list[AbstractIncomingMessage]) -> None:
         """Acknowledge a processed batch: one ``multiple`` ack per channel.
 
         Deliveries reach the batch in the order the channel numbered them, and every one
-        before them is settled already, except fires held until due (waiting, or back in the
-        inbox and not yet taken): while one is, each delivery is acknowledged on its own, so
-        as not to acknowledge the held one with them.
+        before them is settled already (invalid ones dead-lettered, early fires acknowledged
+        when they were set aside), so one ack covers the batch.
         """
-        if self._held:
-            for delivery in deliveries:
-                await self._settle(delivery.ack())
-            return
         last: dict[int, AbstractIncomingMessage] = {}
         for delivery in deliveries:
             key = id(delivery.channel)

@@ -122,7 +122,9 @@ async def purge_delay_queues(deployment: Deployment) -> int:
 async def test_sweeper_fires_timers_whose_delayed_messages_were_purged(
     deployment: Deployment,
 ) -> None:
-    instance_ids = await start_all(deployment, "sleeper", [4] * 50)
+    # Long enough to be in the cascade (fires due within dispatch.ARRIVE_EARLY_SECONDS are
+    # held by the orchestrator at once and never enter it).
+    instance_ids = await start_all(deployment, "sleeper", [9] * 50)
     await wait_for_timer_rows(deployment, 50)
 
     purged = await purge_delay_queues(deployment)

@@ -37,10 +37,6 @@ _CONFLICT_RETRIES = 3
 # this means the timer is longer than the cascade's range, or a clock is off.
 _REDELAY_AFTER_SECONDS = ARRIVE_EARLY_SECONDS + 3.0
 _FAILURE_BACKOFF_SECONDS = 0.5
-# How long a batch waits for its messages' confirms before the worker goes on without them,
-# and how many batches' publishes may still be waiting at once.
-_CONFIRM_WAIT_SECONDS = 0.15
-_PUBLISHES_IN_FLIGHT = 8
 
 
 class PartitionConsumer:
@@ -70,7 +66,6 @@ class PartitionConsumer:
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
         self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
-        self._publishing: set[asyncio.Task[bool]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._log = log.bind(partition=partition)
@@ -105,9 +100,6 @@ class PartitionConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
         self._drop_held()
-        if self._publishing:
-            # What is not confirmed by then stays in the outbox for the next sweeper.
-            await asyncio.wait(self._publishing, timeout=timeout)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,7 +160,7 @@ class PartitionConsumer:
             for delivery, message in parsed:
                 await self._process([delivery if delivery is not None else message])
             return
-        await self._publish(self._hold_near_fires(records))
+        await self._relay.publish_committed(self._hold_near_fires(records))
         await self._acknowledge(deliveries)
 
     async def _held_until_due(
@@ -202,25 +194,6 @@ class PartitionConsumer:
             await self._settle(delivery.ack())
         self._hold(message, early_by)
         return True
-
-    async def _publish(self, records: list[OutboxRecord]) -> None:
-        """Publish the batch's messages, waiting a little for the broker's confirms.
-
-        Usually the confirms come within milliseconds, and waiting for them lets the next
-        batch grow. When they do not (a burst of thousands of messages), the worker stops
-        waiting and goes on with its next batch (fires coming due, say): the batch is
-        committed and its rows stay in the outbox until they are confirmed, so acknowledging
-        it is already safe.
-        """
-        if not records:
-            return
-        while len(self._publishing) >= _PUBLISHES_IN_FLIGHT:
-            await asyncio.wait(self._publishing, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self._relay.publish_committed(records))
-        done, _ = await asyncio.wait({task}, timeout=_CONFIRM_WAIT_SECONDS)
-        if not done:
-            self._publishing.add(task)
-            task.add_done_callback(self._publishing.discard)
 
     def _hold_near_fires(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
         """The records to publish, less the fires of timers due so soon that the cascade would

@@ -28,6 +28,7 @@ import asyncpg
 
 from bench import ceilings, ours
 from bench.config import SYSTEMS, WORKLOADS, Endpoints, Sizes, sizes_for
+from bench.deployment import FUNCTION_MODULES, OurDeployment
 from bench.report import build_rows, format_markdown, format_table, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -133,13 +134,13 @@ async def run_ceilings(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
 async def run_ours(
     endpoints: Endpoints, sizes: Sizes, workloads: list[str], log_dir: Path
 ) -> dict[str, Any]:
-    deployment = ours.OurDeployment(endpoints, log_dir)
+    deployment = OurDeployment(endpoints, log_dir)
     result: dict[str, Any] = {
         "status": "ok",
         "config": {
             "services": "orchestrator and activity worker as processes (deploy.processes)",
             "partitions": deployment.topology.partitions,
-            "function_modules": ours.FUNCTION_MODULES,
+            "function_modules": FUNCTION_MODULES,
             "logs": str(log_dir),
         },
         "workloads": {},

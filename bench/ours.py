@@ -10,209 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import aio_pika
-import asyncpg
-import psutil
-
-from bench.config import Endpoints, Sizes
+from bench.config import Sizes
+from bench.deployment import (
+    HELLO_OUTPUT,
+    OurDeployment,
+    Outcome,
+    _completed,
+    _output,
+)
 from bench.measure import (
-    create_database,
-    drop_database,
     latency_summary,
     ms,
     percentile,
-    unique_name,
     wait_until,
 )
-from contracts import OrchestrationStatus, Topology
-from deploy.processes import ServiceGroup
-from services.client.client import DurableClient
-from services.common.amqp import Publisher
-from services.common.db import create_pool
 from services.common.events import load_history
-from services.common.loader import load_function_apps
-from services.common.migrate import apply_migrations
 from services.orchestrator.engine import OrchestrationExecutor
-
-FUNCTION_MODULES = "workflows.samples,bench.apps"
-TERMINAL = [s.value for s in OrchestrationStatus if s.is_terminal]
-CITIES = ["Tokyo", "Seattle", "London", "Amsterdam", "Cairo"]
-HELLO_OUTPUT = [f"Hello {city}!" for city in CITIES]
-
-
-@dataclass
-class Outcome:
-    """What one workload measured, and whether its results were right."""
-
-    metrics: dict[str, float] = field(default_factory=dict)
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-
-    def check(self, name: str, ok: bool, detail: Any = "") -> None:
-        self.checks.append((name, bool(ok), str(detail)))
-
-
-class OurDeployment:
-    """A database, a broker namespace and the orchestrator and activity worker processes."""
-
-    def __init__(self, endpoints: Endpoints, log_dir: Path, partitions: int = 16) -> None:
-        self.endpoints = endpoints
-        self.database = unique_name("bench_ours_")
-        self.database_url = endpoints.database_url(self.database)
-        self.topology = Topology(namespace=unique_name("bench"), partitions=partitions)
-        self.log_dir = log_dir
-        functions = load_function_apps(FUNCTION_MODULES.split(","))
-        self.functions = functions
-        self.activity_names = sorted(functions.activities)
-        self.env = {
-            "DF_DATABASE_URL": self.database_url,
-            "DF_AMQP_URL": endpoints.amqp_url,
-            "DF_NAMESPACE": self.topology.namespace,
-            "DF_PARTITIONS": str(partitions),
-            "DF_FUNCTION_MODULES": FUNCTION_MODULES,
-            "DF_LOG_LEVEL": "warning",
-            "DF_LOG_FORMAT": "console",
-        }
-        self.group = ServiceGroup(self.env, log_dir, names=("orchestrator", "activities"))
-        self.pool: asyncpg.Pool | None = None
-        self.publisher: Publisher | None = None
-        self.client: DurableClient | None = None
-
-    async def open(self) -> None:
-        await create_database(self.endpoints.admin_database_url, self.database)
-        connection = await asyncpg.connect(self.database_url)
-        try:
-            await apply_migrations(connection)
-        finally:
-            await connection.close()
-        self.pool = await create_pool(self.database_url, min_size=2, max_size=10)
-        self.publisher = await Publisher.open(
-            self.endpoints.amqp_url, self.topology, "bench.publish"
-        )
-        self.client = DurableClient(self.pool, self.publisher, self.topology)
-        await self.start_services()
-
-    async def start_services(self) -> None:
-        self.group.start()
-        await self.group.wait_ready(self.topology, self.activity_names, timeout=120)
-
-    async def restart_services(self) -> None:
-        self.group.stop()
-        await self.start_services()
-
-    async def close(self) -> None:
-        self.group.stop()
-        if self.publisher is not None:
-            await self.publisher.close()
-        if self.pool is not None:
-            await self.pool.close()
-        try:
-            await delete_broker_objects(self.endpoints.amqp_url, self.topology, self.activity_names)
-        finally:
-            await drop_database(self.endpoints.admin_database_url, self.database)
-
-    def orchestrator_rss(self) -> int:
-        process = self.group["orchestrator"].process
-        assert process is not None
-        return int(psutil.Process(process.pid).memory_info().rss)
-
-    # --- starting and waiting ----------------------------------------------------------------
-
-    async def start_many(
-        self, name: str, inputs: Sequence[Any], concurrency: int = 32
-    ) -> list[str]:
-        assert self.client is not None
-        client = self.client
-        gate = asyncio.Semaphore(concurrency)
-
-        async def start(value: Any) -> str:
-            async with gate:
-                return await client.start_new(name, input=value)
-
-        return list(await asyncio.gather(*(start(value) for value in inputs)))
-
-    async def count_ended(self, instance_ids: list[str]) -> int:
-        assert self.pool is not None
-        return int(
-            await self.pool.fetchval(
-                "SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) "
-                "AND status = ANY($2::text[])",
-                instance_ids,
-                TERMINAL,
-            )
-        )
-
-    async def wait_ended(
-        self, instance_ids: list[str], timeout: float, interval: float = 0.05
-    ) -> None:
-        async def ended() -> bool:
-            return await self.count_ended(instance_ids) == len(instance_ids)
-
-        await wait_until(ended, timeout, interval, f"{len(instance_ids)} instances ending")
-
-    async def instances(self, instance_ids: list[str]) -> list[asyncpg.Record]:
-        assert self.pool is not None
-        return list(
-            await self.pool.fetch(
-                "SELECT instance_id, status, output, created_at, completed_at, last_seq "
-                "FROM instances WHERE instance_id = ANY($1::text[])",
-                instance_ids,
-            )
-        )
-
-    async def last_seq(self, instance_id: str) -> int:
-        assert self.pool is not None
-        return int(
-            await self.pool.fetchval(
-                "SELECT last_seq FROM instances WHERE instance_id = $1", instance_id
-            )
-        )
-
-    async def event_times(self, instance_id: str, event_type: str) -> list[datetime]:
-        assert self.pool is not None
-        rows = await self.pool.fetch(
-            "SELECT recorded_at FROM events WHERE instance_id = $1 AND event_type = $2 "
-            "ORDER BY seq",
-            instance_id,
-            event_type,
-        )
-        return [row["recorded_at"] for row in rows]
-
-
-def _output(row: asyncpg.Record) -> Any:
-    return None if row["output"] is None else json.loads(row["output"])
-
-
-def _completed(rows: list[asyncpg.Record]) -> int:
-    return sum(row["status"] == OrchestrationStatus.COMPLETED.value for row in rows)
-
-
-async def delete_broker_objects(
-    amqp_url: str, topology: Topology, activity_names: list[str]
-) -> None:
-    """Delete the namespace's queues and exchanges; the shared delay cascade stays."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        queues, _ = topology.orchestrator_declarations()
-        names = [q.name for q in queues]
-        for activity in activity_names:
-            names += [q.name for q in topology.activity_declarations(activity)[0]]
-        for name in names:
-            await channel.queue_delete(name)
-        for exchange in topology.exchanges():
-            await channel.exchange_delete(exchange.name)
-    finally:
-        await connection.close()
-
 
 # --- the workloads ---------------------------------------------------------------------------
 

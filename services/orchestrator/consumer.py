@@ -25,9 +25,8 @@ from pydantic import ValidationError
 from contracts import OrchestratorMessage, TimerFired, Topology
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
 from services.common.db import AmbiguousCommitError, ConcurrencyError
-from services.common.outbox import OutboxRecord
-from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delay_seconds, delayed
-from services.orchestrator.handler import OrchestrationHandler
+from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed
+from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -139,7 +138,7 @@ class PartitionConsumer:
             return
         deliveries = [d for d, _ in parsed if d is not None]
         try:
-            records = await self._handle([message for _, message in parsed])
+            committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
             await self._requeue(deliveries)
@@ -160,7 +159,11 @@ class PartitionConsumer:
             for delivery, message in parsed:
                 await self._process([delivery if delivery is not None else message])
             return
-        await self._relay.publish_committed(self._hold_near_fires(records))
+        now = datetime.now(UTC)
+        for fire in committed.held_fires:
+            assert isinstance(fire.body, TimerFired)
+            self._hold(fire, max((fire.body.fire_at - now).total_seconds(), 0.0))
+        await self._relay.publish_committed(committed.records)
         await self._acknowledge(deliveries)
 
     async def _held_until_due(
@@ -195,26 +198,6 @@ class PartitionConsumer:
         self._hold(message, early_by)
         return True
 
-    def _hold_near_fires(self, records: list[OutboxRecord]) -> list[OutboxRecord]:
-        """The records to publish, less the fires of timers due so soon that the cascade would
-        send them straight back to this partition: those are held here at once (their rows
-        delete as if published), which spares them the time a burst of publishes takes."""
-        now = datetime.now(UTC)
-        publish: list[OutboxRecord] = []
-        kept: list[OutboxRecord] = []
-        for record in records:
-            if record.message.exchange == self._topology.delay_entry_exchange:
-                fire = OrchestratorMessage.model_validate_json(record.message.body)
-                assert isinstance(fire.body, TimerFired)
-                early_by = (fire.body.fire_at - now).total_seconds()
-                if delay_seconds(fire.body.fire_at, now) == 0:
-                    self._hold(fire, max(early_by, 0.0))
-                    kept.append(record)
-                    continue
-            publish.append(record)
-        self._relay.discard(kept)
-        return publish
-
     def _hold(self, message: OrchestratorMessage, seconds: float) -> None:
         key = message.envelope.message_id
         if key in self._held:
@@ -246,7 +229,7 @@ class PartitionConsumer:
         for delivery in last.values():
             await self._settle(delivery.ack(multiple=True))
 
-    async def _handle(self, messages: list[OrchestratorMessage]) -> list[OutboxRecord]:
+    async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             try:
                 return await self._handler.handle(messages)

@@ -25,10 +25,16 @@ from services.orchestrator.cache import InstanceState
 
 def messages_for(
     topology: Topology, state: InstanceState, events: Sequence[HistoryEvent], now: datetime
-) -> list[OutgoingMessage]:
+) -> tuple[list[OutgoingMessage], list[OrchestratorMessage]]:
     """One message per recorded action: a task for each activity, a delayed fire for each
-    timer (sub-orchestrations are started with their rows, see ``followups``)."""
+    timer (sub-orchestrations are started with their rows, see ``followups``).
+
+    Apart, the fires of timers due within the cascade's early margin: it would send them
+    straight back, so the orchestrator holds them itself after the commit; like every held
+    fire, their timer rows and the sweeper keep them durable (ADR 12).
+    """
     messages: list[OutgoingMessage] = []
+    held: list[OrchestratorMessage] = []
     for event in events:
         if isinstance(event, TaskScheduled):
             messages.append(_activity_task(topology, state, event, now))
@@ -41,8 +47,11 @@ def messages_for(
                 event.fire_at,
                 now,
             )
-            messages.append(delayed(topology, fire, now))
-    return messages
+            if delay_seconds(event.fire_at, now) == 0:
+                held.append(fire)
+            else:
+                messages.append(delayed(topology, fire, now))
+    return messages, held
 
 
 def _activity_task(

@@ -13,6 +13,7 @@ from contracts import (
     EventRaised,
     HistoryEvent,
     OrchestrationStatus,
+    OrchestratorMessage,
     OrchestratorStarted,
     ParentInstance,
     SubOrchestrationInstanceCreated,
@@ -45,6 +46,8 @@ class Batch:
     children: list[ChildStart] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
     continuations: list[Continuation] = field(default_factory=list)
+    held_fires: list[OrchestratorMessage] = field(default_factory=list)
+    """Fires of timers due so soon that the orchestrator keeps them instead of publishing."""
     expected_seqs: dict[str, int] = field(default_factory=dict)
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
 
@@ -107,7 +110,9 @@ class EpisodeRecorder:
             )
         )
         self._record_timers(state, inbound, decision, batch)
-        batch.messages += messages_for(self.topology, state, decision.new_events, now)
+        messages, held = messages_for(self.topology, state, decision.new_events, now)
+        batch.messages += messages
+        batch.held_fires += held
         self._record_followups(state, decision, now, batch)
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
         if decision.status.is_terminal:

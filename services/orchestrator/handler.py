@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -50,6 +51,15 @@ from services.orchestrator.rewind import rewind_instance
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What a committed batch leaves to its caller: outbox rows to publish, and fires of
+    timers due within the cascade's early margin, to hold until due (ADR 12)."""
+
+    records: list[OutboxRecord]
+    held_fires: list[OrchestratorMessage]
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -75,8 +85,9 @@ class OrchestrationHandler:
         self._keep_continued_history = keep_continued_history
         self._recorder = EpisodeRecorder(topology)
 
-    async def handle(self, messages: Sequence[OrchestratorMessage]) -> list[OutboxRecord]:
-        """Process ``messages`` in one transaction; return the outbox rows to publish.
+    async def handle(self, messages: Sequence[OrchestratorMessage]) -> Committed:
+        """Process ``messages`` in one transaction; return the outbox rows to publish and the
+        timer fires to hold.
 
         Raises ``ConcurrencyError`` when another writer appended to one of the instances
         first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
@@ -95,7 +106,7 @@ class OrchestrationHandler:
             self._cache.put(state)
         for instance_id in batch.finished:
             self._cache.evict(instance_id)
-        return records
+        return Committed(records, batch.held_fires)
 
     async def _decide_and_write(
         self, groups: dict[str, list[OrchestratorMessage]], now: datetime

@@ -48,10 +48,6 @@ class OutboxRelay:
         stay for the sweeper."""
         return await publish_committed(self._cleaner, self._publisher, records)
 
-    def discard(self, records: Sequence[OutboxRecord]) -> None:
-        """Rows whose messages were delivered without the broker: delete them."""
-        self._cleaner.discard([record.id for record in records])
-
     async def close(self) -> None:
         """Delete the rows published and not yet deleted."""
         await self._cleaner.close()

@@ -85,7 +85,9 @@ def rewind_instance(
     executor.replay(rewound)
     state.executor = executor
     work = open_work(executor, rewound)
-    batch.messages += messages_for(recorder.topology, state, [*work.activities, *work.timers], now)
+    outgoing, held = messages_for(recorder.topology, state, [*work.activities, *work.timers], now)
+    batch.messages += outgoing
+    batch.held_fires += held
     batch.timers_created += [
         TimerRow(row.instance_id, new_execution_id, t.event_id, t.fire_at, row.correlation_id)
         for t in work.timers

@@ -54,7 +54,7 @@ async def handle(
     Its outbox rows are deleted at once: no broker is involved in these tests, and a sweeper
     of a running orchestrator service must not publish them.
     """
-    records: list[OutboxRecord] = await handler.handle(messages)
+    records: list[OutboxRecord] = (await handler.handle(messages)).records
     await delete_outbox(pool, [record.id for record in records])
     return [
         ActivityTaskMessage.model_validate_json(record.message.body)

@@ -12,7 +12,6 @@ history the code no longer matches, both end the execution as Failed in the deci
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import uuid
@@ -61,10 +60,10 @@ from services.orchestrator.engine.errors import (
     ActivityTimeoutError,
     EventTimeoutError,
     NonDeterminismError,
-    OrchestratorYieldError,
     TaskFailedError,
 )
 from services.orchestrator.engine.external_events import ExternalEvents
+from services.orchestrator.engine.suspended import SuspendedCode
 from services.orchestrator.engine.tasks import (
     ActivityCallTask,
     CompletableTask,
@@ -92,8 +91,7 @@ class OrchestrationExecutor:
         self._description = f"orchestrator {function_name(orchestrator)!r}"
         self.context = OrchestrationContext(self, instance_id)
         self.execution_id = ""
-        self._code: _Code | None = None
-        self._awaiting: Task[Any] | None = None
+        self._code: SuspendedCode | None = None
         self._next_action_id = 0
         self._pending_actions: dict[int, Action] = {}
         self._open_tasks: dict[int, CompletableTask[Any]] = {}
@@ -413,8 +411,8 @@ class OrchestrationExecutor:
             self._fail(error)
             return
         if inspect.isgenerator(result) or inspect.iscoroutine(result):
-            self._code = result
-            self._step_code(None, None)
+            self._code = SuspendedCode(result, self._succeed, self._fail)
+            self._code.start()
         else:
             self._succeed(result)
 
@@ -434,45 +432,11 @@ class OrchestrationExecutor:
                 self.context.instance_id, event.event_id, describe_event(event), action.describe()
             )
 
-    # --- driving the code --------------------------------------------------------------------
+    # --- the code's outcome -----------------------------------------------------------------
 
     def _resume(self) -> None:
-        while self._code is not None and self._awaiting is not None and self._awaiting.is_completed:
-            task, self._awaiting = self._awaiting, None
-            if task.is_faulted:
-                assert task.exception is not None
-                self._step_code(None, task.exception)
-            else:
-                self._step_code(task.result, None)
-
-    def _step_code(self, value: Any, error: BaseException | None) -> None:
-        assert self._code is not None
-        while True:
-            try:
-                yielded = self._code.send(value) if error is None else self._code.throw(error)
-            except StopIteration as stop:
-                self._succeed(stop.value)
-                return
-            except Exception as exc:
-                self._fail(exc)
-                return
-            if not isinstance(yielded, Task):
-                value, error = (
-                    None,
-                    OrchestratorYieldError(
-                        f"orchestrator yielded {type(yielded).__name__!s} ({yielded!r:.60}); "
-                        "orchestrators may only yield or await tasks from the context "
-                        "(call_activity, create_timer, task_all, ...), never asyncio objects"
-                    ),
-                )
-                continue
-            if not yielded.is_completed:
-                self._awaiting = yielded
-                return
-            if yielded.is_faulted:
-                value, error = None, yielded.exception
-            else:
-                value, error = yielded.result, None
+        if self._code is not None:
+            self._code.resume()
 
     def _succeed(self, value: Any) -> None:
         now = self.context.current_utc_datetime
@@ -517,11 +481,7 @@ class OrchestrationExecutor:
         self._completion = completion
         if self._code is not None:
             code, self._code = self._code, None
-            # Code that swallows GeneratorExit makes close() raise; the execution has ended
-            # either way, so there is nothing more to report.
-            with contextlib.suppress(Exception):
-                code.close()
-        self._awaiting = None
+            code.close()
 
 
 def _task_failed_error(task: CompletableTask[Any], failure: FailureDetails) -> TaskFailedError:

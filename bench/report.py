@@ -225,31 +225,39 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    header = [
+def _header(ratio: str) -> list[str]:
+    return [
         "workload",
         "metric",
         "unit",
         "ours",
         *PEERS,
-        *(f"x{p}" for p in PEERS),
+        *(ratio.format(p) for p in PEERS),
         "target",
         "met",
     ]
-    lines = [header]
-    for row in rows:
-        lines.append(
-            [
-                row["workload"],
-                row["label"],
-                row["unit"],
-                _cell(row["ours"]),
-                *(_cell(row[p]) for p in PEERS),
-                *(_cell(row[f"ours_vs_{p}"]) for p in PEERS),
-                row["target"],
-                _cell(row["target_met"]),
-            ]
-        )
+
+
+def _cells(row: dict[str, Any], ratio_suffix: str = "") -> list[str]:
+    def ratio(peer: str) -> str:
+        value = row[f"ours_vs_{peer}"]
+        return _cell(value) + (ratio_suffix if value is not None else "")
+
+    return [
+        row["workload"],
+        row["label"],
+        row["unit"],
+        _cell(row["ours"]),
+        *(_cell(row[p]) for p in PEERS),
+        *(ratio(p) for p in PEERS),
+        row["target"],
+        _cell(row["target_met"]),
+    ]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = _header("x{}")
+    lines = [header, *(_cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for number, line in enumerate(lines):
@@ -260,32 +268,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def format_markdown(rows: list[dict[str, Any]]) -> str:
-    header = [
-        "workload",
-        "metric",
-        "unit",
-        "ours",
-        *PEERS,
-        *(f"ours vs {p}" for p in PEERS),
-        "target",
-        "met",
-    ]
+    header = _header("ours vs {}")
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [
-            row["workload"],
-            row["label"],
-            row["unit"],
-            _cell(row["ours"]),
-            *(_cell(row[p]) for p in PEERS),
-            *(
-                _cell(row[f"ours_vs_{p}"]) + ("x" if row[f"ours_vs_{p}"] is not None else "")
-                for p in PEERS
-            ),
-            row["target"],
-            _cell(row["target_met"]),
-        ]
-        out.append("| " + " | ".join(cells) + " |")
+    out += ["| " + " | ".join(_cells(row, "x")) + " |" for row in rows]
     return "\n".join(out)
 
 

@@ -224,9 +224,3 @@ async def write_batch(
     assert row is not None
     ids: list[int] = row["outbox_ids"]
     return [OutboxRecord(i, message) for i, message in zip(ids, messages, strict=True)]
-
-
-async def append_events_txn(connection: Connection, events: Sequence[NewEvent]) -> None:
-    """Append events at their expected seqs (``ConcurrencyError`` when one is taken)."""
-    if events:
-        await write_batch(connection, events, [], {})

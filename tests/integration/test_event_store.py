@@ -20,7 +20,6 @@ from services.orchestrator.store import (
     InstanceUpdate,
     NewEvent,
     TimerChanges,
-    append_events_txn,
     lock_instances_txn,
 )
 from services.orchestrator.store import (
@@ -29,7 +28,7 @@ from services.orchestrator.store import (
 from services.orchestrator.timers import TimerKey, TimerRow
 from tests.conftest import unique
 from tests.helpers.history import HistoryBuilder
-from tests.integration.stored import stored_instance
+from tests.integration.stored import append_events_txn, stored_instance
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -23,11 +23,11 @@ from durable import FunctionApp
 from services.common.db import ConcurrencyError
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.handler import OrchestrationHandler
-from services.orchestrator.store import NewEvent, append_events_txn
+from services.orchestrator.store import NewEvent
 from tests.conftest import unique
 from tests.helpers.history import HistoryBuilder
 from tests.integration import messages
-from tests.integration.stored import StoredInstance, handle, stored_instance
+from tests.integration.stored import StoredInstance, append_events_txn, handle, stored_instance
 
 CONFLICT_RETRIES = 3
 RACES = 8

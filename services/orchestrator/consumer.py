@@ -3,6 +3,13 @@
 Deliveries are buffered as they arrive; a worker takes everything buffered (up to
 ``batch_size``) as one batch, so under load many messages share one transaction and one
 round of confirms, and when idle a single message goes through at once.
+
+A batch is decided and committed by the worker; publishing what it sends and then acknowledging
+its deliveries runs in a task of its own, chained after the batch before it. The next batch of
+deliveries waits for that task (while it publishes, more deliveries gather into the next
+batch), but timer fires coming due do not: they are committed at once, in their own batches,
+so a batch that publishes thousands of messages (a fan-out, many timers) does not make them
+late.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable
+from collections import deque
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -25,6 +33,7 @@ from pydantic import ValidationError
 from contracts import OrchestratorMessage, TimerFired, Topology
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
 from services.common.db import AmbiguousCommitError, ConcurrencyError
+from services.common.outbox import OutboxRecord
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed
 from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
@@ -58,13 +67,18 @@ class PartitionConsumer:
         self._topology = topology
         self._batch_size = batch_size
         self._prefetch = prefetch
-        # Deliveries, and timer fires held until due (already acknowledged, see _hold).
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | OrchestratorMessage] = asyncio.Queue()
+        # Deliveries, and timer fires that are due (held until then, already acknowledged, see
+        # _hold); _wake is set when either gains one or a publishing task ends.
+        self._inbox: deque[AbstractIncomingMessage] = deque()
+        self._due: deque[OrchestratorMessage] = deque()
+        self._wake = asyncio.Event()
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
         self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        # Publish-and-acknowledge tasks of committed batches, oldest first (_then_publish).
+        self._publishing: deque[asyncio.Task[None]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
         self._log = log.bind(partition=partition)
@@ -78,15 +92,19 @@ class PartitionConsumer:
         self._channel = await connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
         self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
-        self._consumer_tag = await self._queue.consume(self._inbox.put)
+        self._consumer_tag = await self._queue.consume(self._receive)
+
+    async def _receive(self, delivery: AbstractIncomingMessage) -> None:
+        self._inbox.append(delivery)
+        self._wake.set()
 
     def detach(self) -> None:
         """The connection is gone: its unprocessed deliveries are void (the broker redelivers
         them), so they are dropped rather than processed and acknowledged on a dead channel."""
         self._channel = self._queue = None
         self._consumer_tag = None
-        while not self._inbox.empty():
-            self._inbox.get_nowait()
+        self._inbox.clear()
+        self._due.clear()
         # The partition may go to another process: the fires held here are left to the timer
         # sweeper (their rows are still in Postgres), so this one does not write after it.
         self._drop_held()
@@ -98,6 +116,8 @@ class PartitionConsumer:
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._publishing:
+            await asyncio.wait(self._publishing, timeout=timeout)
         self._drop_held()
         if self._worker is not None:
             self._worker.cancel()
@@ -110,18 +130,28 @@ class PartitionConsumer:
 
     async def _run(self) -> None:
         while True:
-            first = await self._inbox.get()
-            self._idle.clear()
-            batch = [first]
-            while len(batch) < self._batch_size and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
+            batch = await self._next_batch()
             try:
                 await self._process(batch)
             except Exception:
                 self._log.exception("batch.unexpected_error", size=len(batch))
-            finally:
-                if self._inbox.empty():
-                    self._idle.set()
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage | OrchestratorMessage]:
+        """Fires that are due first; deliveries once the batches before them are published."""
+        while True:
+            source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
+            if self._due:
+                source = self._due
+            elif self._inbox and not self._publishing:
+                source = self._inbox
+            if source is not None:
+                self._idle.clear()
+                count = min(len(source), self._batch_size)
+                return [source.popleft() for _ in range(count)]
+            if not self._inbox and not self._publishing:
+                self._idle.set()
+            self._wake.clear()
+            await self._wake.wait()
 
     async def _process(self, items: list[AbstractIncomingMessage | OrchestratorMessage]) -> None:
         parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
@@ -163,8 +193,40 @@ class PartitionConsumer:
         for fire in committed.held_fires:
             assert isinstance(fire.body, TimerFired)
             self._hold(fire, max((fire.body.fire_at - now).total_seconds(), 0.0))
-        await self._relay.publish_committed(committed.records)
-        await self._acknowledge(deliveries)
+        self._then_publish(committed.records, deliveries)
+
+    def _then_publish(
+        self, records: Sequence[OutboxRecord], deliveries: list[AbstractIncomingMessage]
+    ) -> None:
+        """Publish a committed batch's messages and then acknowledge its deliveries, after the
+        batches committed before it, in a task of its own, so the worker can go on."""
+        if not records and not deliveries:
+            return  # held fires coming due: nothing to send or settle
+        previous = self._publishing[-1] if self._publishing else None
+        task = asyncio.create_task(self._publish_after(previous, records, deliveries))
+        self._publishing.append(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.remove(task)
+        self._wake.set()
+
+    async def _publish_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        records: Sequence[OutboxRecord],
+        deliveries: list[AbstractIncomingMessage],
+    ) -> None:
+        if previous is not None:
+            # In order: one ``multiple`` ack must not cover an earlier batch's deliveries
+            # before that batch's messages are confirmed.
+            await asyncio.wait({previous})
+        try:
+            # Rows that cannot be published stay in the outbox for the relay's sweeper.
+            await self._relay.publish_committed(records)
+            await self._acknowledge(deliveries)
+        except Exception:
+            self._log.exception("batch.publish_failed", size=len(records))
 
     async def _held_until_due(
         self, delivery: AbstractIncomingMessage | None, message: OrchestratorMessage
@@ -207,7 +269,8 @@ class PartitionConsumer:
 
     def _release(self, message: OrchestratorMessage) -> None:
         self._held.pop(message.envelope.message_id, None)
-        self._inbox.put_nowait(message)
+        self._due.append(message)
+        self._wake.set()
 
     def _drop_held(self) -> None:
         for handle in self._held.values():

@@ -42,17 +42,15 @@ def bench_fan_out(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
 @app.orchestrator
 def bench_padded_chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
     """W6: grows the history with a fan-out of ``pad`` activities (about two events each),
-    then runs ``steps`` sequential activities, the steps whose cost is measured."""
+    says it is "padded" and waits for a "Go" event, then runs ``steps`` sequential
+    activities, the steps whose cost is measured. The harness sends "Go" to a short and a
+    long chain together, so that both lengths are measured at the same moments."""
     spec = ctx.get_input()
     pad = int(spec["pad"])
     if pad:
         yield ctx.task_all([ctx.call_activity("bench_noop", i) for i in range(pad)])
-    # A pause before the measured steps, for both lengths: what the pad's thousands of
-    # writes leave behind (autovacuum of events and outbox, the cleaner's deletes) is not the
-    # cost of a long history, and the steps should not be measured inside it.
-    settle = float(spec.get("settle", 0))
-    if settle:
-        yield ctx.create_timer(ctx.current_utc_datetime + timedelta(seconds=settle))
+    ctx.set_custom_status("padded")
+    yield ctx.wait_for_external_event("Go")
     for step in range(int(spec["steps"])):
         yield ctx.call_activity("bench_noop", step)
     return pad + int(spec["steps"])

@@ -33,7 +33,7 @@ class Sizes:
     w5_peer_timers: int = 0
     w6_short_pad: int = 0
     w6_long_pad: int = 5000
-    w6_steps: int = 40
+    w6_steps: int = 100
     w6_settle_seconds: float = 3.0
     w7_instances: int = 10_000
     w7_resumes: int = 20
@@ -56,7 +56,7 @@ MODES: dict[str, Sizes] = {
         w5_max_delay=3.0,
         w5_peer_timers=500,
         w6_long_pad=2000,
-        w6_steps=20,
+        w6_steps=50,
         w7_instances=500,
         w7_resumes=5,
         w7_peer_instances=500,

@@ -140,6 +140,23 @@ class OurDeployment:
 
         await wait_until(ended, timeout, interval, f"{len(instance_ids)} instances ending")
 
+    async def wait_custom_status(
+        self, instance_ids: list[str], status: Any, timeout: float, interval: float = 0.05
+    ) -> None:
+        assert self.pool is not None
+        pool = self.pool
+
+        async def reached() -> bool:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) "
+                "AND custom_status = $2::jsonb",
+                instance_ids,
+                json.dumps(status),
+            )
+            return bool(count == len(instance_ids))
+
+        await wait_until(reached, timeout, interval, f"{len(instance_ids)} instances {status!r}")
+
     async def instances(self, instance_ids: list[str]) -> list[asyncpg.Record]:
         assert self.pool is not None
         return list(

@@ -1,53 +1,29 @@
 """Running activity tasks: consume, run, report the result with a confirm, then acknowledge.
 
 One competing-consumer queue per activity name; ``async def`` activities run on the event
-loop, plain functions in a thread pool. If the process dies after the side effect and before
-the acknowledgement, the task runs again: activities run at least once, which is why each
-receives its idempotency key through ``ActivityContext``.
-"""
+loop, plain functions in a thread pool (``services.common.activity_runner``). If the process
+dies after the side effect and before the acknowledgement, the task runs again: activities
+run at least once, which is why each receives its idempotency key through ``ActivityContext``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from contracts import (
-    ActivityTaskMessage,
-    Envelope,
-    FailureDetails,
-    OrchestratorMessage,
-    TaskCompleted,
-    TaskFailed,
-    TaskStarted,
-    Topology,
-    deterministic_message_id,
-)
-from contracts.typed import BoundaryError
-from contracts.values import to_json_value
-from durable.activity import ActivityContext
-from durable.app import ActivityDefinition, FunctionApp
+from contracts import ActivityTaskMessage, OrchestratorMessage, Topology
+from durable.app import FunctionApp
 from services.common.acks import AckBatcher
+from services.common.activity_runner import ActivityRunner
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
 
 log = structlog.get_logger(__name__)
-
-
-class ActivityTimeoutError(TimeoutError):
-    """The activity ran past its start-to-close time-out (the error type orchestrators see)."""
-
-    def __init__(self, activity: str, timeout_seconds: float) -> None:
-        super().__init__(
-            f"{activity} timed out: not finished {timeout_seconds:g} s after it started"
-        )
 
 
 class ActivityWorker:
@@ -65,6 +41,7 @@ class ActivityWorker:
         self._topology = topology
         self._prefetch = prefetch
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity")
+        self._runner = ActivityRunner(self._threads, self._report_started)
         self._channels: list[AbstractChannel] = []
         self._consumers: list[tuple[Any, str]] = []
         self._running: set[asyncio.Task[None]] = set()
@@ -128,7 +105,7 @@ class ActivityWorker:
         ):
             exchange, routing_key = self._topology.orchestrator_route(message.envelope.instance_id)
             try:
-                reply = await self._run(definition, message)
+                reply = await self._runner.run(definition, message)
                 await self._publisher.publish(OutgoingMessage.of(reply, exchange, routing_key))
             except PublishFailedError as error:
                 # The result is not safe anywhere: put the task back; it will run again.
@@ -139,99 +116,9 @@ class ActivityWorker:
                 return
             self._acks.ack(delivery)
 
-    async def _run(
-        self, definition: ActivityDefinition, message: ActivityTaskMessage
-    ) -> OrchestratorMessage:
-        envelope, task = message.envelope, message.body
-        execution_id = envelope.execution_id or ""
-        context = ActivityContext(
-            instance_id=envelope.instance_id,
-            execution_id=execution_id,
-            task_id=task.task_scheduled_id,
-            name=task.name,
-            attempt=task.attempt,
-        )
-        event: TaskCompleted | TaskFailed
-        if task.timeout_seconds is not None:
-            await self._report_started(message)
-        try:
-            arguments = definition.arguments(task.input, context)
-            result = await self._call(definition, arguments, task.timeout_seconds)
-            result = definition.checked_output(result)
-            output = to_json_value(result, f"the output of activity {task.name!r}")
-            event = TaskCompleted(
-                timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id, result=output
-            )
-            log.debug("activity.completed")
-        except Exception as error:
-            failure = FailureDetails.from_exception(error)
-            if isinstance(error, BoundaryError):
-                # A value of the wrong shape will not change on a retry.
-                failure = failure.model_copy(update={"is_non_retriable": True})
-            event = TaskFailed(
-                timestamp=datetime.now(UTC),
-                task_scheduled_id=task.task_scheduled_id,
-                failure=failure,
-            )
-            log.info("activity.failed", error=f"{type(error).__name__}: {error}")
-        return OrchestratorMessage(
-            envelope=Envelope(
-                message_id=deterministic_message_id(
-                    envelope.instance_id, execution_id, "result", task.task_scheduled_id
-                ),
-                instance_id=envelope.instance_id,
-                execution_id=envelope.execution_id,
-                correlation_id=envelope.correlation_id,
-                type=event.event_type,
-                sent_at=datetime.now(UTC),
-            ),
-            body=event,
-        )
-
-    async def _call(
-        self, definition: ActivityDefinition, arguments: dict[str, Any], timeout: float | None
-    ) -> Any:
-        """Run the function; past ``timeout`` seconds, give up with ``ActivityTimeoutError``.
-
-        An ``async def`` activity is cancelled at the time-out; a plain function cannot be
-        stopped, so its thread runs on and its result is discarded.
-        """
-        running: asyncio.Future[Any]
-        if definition.is_async:
-            running = asyncio.ensure_future(definition.function(**arguments))
-        else:
-            call = functools.partial(
-                contextvars.copy_context().run, definition.function, **arguments
-            )
-            running = asyncio.get_running_loop().run_in_executor(self._threads, call)
-        if timeout is None:
-            return await running
-        done, _ = await asyncio.wait({running}, timeout=timeout)
-        if not done:
-            running.cancel()
-            raise ActivityTimeoutError(f"activity {definition.name!r}", timeout)
-        return running.result()
-
-    async def _report_started(self, message: ActivityTaskMessage) -> None:
+    async def _report_started(self, started: OrchestratorMessage) -> None:
         """Tell the orchestrator the activity's start-to-close clock has started."""
-        envelope, task = message.envelope, message.body
-        started = OrchestratorMessage(
-            envelope=Envelope(
-                message_id=deterministic_message_id(
-                    envelope.instance_id,
-                    envelope.execution_id or "",
-                    "started",
-                    task.task_scheduled_id,
-                ),
-                instance_id=envelope.instance_id,
-                execution_id=envelope.execution_id,
-                correlation_id=envelope.correlation_id,
-                type="TaskStarted",
-                sent_at=datetime.now(UTC),
-            ),
-            body=TaskStarted(timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id),
-        )
-        exchange, routing_key = self._topology.orchestrator_route(envelope.instance_id)
+        exchange, routing_key = self._topology.orchestrator_route(started.envelope.instance_id)
         await self._publisher.publish(OutgoingMessage.of(started, exchange, routing_key))
 
     async def _dead_letter(

@@ -25,7 +25,7 @@ from durable import (
     RegistrationError,
     TaskFailedError,
 )
-from services.activities.worker import ActivityTimeoutError as WorkerTimeoutError
+from services.common.activity_runner import ActivityTimeoutError as WorkerTimeoutError
 from tests.helpers.guide import (
     GUIDE,
     Run,

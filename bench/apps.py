@@ -21,13 +21,23 @@ def bench_noop(value: Any) -> Any:
     return value
 
 
+@app.activity(local=True)
+def bench_noop_local(value: Any) -> Any:
+    """The same no-op as a local activity: run by the orchestrator itself."""
+    return value
+
+
 @app.orchestrator
 def bench_sequence(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
-    """W1: ``steps`` no-op activities one after the other; returns how many ran."""
-    steps = int(ctx.get_input())
+    """W1: ``steps`` no-op activities one after the other; returns how many ran. The input
+    is the number of steps, or ``{"steps": n, "activity": name}``."""
+    spec = ctx.get_input()
+    if not isinstance(spec, dict):
+        spec = {"steps": spec}
+    activity = str(spec.get("activity", "bench_noop"))
     done = 0
-    for step in range(steps):
-        done += (yield ctx.call_activity("bench_noop", step)) == step
+    for step in range(int(spec["steps"])):
+        done += (yield ctx.call_activity(activity, step)) == step
     return done
 
 

@@ -36,23 +36,27 @@ from services.orchestrator.engine import OrchestrationExecutor
 
 
 async def w1_sequence(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    """The chain twice: through the activity service, then with the same no-op as a local
+    activity (run by the orchestrator itself; DBOS's steps run in the workflow's process)."""
     outcome = Outcome()
-    steps = sizes.w1_steps
-    [instance_id] = await deployment.start_many("bench_sequence", [steps])
-    await deployment.wait_ended([instance_id], timeout=60 + steps, interval=0.01)
-    [row] = await deployment.instances([instance_id])
-    wall = (row["completed_at"] - row["created_at"]).total_seconds()
-    scheduled = await deployment.event_times(instance_id, "TaskScheduled")
-    ends = [*scheduled[1:], *await deployment.event_times(instance_id, "ExecutionCompleted")]
-    step_seconds = [(b - a).total_seconds() for a, b in zip(scheduled, ends, strict=True)]
-    outcome.metrics = {
-        "activities_per_s": round(steps / wall, 1),
-        "wall_s": round(wall, 3),
-        **latency_summary("step_", step_seconds),
-    }
-    outcome.check("completed", row["status"] == "Completed", row["status"])
-    outcome.check(f"all {steps} activities returned their input", _output(row) == steps)
-    outcome.check("one TaskScheduled per step", len(scheduled) == steps, len(scheduled))
+    for prefix, activity in (("", "bench_noop"), ("local_", "bench_noop_local")):
+        steps = sizes.w1_steps
+        spec = {"steps": steps, "activity": activity}
+        [instance_id] = await deployment.start_many("bench_sequence", [spec])
+        await deployment.wait_ended([instance_id], timeout=60 + steps, interval=0.01)
+        [row] = await deployment.instances([instance_id])
+        wall = (row["completed_at"] - row["created_at"]).total_seconds()
+        scheduled = await deployment.event_times(instance_id, "TaskScheduled")
+        ends = [*scheduled[1:], *await deployment.event_times(instance_id, "ExecutionCompleted")]
+        step_seconds = [(b - a).total_seconds() for a, b in zip(scheduled, ends, strict=True)]
+        outcome.metrics |= {
+            f"{prefix}activities_per_s": round(steps / wall, 1),
+            f"{prefix}wall_s": round(wall, 3),
+            **latency_summary(f"{prefix}step_", step_seconds),
+        }
+        outcome.check(f"{activity}: completed", row["status"] == "Completed", row["status"])
+        outcome.check(f"{activity}: all {steps} returned their input", _output(row) == steps)
+        outcome.check(f"{activity}: one TaskScheduled per step", len(scheduled) == steps)
     return outcome
 
 

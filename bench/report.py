@@ -27,6 +27,8 @@ class Metric:
     higher_is_better: bool
     # The issue's target: ("ratio", peer, at_least) or ("max", limit) or ("min", limit).
     target: tuple[Any, ...] | None = None
+    # The peers' metric to set beside ours, when it is not the same key.
+    peer_key: str | None = None
 
     def describe_target(self) -> str:
         if self.target is None:
@@ -92,6 +94,31 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
         ),
         Metric("W1", "step_p50_ms", "per-step latency p50", "ms", False),
         Metric("W1", "step_p99_ms", "per-step latency p99", "ms", False),
+        Metric(
+            "W1",
+            "local_activities_per_s",
+            "sequential local activities/s",
+            "1/s",
+            True,
+            ("ratio", "dbos", 1.5),
+            peer_key="activities_per_s",
+        ),
+        Metric(
+            "W1",
+            "local_step_p50_ms",
+            "local per-step latency p50",
+            "ms",
+            False,
+            peer_key="step_p50_ms",
+        ),
+        Metric(
+            "W1",
+            "local_step_p99_ms",
+            "local per-step latency p99",
+            "ms",
+            False,
+            peer_key="step_p99_ms",
+        ),
         Metric(
             "W2",
             "orchestrations_per_s",
@@ -191,7 +218,8 @@ def build_rows(results: dict[str, Any], fan_out_sizes: tuple[int, ...]) -> list[
                 workload = (
                     results["systems"].get(system, {}).get("workloads", {}).get(metric.workload, {})
                 )
-                values[system] = workload.get("metrics", {}).get(metric.key)
+                key = metric.key if system == "ours" else metric.peer_key or metric.key
+                values[system] = workload.get("metrics", {}).get(key)
             if all(v is None for v in values.values()):
                 continue
         rows.append(

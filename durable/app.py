@@ -54,6 +54,10 @@ class ActivityDefinition:
         input_type: validates and converts the input when its annotation involves a pydantic
             model (see ``contracts.typed``).
         output_type: the same for the return value.
+        local: run by the orchestrator itself, right after the step that calls it is
+            committed, rather than by the activity service (a broker round trip less per
+            call); the activity service runs it only if the orchestrator dies first. For
+            short work; see the guide's activities page.
     """
 
     name: str
@@ -63,6 +67,7 @@ class ActivityDefinition:
     context_parameter: str | None
     input_type: TypeAdapter[Any] | None = None
     output_type: TypeAdapter[Any] | None = None
+    local: bool = False
 
     def arguments(self, input_: Any, context: ActivityContext) -> dict[str, Any]:
         """Keyword arguments for one call; raises ``BoundaryError`` for an input that does
@@ -109,19 +114,20 @@ class FunctionApp:
     @overload
     def activity(self, function: F) -> F: ...
     @overload
-    def activity(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def activity(self, *, name: str | None = None, local: bool = False) -> Callable[[F], F]: ...
 
     def activity(
-        self, function: F | None = None, *, name: str | None = None
+        self, function: F | None = None, *, name: str | None = None, local: bool = False
     ) -> F | Callable[[F], F]:
         """Register an activity: sync functions run in a thread pool, ``async def`` on the loop.
 
         The first parameter receives the input; a parameter annotated ``ActivityContext``
-        receives the task's context (instance id, task id, idempotency key).
+        receives the task's context (instance id, task id, idempotency key). ``local=True``
+        has the orchestrator run it itself (``ActivityDefinition.local``).
         """
 
         def register(fn: F) -> F:
-            self._add_activity(name or fn.__name__, fn, input_parameter=None)
+            self._add_activity(name or fn.__name__, fn, input_parameter=None, local=local)
             return fn
 
         return register(function) if function is not None else register
@@ -162,7 +168,12 @@ class FunctionApp:
             for old, definition in list(self.activities.items()):
                 if definition.function is fn:
                     del self.activities[old]
-                    self._add_activity(name, fn, input_parameter=definition.input_parameter)
+                    self._add_activity(
+                        name,
+                        fn,
+                        input_parameter=definition.input_parameter,
+                        local=definition.local,
+                    )
             return fn
 
         return rename
@@ -189,11 +200,16 @@ class FunctionApp:
         self.orchestrators[name] = fn
 
     def _add_activity(
-        self, name: str, fn: Callable[..., Any], *, input_parameter: str | None
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        input_parameter: str | None,
+        local: bool = False,
     ) -> None:
         self._check_new(name, self.activities, "activity")
         fn.__durable_name__ = name  # type: ignore[attr-defined]
-        self.activities[name] = _describe_activity(name, fn, input_parameter)
+        self.activities[name] = _describe_activity(name, fn, input_parameter, local)
 
     @staticmethod
     def _check_new(name: str, registry: dict[str, Any], kind: str) -> None:
@@ -207,7 +223,7 @@ class FunctionApp:
 
 
 def _describe_activity(
-    name: str, fn: Callable[..., Any], input_parameter: str | None
+    name: str, fn: Callable[..., Any], input_parameter: str | None, local: bool
 ) -> ActivityDefinition:
     try:
         signature = inspect.signature(fn, eval_str=True)
@@ -237,4 +253,5 @@ def _describe_activity(
         context_parameter=context_parameter,
         input_type=adapter_for(hints.get(input_parameter or "", inspect.Parameter.empty)),
         output_type=adapter_for(returned_type(fn)),
+        local=local,
     )

@@ -22,6 +22,7 @@ from services.common.migrate import apply_migrations
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
+from services.orchestrator.local import LocalActivities
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.timers import TimerSweeper
@@ -53,6 +54,9 @@ async def run(settings: OrchestratorSettings) -> None:
     )
     relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
     timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
+    local = None
+    if any(definition.local for definition in functions.activities.values()):
+        local = LocalActivities(functions, topology, threads=settings.local_activity_threads)
     consumers = [
         PartitionConsumer(
             partition,
@@ -62,6 +66,7 @@ async def run(settings: OrchestratorSettings) -> None:
             topology,
             batch_size=settings.batch_size,
             prefetch=settings.prefetch,
+            local=local,
         )
         for partition in range(topology.partitions)
     ]
@@ -88,6 +93,7 @@ async def run(settings: OrchestratorSettings) -> None:
         "service.ready",
         partitions=topology.partitions,
         orchestrators=sorted(functions.orchestrators),
+        local_activities=sorted(n for n, d in functions.activities.items() if d.local),
         namespace=topology.namespace,
     )
 
@@ -99,6 +105,8 @@ async def run(settings: OrchestratorSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await consuming.close()
+    if local is not None:
+        local.close()
     await relay.close()
     await publisher.close()
     await pool.close()

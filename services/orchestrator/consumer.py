@@ -9,7 +9,8 @@ its deliveries runs in a task of its own, chained after the batch before it. The
 deliveries waits for that task (while it publishes, more deliveries gather into the next
 batch), but timer fires coming due do not: they are committed at once, in their own batches,
 so a batch that publishes thousands of messages (a fan-out, many timers) does not make them
-late.
+late. The results of local activities (``services.orchestrator.local``) take the same lane as
+fires: they are run here after the commit that schedules them, and come back without a broker.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from aio_pika.abc import (
 from pydantic import ValidationError
 
 from contracts import OrchestratorMessage, TimerFired, Topology
+from durable.app import ActivityDefinition
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed
 from services.orchestrator.handler import Committed, OrchestrationHandler
+from services.orchestrator.local import LocalActivities
 from services.orchestrator.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -58,6 +61,7 @@ class PartitionConsumer:
         *,
         batch_size: int,
         prefetch: int,
+        local: LocalActivities | None = None,
     ) -> None:
         self.partition = partition
         self.queue_name = topology.partition_queue(partition)
@@ -67,8 +71,10 @@ class PartitionConsumer:
         self._topology = topology
         self._batch_size = batch_size
         self._prefetch = prefetch
-        # Deliveries, and timer fires that are due (held until then, already acknowledged, see
-        # _hold); _wake is set when either gains one or a publishing task ends.
+        self._local = local
+        # Deliveries, and messages with no delivery: timer fires that are due (held until then,
+        # already acknowledged, see _hold) and local activities' results; _wake is set when
+        # either gains one or a publishing task ends.
         self._inbox: deque[AbstractIncomingMessage] = deque()
         self._due: deque[OrchestratorMessage] = deque()
         self._wake = asyncio.Event()
@@ -79,6 +85,12 @@ class PartitionConsumer:
         self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
         # Publish-and-acknowledge tasks of committed batches, oldest first (_then_publish).
         self._publishing: deque[asyncio.Task[None]] = deque()
+        # Local activities running, and the outbox row of each result not yet recorded (by
+        # the result's message id); results of runs started before a detach are dropped.
+        self._running_local: set[asyncio.Task[None]] = set()
+        self._local_rows: dict[uuid.UUID, int] = {}
+        self._generation = 0
+        self._due_last = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._log = log.bind(partition=partition)
@@ -105,6 +117,10 @@ class PartitionConsumer:
         self._consumer_tag = None
         self._inbox.clear()
         self._due.clear()
+        # Local runs in flight and results not yet recorded: their outbox rows stay, and the
+        # relay's sweeper hands those tasks to the activity service.
+        self._generation += 1
+        self._local_rows.clear()
         # The partition may go to another process: the fires held here are left to the timer
         # sweeper (their rows are still in Postgres), so this one does not write after it.
         self._drop_held()
@@ -119,6 +135,8 @@ class PartitionConsumer:
         if self._publishing:
             await asyncio.wait(self._publishing, timeout=timeout)
         self._drop_held()
+        for running in self._running_local:
+            running.cancel()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -137,14 +155,17 @@ class PartitionConsumer:
                 self._log.exception("batch.unexpected_error", size=len(batch))
 
     async def _next_batch(self) -> list[AbstractIncomingMessage | OrchestratorMessage]:
-        """Fires that are due first; deliveries once the batches before them are published."""
+        """Due fires and local results first, deliveries once the batches before them are
+        published; when both are ready, they take turns."""
         while True:
             source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
-            if self._due:
+            deliveries_ready = bool(self._inbox) and not self._publishing
+            if self._due and not (self._due_last and deliveries_ready):
                 source = self._due
-            elif self._inbox and not self._publishing:
+            elif deliveries_ready:
                 source = self._inbox
             if source is not None:
+                self._due_last = source is self._due
                 self._idle.clear()
                 count = min(len(source), self._batch_size)
                 return [source.popleft() for _ in range(count)]
@@ -175,9 +196,10 @@ class PartitionConsumer:
             return
         except Exception:
             if len(parsed) == 1:
-                self._log.exception(
-                    "message.failed", message_id=str(parsed[0][1].envelope.message_id)
-                )
+                message_id = parsed[0][1].envelope.message_id
+                self._log.exception("message.failed", message_id=str(message_id))
+                # A local result is not retried from here: its row stays for the sweeper.
+                self._local_rows.pop(message_id, None)
                 await asyncio.sleep(_FAILURE_BACKOFF_SECONDS)
                 # A held fire has no delivery to return: the timer sweeper fires it again.
                 await self._requeue(deliveries)
@@ -193,7 +215,45 @@ class PartitionConsumer:
         for fire in committed.held_fires:
             assert isinstance(fire.body, TimerFired)
             self._hold(fire, max((fire.body.fire_at - now).total_seconds(), 0.0))
-        self._then_publish(committed.records, deliveries)
+        recorded_local = [
+            self._local_rows.pop(m.envelope.message_id)
+            for _, m in parsed
+            if m.envelope.message_id in self._local_rows
+        ]
+        self._relay.discard(recorded_local)
+        records = committed.records
+        if self._local is not None:
+            records, local_tasks = self._local.split(records)
+            for record, definition in local_tasks:
+                self._start_local(record, definition)
+        self._then_publish(records, deliveries)
+
+    def _start_local(self, record: OutboxRecord, definition: ActivityDefinition) -> None:
+        task = asyncio.create_task(self._run_local(record, definition, self._generation))
+        self._running_local.add(task)
+        task.add_done_callback(self._running_local.discard)
+
+    async def _run_local(
+        self, record: OutboxRecord, definition: ActivityDefinition, generation: int
+    ) -> None:
+        assert self._local is not None
+
+        async def report_started(started: OrchestratorMessage) -> None:
+            if generation == self._generation:
+                self._due.append(started)
+                self._wake.set()
+
+        try:
+            result = await self._local.run(record, definition, report_started)
+        except Exception:
+            # Not the activity failing (that is a TaskFailed result): the task could not be
+            # run here at all. Its row stays; the sweeper hands it to the activity service.
+            self._log.exception("local_activity.not_run", activity=definition.name)
+            return
+        if generation == self._generation:
+            self._local_rows[result.envelope.message_id] = record.id
+            self._due.append(result)
+            self._wake.set()
 
     def _then_publish(
         self, records: Sequence[OutboxRecord], deliveries: list[AbstractIncomingMessage]

@@ -48,6 +48,10 @@ class OutboxRelay:
         stay for the sweeper."""
         return await publish_committed(self._cleaner, self._publisher, records)
 
+    def discard(self, ids: Sequence[int]) -> None:
+        """Delete rows whose messages were delivered some other way (local activities)."""
+        self._cleaner.discard(ids)
+
     async def close(self) -> None:
         """Delete the rows published and not yet deleted."""
         await self._cleaner.close()

@@ -18,6 +18,8 @@ class OrchestratorSettings(CommonSettings):
     shutdown_seconds: how long SIGTERM waits for batches in flight.
     timer_grace_seconds: how overdue a timer must be before the sweeper fires it (the most a
         timer whose delayed message the broker lost can be late).
+    local_activity_threads: threads for the plain (not ``async def``) local activities this
+        process runs itself (``@app.activity(local=True)``).
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
@@ -31,4 +33,5 @@ class OrchestratorSettings(CommonSettings):
     outbox_grace_seconds: float = Field(default=5.0, gt=0)
     shutdown_seconds: float = Field(default=20.0, gt=0)
     timer_grace_seconds: float = Field(default=5.0, gt=0)
+    local_activity_threads: int = Field(default=4, ge=1)
     keep_continued_history: bool = False

@@ -137,6 +137,23 @@ def test_function_name_above_a_trigger_renames_the_function():
     assert say_hello.__durable_name__ == "SayHello"
 
 
+def test_only_activities_registered_local_are_local_and_a_rename_keeps_it():
+    app = FunctionApp()
+
+    @app.activity
+    def remote(value):
+        return value
+
+    @app.function_name(name="Quick")
+    @app.activity(local=True)
+    def quick(value):
+        return value
+
+    assert not app.activities["remote"].local
+    assert app.activities["Quick"].local
+    assert app.activities["Quick"].function is quick
+
+
 def test_merge_adds_the_other_apps_functions():
     first, second = FunctionApp(), FunctionApp()
     first.orchestrator(name="one")(lambda ctx: None)

@@ -1,0 +1,63 @@
+"""Local activities: run by the orchestrator itself, right after the step that calls them.
+
+An activity registered with ``@app.activity(local=True)`` is scheduled like any other: its
+``TaskScheduled`` event and its task message are committed together, the message in the
+outbox. The partition consumer then runs it here instead of publishing that message, and
+feeds the result back into the partition as if it had come from the activity service; once
+the result is recorded, the outbox row is deleted. A call costs one commit and no broker
+round trip. If this process dies, or loses the partition, before the result is recorded, the
+row is still there: the outbox sweeper publishes it after its grace period and the activity
+service runs the task (activities run at least once). See ADR 13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from contracts import ActivityTaskMessage, OrchestratorMessage, Topology
+from durable.app import ActivityDefinition, FunctionApp
+from services.common.activity_runner import ActivityRunner
+from services.common.outbox import OutboxRecord
+
+
+class LocalActivities:
+    """Recognises the task messages of local activities and runs them."""
+
+    def __init__(self, functions: FunctionApp, topology: Topology, *, threads: int) -> None:
+        self._by_route: dict[tuple[str, str], ActivityDefinition] = {
+            topology.activity_route(name): definition
+            for name, definition in functions.activities.items()
+            if definition.local
+        }
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="local")
+
+    def split(
+        self, records: Sequence[OutboxRecord]
+    ) -> tuple[list[OutboxRecord], list[tuple[OutboxRecord, ActivityDefinition]]]:
+        """The records to publish, and the local activities' tasks to run here."""
+        if not self._by_route:
+            return list(records), []
+        publish: list[OutboxRecord] = []
+        local: list[tuple[OutboxRecord, ActivityDefinition]] = []
+        for record in records:
+            message = record.message
+            definition = self._by_route.get((message.exchange, message.routing_key))
+            if definition is not None and message.message_type == "ActivityTask":
+                local.append((record, definition))
+            else:
+                publish.append(record)
+        return publish, local
+
+    async def run(
+        self,
+        record: OutboxRecord,
+        definition: ActivityDefinition,
+        report_started: Callable[[OrchestratorMessage], Awaitable[None]],
+    ) -> OrchestratorMessage:
+        """Run one task; its result, addressed to its instance."""
+        task = ActivityTaskMessage.model_validate_json(record.message.body)
+        return await ActivityRunner(self._threads, report_started).run(definition, task)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)

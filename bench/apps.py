@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from durable import FunctionApp, OrchestrationContext
+from workflows.samples import CITIES
 
 app = FunctionApp()
 
@@ -39,6 +40,23 @@ def bench_sequence(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
     for step in range(int(spec["steps"])):
         done += (yield ctx.call_activity(activity, step)) == step
     return done
+
+
+@app.activity(local=True)
+def say_hello_local(city: str) -> str:
+    """``workflows.samples.say_hello`` as a local activity."""
+    return f"Hello {city}!"
+
+
+@app.orchestrator
+def hello_cities_local(ctx: OrchestrationContext) -> Generator[Any, Any, list[str]]:
+    """W2: ``workflows.samples.hello_cities`` step for step, calling ``say_hello_local``."""
+    cities = ctx.get_input() or CITIES
+    greetings: list[str] = []
+    for city in cities:
+        ctx.set_custom_status({"greeting": city, "done": len(greetings), "of": len(cities)})
+        greetings.append((yield ctx.call_activity("say_hello_local", city)))
+    return greetings
 
 
 @app.orchestrator

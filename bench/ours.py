@@ -60,11 +60,13 @@ async def w1_sequence(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     return outcome
 
 
-async def run_hello_batch(deployment: OurDeployment, count: int) -> tuple[float, list[Any]]:
+async def run_hello_batch(
+    deployment: OurDeployment, count: int, name: str = "hello_cities"
+) -> tuple[float, list[Any]]:
     """Start ``count`` Hello cities chains at once; the time from the first start to the
     last completion (recorded), and the instances' rows."""
     started = time.time()
-    instance_ids = await deployment.start_many("hello_cities", [None] * count)
+    instance_ids = await deployment.start_many(name, [None] * count)
     # The time is taken from what the instances recorded, so polling slowly changes nothing
     # but the CPU the harness takes from the services (a 50 ms poll of a thousand ids took a
     # quarter of a core).
@@ -75,14 +77,20 @@ async def run_hello_batch(deployment: OurDeployment, count: int) -> tuple[float,
 
 
 async def w2_hello_cities(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+    """The batch twice: the sample as it is, then with its activity local."""
     outcome = Outcome()
     count = sizes.w2_instances
-    wall, rows = await run_hello_batch(deployment, count)
-    outcome.metrics = {"orchestrations_per_s": round(count / wall, 1), "wall_s": round(wall, 3)}
-    outcome.check(f"{count} completed", _completed(rows) == count, _completed(rows))
-    outcome.check(
-        "every output is the five greetings", all(_output(r) == HELLO_OUTPUT for r in rows)
-    )
+    for prefix, name in (("", "hello_cities"), ("local_", "hello_cities_local")):
+        wall, rows = await run_hello_batch(deployment, count, name)
+        outcome.metrics |= {
+            f"{prefix}orchestrations_per_s": round(count / wall, 1),
+            f"{prefix}wall_s": round(wall, 3),
+        }
+        outcome.check(f"{name}: {count} completed", _completed(rows) == count, _completed(rows))
+        outcome.check(
+            f"{name}: every output is the five greetings",
+            all(_output(r) == HELLO_OUTPUT for r in rows),
+        )
     return outcome
 
 

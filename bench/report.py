@@ -136,6 +136,24 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             ("ratio", "celery", 10),
         ),
         Metric("W2", "wall_s", "first start to last completion", "s", False),
+        Metric(
+            "W2",
+            "local_orchestrations_per_s",
+            "Hello cities, local activity: orchestrations/s",
+            "1/s",
+            True,
+            ("ratio", "dbos", 3),
+            peer_key="orchestrations_per_s",
+        ),
+        Metric(
+            "W2",
+            "local_orchestrations_per_s",
+            "Hello cities, local activity: orchestrations/s",
+            "1/s",
+            True,
+            ("ratio", "celery", 10),
+            peer_key="orchestrations_per_s",
+        ),
         *fan_out,
         Metric(
             "W4", "idle_p50_ms", "event → recorded, idle, p50", "ms", False, ("ratio", "dbos", 2)

@@ -224,17 +224,17 @@ class PartitionConsumer:
         records = committed.records
         if self._local is not None:
             records, local_tasks = self._local.split(records)
-            for record, definition in local_tasks:
-                self._start_local(record, definition)
+            if local_tasks:
+                self._start_local(local_tasks)
         self._then_publish(records, deliveries)
 
-    def _start_local(self, record: OutboxRecord, definition: ActivityDefinition) -> None:
-        task = asyncio.create_task(self._run_local(record, definition, self._generation))
+    def _start_local(self, tasks: list[tuple[OutboxRecord, ActivityDefinition]]) -> None:
+        task = asyncio.create_task(self._run_local(tasks, self._generation))
         self._running_local.add(task)
         task.add_done_callback(self._running_local.discard)
 
     async def _run_local(
-        self, record: OutboxRecord, definition: ActivityDefinition, generation: int
+        self, tasks: list[tuple[OutboxRecord, ActivityDefinition]], generation: int
     ) -> None:
         assert self._local is not None
 
@@ -244,16 +244,18 @@ class PartitionConsumer:
                 self._wake.set()
 
         try:
-            result = await self._local.run(record, definition, report_started)
+            results = await self._local.run(tasks, report_started)
         except Exception:
-            # Not the activity failing (that is a TaskFailed result): the task could not be
-            # run here at all. Its row stays; the sweeper hands it to the activity service.
-            self._log.exception("local_activity.not_run", activity=definition.name)
+            # Not an activity failing (that is a TaskFailed result): the tasks could not be
+            # run here at all. Their rows stay; the sweeper hands them to the activity service.
+            self._log.exception("local_activity.not_run", count=len(tasks))
             return
-        if generation == self._generation:
+        if generation != self._generation:
+            return
+        for record, result in results:
             self._local_rows[result.envelope.message_id] = record.id
             self._due.append(result)
-            self._wake.set()
+        self._wake.set()
 
     def _then_publish(
         self, records: Sequence[OutboxRecord], deliveries: list[AbstractIncomingMessage]

@@ -12,6 +12,7 @@ service runs the task (activities run at least once). See ADR 13.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,13 +52,28 @@ class LocalActivities:
 
     async def run(
         self,
-        record: OutboxRecord,
-        definition: ActivityDefinition,
+        tasks: Sequence[tuple[OutboxRecord, ActivityDefinition]],
         report_started: Callable[[OrchestratorMessage], Awaitable[None]],
-    ) -> OrchestratorMessage:
-        """Run one task; its result, addressed to its instance."""
-        task = ActivityTaskMessage.model_validate_json(record.message.body)
-        return await ActivityRunner(self._threads, report_started).run(definition, task)
+    ) -> list[tuple[OutboxRecord, OrchestratorMessage]]:
+        """Run one batch's tasks; each with its result, addressed to its instance.
+
+        Plain functions without a time-out run one after the other in one thread (one hop
+        between threads for the batch); ``async def`` ones, and those with a time-out, each on
+        their own, concurrently.
+        """
+        runner = ActivityRunner(self._threads, report_started)
+        parsed = [
+            (record, definition, ActivityTaskMessage.model_validate_json(record.message.body))
+            for record, definition in tasks
+        ]
+        together = [p for p in parsed if not p[1].is_async and p[2].body.timeout_seconds is None]
+        alone = [p for p in parsed if p not in together]
+        in_one_thread, each_alone = await asyncio.gather(
+            runner.run_in_one_thread([(definition, task) for _, definition, task in together]),
+            asyncio.gather(*(runner.run(definition, task) for _, definition, task in alone)),
+        )
+        records = [record for record, _, _ in together] + [record for record, _, _ in alone]
+        return list(zip(records, [*in_one_thread, *each_alone], strict=True))
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -365,6 +365,13 @@ def test_activity_shapes_register_and_run() -> None:
     assert price == {"sku": "A-1", "price": 9.5, "task": "i:e:4"}
 
 
+def test_the_local_activity_example_registers_a_local_activity() -> None:
+    app = app_of(load("local-activity"))
+
+    assert app.activities["normalise_email"].local
+    assert app.activities["normalise_email"].function("  Mia@Example.COM ") == "mia@example.com"
+
+
 def test_an_activity_with_an_unexpected_parameter_is_refused() -> None:
     app = FunctionApp()
     with pytest.raises(RegistrationError, match="unexpected parameters"):

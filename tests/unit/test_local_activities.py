@@ -86,8 +86,10 @@ async def test_a_local_task_runs_and_answers_like_the_activity_service():
     async def report(message: OrchestratorMessage) -> None:
         started.append(message)
 
-    result = await local.run(task_record(4, "double", 21), app.activities["double"], report)
+    record = task_record(4, "double", 21)
+    [(ran, result)] = await local.run([(record, app.activities["double"])], report)
 
+    assert ran is record
     assert isinstance(result.body, TaskCompleted)
     assert result.body.result == 42
     assert result.body.task_scheduled_id == 4

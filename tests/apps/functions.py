@@ -39,12 +39,14 @@ def catches_failing_activity(ctx: OrchestrationContext) -> Any:
 
 @app.orchestrator
 def slow_chain(ctx: OrchestrationContext) -> Any:
-    """A chain of ``steps`` activities that each take ``delay`` seconds (for crash tests)."""
+    """A chain of ``steps`` activities that each take ``delay`` seconds (for crash tests);
+    ``activity`` is ``slow_echo`` or its local twin ``slow_echo_local``."""
     spec = ctx.get_input() or {}
+    activity = spec.get("activity", "slow_echo")
     results = []
     for step in range(int(spec.get("steps", 5))):
         results.append(
-            (yield ctx.call_activity("slow_echo", {"step": step, "delay": spec.get("delay", 0.01)}))
+            (yield ctx.call_activity(activity, {"step": step, "delay": spec.get("delay", 0.01)}))
         )
     return results
 
@@ -61,6 +63,13 @@ def always_fails(value: Any) -> Any:
 
 @app.activity
 async def slow_echo(spec: dict[str, Any], context: ActivityContext) -> dict[str, Any]:
+    await asyncio.sleep(float(spec["delay"]))
+    return {"step": spec["step"], "key": context.idempotency_key}
+
+
+@app.activity(local=True)
+async def slow_echo_local(spec: dict[str, Any], context: ActivityContext) -> dict[str, Any]:
+    """``slow_echo``, run by the orchestrator itself."""
     await asyncio.sleep(float(spec["delay"]))
     return {"step": spec["step"], "key": context.idempotency_key}
 

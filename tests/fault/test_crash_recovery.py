@@ -1,7 +1,9 @@
 """Crash recovery: ``kill -9`` the orchestrator and the activities worker mid-flight.
 
 Two hundred chains run on a deployment of their own (database and broker namespace), so the
-kills disturb no other test. Nothing may be lost and nothing may happen twice in the record:
+kills disturb no other test; once with activities run by the activities service, once with
+local activities (run by the orchestrator, handed to the activities service from the outbox
+when it dies). Nothing may be lost and nothing may happen twice in the record:
 every instance completes with the right output, every task has exactly one result, every
 instance ends once, seqs have no gaps, and the outbox drains.
 """
@@ -70,6 +72,33 @@ async def test_chains_survive_orchestrator_and_worker_crashes_without_loss_or_du
     await crash_and_restart(deployment, "activities")
     await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS * 7 // 10)
     await crash_and_restart(deployment, "orchestrator", "activities")
+
+    await assert_recovered(deployment, instance_ids)
+
+
+async def test_local_activity_chains_survive_orchestrator_crashes_without_loss_or_duplicates(
+    deployment: Deployment,
+) -> None:
+    # Longer steps: local activities skip the broker, so chains would otherwise end before
+    # the first crash.
+    spec = {"steps": STEPS, "delay": 3 * ACTIVITY_DELAY_SECONDS, "activity": "slow_echo_local"}
+    instance_ids = await asyncio.gather(
+        *(deployment.client.start_new("slow_chain", input=spec) for _ in range(INSTANCES))
+    )
+
+    # The tasks running in the orchestrator when it dies are left in the outbox: the
+    # restarted orchestrator's sweeper hands them to the activities service.
+    await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS // 10)
+    await crash_and_restart(deployment, "orchestrator")
+    await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS * 5 // 10)
+    await crash_and_restart(deployment, "orchestrator")
+
+    await assert_recovered(deployment, instance_ids)
+
+
+async def assert_recovered(deployment: Deployment, instance_ids: list[str]) -> None:
+    """Every instance completed with the right output and a clean history; nothing is left
+    in the outbox or the dead-letter queues."""
 
     async def all_ended() -> bool:
         ended = await deployment.count_ended_instances()

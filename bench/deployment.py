@@ -140,22 +140,29 @@ class OurDeployment:
 
         await wait_until(ended, timeout, interval, f"{len(instance_ids)} instances ending")
 
-    async def wait_custom_status(
-        self, instance_ids: list[str], status: Any, timeout: float, interval: float = 0.05
+    async def wait_all(
+        self,
+        instance_ids: list[str],
+        where: str,
+        *args: Any,
+        timeout: float,
+        interval: float = 0.05,
+        what: str,
     ) -> None:
+        """Wait until the row of every one of ``instance_ids`` matches ``where`` (SQL; its
+        parameters ``args`` are $2, $3, …)."""
         assert self.pool is not None
         pool = self.pool
 
-        async def reached() -> bool:
+        async def all_match() -> bool:
             count = await pool.fetchval(
-                "SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) "
-                "AND custom_status = $2::jsonb",
+                f"SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) AND {where}",
                 instance_ids,
-                json.dumps(status),
+                *args,
             )
             return bool(count == len(instance_ids))
 
-        await wait_until(reached, timeout, interval, f"{len(instance_ids)} instances {status!r}")
+        await wait_until(all_match, timeout, interval, f"{len(instance_ids)} instances {what}")
 
     async def instances(self, instance_ids: list[str]) -> list[asyncpg.Record]:
         assert self.pool is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import time
 from datetime import datetime
@@ -255,8 +256,12 @@ async def w6_history_length(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     pads = {"short": sizes.w6_short_pad, "long": sizes.w6_long_pad}
     specs = [{"pad": pad, "steps": sizes.w6_steps} for pad in pads.values()]
     chains = dict(zip(pads, await deployment.start_many("bench_padded_chain", specs), strict=True))
-    await deployment.wait_custom_status(
-        list(chains.values()), "padded", timeout=120 + sizes.w6_long_pad / 20
+    await deployment.wait_all(
+        list(chains.values()),
+        "custom_status = $2::jsonb",
+        json.dumps("padded"),
+        timeout=120 + sizes.w6_long_pad / 20,
+        what="padded",
     )
     # What the pad's thousands of writes leave behind (autovacuum of events and outbox, the
     # cleaner's deletes) is not the cost of a long history: it settles before the steps.
@@ -308,18 +313,13 @@ async def w7_waiting(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     baseline = deployment.orchestrator_rss()
     count = sizes.w7_instances
     instance_ids = await deployment.start_many("bench_approval", [None] * count)
-    assert deployment.pool is not None
-    pool = deployment.pool
-
-    async def all_waiting() -> bool:
-        waiting = await pool.fetchval(
-            "SELECT count(*) FROM instances WHERE instance_id = ANY($1::text[]) "
-            "AND status = 'Running' AND last_seq >= 2",
-            instance_ids,
-        )
-        return bool(waiting == count)
-
-    await wait_until(all_waiting, 120 + count / 20, 0.2, f"{count} instances waiting")
+    await deployment.wait_all(
+        instance_ids,
+        "status = 'Running' AND last_seq >= 2",
+        timeout=120 + count / 20,
+        interval=0.2,
+        what="waiting",
+    )
     await asyncio.sleep(2.0)
     rss = deployment.orchestrator_rss()
     assert deployment.client is not None

@@ -26,6 +26,7 @@ from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
 from tests.conftest import unique
 from tests.integration import messages
+from tests.integration.consumers import start_partition_consumers, stop_partition_consumers
 from tests.integration.queues import header_text, receive
 
 GARBAGE = b"\x00\xff this is not JSON"
@@ -42,18 +43,11 @@ async def partition_consumers(
 ) -> AsyncIterator[list[PartitionConsumer]]:
     handler = OrchestrationHandler(pool, functions, InstanceCache(), private_topology)
     relay = OutboxRelay(pool, publisher)
-    consumers = [
-        PartitionConsumer(
-            partition, handler, relay, publisher, private_topology, batch_size=16, prefetch=32
-        )
-        for partition in range(private_topology.partitions)
-    ]
-    for consumer in consumers:
-        consumer.start_worker()
-        await consumer.attach(amqp_connection)
+    consumers = await start_partition_consumers(
+        handler, relay, publisher, private_topology, amqp_connection
+    )
     yield consumers
-    for consumer in consumers:
-        await consumer.stop(timeout=5)
+    await stop_partition_consumers(consumers)
 
 
 @pytest.fixture

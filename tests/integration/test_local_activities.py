@@ -27,6 +27,7 @@ from services.orchestrator.relay import OutboxRelay
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.waiting import assert_eventually, wait_for_status
 from tests.integration import functions as integration_functions
+from tests.integration.consumers import start_partition_consumers, stop_partition_consumers
 
 
 class Orchestrator:
@@ -40,27 +41,28 @@ class Orchestrator:
         topology: Topology,
         publisher: Publisher,
     ) -> None:
-        handler = OrchestrationHandler(pool, functions, InstanceCache(), topology)
+        self._handler = OrchestrationHandler(pool, functions, InstanceCache(), topology)
+        self._topology = topology
+        self._publisher = publisher
         # Grace 0: the test's sweep takes every row that is left, at once.
         self.relay = OutboxRelay(pool, publisher, grace_seconds=0)
         self.local = LocalActivities(functions, topology, threads=2)
-        self.consumers = [
-            PartitionConsumer(
-                partition,
-                handler,
-                self.relay,
-                publisher,
-                topology,
-                batch_size=16,
-                prefetch=32,
-                local=self.local,
-            )
-            for partition in range(topology.partitions)
-        ]
+        self.consumers: list[PartitionConsumer] = []
         self.connection: AbstractConnection | None = None
 
-    async def attach(self) -> None:
+    async def start(self) -> None:
+        """Start the consumers, or attach them to a new connection after a lost one."""
         self.connection = await connect(AMQP_URL, "integration.local-activities")
+        if not self.consumers:
+            self.consumers = await start_partition_consumers(
+                self._handler,
+                self.relay,
+                self._publisher,
+                self._topology,
+                self.connection,
+                self.local,
+            )
+            return
         for consumer in self.consumers:
             await consumer.attach(self.connection)
 
@@ -72,8 +74,7 @@ class Orchestrator:
             consumer.detach()
 
     async def stop(self) -> None:
-        for consumer in self.consumers:
-            await consumer.stop(timeout=5)
+        await stop_partition_consumers(self.consumers)
         if self.connection is not None:
             await self.connection.close()
         self.local.close()
@@ -88,9 +89,7 @@ async def orchestrator(
     publisher: Publisher,
 ) -> AsyncIterator[Orchestrator]:
     orchestrator = Orchestrator(private_pool, functions, private_topology, publisher)
-    for consumer in orchestrator.consumers:
-        consumer.start_worker()
-    await orchestrator.attach()
+    await orchestrator.start()
     yield orchestrator
     await orchestrator.stop()
 
@@ -173,7 +172,7 @@ async def test_a_local_task_whose_result_was_not_recorded_is_run_by_the_activity
         # (and the start's row too, if the client has not deleted it yet: a duplicate).
         assert await orchestrator.relay.sweep_once() >= 1
         assert await outbox_rows(pool, private_topology, "held_local") == 0
-        await orchestrator.attach()
+        await orchestrator.start()
         await wait_for_status(client, instance_id, OrchestrationStatus.COMPLETED)
     finally:
         await worker.stop(timeout=5)

@@ -26,6 +26,7 @@ from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
 from tests.conftest import unique
 from tests.helpers.waiting import assert_eventually, wait_for_status
+from tests.integration.consumers import start_partition_consumers, stop_partition_consumers
 
 
 class GatedRelay(OutboxRelay):
@@ -58,19 +59,12 @@ async def partition_consumers(
     amqp_connection: AbstractConnection,
 ) -> AsyncIterator[list[PartitionConsumer]]:
     handler = OrchestrationHandler(pool, functions, InstanceCache(), private_topology)
-    consumers = [
-        PartitionConsumer(
-            partition, handler, gated_relay, publisher, private_topology, batch_size=16, prefetch=32
-        )
-        for partition in range(private_topology.partitions)
-    ]
-    for consumer in consumers:
-        consumer.start_worker()
-        await consumer.attach(amqp_connection)
+    consumers = await start_partition_consumers(
+        handler, gated_relay, publisher, private_topology, amqp_connection
+    )
     yield consumers
     gated_relay.gate.set()
-    for consumer in consumers:
-        await consumer.stop(timeout=5)
+    await stop_partition_consumers(consumers)
 
 
 def ids_on_one_partition(topology: Topology, count: int) -> list[str]:

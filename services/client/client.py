@@ -47,6 +47,7 @@ from services.client.errors import (
 )
 from services.client.paging import InstancePage
 from services.client.queries import InstanceQueries
+from services.client.starts import StartBatcher
 from services.common.amqp import OutgoingMessage, Publisher
 from services.common.db import create_pool
 from services.common.instances import (
@@ -97,6 +98,7 @@ class DurableClient(InstanceQueries):
         self._topology = topology
         self._owns_resources = owns_resources
         self._outbox_cleaner = OutboxCleaner(pool)
+        self._starts = StartBatcher(pool, publisher, self._outbox_cleaner)
         self.start_existing = start_existing
 
     @classmethod
@@ -189,12 +191,14 @@ class DurableClient(InstanceQueries):
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
         outgoing = OutgoingMessage.of(message, exchange, routing_key)
+        # A new id (the common case) goes with the other starts of the moment (StartBatcher).
+        if await self._starts.start(instance, outgoing) is not None:
+            return instance_id
+        record = None
         if policy is ExistingInstancePolicy.REPLACE_ENDED:
             async with self._pool.acquire() as connection, connection.transaction():
                 await purge_instances_txn(connection, [instance_id])
                 record = await insert_instance_with_message(connection, instance, outgoing)
-        else:
-            record = await insert_instance_with_message(self._pool, instance, outgoing)
         if record is None:
             existing = await fetch_instance(self._pool, instance_id)
             status = existing.runtime_status if existing else OrchestrationStatus.PENDING

@@ -104,6 +104,62 @@ async def insert_instance_with_message(
     return None if row_id is None else OutboxRecord(row_id, message)
 
 
+async def insert_instances_with_messages(
+    connection: Connection | asyncpg.Pool,
+    starts: Sequence[tuple[NewInstance, OutgoingMessage]],
+) -> list[OutboxRecord | None]:
+    """``insert_instance_with_message`` for many starts in one statement: for each, its
+    outbox row, or ``None`` (and nothing written for it) when its id is taken, by an existing
+    instance or by a start before it in ``starts``."""
+    instances = [instance for instance, _ in starts]
+    messages = [message for _, message in starts]
+    rows = await connection.fetch(
+        """
+        WITH wanted AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::timestamptz[], $8::text[], $9::text[],
+                                 $10::uuid[], $11::text[], $12::text[], $13::text[])
+                AS w(instance_id, name, execution_id, input, correlation_id, parent_instance_id,
+                     created_at, exchange, routing_key, message_id, message_type, body,
+                     message_correlation_id)
+        ),
+        created AS (
+            INSERT INTO instances (instance_id, name, execution_id, status, input,
+                                   correlation_id, parent_instance_id, created_at, updated_at)
+            SELECT instance_id, name, execution_id, $14, input::jsonb, correlation_id,
+                   parent_instance_id, created_at, created_at
+            FROM wanted
+            ON CONFLICT (instance_id) DO NOTHING
+            RETURNING instance_id, execution_id
+        )
+        INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, message_type, body)
+        SELECT w.exchange, w.routing_key, w.message_id, w.message_correlation_id,
+               w.message_type, w.body
+        FROM wanted w JOIN created c USING (instance_id, execution_id)
+        RETURNING id, message_id
+        """,
+        [i.instance_id for i in instances],
+        [i.name for i in instances],
+        [i.execution_id for i in instances],
+        [json_text(i.input) for i in instances],
+        [i.correlation_id for i in instances],
+        [i.parent_instance_id for i in instances],
+        [i.created_at for i in instances],
+        [m.exchange for m in messages],
+        [m.routing_key for m in messages],
+        [m.message_id for m in messages],
+        [m.message_type for m in messages],
+        [m.body.decode() for m in messages],
+        [m.correlation_id for m in messages],
+        OrchestrationStatus.PENDING.value,
+    )
+    ids = {str(row["message_id"]): row["id"] for row in rows}
+    return [
+        None if message.message_id not in ids else OutboxRecord(ids[message.message_id], message)
+        for message in messages
+    ]
+
+
 async def delete_outbox(pool: asyncpg.Pool, ids: Sequence[int]) -> None:
     """Delete published rows; the commit does not wait for the WAL flush (see module doc)."""
     if not ids:

@@ -1,0 +1,104 @@
+"""Starting instances together: the starts that arrive while one batch is being written go
+in the next, as one statement and one round of publisher confirms.
+
+Nothing waits to fill a batch: an idle client writes a start at once, alone. Under load (many
+concurrent ``start_new`` calls, or the HTTP API's requests) each batch takes what arrived
+during the one before, which saves most of the round trips, commits and socket writes that a
+start costs on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import structlog
+
+from services.common.amqp import OutgoingMessage, Publisher
+from services.common.db import is_connection_failure
+from services.common.instances import NewInstance
+from services.common.outbox import (
+    OutboxCleaner,
+    OutboxRecord,
+    insert_instance_with_message,
+    insert_instances_with_messages,
+    publish_committed,
+)
+
+log = structlog.get_logger(__name__)
+
+_Start = tuple[NewInstance, OutgoingMessage, "asyncio.Future[OutboxRecord | None]"]
+
+
+class StartBatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        cleaner: OutboxCleaner,
+        *,
+        max_batch: int = 256,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._cleaner = cleaner
+        self._max_batch = max_batch
+        self._waiting: list[_Start] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def start(self, instance: NewInstance, message: OutgoingMessage) -> OutboxRecord | None:
+        """Create the Pending instance with its start message and publish it; ``None`` (and
+        nothing written) when the id is taken. Returns once the message is confirmed, or left
+        in the outbox for the sweeper when the broker cannot take it."""
+        future: asyncio.Future[OutboxRecord | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((instance, message, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="start-batches")
+        # The batch goes on if this caller is cancelled: the others in it wait for it.
+        return await asyncio.shield(future)
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: len(batch)]
+            try:
+                await self._write(batch)
+            except BaseException as error:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+
+    async def _write(self, batch: list[_Start]) -> None:
+        try:
+            records = await insert_instances_with_messages(
+                self._pool, [(instance, message) for instance, message, _ in batch]
+            )
+        except Exception as error:
+            if is_connection_failure(error) or len(batch) == 1:
+                raise  # the outcome is unknown, or it is this start's own error
+            # One start the database refuses must not fail the others: each on its own.
+            log.warning("starts.batch_refused", size=len(batch), error=repr(error))
+            for start in batch:
+                await self._write_one(start)
+            return
+        await publish_committed(
+            self._cleaner, self._publisher, [record for record in records if record is not None]
+        )
+        for (_, _, future), record in zip(batch, records, strict=True):
+            if not future.done():
+                future.set_result(record)
+
+    async def _write_one(self, start: _Start) -> None:
+        instance, message, future = start
+        try:
+            record = await insert_instance_with_message(self._pool, instance, message)
+            if record is not None:
+                await publish_committed(self._cleaner, self._publisher, [record])
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+            return
+        if not future.done():
+            future.set_result(record)

@@ -1,0 +1,96 @@
+"""Concurrent starts are written together (``services/client/starts.py``), and each caller still
+gets its own outcome: its instance, ``InstanceExistsError``, or the database's refusal."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from contracts import OrchestrationStatus, Topology
+from services.client.client import DurableClient, InstanceExistsError
+from tests.conftest import unique
+from tests.integration.queues import receive
+
+STARTS = 40
+
+
+async def creating_transactions(pool: asyncpg.Pool, instance_ids: list[str]) -> int:
+    """How many transactions created these rows (``xmin`` is the creating transaction)."""
+    return int(
+        await pool.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM instances WHERE instance_id = ANY($1::text[])",
+            instance_ids,
+        )
+    )
+
+
+async def test_concurrent_starts_share_transactions_and_each_gets_its_instance(
+    private_client: DurableClient, pool: asyncpg.Pool
+) -> None:
+    wanted = [unique("batch-") for _ in range(STARTS)]
+
+    started = await asyncio.gather(
+        *(private_client.start_new("hello_cities", i, [i]) for i in wanted)
+    )
+
+    assert started == wanted
+    for instance_id in wanted:
+        status = await private_client.get_status(instance_id)
+        assert status is not None
+        assert status.runtime_status is OrchestrationStatus.PENDING
+        assert status.input == [instance_id]
+    assert await creating_transactions(pool, wanted) < STARTS
+
+
+async def test_two_concurrent_starts_of_one_id_create_it_once(
+    private_client: DurableClient, private_topology: Topology, channel: AbstractChannel
+) -> None:
+    instance_id = unique("twice-")
+
+    outcomes = await asyncio.gather(
+        private_client.start_new("hello_cities", instance_id, ["first"]),
+        private_client.start_new("hello_cities", instance_id, ["second"]),
+        return_exceptions=True,
+    )
+
+    assert outcomes.count(instance_id) == 1
+    [refused] = [o for o in outcomes if isinstance(o, BaseException)]
+    assert isinstance(refused, InstanceExistsError)
+    queue_name = private_topology.partition_queue(private_topology.partition_for(instance_id))
+    assert len(await receive(channel, queue_name, 1)) == 1
+    status = await private_client.get_status(instance_id)
+    assert status is not None
+    assert status.input == (["first"] if outcomes[0] == instance_id else ["second"])
+
+
+async def test_a_start_the_database_refuses_fails_alone(private_client: DurableClient) -> None:
+    good = [unique("good-") for _ in range(5)]
+    bad = unique("bad-")
+    # Postgres' jsonb cannot hold the NUL character.
+    starts = [private_client.start_new("hello_cities", i, ["fine"]) for i in good]
+    starts.insert(2, private_client.start_new("hello_cities", bad, ["not \x00 storable"]))
+
+    outcomes = await asyncio.gather(*starts, return_exceptions=True)
+
+    assert [o for o in outcomes if isinstance(o, str)] == good
+    [refused] = [o for o in outcomes if isinstance(o, BaseException)]
+    assert isinstance(refused, asyncpg.PostgresError)
+    assert await private_client.get_status(bad) is None
+    for instance_id in good:
+        assert await private_client.get_status(instance_id) is not None
+
+
+@pytest.mark.parametrize("count", [1, 300])
+async def test_a_start_alone_and_more_starts_than_one_batch_all_go_through(
+    private_client: DurableClient, count: int
+) -> None:
+    wanted = [unique("many-") for _ in range(count)]
+
+    assert await asyncio.gather(*(private_client.start_new("hello_cities", i) for i in wanted)) == (
+        wanted
+    )
+    for instance_id in (wanted[0], wanted[-1]):
+        assert await private_client.get_status(instance_id) is not None

@@ -58,17 +58,23 @@ class StartBatcher:
         return await asyncio.shield(future)
 
     async def _write_all(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: len(batch)]
-            try:
-                await self._write(batch)
-            except BaseException as error:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                if not isinstance(error, Exception):
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: len(batch)]
+                try:
+                    await self._write(batch)
+                except Exception as error:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                except BaseException:
+                    _cancel(batch)
                     raise
+        finally:
+            # Cancelled (its event loop is closing): the starts not yet written never will be.
+            _cancel(self._waiting)
+            self._waiting.clear()
 
     async def _write(self, batch: list[_Start]) -> None:
         try:
@@ -102,3 +108,9 @@ class StartBatcher:
             return
         if not future.done():
             future.set_result(record)
+
+
+def _cancel(starts: list[_Start]) -> None:
+    for _, _, future in starts:
+        if not future.done():
+            future.cancel()

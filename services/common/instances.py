@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 from pydantic import JsonValue, TypeAdapter
@@ -88,6 +89,16 @@ async def insert_instances_txn(
         ON CONFLICT (instance_id) DO NOTHING
         RETURNING instance_id
         """,
+        *instance_columns(instances),
+        OrchestrationStatus.PENDING.value,
+    )
+    return {row["instance_id"] for row in rows}
+
+
+def instance_columns(instances: Sequence[NewInstance]) -> list[list[Any]]:
+    """The columns of new instances' rows, one array each: id, name, execution id, input (JSON
+    text), correlation id, parent instance id, creation time."""
+    return [
         [i.instance_id for i in instances],
         [i.name for i in instances],
         [i.execution_id for i in instances],
@@ -95,9 +106,7 @@ async def insert_instances_txn(
         [i.correlation_id for i in instances],
         [i.parent_instance_id for i in instances],
         [i.created_at for i in instances],
-        OrchestrationStatus.PENDING.value,
-    )
-    return {row["instance_id"] for row in rows}
+    ]
 
 
 _STATUS_COLUMNS = """

@@ -25,7 +25,7 @@ import structlog
 from contracts import OrchestrationStatus
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError
 from services.common.db import Connection
-from services.common.instances import NewInstance, json_text
+from services.common.instances import NewInstance, instance_columns, json_text
 
 log = structlog.get_logger(__name__)
 
@@ -120,8 +120,8 @@ async def insert_instances_with_messages(
                                  $6::text[], $7::timestamptz[], $8::text[], $9::text[],
                                  $10::uuid[], $11::text[], $12::text[], $13::text[])
                 AS w(instance_id, name, execution_id, input, correlation_id, parent_instance_id,
-                     created_at, exchange, routing_key, message_id, message_type, body,
-                     message_correlation_id)
+                     created_at, exchange, routing_key, message_id, message_correlation_id,
+                     message_type, body)
         ),
         created AS (
             INSERT INTO instances (instance_id, name, execution_id, status, input,
@@ -138,19 +138,8 @@ async def insert_instances_with_messages(
         FROM wanted w JOIN created c USING (instance_id, execution_id)
         RETURNING id, message_id
         """,
-        [i.instance_id for i in instances],
-        [i.name for i in instances],
-        [i.execution_id for i in instances],
-        [json_text(i.input) for i in instances],
-        [i.correlation_id for i in instances],
-        [i.parent_instance_id for i in instances],
-        [i.created_at for i in instances],
-        [m.exchange for m in messages],
-        [m.routing_key for m in messages],
-        [m.message_id for m in messages],
-        [m.message_type for m in messages],
-        [m.body.decode() for m in messages],
-        [m.correlation_id for m in messages],
+        *instance_columns(instances),
+        *outbox_columns(messages),
         OrchestrationStatus.PENDING.value,
     )
     ids = {str(row["message_id"]): row["id"] for row in rows}

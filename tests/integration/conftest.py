@@ -64,7 +64,10 @@ async def private_topology() -> AsyncIterator[Topology]:
     """A broker namespace for one test, deleted afterwards."""
     topology = Topology(namespace=unique("ti"), partitions=4)
     yield topology
-    await delete_broker_objects(topology, activity_names_under_test())
+    # The queues of the activities only these tests define too (tests declare them for
+    # ``functions``).
+    activities = activity_names_under_test() + sorted(integration_functions.app.activities)
+    await delete_broker_objects(topology, activities)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import structlog
 from contracts import OrchestrationStatus
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError
 from services.common.db import Connection
-from services.common.instances import NewInstance, instance_columns, json_text
+from services.common.instances import NewInstance, instance_columns
 
 log = structlog.get_logger(__name__)
 
@@ -73,35 +73,8 @@ async def insert_instance_with_message(
 ) -> OutboxRecord | None:
     """Create a Pending instance and queue its start message: one statement, so one round
     trip and its own transaction. ``None`` (and nothing written) when the id is taken."""
-    row_id = await connection.fetchval(
-        """
-        WITH created AS (
-            INSERT INTO instances (instance_id, name, execution_id, status, input,
-                                   correlation_id, parent_instance_id, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $8)
-            ON CONFLICT (instance_id) DO NOTHING
-            RETURNING instance_id
-        )
-        INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, message_type, body)
-        SELECT $9, $10, $11::uuid, $12, $13, $14 FROM created
-        RETURNING id
-        """,
-        instance.instance_id,
-        instance.name,
-        instance.execution_id,
-        OrchestrationStatus.PENDING.value,
-        json_text(instance.input),
-        instance.correlation_id,
-        instance.parent_instance_id,
-        instance.created_at,
-        message.exchange,
-        message.routing_key,
-        message.message_id,
-        message.correlation_id,
-        message.message_type,
-        message.body.decode(),
-    )
-    return None if row_id is None else OutboxRecord(row_id, message)
+    [record] = await insert_instances_with_messages(connection, [(instance, message)])
+    return record
 
 
 async def insert_instances_with_messages(

@@ -178,7 +178,7 @@ class PartitionConsumer:
         parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
         for item in items:
             if isinstance(item, OrchestratorMessage):
-                parsed.append((None, item))  # a held fire, now due
+                parsed.append((None, item))  # no delivery: a due fire or a local result
                 continue
             try:
                 parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))

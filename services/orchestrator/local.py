@@ -62,17 +62,17 @@ class LocalActivities:
         their own, concurrently.
         """
         runner = ActivityRunner(self._threads, report_started)
-        parsed = [
-            (record, definition, ActivityTaskMessage.model_validate_json(record.message.body))
-            for record, definition in tasks
-        ]
-        together = [p for p in parsed if not p[1].is_async and p[2].body.timeout_seconds is None]
-        alone = [p for p in parsed if p not in together]
+        together: list[tuple[OutboxRecord, ActivityDefinition, ActivityTaskMessage]] = []
+        alone: list[tuple[OutboxRecord, ActivityDefinition, ActivityTaskMessage]] = []
+        for record, definition in tasks:
+            task = ActivityTaskMessage.model_validate_json(record.message.body)
+            plain = not definition.is_async and task.body.timeout_seconds is None
+            (together if plain else alone).append((record, definition, task))
         in_one_thread, each_alone = await asyncio.gather(
             runner.run_in_one_thread([(definition, task) for _, definition, task in together]),
             asyncio.gather(*(runner.run(definition, task) for _, definition, task in alone)),
         )
-        records = [record for record, _, _ in together] + [record for record, _, _ in alone]
+        records = [record for record, _, _ in together + alone]
         return list(zip(records, [*in_one_thread, *each_alone], strict=True))
 
     def close(self) -> None:

@@ -183,14 +183,16 @@ class OurDeployment:
         )
 
     async def event_times(self, instance_id: str, event_type: str) -> list[datetime]:
+        """The times the instance's events of ``event_type`` carry: when the step that
+        recorded each was decided (steps written together, ADR 14, share ``recorded_at``)."""
         assert self.pool is not None
         rows = await self.pool.fetch(
-            "SELECT recorded_at FROM events WHERE instance_id = $1 AND event_type = $2 "
-            "ORDER BY seq",
+            "SELECT (payload::jsonb ->> 'timestamp')::timestamptz AS at FROM events "
+            "WHERE instance_id = $1 AND event_type = $2 ORDER BY seq",
             instance_id,
             event_type,
         )
-        return [row["recorded_at"] for row in rows]
+        return [row["at"] for row in rows]
 
 
 def _output(row: asyncpg.Record) -> Any:

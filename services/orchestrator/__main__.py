@@ -44,6 +44,11 @@ async def run(settings: OrchestratorSettings) -> None:
     publisher = await Publisher.open(
         settings.amqp_url, topology, "orchestrator.publish", delays=True
     )
+    relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
+    timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
+    local = None
+    if any(definition.local for definition in functions.activities.values()):
+        local = LocalActivities(functions, topology, threads=settings.local_activity_threads)
     cache = InstanceCache(settings.cache_instances, settings.cache_idle_seconds)
     handler = OrchestrationHandler(
         pool,
@@ -51,12 +56,9 @@ async def run(settings: OrchestratorSettings) -> None:
         cache,
         topology,
         keep_continued_history=settings.keep_continued_history,
+        local=local,
+        inline_seconds=settings.local_inline_seconds,
     )
-    relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
-    timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
-    local = None
-    if any(definition.local for definition in functions.activities.values()):
-        local = LocalActivities(functions, topology, threads=settings.local_activity_threads)
     consumers = [
         PartitionConsumer(
             partition,

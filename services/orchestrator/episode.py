@@ -50,6 +50,19 @@ class Batch:
     """Fires of timers due so soon that the orchestrator keeps them instead of publishing."""
     expected_seqs: dict[str, int] = field(default_factory=dict)
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
+    _update_at: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def put_update(self, update: store.InstanceUpdate) -> None:
+        """Set the instance's row update: an instance stepped more than once in the batch
+        (local activities run before the commit) writes its row once, as it ends up."""
+        at = self._update_at.setdefault(update.instance_id, len(self.updates))
+        if at == len(self.updates):
+            self.updates.append(update)
+        else:
+            self.updates[at] = update
+
+    def update_of(self, instance_id: str) -> store.InstanceUpdate:
+        return self.updates[self._update_at[instance_id]]
 
     @property
     def rows_only(self) -> bool:
@@ -97,7 +110,7 @@ class EpisodeRecorder:
     ) -> None:
         """The decision's events (after the episode's, already appended) and its effects."""
         self.append_events(state, [(event, None) for event in decision.new_events], batch)
-        batch.updates.append(
+        batch.put_update(
             store.InstanceUpdate(
                 instance_id=state.instance_id,
                 status=decision.status,
@@ -179,7 +192,7 @@ class EpisodeRecorder:
                 ),
             ]
             self.append_events(state, carried, batch, execution_id=request.new_execution_id)
-        batch.updates[-1] = replace(batch.updates[-1], last_seq=state.last_seq)
+        batch.put_update(replace(batch.update_of(state.instance_id), last_seq=state.last_seq))
         batch.continuations.append(
             Continuation(state.instance_id, request.new_execution_id, request.input, first_seq)
         )

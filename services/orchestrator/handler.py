@@ -7,10 +7,14 @@ one, write the outbox → commit. A batch of cached instances that only appends 
 sends messages is one statement (ADR 0011). The caller then publishes the outbox and
 acknowledges the messages. A failure anywhere before the commit loses nothing: the messages
 are redelivered, duplicates are dropped.
+
+Local activities that are plain functions run inside the batch, before its commit: their
+results step their instances again, and the whole chain is written once (ADR 14).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from services.orchestrator.followups import (
     start_children_txn,
     terminate_children_txn,
 )
+from services.orchestrator.local import LocalActivities
 from services.orchestrator.rewind import rewind_instance
 
 log = structlog.get_logger(__name__)
@@ -76,6 +81,8 @@ class OrchestrationHandler:
         clock: Callable[[], datetime] = utc_now,
         *,
         keep_continued_history: bool = False,
+        local: LocalActivities | None = None,
+        inline_seconds: float = 0.0,
     ) -> None:
         self._pool = pool
         self._functions = functions
@@ -84,6 +91,8 @@ class OrchestrationHandler:
         self._clock = clock
         self._keep_continued_history = keep_continued_history
         self._recorder = EpisodeRecorder(topology)
+        self._local = local
+        self._inline_seconds = inline_seconds
 
     async def handle(self, messages: Sequence[OrchestratorMessage]) -> Committed:
         """Process ``messages`` in one transaction; return the outbox rows to publish and the
@@ -125,27 +134,18 @@ class OrchestrationHandler:
                 uncached[instance_id] = group
             else:
                 self._run_episode(state, group, now, batch)
+        if not uncached:
+            await self._run_inline(batch)
+            if batch.rows_only:
+                return batch, await self._write_statement(batch)
         async with self._pool.acquire() as connection:
-            if not uncached and batch.rows_only:
-                try:
-                    records = await store.write_batch(
-                        connection,
-                        batch.events,
-                        batch.updates,
-                        batch.expected_seqs,
-                        batch.messages,
-                        batch.timer_changes,
-                    )
-                except Exception as error:
-                    if is_connection_failure(error):
-                        raise AmbiguousCommitError(str(error)) from error
-                    raise
-                return batch, records
             transaction = connection.transaction()
             await transaction.start()
             try:
                 if uncached:
                     await self._decide_txn(connection, uncached, now, batch)
+                    # Inside the transaction: the instances just loaded stay locked meanwhile.
+                    await self._run_inline(batch)
                 await self._write_txn(connection, batch, now)
                 records = await insert_outbox_txn(connection, batch.messages)
             except BaseException:
@@ -158,6 +158,46 @@ class OrchestrationHandler:
                     raise AmbiguousCommitError(str(error)) from error
                 raise
         return batch, records
+
+    async def _write_statement(self, batch: Batch) -> list[OutboxRecord]:
+        """Write a batch of cached instances that has only rows to write: one statement."""
+        async with self._pool.acquire() as connection:
+            try:
+                return await store.write_batch(
+                    connection,
+                    batch.events,
+                    batch.updates,
+                    batch.expected_seqs,
+                    batch.messages,
+                    batch.timer_changes,
+                )
+            except Exception as error:
+                if is_connection_failure(error):
+                    raise AmbiguousCommitError(str(error)) from error
+                raise
+
+    async def _run_inline(self, batch: Batch) -> None:
+        """Run the local activities the batch schedules, feed their results back to their
+        instances, and repeat while the time allowed lasts; what is left is committed with
+        its task messages and runs after the commit (ADR 13, 14).
+
+        Nothing of this is written before the batch commits: a crash makes the batch's
+        messages come back, and the activities run again (at least once, as any activity).
+        """
+        if self._local is None or self._inline_seconds <= 0:
+            return
+        deadline = time.monotonic() + self._inline_seconds
+        while time.monotonic() < deadline:
+            live = {state.instance_id: state for state in batch.states}
+            batch.messages, tasks = self._local.take_inline(batch.messages, live)
+            if not tasks:
+                return
+            results: dict[str, list[OrchestratorMessage]] = {}
+            for result in await self._local.run_inline(tasks):
+                results.setdefault(result.envelope.instance_id, []).append(result)
+            now = self._clock()
+            for instance_id, group in results.items():
+                self._run_episode(live[instance_id], group, now, batch)
 
     async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
         await store.write_batch(

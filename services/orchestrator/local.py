@@ -1,4 +1,4 @@
-"""Local activities: run by the orchestrator itself, right after the step that calls them.
+"""Local activities: run by the orchestrator itself, without the broker.
 
 An activity registered with ``@app.activity(local=True)`` is scheduled like any other: its
 ``TaskScheduled`` event and its task message are committed together, the message in the
@@ -8,18 +8,25 @@ the result is recorded, the outbox row is deleted. A call costs one commit and n
 round trip. If this process dies, or loses the partition, before the result is recorded, the
 row is still there: the outbox sweeper publishes it after its grace period and the activity
 service runs the task (activities run at least once). See ADR 13.
+
+Plain functions without a time-out go further: the handler takes them out of a batch before
+its commit (``take_inline``), runs them and steps their instances with the results, so a
+chain of them is written by one commit (ADR 14).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from contracts import ActivityTaskMessage, OrchestratorMessage, Topology
 from durable.app import ActivityDefinition, FunctionApp
 from services.common.activity_runner import ActivityRunner
+from services.common.amqp import OutgoingMessage
 from services.common.outbox import OutboxRecord
+
+InlineTask = tuple[ActivityDefinition, ActivityTaskMessage]
 
 
 class LocalActivities:
@@ -50,6 +57,35 @@ class LocalActivities:
                 publish.append(record)
         return publish, local
 
+    def take_inline(
+        self, messages: Sequence[OutgoingMessage], instances: Collection[str]
+    ) -> tuple[list[OutgoingMessage], list[InlineTask]]:
+        """Split a batch's messages before its commit: the tasks to run now, in the batch
+        (local activities that are plain functions without a time-out, of ``instances``), and
+        the messages to commit. See ADR 14."""
+        if not self._by_route:
+            return list(messages), []
+        keep: list[OutgoingMessage] = []
+        inline: list[InlineTask] = []
+        for message in messages:
+            definition = self._by_route.get((message.exchange, message.routing_key))
+            if (
+                definition is not None
+                and message.message_type == "ActivityTask"
+                and not definition.is_async
+            ):
+                task = ActivityTaskMessage.model_validate_json(message.body)
+                if task.body.timeout_seconds is None and task.envelope.instance_id in instances:
+                    inline.append((definition, task))
+                    continue
+            keep.append(message)
+        return keep, inline
+
+    async def run_inline(self, tasks: Sequence[InlineTask]) -> list[OrchestratorMessage]:
+        """Run tasks taken by ``take_inline``, one after the other in one thread; each one's
+        result, addressed to its instance."""
+        return await ActivityRunner(self._threads, _no_report).run_in_one_thread(tasks)
+
     async def run(
         self,
         tasks: Sequence[tuple[OutboxRecord, ActivityDefinition]],
@@ -77,3 +113,7 @@ class LocalActivities:
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+async def _no_report(started: OrchestratorMessage) -> None:
+    """Tasks run inline have no time-out, so they report no start."""

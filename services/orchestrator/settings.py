@@ -20,6 +20,10 @@ class OrchestratorSettings(CommonSettings):
         timer whose delayed message the broker lost can be late).
     local_activity_threads: threads for the plain (not ``async def``) local activities this
         process runs itself (``@app.activity(local=True)``).
+    local_inline_seconds: how long a batch may go on running the plain-function local
+        activities it schedules before its commit, stepping their instances with the results
+        (ADR 14); what is left then runs after the commit. 0: every local activity runs
+        after the commit of the step that schedules it.
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
@@ -34,4 +38,5 @@ class OrchestratorSettings(CommonSettings):
     shutdown_seconds: float = Field(default=20.0, gt=0)
     timer_grace_seconds: float = Field(default=5.0, gt=0)
     local_activity_threads: int = Field(default=4, ge=1)
+    local_inline_seconds: float = Field(default=0.05, ge=0)
     keep_continued_history: bool = False

@@ -6,6 +6,7 @@ Loaded by the services through ``DF_FUNCTION_MODULES=workflows.samples,tests.app
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -40,7 +41,7 @@ def catches_failing_activity(ctx: OrchestrationContext) -> Any:
 @app.orchestrator
 def slow_chain(ctx: OrchestrationContext) -> Any:
     """A chain of ``steps`` activities that each take ``delay`` seconds (for crash tests);
-    ``activity`` is ``slow_echo`` or its local twin ``slow_echo_local``."""
+    ``activity`` is ``slow_echo`` or one of its local twins."""
     spec = ctx.get_input() or {}
     activity = spec.get("activity", "slow_echo")
     results = []
@@ -71,6 +72,13 @@ async def slow_echo(spec: dict[str, Any], context: ActivityContext) -> dict[str,
 async def slow_echo_local(spec: dict[str, Any], context: ActivityContext) -> dict[str, Any]:
     """``slow_echo``, run by the orchestrator itself."""
     await asyncio.sleep(float(spec["delay"]))
+    return {"step": spec["step"], "key": context.idempotency_key}
+
+
+@app.activity(local=True)
+def slow_echo_plain_local(spec: dict[str, Any], context: ActivityContext) -> dict[str, Any]:
+    """``slow_echo_local`` as a plain function: run inline, before the commit (ADR 14)."""
+    time.sleep(float(spec["delay"]))
     return {"step": spec["step"], "key": context.idempotency_key}
 
 

@@ -76,18 +76,28 @@ async def test_chains_survive_orchestrator_and_worker_crashes_without_loss_or_du
     await assert_recovered(deployment, instance_ids)
 
 
+@pytest.mark.parametrize(
+    ("activity", "delay"),
+    [
+        # async: runs after the commit of its step, in a task of the orchestrator's
+        ("slow_echo_local", 3 * ACTIVITY_DELAY_SECONDS),
+        # plain: runs inline, chained with the next steps before one commit (ADR 14)
+        ("slow_echo_plain_local", 0.005),
+    ],
+)
 async def test_local_activity_chains_survive_orchestrator_crashes_without_loss_or_duplicates(
-    deployment: Deployment,
+    deployment: Deployment, activity: str, delay: float
 ) -> None:
     # Longer steps: local activities skip the broker, so chains would otherwise end before
     # the first crash.
-    spec = {"steps": STEPS, "delay": 3 * ACTIVITY_DELAY_SECONDS, "activity": "slow_echo_local"}
+    spec = {"steps": STEPS, "delay": delay, "activity": activity}
     instance_ids = await asyncio.gather(
         *(deployment.client.start_new("slow_chain", input=spec) for _ in range(INSTANCES))
     )
 
-    # The tasks running in the orchestrator when it dies are left in the outbox: the
-    # restarted orchestrator's sweeper hands them to the activities service.
+    # The tasks running in the orchestrator when it dies are left in the outbox (the
+    # restarted orchestrator's sweeper hands them to the activities service), or their batch
+    # was not committed (its messages come back and run again).
     await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS // 10)
     await crash_and_restart(deployment, "orchestrator")
     await deployment.wait_for_events("TaskCompleted", TOTAL_TASKS * 5 // 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from durable import FunctionApp, OrchestrationContext, TaskFailedError
@@ -35,6 +36,22 @@ def shouts(ctx: OrchestrationContext) -> Any:
     for word in ctx.get_input():
         shouted.append((yield ctx.call_activity("shout", word)))
     return shouted
+
+
+@app.activity(local=True)
+def dawdle(word: str) -> str:
+    """A plain local activity that takes a while (50 ms)."""
+    time.sleep(0.05)
+    return word
+
+
+@app.orchestrator
+def dawdles(ctx: OrchestrationContext) -> Any:
+    """Passes each word through ``dawdle`` in turn."""
+    passed = []
+    for word in ctx.get_input():
+        passed.append((yield ctx.call_activity("dawdle", word)))
+    return passed
 
 
 # The test that drives ``held_local`` opens its gate and counts its runs, by key.

@@ -96,3 +96,52 @@ async def test_a_local_task_runs_and_answers_like_the_activity_service():
     assert result.envelope.message_id == deterministic_message_id("i1", "e1", "result", 4)
     assert started == []  # no time-out: nothing to report
     local.close()
+
+
+@app.activity(local=True)
+async def double_async(value: int) -> int:
+    return value * 2
+
+
+def task_message(
+    activity: str, instance_id: str, timeout: float | None = None, value: int = 0
+) -> OutgoingMessage:
+    record = task_record(1, activity, value)
+    message = ActivityTaskMessage.model_validate_json(record.message.body)
+    message = message.model_copy(
+        update={
+            "envelope": message.envelope.model_copy(update={"instance_id": instance_id}),
+            "body": message.body.model_copy(update={"timeout_seconds": timeout}),
+        }
+    )
+    exchange, routing_key = TOPOLOGY.activity_route(activity)
+    return OutgoingMessage.of(message, exchange, routing_key)
+
+
+def test_only_plain_local_tasks_without_a_time_out_of_the_batch_are_taken_inline():
+    local = LocalActivities(app, TOPOLOGY, threads=1)
+    inline = task_message("double", "i1")
+    others = [
+        task_message("double", "i1", timeout=5),  # a time-out: runs after the commit
+        task_message("double_async", "i1"),  # async: runs after the commit
+        task_message("remote", "i1"),  # not local
+        task_message("double", "elsewhere"),  # not an instance the batch stepped
+    ]
+
+    keep, taken = local.take_inline([others[0], inline, *others[1:]], {"i1"})
+
+    assert keep == others
+    assert [(definition.name, task.body.input) for definition, task in taken] == [("double", 0)]
+    local.close()
+
+
+async def test_tasks_taken_inline_run_and_answer_like_the_activity_service():
+    local = LocalActivities(app, TOPOLOGY, threads=1)
+    _, taken = local.take_inline([task_message("double", "i1", value=21)], {"i1"})
+
+    [result] = await local.run_inline(taken)
+
+    assert isinstance(result.body, TaskCompleted)
+    assert result.body.result == 42
+    assert result.envelope.message_id == deterministic_message_id("i1", "e1", "result", 1)
+    local.close()

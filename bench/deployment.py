@@ -102,9 +102,11 @@ class OurDeployment:
             await drop_database(self.endpoints.admin_database_url, self.database)
 
     def orchestrator_rss(self) -> int:
+        """The orchestrator service's resident memory: all its processes (ADR 15)."""
         process = self.group["orchestrator"].process
         assert process is not None
-        return int(psutil.Process(process.pid).memory_info().rss)
+        top = psutil.Process(process.pid)
+        return sum(p.memory_info().rss for p in [top, *top.children(recursive=True)])
 
     # --- starting and waiting ----------------------------------------------------------------
 

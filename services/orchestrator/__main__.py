@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 
 import structlog
 from aio_pika.abc import AbstractConnection
@@ -23,6 +25,12 @@ from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.processes import (
+    PROCESS_INDEX_VARIABLE,
+    die_with_supervisor,
+    owned_partitions,
+    supervise,
+)
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.timers import TimerSweeper
@@ -32,11 +40,13 @@ log = structlog.get_logger("services.orchestrator")
 _CACHE_SWEEP_SECONDS = 10.0
 
 
-async def run(settings: OrchestratorSettings) -> None:
+async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
     stopping = stop_event_on_signals()
     functions = load_function_apps(settings.modules)
     topology = settings.topology
-    pool = await create_pool(settings.database_url, min_size=2, max_size=settings.pool_size)
+    pool = await create_pool(
+        settings.database_url, min_size=2, max_size=settings.pool_size_per_process
+    )
     async with pool.acquire() as connection:
         await apply_migrations(connection)
     await record_registered_functions(pool, "orchestrator", functions.orchestrators)
@@ -70,7 +80,7 @@ async def run(settings: OrchestratorSettings) -> None:
             prefetch=settings.prefetch,
             local=local,
         )
-        for partition in range(topology.partitions)
+        for partition in partitions
     ]
     for consumer in consumers:
         consumer.start_worker()
@@ -93,7 +103,7 @@ async def run(settings: OrchestratorSettings) -> None:
     ]
     log.info(
         "service.ready",
-        partitions=topology.partitions,
+        partitions=partitions,
         orchestrators=sorted(functions.orchestrators),
         local_activities=sorted(n for n, d in functions.activities.items() if d.local),
         namespace=topology.namespace,
@@ -127,7 +137,16 @@ async def _evict_idle(cache: InstanceCache, stopping: asyncio.Event) -> None:
 def main() -> None:
     settings = OrchestratorSettings()
     configure_logging("orchestrator", log_format=settings.log_format, level=settings.log_level)
-    run_service("orchestrator", run(settings))
+    index_text = os.environ.get(PROCESS_INDEX_VARIABLE)
+    processes = settings.processes
+    if index_text is None and processes > 1:
+        sys.exit(supervise(processes))
+    index = None if index_text is None else int(index_text)
+    if index is not None:
+        die_with_supervisor()
+        structlog.contextvars.bind_contextvars(process=index)
+    partitions = owned_partitions(settings.partitions, processes, index)
+    run_service("orchestrator", run(settings, partitions))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 
 from services.common.settings import CommonSettings
@@ -24,6 +26,10 @@ class OrchestratorSettings(CommonSettings):
         activities it schedules before its commit, stepping their instances with the results
         (ADR 14); what is left then runs after the commit. 0: every local activity runs
         after the commit of the step that schedules it.
+    orchestrator_processes: processes sharing this service's partitions out among them,
+        each on a core of its own (``services.orchestrator.processes``, ADR 15); by default
+        one per CPU core, at most 4 and at most one per partition. ``pool_size`` is the
+        service's: each process gets its share.
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
@@ -39,4 +45,19 @@ class OrchestratorSettings(CommonSettings):
     timer_grace_seconds: float = Field(default=5.0, gt=0)
     local_activity_threads: int = Field(default=4, ge=1)
     local_inline_seconds: float = Field(default=0.05, ge=0)
+    orchestrator_processes: int | None = Field(default=None, ge=1)
     keep_continued_history: bool = False
+
+    @property
+    def processes(self) -> int:
+        """How many processes run the service (``orchestrator_processes``, or its default)."""
+        if self.orchestrator_processes is not None:
+            return min(self.orchestrator_processes, self.partitions)
+        return max(1, min(os.cpu_count() or 1, _DEFAULT_MOST_PROCESSES, self.partitions))
+
+    @property
+    def pool_size_per_process(self) -> int:
+        return max(2, self.pool_size // self.processes)
+
+
+_DEFAULT_MOST_PROCESSES = 4

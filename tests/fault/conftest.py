@@ -83,9 +83,12 @@ async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     # A killed orchestrator can leave committed outbox rows unpublished; a short grace period
     # lets the restarted one's sweeper send them without slowing the test down.
     # Likewise a short timer grace period, so a timer fire the broker lost is re-fired quickly.
+    # Two orchestrator processes, whatever the machine's cores: a crash of the service is a
+    # crash of both (ADR 15).
     env = service_env(settings, free_port()) | {
         "DF_OUTBOX_GRACE_SECONDS": "1",
         "DF_TIMER_GRACE_SECONDS": "2",
+        "DF_ORCHESTRATOR_PROCESSES": "2",
     }
     group = ServiceGroup(
         env, tmp_path_factory.mktemp("crash-logs"), names=("orchestrator", "activities")

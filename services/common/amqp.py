@@ -136,6 +136,7 @@ class Publisher:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._declared_activities: set[str] = set()
         self._lock = asyncio.Lock()
+        self._declaring = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -222,8 +223,12 @@ class Publisher:
     async def _ensure_activity_queue(self, channel: AbstractChannel, activity_name: str) -> None:
         if activity_name in self._declared_activities:
             return
-        await declare_activity_queues(channel, self._topology, [activity_name])
-        self._declared_activities.add(activity_name)
+        # One declaration, however many publishes are waiting for it (a fan-out's first
+        # thousands would otherwise each declare the queue, and wait on each other's RPCs).
+        async with self._declaring:
+            if activity_name not in self._declared_activities:
+                await declare_activity_queues(channel, self._topology, [activity_name])
+                self._declared_activities.add(activity_name)
 
 
 _CONNECTION_LOST = (

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -36,19 +36,32 @@ class OutboxRecord:
     message: OutgoingMessage
 
 
+@dataclass(frozen=True)
+class SweepScope:
+    """The rows one sweeper takes: those its partitions wrote, and those written by no
+    partition if ``unpartitioned``."""
+
+    partitions: Sequence[int]
+    unpartitioned: bool
+
+
 async def insert_outbox_txn(
-    connection: Connection, messages: Sequence[OutgoingMessage]
+    connection: Connection, messages: Sequence[OutgoingMessage], partition: int | None = None
 ) -> list[OutboxRecord]:
-    """Insert ``messages`` inside the caller's transaction; return them with their row ids."""
+    """Insert ``messages`` inside the caller's transaction, as written by ``partition``'s
+    batch (None: by no partition); return them with their row ids."""
     if not messages:
         return []
     rows = await connection.fetch(
         """
-        INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, message_type, body)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+        INSERT INTO outbox
+            (exchange, routing_key, message_id, correlation_id, message_type, body, partition)
+        SELECT *, $7::smallint
+        FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])
         RETURNING id
         """,
         *outbox_columns(messages),
+        partition,
     )
     return [OutboxRecord(row["id"], message) for row, message in zip(rows, messages, strict=True)]
 
@@ -177,20 +190,32 @@ class OutboxCleaner:
 
 
 async def claim_stale_outbox_txn(
-    connection: Connection, older_than_seconds: float, limit: int
+    connection: Connection,
+    older_than_seconds: float,
+    limit: int,
+    scope: SweepScope | None = None,
+    skip: Collection[int] = (),
 ) -> list[OutboxRecord]:
-    """Lock up to ``limit`` rows older than the grace period, skipping rows others hold."""
+    """Lock up to ``limit`` rows older than the grace period, skipping rows others hold and
+    the ids in ``skip``; only rows of ``scope`` when one is given."""
     rows = await connection.fetch(
         """
         SELECT id, exchange, routing_key, message_id, correlation_id, message_type, body
         FROM outbox
         WHERE created_at < now() - make_interval(secs => $1)
+          AND ($3::smallint[] IS NULL
+               OR partition = ANY($3::smallint[])
+               OR (partition IS NULL AND $4::boolean))
+          AND NOT (id = ANY($5::bigint[]))
         ORDER BY id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
         """,
         older_than_seconds,
         limit,
+        None if scope is None else list(scope.partitions),
+        scope is not None and scope.unpartitioned,
+        list(skip),
     )
     return [
         OutboxRecord(

@@ -21,6 +21,7 @@ from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations
+from services.common.outbox import SweepScope
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
@@ -54,7 +55,12 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
     publisher = await Publisher.open(
         settings.amqp_url, topology, "orchestrator.publish", delays=True
     )
-    relay = OutboxRelay(pool, publisher, grace_seconds=settings.outbox_grace_seconds)
+    relay = OutboxRelay(
+        pool,
+        publisher,
+        grace_seconds=settings.outbox_grace_seconds,
+        scope=SweepScope(partitions, unpartitioned=0 in partitions),
+    )
     timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
     local = None
     if any(definition.local for definition in functions.activities.values()):

@@ -357,7 +357,7 @@ class PartitionConsumer:
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             try:
-                return await self._handler.handle(messages)
+                return await self._handler.handle(messages, self.partition)
             except ConcurrencyError:
                 # Another writer won; our cached state is gone, so the retry reloads.
                 self._log.info("batch.conflict_retry", attempt=attempt)

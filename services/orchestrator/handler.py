@@ -94,9 +94,11 @@ class OrchestrationHandler:
         self._local = local
         self._inline_seconds = inline_seconds
 
-    async def handle(self, messages: Sequence[OrchestratorMessage]) -> Committed:
-        """Process ``messages`` in one transaction; return the outbox rows to publish and the
-        timer fires to hold.
+    async def handle(
+        self, messages: Sequence[OrchestratorMessage], partition: int | None = None
+    ) -> Committed:
+        """Process ``messages`` (of ``partition``, which their outbox rows record) in one
+        transaction; return the outbox rows to publish and the timer fires to hold.
 
         Raises ``ConcurrencyError`` when another writer appended to one of the instances
         first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
@@ -106,7 +108,7 @@ class OrchestrationHandler:
         for message in messages:
             groups.setdefault(message.envelope.instance_id, []).append(message)
         try:
-            batch, records = await self._decide_and_write(groups, self._clock())
+            batch, records = await self._decide_and_write(groups, self._clock(), partition)
         except BaseException:
             for instance_id in groups:
                 self._cache.evict(instance_id)
@@ -118,7 +120,10 @@ class OrchestrationHandler:
         return Committed(records, batch.held_fires)
 
     async def _decide_and_write(
-        self, groups: dict[str, list[OrchestratorMessage]], now: datetime
+        self,
+        groups: dict[str, list[OrchestratorMessage]],
+        now: datetime,
+        partition: int | None,
     ) -> tuple[Batch, list[OutboxRecord]]:
         """Cached instances are decided without reading anything (their rows are checked when
         written); the others are locked and loaded in the transaction.
@@ -137,7 +142,7 @@ class OrchestrationHandler:
         if not uncached:
             await self._run_inline(batch)
             if batch.rows_only:
-                return batch, await self._write_statement(batch)
+                return batch, await self._write_statement(batch, partition)
         async with self._pool.acquire() as connection:
             transaction = connection.transaction()
             await transaction.start()
@@ -147,7 +152,7 @@ class OrchestrationHandler:
                     # Inside the transaction: the instances just loaded stay locked meanwhile.
                     await self._run_inline(batch)
                 await self._write_txn(connection, batch, now)
-                records = await insert_outbox_txn(connection, batch.messages)
+                records = await insert_outbox_txn(connection, batch.messages, partition)
             except BaseException:
                 await transaction.rollback()
                 raise
@@ -159,7 +164,7 @@ class OrchestrationHandler:
                 raise
         return batch, records
 
-    async def _write_statement(self, batch: Batch) -> list[OutboxRecord]:
+    async def _write_statement(self, batch: Batch, partition: int | None) -> list[OutboxRecord]:
         """Write a batch of cached instances that has only rows to write: one statement."""
         async with self._pool.acquire() as connection:
             try:
@@ -170,6 +175,7 @@ class OrchestrationHandler:
                     batch.expected_seqs,
                     batch.messages,
                     batch.timer_changes,
+                    partition,
                 )
             except Exception as error:
                 if is_connection_failure(error):

@@ -2,8 +2,11 @@
 
 The handler's caller publishes each batch's rows right after the commit (``publish_committed``).
 Rows outlive that only when a process died between commit and publish, or the broker was
-unreachable; the sweeper publishes those once they are older than a grace period, so it never
-races the normal path for fresh rows.
+unreachable; the sweeper publishes those once they are older than a grace period, so it
+does not race the normal path for fresh rows. Nor for old ones still being published (a
+fan-out of thousands can take longer than the grace period): the sweeper skips the rows its
+own process is publishing, and in a service of several processes each sweeps only the rows
+its own partitions wrote (``SweepScope``, ADR 15).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from services.common.amqp import Publisher
 from services.common.outbox import (
     OutboxCleaner,
     OutboxRecord,
+    SweepScope,
     claim_stale_outbox_txn,
     publish_committed,
 )
@@ -35,6 +39,7 @@ class OutboxRelay:
         grace_seconds: float = 5.0,
         sweep_interval_seconds: float = 1.0,
         sweep_batch: int = 500,
+        scope: SweepScope | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -42,11 +47,19 @@ class OutboxRelay:
         self._sweep_interval_seconds = sweep_interval_seconds
         self._sweep_batch = sweep_batch
         self._cleaner = OutboxCleaner(pool)
+        self._scope = scope
+        # Rows of this process being published right now: never the sweeper's.
+        self._in_flight: set[int] = set()
 
     async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
         """Publish rows just committed; they are deleted in the background. False if they
         stay for the sweeper."""
-        return await publish_committed(self._cleaner, self._publisher, records)
+        ids = [record.id for record in records]
+        self._in_flight.update(ids)
+        try:
+            return await publish_committed(self._cleaner, self._publisher, records)
+        finally:
+            self._in_flight.difference_update(ids)
 
     def discard(self, ids: Sequence[int]) -> None:
         """Delete rows whose messages were delivered some other way (local activities)."""
@@ -60,7 +73,7 @@ class OutboxRelay:
         """Publish and delete up to one batch of stale rows; return how many were published."""
         async with self._pool.acquire() as connection, connection.transaction():
             records = await claim_stale_outbox_txn(
-                connection, self._grace_seconds, self._sweep_batch
+                connection, self._grace_seconds, self._sweep_batch, self._scope, self._in_flight
             )
             if not records:
                 return 0

@@ -123,9 +123,11 @@ async def write_batch(
     expected_seqs: Mapping[str, int],
     messages: Sequence[OutgoingMessage] = (),
     timers: TimerChanges = TimerChanges(),
+    partition: int | None = None,
 ) -> list[OutboxRecord]:
     """Append ``events``, update the instances' rows, queue ``messages``, write the timer
-    rows: one statement.
+    rows: one statement. ``partition``: the partition whose batch this is (outbox rows
+    record it, for the sweepers).
 
     Each row is updated only while its ``last_seq`` is the one in ``expected_seqs`` (what the
     cache or the locked row said before the episode), so this is safe without a lock: when
@@ -165,9 +167,11 @@ async def write_batch(
             ),
             queued AS (
                 INSERT INTO outbox
-                    (exchange, routing_key, message_id, correlation_id, message_type, body)
-                SELECT * FROM unnest($16::text[], $17::text[], $18::uuid[], $19::text[],
-                                     $20::text[], $21::text[])
+                    (exchange, routing_key, message_id, correlation_id, message_type, body,
+                     partition)
+                SELECT *, $32::smallint
+                FROM unnest($16::text[], $17::text[], $18::uuid[], $19::text[],
+                            $20::text[], $21::text[])
                 RETURNING id
             ),
             timers_created AS (
@@ -216,6 +220,7 @@ async def write_batch(
             [k.execution_id for k in closed],
             [k.timer_id for k in closed],
             ended,
+            partition,
         )
     except asyncpg.PostgresError as error:
         if is_write_conflict(error):

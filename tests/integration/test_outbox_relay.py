@@ -6,15 +6,23 @@ that crash is a transaction that inserts rows and commits without publishing.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
 import asyncpg
 from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestratorMessage, Topology
 from services.common.amqp import OutgoingMessage, Publisher, declare_orchestrator_queues
-from services.common.outbox import OutboxRecord, claim_stale_outbox_txn, insert_outbox_txn
+from services.common.outbox import (
+    OutboxRecord,
+    SweepScope,
+    claim_stale_outbox_txn,
+    insert_outbox_txn,
+)
 from services.orchestrator.relay import OutboxRelay
-from tests.conftest import unique
+from tests.conftest import AMQP_URL, unique
 from tests.integration import messages
 from tests.integration.queues import message_count, receive
 
@@ -32,15 +40,19 @@ def starts(topology: Topology) -> dict[int, list[OrchestratorMessage]]:
 
 
 async def commit_without_publishing(
-    pool: asyncpg.Pool, topology: Topology, by_partition: dict[int, list[OrchestratorMessage]]
+    pool: asyncpg.Pool,
+    topology: Topology,
+    by_partition: dict[int, list[OrchestratorMessage]],
+    written_by: int | None = None,
 ) -> list[OutboxRecord]:
+    """The rows of a batch (of partition ``written_by``, or of none), committed."""
     outgoing = [
         OutgoingMessage.of(message, *topology.orchestrator_route(message.envelope.instance_id))
         for group in by_partition.values()
         for message in group
     ]
     async with pool.acquire() as connection, connection.transaction():
-        return await insert_outbox_txn(connection, outgoing)
+        return await insert_outbox_txn(connection, outgoing, written_by)
 
 
 async def outbox_size(pool: asyncpg.Pool) -> int:
@@ -143,3 +155,72 @@ async def test_the_writer_publishes_its_own_rows_after_commit_and_deletes_them(
 
     assert await outbox_size(private_pool) == 0
     await assert_arrived(channel, private_topology, by_partition)
+
+
+async def test_a_sweeper_takes_only_the_rows_of_its_own_partitions(
+    private_pool: asyncpg.Pool,
+    private_topology: Topology,
+    publisher: Publisher,
+    channel: AbstractChannel,
+) -> None:
+    # Two processes of one service: partitions 0 and 2 in one, 1 and 3 in the other; rows
+    # written by no partition (the client's) go to the one with partition 0.
+    await declare_orchestrator_queues(channel, private_topology)
+    batches = {written_by: starts(private_topology) for written_by in (None, 0, 1)}
+    for written_by, by_partition in batches.items():
+        await commit_without_publishing(private_pool, private_topology, by_partition, written_by)
+    odd = OutboxRelay(private_pool, publisher, grace_seconds=0, scope=SweepScope([1, 3], False))
+    even = OutboxRelay(private_pool, publisher, grace_seconds=0, scope=SweepScope([0, 2], True))
+
+    assert await odd.sweep_once() == STARTS
+    await assert_arrived(channel, private_topology, batches[1])
+    assert await odd.sweep_once() == 0
+    assert await even.sweep_once() == 2 * STARTS
+    await assert_arrived(channel, private_topology, merged(batches[None], batches[0]))
+    assert await outbox_size(private_pool) == 0
+
+
+def merged(
+    *batches: dict[int, list[OrchestratorMessage]],
+) -> dict[int, list[OrchestratorMessage]]:
+    out: dict[int, list[OrchestratorMessage]] = {}
+    for batch in batches:
+        for partition, sent in batch.items():
+            out.setdefault(partition, []).extend(sent)
+    return out
+
+
+class HeldPublisher(Publisher):
+    """The real publisher, whose batches wait for ``gate`` (a publish slower than the grace
+    period, as a fan-out of thousands can be)."""
+
+    gate: asyncio.Event
+
+    async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
+        await self.gate.wait()
+        await super().publish_many(messages)
+
+
+async def test_rows_being_published_are_not_swept_however_old(
+    private_pool: asyncpg.Pool, private_topology: Topology, channel: AbstractChannel
+) -> None:
+    held = await HeldPublisher.open(AMQP_URL, private_topology, "integration.held")
+    held.gate = asyncio.Event()
+    try:
+        await declare_orchestrator_queues(channel, private_topology)
+        by_partition = starts(private_topology)
+        records = await commit_without_publishing(private_pool, private_topology, by_partition)
+        relay = OutboxRelay(private_pool, held, grace_seconds=0)
+        publishing = asyncio.create_task(relay.publish_committed(records))
+        await asyncio.sleep(0)  # the publish has started and waits at the gate
+
+        assert await relay.sweep_once() == 0
+
+        held.gate.set()
+        assert await publishing is True
+        await relay.close()
+        assert await outbox_size(private_pool) == 0
+        await assert_arrived(channel, private_topology, by_partition)
+    finally:
+        held.gate.set()
+        await held.close()

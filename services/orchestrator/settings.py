@@ -53,7 +53,7 @@ class OrchestratorSettings(CommonSettings):
         """How many processes run the service (``orchestrator_processes``, or its default)."""
         if self.orchestrator_processes is not None:
             return min(self.orchestrator_processes, self.partitions)
-        return max(1, min(os.cpu_count() or 1, _DEFAULT_MOST_PROCESSES, self.partitions))
+        return max(1, min(_usable_cores(), _DEFAULT_MOST_PROCESSES, self.partitions))
 
     @property
     def pool_size_per_process(self) -> int:
@@ -61,3 +61,10 @@ class OrchestratorSettings(CommonSettings):
 
 
 _DEFAULT_MOST_PROCESSES = 4
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's, where the system says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -27,8 +27,8 @@ class OrchestratorSettings(CommonSettings):
         (ADR 14); what is left then runs after the commit. 0: every local activity runs
         after the commit of the step that schedules it.
     orchestrator_processes: processes sharing this service's partitions out among them,
-        each on a core of its own (``services.orchestrator.processes``, ADR 15); by default
-        one per CPU core, at most 4 and at most one per partition. ``pool_size`` is the
+        each on a core of its own (``services.orchestrator.processes``, ADR 15); at most one
+        per partition; 0: one per CPU core it may run on, at most 4. ``pool_size`` is the
         service's: each process gets its share.
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
@@ -45,22 +45,22 @@ class OrchestratorSettings(CommonSettings):
     timer_grace_seconds: float = Field(default=5.0, gt=0)
     local_activity_threads: int = Field(default=4, ge=1)
     local_inline_seconds: float = Field(default=0.05, ge=0)
-    orchestrator_processes: int | None = Field(default=None, ge=1)
+    orchestrator_processes: int = Field(default=1, ge=0)
     keep_continued_history: bool = False
 
     @property
     def processes(self) -> int:
-        """How many processes run the service (``orchestrator_processes``, or its default)."""
-        if self.orchestrator_processes is not None:
+        """How many processes run the service (``orchestrator_processes``; 0: per core)."""
+        if self.orchestrator_processes > 0:
             return min(self.orchestrator_processes, self.partitions)
-        return max(1, min(_usable_cores(), _DEFAULT_MOST_PROCESSES, self.partitions))
+        return max(1, min(_usable_cores(), _MOST_PROCESSES_PER_CORE, self.partitions))
 
     @property
     def pool_size_per_process(self) -> int:
         return max(2, self.pool_size // self.processes)
 
 
-_DEFAULT_MOST_PROCESSES = 4
+_MOST_PROCESSES_PER_CORE = 4
 
 
 def _usable_cores() -> int:

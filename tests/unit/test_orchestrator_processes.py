@@ -21,20 +21,24 @@ def test_a_lone_process_owns_every_partition():
     assert owned_partitions(4, 3, None) == [0, 1, 2, 3]  # not started by a supervisor
 
 
-def test_processes_default_to_the_usable_cores_within_bounds(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
-    assert OrchestratorSettings(partitions=16).processes == 4
-    assert OrchestratorSettings(partitions=2).processes == 2
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {3}, raising=False)
+def test_one_process_by_default():
     assert OrchestratorSettings(partitions=16).processes == 1
+
+
+def test_zero_means_one_per_usable_core_within_bounds(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert OrchestratorSettings(orchestrator_processes=0, partitions=16).processes == 4
+    assert OrchestratorSettings(orchestrator_processes=0, partitions=2).processes == 2
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {3}, raising=False)
+    assert OrchestratorSettings(orchestrator_processes=0, partitions=16).processes == 1
 
 
 def test_without_affinity_the_cpu_count_is_used(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delattr("os.sched_getaffinity", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 3)
-    assert OrchestratorSettings(partitions=16).processes == 3
+    assert OrchestratorSettings(orchestrator_processes=0, partitions=16).processes == 3
     monkeypatch.setattr("os.cpu_count", lambda: None)
-    assert OrchestratorSettings(partitions=16).processes == 1
+    assert OrchestratorSettings(orchestrator_processes=0, partitions=16).processes == 1
 
 
 def test_an_explicit_count_is_kept_up_to_the_partitions():

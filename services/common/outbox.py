@@ -36,15 +36,6 @@ class OutboxRecord:
     message: OutgoingMessage
 
 
-@dataclass(frozen=True)
-class SweepScope:
-    """The rows one sweeper takes: those its partitions wrote, and those written by no
-    partition if ``unpartitioned``."""
-
-    partitions: Sequence[int]
-    unpartitioned: bool
-
-
 async def insert_outbox_txn(
     connection: Connection, messages: Sequence[OutgoingMessage], partition: int | None = None
 ) -> list[OutboxRecord]:
@@ -193,11 +184,12 @@ async def claim_stale_outbox_txn(
     connection: Connection,
     older_than_seconds: float,
     limit: int,
-    scope: SweepScope | None = None,
+    partitions: Sequence[int] | None = None,
     skip: Collection[int] = (),
 ) -> list[OutboxRecord]:
     """Lock up to ``limit`` rows older than the grace period, skipping rows others hold and
-    the ids in ``skip``; only rows of ``scope`` when one is given."""
+    the ids in ``skip``. With ``partitions``, only the rows those partitions wrote, and the
+    rows of no partition (the client's) if partition 0 is one of them."""
     rows = await connection.fetch(
         """
         SELECT id, exchange, routing_key, message_id, correlation_id, message_type, body
@@ -205,16 +197,15 @@ async def claim_stale_outbox_txn(
         WHERE created_at < now() - make_interval(secs => $1)
           AND ($3::smallint[] IS NULL
                OR partition = ANY($3::smallint[])
-               OR (partition IS NULL AND $4::boolean))
-          AND NOT (id = ANY($5::bigint[]))
+               OR (partition IS NULL AND 0 = ANY($3::smallint[])))
+          AND NOT (id = ANY($4::bigint[]))
         ORDER BY id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
         """,
         older_than_seconds,
         limit,
-        None if scope is None else list(scope.partitions),
-        scope is not None and scope.unpartitioned,
+        None if partitions is None else list(partitions),
         list(skip),
     )
     return [

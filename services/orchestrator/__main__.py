@@ -21,7 +21,6 @@ from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations
-from services.common.outbox import SweepScope
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
@@ -59,7 +58,7 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
         pool,
         publisher,
         grace_seconds=settings.outbox_grace_seconds,
-        scope=SweepScope(partitions, unpartitioned=0 in partitions),
+        partitions=partitions,
     )
     timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
     local = None

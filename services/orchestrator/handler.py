@@ -193,8 +193,9 @@ class OrchestrationHandler:
         if self._local is None or self._inline_seconds <= 0:
             return
         deadline = time.monotonic() + self._inline_seconds
+        # Only instances the batch stepped can have tasks in it; later rounds add none.
+        live = {state.instance_id: state for state in batch.states}
         while time.monotonic() < deadline:
-            live = {state.instance_id: state for state in batch.states}
             batch.messages, tasks = self._local.take_inline(batch.messages, live)
             if not tasks:
                 return

@@ -49,9 +49,8 @@ class LocalActivities:
         publish: list[OutboxRecord] = []
         local: list[tuple[OutboxRecord, ActivityDefinition]] = []
         for record in records:
-            message = record.message
-            definition = self._by_route.get((message.exchange, message.routing_key))
-            if definition is not None and message.message_type == "ActivityTask":
+            definition = self._definition_of(record.message)
+            if definition is not None:
                 local.append((record, definition))
             else:
                 publish.append(record)
@@ -68,14 +67,10 @@ class LocalActivities:
         keep: list[OutgoingMessage] = []
         inline: list[InlineTask] = []
         for message in messages:
-            definition = self._by_route.get((message.exchange, message.routing_key))
-            if (
-                definition is not None
-                and message.message_type == "ActivityTask"
-                and not definition.is_async
-            ):
+            definition = self._definition_of(message)
+            if definition is not None and not definition.is_async:
                 task = ActivityTaskMessage.model_validate_json(message.body)
-                if task.body.timeout_seconds is None and task.envelope.instance_id in instances:
+                if _plain(definition, task) and task.envelope.instance_id in instances:
                     inline.append((definition, task))
                     continue
             keep.append(message)
@@ -102,8 +97,7 @@ class LocalActivities:
         alone: list[tuple[OutboxRecord, ActivityDefinition, ActivityTaskMessage]] = []
         for record, definition in tasks:
             task = ActivityTaskMessage.model_validate_json(record.message.body)
-            plain = not definition.is_async and task.body.timeout_seconds is None
-            (together if plain else alone).append((record, definition, task))
+            (together if _plain(definition, task) else alone).append((record, definition, task))
         in_one_thread, each_alone = await asyncio.gather(
             runner.run_in_one_thread([(definition, task) for _, definition, task in together]),
             asyncio.gather(*(runner.run(definition, task) for _, definition, task in alone)),
@@ -113,6 +107,17 @@ class LocalActivities:
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def _definition_of(self, message: OutgoingMessage) -> ActivityDefinition | None:
+        """The local activity whose task ``message`` is, if it is one."""
+        if message.message_type != "ActivityTask":
+            return None
+        return self._by_route.get((message.exchange, message.routing_key))
+
+
+def _plain(definition: ActivityDefinition, task: ActivityTaskMessage) -> bool:
+    """A plain function without a time-out: run with others in one thread, or inline."""
+    return not definition.is_async and task.body.timeout_seconds is None
 
 
 async def _no_report(started: OrchestratorMessage) -> None:

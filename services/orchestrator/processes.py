@@ -16,7 +16,6 @@ crash of the service is a crash of all of it.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
@@ -87,16 +86,24 @@ def die_with_supervisor() -> None:
     supervisor = os.environ.get(SUPERVISOR_VARIABLE)
     if supervisor is None:
         return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    # Where prctl is missing, or the supervisor died before it was called: watch the parent.
     parent = int(supervisor)
+    if _kill_me_with_my_parent() and os.getppid() == parent:
+        return
+    if os.getppid() != parent:  # the supervisor died before prctl took
+        os._exit(1)
 
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
+    def watch() -> None:  # no prctl here: look for the parent every second
+        while os.getppid() == parent:
             time.sleep(1.0)
+        os._exit(1)
 
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
+def _kill_me_with_my_parent() -> bool:
+    """Linux's PR_SET_PDEATHSIG: the kernel kills this process when its parent dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0)
+    except (OSError, AttributeError):
+        return False

@@ -6,7 +6,7 @@ unreachable; the sweeper publishes those once they are older than a grace period
 does not race the normal path for fresh rows. Nor for old ones still being published (a
 fan-out of thousands can take longer than the grace period): the sweeper skips the rows its
 own process is publishing, and in a service of several processes each sweeps only the rows
-its own partitions wrote (``SweepScope``, ADR 15).
+its own partitions wrote (ADR 15).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from services.common.amqp import Publisher
 from services.common.outbox import (
     OutboxCleaner,
     OutboxRecord,
-    SweepScope,
     claim_stale_outbox_txn,
     publish_committed,
 )
@@ -39,7 +38,7 @@ class OutboxRelay:
         grace_seconds: float = 5.0,
         sweep_interval_seconds: float = 1.0,
         sweep_batch: int = 500,
-        scope: SweepScope | None = None,
+        partitions: Sequence[int] | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -47,7 +46,8 @@ class OutboxRelay:
         self._sweep_interval_seconds = sweep_interval_seconds
         self._sweep_batch = sweep_batch
         self._cleaner = OutboxCleaner(pool)
-        self._scope = scope
+        # The partitions whose rows the sweeper takes (None: every row).
+        self._partitions = partitions
         # Rows of this process being published right now: never the sweeper's.
         self._in_flight: set[int] = set()
 
@@ -73,7 +73,11 @@ class OutboxRelay:
         """Publish and delete up to one batch of stale rows; return how many were published."""
         async with self._pool.acquire() as connection, connection.transaction():
             records = await claim_stale_outbox_txn(
-                connection, self._grace_seconds, self._sweep_batch, self._scope, self._in_flight
+                connection,
+                self._grace_seconds,
+                self._sweep_batch,
+                self._partitions,
+                self._in_flight,
             )
             if not records:
                 return 0

@@ -53,14 +53,14 @@ class OrchestratorSettings(CommonSettings):
         """How many processes run the service (``orchestrator_processes``; 0: per core)."""
         if self.orchestrator_processes > 0:
             return min(self.orchestrator_processes, self.partitions)
-        return max(1, min(_usable_cores(), _MOST_PROCESSES_PER_CORE, self.partitions))
+        return max(1, min(_usable_cores(), _MOST_PROCESSES_BY_CORES, self.partitions))
 
     @property
     def pool_size_per_process(self) -> int:
         return max(2, self.pool_size // self.processes)
 
 
-_MOST_PROCESSES_PER_CORE = 4
+_MOST_PROCESSES_BY_CORES = 4
 
 
 def _usable_cores() -> int:

@@ -17,7 +17,6 @@ from contracts import OrchestratorMessage, Topology
 from services.common.amqp import OutgoingMessage, Publisher, declare_orchestrator_queues
 from services.common.outbox import (
     OutboxRecord,
-    SweepScope,
     claim_stale_outbox_txn,
     insert_outbox_txn,
 )
@@ -169,8 +168,8 @@ async def test_a_sweeper_takes_only_the_rows_of_its_own_partitions(
     batches = {written_by: starts(private_topology) for written_by in (None, 0, 1)}
     for written_by, by_partition in batches.items():
         await commit_without_publishing(private_pool, private_topology, by_partition, written_by)
-    odd = OutboxRelay(private_pool, publisher, grace_seconds=0, scope=SweepScope([1, 3], False))
-    even = OutboxRelay(private_pool, publisher, grace_seconds=0, scope=SweepScope([0, 2], True))
+    odd = OutboxRelay(private_pool, publisher, grace_seconds=0, partitions=[1, 3])
+    even = OutboxRelay(private_pool, publisher, grace_seconds=0, partitions=[0, 2])
 
     assert await odd.sweep_once() == STARTS
     await assert_arrived(channel, private_topology, batches[1])

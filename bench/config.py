@@ -28,6 +28,12 @@ class Sizes:
     w5_min_delay: float = 1.0
     w5_max_delay: float = 30.0
     w5_timers_per_instance: int = 100
+    # Timers due beyond the orchestrator's hold margin (30 s, ADR 16), whose fires all pass
+    # through the delay cascade; measured after W5's own. Quick mode leaves them out (their
+    # wait alone is over half a minute).
+    w5_cascade_timers: int = 10_000
+    w5_cascade_min_delay: float = 40.0
+    w5_cascade_max_delay: float = 70.0
     # DBOS sleeps: 10,000 sleeping workflows took DBOS six minutes to run here, so the full
     # mode leaves them out (0) unless asked; quick and smoke measure them at their sizes.
     w5_peer_timers: int = 0
@@ -54,6 +60,7 @@ MODES: dict[str, Sizes] = {
         w5_timers=500,
         w5_min_delay=1.0,
         w5_max_delay=3.0,
+        w5_cascade_timers=0,
         w5_peer_timers=500,
         w6_long_pad=2000,
         w6_steps=50,
@@ -72,6 +79,9 @@ MODES: dict[str, Sizes] = {
         w5_timers=20,
         w5_min_delay=1.0,
         w5_max_delay=2.0,
+        w5_cascade_timers=20,
+        w5_cascade_min_delay=31.5,
+        w5_cascade_max_delay=32.5,
         w5_peer_timers=20,
         w6_short_pad=0,
         w6_long_pad=50,

@@ -168,6 +168,9 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             "W5", "lateness_last_third_p99_ms", "lateness p99, last third of due times", "ms", False
         ),
         Metric("W5", "fires_lost", "timer fires lost", "", False, ("max", 0)),
+        Metric("W5", "cascade_lateness_p50_ms", "via the cascade: timer lateness p50", "ms", False),
+        Metric("W5", "cascade_lateness_p99_ms", "via the cascade: timer lateness p99", "ms", False),
+        Metric("W5", "cascade_fires_lost", "timers via the cascade: fires lost", "", False),
         Metric("W6", "step_ms_short", "cached step at the short history", "ms", False),
         Metric("W6", "step_ms_long", "cached step at the long history", "ms", False),
         Metric(

@@ -44,7 +44,7 @@ from services.orchestrator.relay import OutboxRelay
 log = structlog.get_logger(__name__)
 
 _CONFLICT_RETRIES = 3
-# Fires leave the cascade a few seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier than
+# Fires leave the cascade thirty seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier than
 # this means the timer is longer than the cascade's range, or a clock is off.
 _REDELAY_AFTER_SECONDS = ARRIVE_EARLY_SECONDS + 3.0
 _FAILURE_BACKOFF_SECONDS = 0.5
@@ -295,13 +295,13 @@ class PartitionConsumer:
     ) -> bool:
         """Keep a timer fire that arrived early out of the batch until it is due.
 
-        The delay cascade delivers fires a few seconds early (dispatch.ARRIVE_EARLY_SECONDS),
+        The delay cascade delivers fires thirty seconds early (dispatch.ARRIVE_EARLY_SECONDS),
         so that the time it takes to publish a burst of them and to pass the cascade's hops
         does not make them late. Each is acknowledged and kept in memory until its due time,
         when it rejoins the partition's inbox; what keeps it durable meanwhile is its timer
         row in Postgres: if this process dies, the timer sweeper fires it (late by the grace
-        period). A fire that is early by more than a few seconds (a timer longer than the
-        cascade's range) is sent through the cascade again.
+        period). A fire earlier than that by more than a few seconds (a timer longer than
+        the cascade's range) is sent through the cascade again.
         """
         if not isinstance(message.body, TimerFired):
             return False

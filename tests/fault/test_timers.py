@@ -17,6 +17,7 @@ import pytest
 from contracts import OrchestrationStatus
 from contracts.approval import APPROVAL_ORCHESTRATOR
 from contracts.topology import DELAY_LEVELS
+from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS
 from tests.conftest import AMQP_URL
 from tests.fault.conftest import Deployment
 from tests.helpers import approval
@@ -83,11 +84,18 @@ async def test_a_thousand_mixed_timers_fire_once_none_early_none_held_up_by_long
     deployment: Deployment,
 ) -> None:
     # Long timers first, so any head-of-line blocking would hold up the short ones behind them.
+    # The short ones: most due within the cascade's margin (held by the orchestrator from the
+    # start), a tenth long enough to pass through the cascade (ARRIVE_EARLY_SECONDS + 1..5 s).
     long_ids = await start_all(deployment, "sleeper", [3600] * 20)
-    delays = [round(random.Random(7).uniform(1, 8), 3) for _ in range(1000)]
+    generator = random.Random(7)
+    delays = [round(generator.uniform(1, 8), 3) for _ in range(900)]
+    delays += [
+        round(generator.uniform(ARRIVE_EARLY_SECONDS + 1, ARRIVE_EARLY_SECONDS + 5), 3)
+        for _ in range(100)
+    ]
     short_ids = await start_all(deployment, "sleeper", delays)
 
-    await wait_until_ended(deployment, short_ids, timeout=60)
+    await wait_until_ended(deployment, short_ids, timeout=ARRIVE_EARLY_SECONDS + 60)
 
     statuses = [await deployment.client.get_status(i) for i in short_ids]
     assert all(s and s.runtime_status is OrchestrationStatus.COMPLETED for s in statuses)
@@ -124,13 +132,13 @@ async def test_sweeper_fires_timers_whose_delayed_messages_were_purged(
 ) -> None:
     # Long enough to be in the cascade (fires due within dispatch.ARRIVE_EARLY_SECONDS are
     # held by the orchestrator at once and never enter it).
-    instance_ids = await start_all(deployment, "sleeper", [9] * 50)
+    instance_ids = await start_all(deployment, "sleeper", [ARRIVE_EARLY_SECONDS + 4] * 50)
     await wait_for_timer_rows(deployment, 50)
 
     purged = await purge_delay_queues(deployment)
 
     assert purged >= 1, "nothing was waiting in the cascade"
-    await wait_until_ended(deployment, instance_ids, timeout=30)
+    await wait_until_ended(deployment, instance_ids, timeout=ARRIVE_EARLY_SECONDS + 60)
     statuses = [await deployment.client.get_status(i) for i in instance_ids]
     assert all(s and s.runtime_status is OrchestrationStatus.COMPLETED for s in statuses)
     assert all(lateness(s.output) >= 0 for s in statuses if s)

@@ -9,8 +9,10 @@ from functools import cache
 
 import pytest
 
+from contracts import TimerCreated
 from contracts.topology import DELAY_LEVELS, MAX_DELAY_SECONDS, Topology
-from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delay_seconds
+from services.orchestrator.cache import InstanceState
+from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delay_seconds, messages_for
 from tests.helpers.history import T0
 
 TOPOLOGY = Topology(namespace="ns", partitions=4)
@@ -103,3 +105,18 @@ def test_timers_beyond_the_cascade_range_wait_its_longest_delay_and_go_round_aga
     years = timedelta(days=365 * 20)
 
     assert delay_seconds(T0 + years, T0) == MAX_DELAY_SECONDS
+
+
+def test_timers_due_within_the_margin_are_held_and_later_ones_enter_the_cascade():
+    state = InstanceState("i", "sleeper", "e", "c", last_seq=3, executor=None)
+    soon, edge, later = (
+        TimerCreated(event_id=n, timestamp=T0, fire_at=T0 + timedelta(seconds=s))
+        for n, s in ((1, 2.5), (2, ARRIVE_EARLY_SECONDS + 0.9), (3, ARRIVE_EARLY_SECONDS + 40))
+    )
+
+    messages, held = messages_for(TOPOLOGY, state, [soon, edge, later], T0)
+
+    assert [fire.body.timer_id for fire in held] == [1, 2]
+    [message] = messages
+    assert message.exchange == TOPOLOGY.delay_entry_exchange
+    assert message.routing_key == TOPOLOGY.delay_routing_key(40, "i")

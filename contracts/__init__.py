@@ -45,13 +45,25 @@ from contracts.history import (
     TimerCreated,
     TimerFired,
 )
-from contracts.messages import ActivityTask, ActivityTaskMessage, OrchestratorMessage
+from contracts.messages import (
+    ACTIVITY_TASK_BATCH,
+    ORCHESTRATOR_MESSAGE_BATCH,
+    ActivityTask,
+    ActivityTaskBatch,
+    ActivityTaskMessage,
+    OrchestratorMessage,
+    OrchestratorMessageBatch,
+    batch_body,
+)
 from contracts.status import OrchestrationStatus
 from contracts.topology import Topology
 
 __all__ = [
+    "ACTIVITY_TASK_BATCH",
+    "ORCHESTRATOR_MESSAGE_BATCH",
     "SCHEMA_VERSION",
     "ActivityTask",
+    "ActivityTaskBatch",
     "ActivityTaskMessage",
     "ApprovalProgress",
     "ApprovalRecord",
@@ -77,6 +89,7 @@ __all__ = [
     "InboundEvent",
     "OrchestrationStatus",
     "OrchestratorMessage",
+    "OrchestratorMessageBatch",
     "OrchestratorStarted",
     "ParentInstance",
     "ProposalOutcome",
@@ -93,5 +106,6 @@ __all__ = [
     "TimerCreated",
     "TimerFired",
     "Topology",
+    "batch_body",
     "deterministic_message_id",
 ]

@@ -33,6 +33,8 @@ _DOCUMENTS: dict[str, Any] = {
     "history-event": HistoryEvent,
     "orchestrator-message": OrchestratorMessage,
     "activity-task-message": ActivityTaskMessage,
+    "activity-task-batch": list[ActivityTaskMessage],
+    "orchestrator-message-batch": list[OrchestratorMessage],
     "envelope": Envelope,
     "failure-details": FailureDetails,
     "orchestration-status": OrchestrationStatus,

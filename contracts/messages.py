@@ -4,13 +4,20 @@
   event the orchestrator will record (``ExecutionStarted`` from a client, ``TaskCompleted`` from
   an activity worker, ``EventRaised`` from a client, ...), as in the Durable Task Framework.
 - ``ActivityTaskMessage`` goes to an activity's queue and asks a worker to run it.
+
+Either may travel in a batch: one AMQP message whose type is ``ActivityTaskBatch`` (tasks of
+one activity, from one orchestrator batch) or ``OrchestratorMessageBatch`` (messages for one
+partition, such as results finished together) and whose body is a JSON array of the messages,
+each with its own envelope (ADR 17). A batch is only a way of carrying them: every message in
+it is handled as if it had come alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, model_validator
 
 from contracts.envelope import SCHEMA_VERSION, Envelope
 from contracts.history import InboundEvent
@@ -69,3 +76,18 @@ class ActivityTaskMessage(_Message):
         if self.envelope.type != "ActivityTask":
             raise ValueError(f"envelope type {self.envelope.type!r} is not 'ActivityTask'")
         return self
+
+
+ACTIVITY_TASK_BATCH = "ActivityTaskBatch"
+ORCHESTRATOR_MESSAGE_BATCH = "OrchestratorMessageBatch"
+
+ActivityTaskBatch = TypeAdapter(list[ActivityTaskMessage])
+"""An ``ActivityTaskBatch`` body: ``ActivityTaskBatch.validate_json(body)``."""
+
+OrchestratorMessageBatch = TypeAdapter(list[OrchestratorMessage])
+"""An ``OrchestratorMessageBatch`` body: ``OrchestratorMessageBatch.validate_json(body)``."""
+
+
+def batch_body(bodies: Sequence[bytes]) -> bytes:
+    """The body of a batch: the messages' own JSON bodies as one JSON array."""
+    return b"[" + b",".join(bodies) + b"]"

@@ -1,9 +1,11 @@
 """Running activity tasks: consume, run, report the result with a confirm, then acknowledge.
 
-One competing-consumer queue per activity name; ``async def`` activities run on the event
-loop, plain functions in a thread pool (``services.common.activity_runner``). If the process
-dies after the side effect and before the acknowledgement, the task runs again: activities
-run at least once, which is why each receives its idempotency key through ``ActivityContext``."""
+One competing-consumer queue per activity name; a delivery carries one task or a batch of
+them (ADR 17), acknowledged once the result of every one is confirmed. ``async def``
+activities run on the event loop, plain functions in a thread pool
+(``services.common.activity_runner``). If the process dies after the side effect and before
+the acknowledgement, the task runs again: activities run at least once, which is why each
+receives its idempotency key through ``ActivityContext``."""
 
 from __future__ import annotations
 
@@ -17,8 +19,15 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from contracts import ActivityTaskMessage, OrchestratorMessage, Topology
-from durable.app import FunctionApp
+from contracts import (
+    ACTIVITY_TASK_BATCH,
+    ActivityTaskBatch,
+    ActivityTaskMessage,
+    OrchestratorMessage,
+    Topology,
+)
+from durable.app import ActivityDefinition, FunctionApp
+from services.activities.results import ResultSender
 from services.common.acks import AckBatcher
 from services.common.activity_runner import ActivityRunner
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
@@ -46,6 +55,10 @@ class ActivityWorker:
         self._consumers: list[tuple[Any, str]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._acks = AckBatcher()
+        self._results = ResultSender(publisher, topology)
+        # Tasks running per activity: a batch counts as one delivery against the prefetch,
+        # so its tasks take their turns here.
+        self._slots = {name: asyncio.Semaphore(prefetch) for name in functions.activities}
 
     async def attach(self, connection: AbstractConnection) -> None:
         """Consume every activity queue on a (new) connection."""
@@ -85,36 +98,67 @@ class ActivityWorker:
         self._acks.received(delivery)
         queue_name = self._topology.activity_queue(queue_activity)
         try:
-            message = ActivityTaskMessage.model_validate_json(delivery.body)
+            if delivery.type == ACTIVITY_TASK_BATCH:
+                messages = ActivityTaskBatch.validate_json(delivery.body)
+            else:
+                messages = [ActivityTaskMessage.model_validate_json(delivery.body)]
         except ValidationError as error:
             await self._dead_letter(queue_name, delivery, f"invalid message: {error}")
             return
-        definition = self._functions.activities.get(message.body.name)
-        if definition is None or message.body.name != queue_activity:
+        definition = self._functions.activities.get(queue_activity)
+        strays = {m.body.name for m in messages if m.body.name != queue_activity}
+        if definition is None or strays or not messages:
+            names = ", ".join(sorted(strays)) or queue_activity
             await self._dead_letter(
-                queue_name,
-                delivery,
-                f"activity {message.body.name!r} does not belong on {queue_name}",
+                queue_name, delivery, f"activity {names!r} does not belong on {queue_name}"
             )
             return
+        if len(messages) > 1 and delivery.redelivered:
+            # A batch that comes back may hold a task that brought a worker down: its tasks
+            # go back to the queue one by one, so such a task fails alone.
+            await self._unbatch(delivery, messages)
+            return
+        reported = await asyncio.gather(*(self._run(definition, m) for m in messages))
+        if all(reported):
+            self._acks.ack(delivery)
+        else:
+            # A result is not safe anywhere: put the task (the batch) back; it runs again.
+            self._acks.forget(delivery)
+            with contextlib.suppress(Exception):
+                await delivery.nack(requeue=True)
+
+    async def _run(self, definition: ActivityDefinition, message: ActivityTaskMessage) -> bool:
+        """Run one task and report its result; whether the result is confirmed."""
         with structlog.contextvars.bound_contextvars(
             instance_id=message.envelope.instance_id,
             message_id=str(message.envelope.message_id),
             correlation_id=message.envelope.correlation_id,
             activity=definition.name,
         ):
-            exchange, routing_key = self._topology.orchestrator_route(message.envelope.instance_id)
-            try:
+            async with self._slots[definition.name]:
                 reply = await self._runner.run(definition, message)
-                await self._publisher.publish(OutgoingMessage.of(reply, exchange, routing_key))
+            try:
+                await self._results.send(reply)
             except PublishFailedError as error:
-                # The result is not safe anywhere: put the task back; it will run again.
                 log.warning("activity.result_not_published", error=str(error))
-                self._acks.forget(delivery)
-                with contextlib.suppress(Exception):
-                    await delivery.nack(requeue=True)
-                return
-            self._acks.ack(delivery)
+                return False
+            return True
+
+    async def _unbatch(
+        self, delivery: AbstractIncomingMessage, messages: list[ActivityTaskMessage]
+    ) -> None:
+        exchange, routing_key = self._topology.activity_route(messages[0].body.name)
+        log.warning("activity.unbatching", tasks=len(messages), routing_key=routing_key)
+        try:
+            await self._publisher.publish_many(
+                OutgoingMessage.of(m, exchange, routing_key) for m in messages
+            )
+        except PublishFailedError:
+            self._acks.forget(delivery)
+            with contextlib.suppress(Exception):
+                await delivery.nack(requeue=True)
+            return
+        self._acks.ack(delivery)
 
     async def _report_started(self, started: OrchestratorMessage) -> None:
         """Tell the orchestrator the activity's start-to-close clock has started."""

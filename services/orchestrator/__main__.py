@@ -73,6 +73,7 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
         keep_continued_history=settings.keep_continued_history,
         local=local,
         inline_seconds=settings.local_inline_seconds,
+        activity_batch=settings.activity_batch,
     )
     consumers = [
         PartitionConsumer(

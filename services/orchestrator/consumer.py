@@ -31,12 +31,18 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from contracts import OrchestratorMessage, TimerFired, Topology
+from contracts import (
+    ORCHESTRATOR_MESSAGE_BATCH,
+    OrchestratorMessage,
+    OrchestratorMessageBatch,
+    TimerFired,
+    Topology,
+)
 from durable.app import ActivityDefinition
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
-from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed
+from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
 from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.relay import OutboxRelay
@@ -176,18 +182,32 @@ class PartitionConsumer:
 
     async def _process(self, items: list[AbstractIncomingMessage | OrchestratorMessage]) -> None:
         parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
+        # Deliveries that carry several messages (ADR 17): settled as a whole, after all of
+        # their messages are committed.
+        carriers: list[AbstractIncomingMessage] = []
         for item in items:
             if isinstance(item, OrchestratorMessage):
                 parsed.append((None, item))  # no delivery: a due fire or a local result
                 continue
             try:
-                parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
+                if item.type == ORCHESTRATOR_MESSAGE_BATCH:
+                    messages = OrchestratorMessageBatch.validate_json(item.body)
+                    carriers.append(item)
+                    parsed += [(item, message) for message in messages]
+                else:
+                    parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
             except ValidationError as error:
                 await self._reject_invalid(item, f"invalid message: {error}")
-        parsed = [(d, m) for d, m in parsed if not await self._held_until_due(d, m)]
-        if not parsed:
+        parsed = [
+            (d, m)
+            for d, m in parsed
+            # A fire in a batch is held without settling its carrier (nothing sends fires in
+            # batches today; the carrier is acknowledged with the batch).
+            if not await self._held_until_due(None if d in carriers else d, m)
+        ]
+        if not parsed and not carriers:
             return
-        deliveries = [d for d, _ in parsed if d is not None]
+        deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
         try:
             committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
@@ -195,6 +215,14 @@ class PartitionConsumer:
             await self._requeue(deliveries)
             return
         except Exception:
+            if carriers:
+                # Whichever message breaks the batch may be in a carrier: its messages go back
+                # to the partition one by one, and the rest of the batch is tried again.
+                await self._unbatch(carriers)
+                rest = [m if d is None else d for d, m in parsed if d not in carriers]
+                if rest:
+                    await self._process(rest)
+                return
             if len(parsed) == 1:
                 message_id = parsed[0][1].envelope.message_id
                 self._log.exception("message.failed", message_id=str(message_id))
@@ -202,7 +230,7 @@ class PartitionConsumer:
                 self._local_rows.pop(message_id, None)
                 await asyncio.sleep(_FAILURE_BACKOFF_SECONDS)
                 # A held fire has no delivery to return: the timer sweeper fires it again.
-                await self._requeue(deliveries)
+                await self._requeue([d for d, _ in parsed if d is not None])
                 return
             # Isolate whichever message breaks the batch: the others go through one by one,
             # and only the culprit keeps being redelivered until the delivery limit
@@ -364,6 +392,20 @@ class PartitionConsumer:
                 if attempt == _CONFLICT_RETRIES:
                     raise
         raise AssertionError("unreachable")
+
+    async def _unbatch(self, carriers: list[AbstractIncomingMessage]) -> None:
+        """Send each message of ``carriers`` back to this partition on its own, then settle
+        the carriers, so that a message that cannot be processed is retried, and in the end
+        dead-lettered, alone. A carrier whose messages cannot all be sent is requeued."""
+        self._log.warning("batch.unbatching", carriers=len(carriers))
+        for carrier in carriers:
+            try:
+                messages = OrchestratorMessageBatch.validate_json(carrier.body)
+                await self._publisher.publish_many(direct(self._topology, m) for m in messages)
+            except PublishFailedError:
+                await self._requeue([carrier])
+                continue
+            await self._settle(carrier.ack())
 
     async def _reject_invalid(self, delivery: AbstractIncomingMessage, reason: str) -> None:
         try:

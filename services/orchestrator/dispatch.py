@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from contracts import (
+    ACTIVITY_TASK_BATCH,
     ActivityTask,
     ActivityTaskMessage,
     Envelope,
@@ -16,6 +18,7 @@ from contracts import (
     TimerCreated,
     TimerFired,
     Topology,
+    batch_body,
     deterministic_message_id,
 )
 from contracts.topology import MAX_DELAY_SECONDS
@@ -78,6 +81,52 @@ def _activity_task(
     )
     exchange, routing_key = topology.activity_route(event.name)
     return OutgoingMessage.of(task, exchange, routing_key)
+
+
+def batched_tasks(
+    messages: Sequence[OutgoingMessage],
+    topology: Topology,
+    most: int,
+    runs_here: Callable[[OutgoingMessage], bool],
+) -> list[OutgoingMessage]:
+    """``messages``, with the activity tasks among them carried in batches (ADR 17).
+
+    The tasks for one activity travel together, at most ``most`` to a message and in the
+    order they were scheduled; a task alone stays a plain ``ActivityTask``, and so do those
+    ``runs_here`` says the orchestrator runs itself (local activities). Every task keeps its
+    own envelope inside the batch.
+    """
+    if most <= 1:
+        return list(messages)
+    kept: list[OutgoingMessage] = []
+    by_queue: dict[str, list[OutgoingMessage]] = {}
+    for message in messages:
+        if (
+            message.exchange == topology.activities_exchange
+            and message.message_type == "ActivityTask"
+            and not runs_here(message)
+        ):
+            by_queue.setdefault(message.routing_key, []).append(message)
+        else:
+            kept.append(message)
+    for tasks in by_queue.values():
+        for start in range(0, len(tasks), most):
+            chunk = tasks[start : start + most]
+            kept.append(chunk[0] if len(chunk) == 1 else _task_batch(chunk))
+    return kept
+
+
+def _task_batch(tasks: Sequence[OutgoingMessage]) -> OutgoingMessage:
+    first = tasks[0]
+    return OutgoingMessage(
+        exchange=first.exchange,
+        routing_key=first.routing_key,
+        # Derived from its first task: a republished outbox row keeps its id.
+        message_id=str(uuid.uuid5(uuid.UUID(first.message_id), f"batch/{len(tasks)}")),
+        correlation_id=first.correlation_id,
+        message_type=ACTIVITY_TASK_BATCH,
+        body=batch_body([task.body for task in tasks]),
+    )
 
 
 def timer_fired_message(

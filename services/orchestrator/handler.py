@@ -43,6 +43,7 @@ from services.common.instances import NewInstance, insert_instances_txn
 from services.common.outbox import OutboxRecord, insert_outbox_txn
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState
+from services.orchestrator.dispatch import batched_tasks
 from services.orchestrator.engine import Decision, OrchestrationExecutor
 from services.orchestrator.episode import Batch, EpisodeRecorder
 from services.orchestrator.followups import (
@@ -83,6 +84,7 @@ class OrchestrationHandler:
         keep_continued_history: bool = False,
         local: LocalActivities | None = None,
         inline_seconds: float = 0.0,
+        activity_batch: int = 1,
     ) -> None:
         self._pool = pool
         self._functions = functions
@@ -93,6 +95,7 @@ class OrchestrationHandler:
         self._recorder = EpisodeRecorder(topology)
         self._local = local
         self._inline_seconds = inline_seconds
+        self._activity_batch = activity_batch
 
     async def handle(
         self, messages: Sequence[OrchestratorMessage], partition: int | None = None
@@ -141,6 +144,7 @@ class OrchestrationHandler:
                 self._run_episode(state, group, now, batch)
         if not uncached:
             await self._run_inline(batch)
+            self._batch_tasks(batch)
             if batch.rows_only:
                 return batch, await self._write_statement(batch, partition)
         async with self._pool.acquire() as connection:
@@ -152,6 +156,7 @@ class OrchestrationHandler:
                     # Inside the transaction: the instances just loaded stay locked meanwhile.
                     await self._run_inline(batch)
                 await self._write_txn(connection, batch, now)
+                self._batch_tasks(batch)
                 records = await insert_outbox_txn(connection, batch.messages, partition)
             except BaseException:
                 await transaction.rollback()
@@ -205,6 +210,16 @@ class OrchestrationHandler:
             now = self._clock()
             for instance_id, group in results.items():
                 self._run_episode(live[instance_id], group, now, batch)
+
+    def _batch_tasks(self, batch: Batch) -> None:
+        """Carry the batch's activity tasks in batches, one per activity (ADR 17)."""
+        local = self._local
+        batch.messages = batched_tasks(
+            batch.messages,
+            self._topology,
+            self._activity_batch,
+            local.is_local if local is not None else lambda _: False,
+        )
 
     async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
         await store.write_batch(

@@ -108,6 +108,11 @@ class LocalActivities:
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
+    def is_local(self, message: OutgoingMessage) -> bool:
+        """Whether ``message`` is the task of a local activity (run here, never published
+        unless this process fails to run it)."""
+        return self._definition_of(message) is not None
+
     def _definition_of(self, message: OutgoingMessage) -> ActivityDefinition | None:
         """The local activity whose task ``message`` is, if it is one."""
         if message.message_type != "ActivityTask":

@@ -30,6 +30,9 @@ class OrchestratorSettings(CommonSettings):
         each on a core of its own (``services.orchestrator.processes``, ADR 15); at most one
         per partition; 0: one per CPU core it may run on, at most 4. ``pool_size`` is the
         service's: each process gets its share.
+    activity_batch: most activity tasks carried by one message: the tasks a batch schedules
+        for one activity travel together (ADR 17); 1: each in a message of its own (for
+        activity workers that do not read batches).
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
@@ -46,6 +49,7 @@ class OrchestratorSettings(CommonSettings):
     local_activity_threads: int = Field(default=4, ge=1)
     local_inline_seconds: float = Field(default=0.05, ge=0)
     orchestrator_processes: int = Field(default=1, ge=0)
+    activity_batch: int = Field(default=64, ge=1)
     keep_continued_history: bool = False
 
     @property

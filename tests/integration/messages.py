@@ -22,8 +22,10 @@ from contracts import (
     OrchestratorMessage,
     TaskCompleted,
     TaskFailed,
+    Topology,
     deterministic_message_id,
 )
+from tests.conftest import unique
 
 
 def _message(
@@ -136,3 +138,15 @@ def activity_task(
         ),
         body=ActivityTask(name=name, input=input, task_scheduled_id=task_id),
     )
+
+
+def ids_on_one_partition(topology: Topology, count: int) -> list[str]:
+    """``count`` new instance ids that ``topology`` routes to one partition."""
+    first = unique("pipe-")
+    partition = topology.partition_for(first)
+    ids = [first]
+    while len(ids) < count:
+        candidate = unique("pipe-")
+        if topology.partition_for(candidate) == partition:
+            ids.append(candidate)
+    return ids

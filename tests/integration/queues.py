@@ -12,9 +12,15 @@ from tests.helpers.waiting import assert_eventually
 
 
 async def receive(
-    channel: AbstractChannel, queue_name: str, count: int, timeout: float = 10.0
+    channel: AbstractChannel,
+    queue_name: str,
+    count: int,
+    timeout: float = 10.0,
+    *,
+    no_ack: bool = True,
 ) -> list[AbstractIncomingMessage]:
-    """Consume ``queue_name`` until ``count`` messages came; return all that came, oldest first."""
+    """Consume ``queue_name`` until ``count`` messages came; return all that came, oldest first
+    (with ``no_ack=False``, unsettled: the caller acks or nacks them on ``channel``)."""
     queue = await channel.get_queue(queue_name, ensure=False)
     received: list[AbstractIncomingMessage] = []
 
@@ -25,7 +31,7 @@ async def receive(
         assert len(received) >= count, f"{len(received)} of {count} messages in {queue_name}"
         return True
 
-    consumer_tag = await queue.consume(collect, no_ack=True)
+    consumer_tag = await queue.consume(collect, no_ack=no_ack)
     try:
         await assert_eventually(all_arrived, timeout=timeout)
     finally:

@@ -24,9 +24,9 @@ from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
-from tests.conftest import unique
 from tests.helpers.waiting import assert_eventually, wait_for_status
 from tests.integration.consumers import start_partition_consumers, stop_partition_consumers
+from tests.integration.messages import ids_on_one_partition
 
 
 class GatedRelay(OutboxRelay):
@@ -65,17 +65,6 @@ async def partition_consumers(
     yield consumers
     gated_relay.gate.set()
     await stop_partition_consumers(consumers)
-
-
-def ids_on_one_partition(topology: Topology, count: int) -> list[str]:
-    first = unique("pipe-")
-    partition = topology.partition_for(first)
-    ids = [first]
-    while len(ids) < count:
-        candidate = unique("pipe-")
-        if topology.partition_for(candidate) == partition:
-            ids.append(candidate)
-    return ids
 
 
 async def first_recorded(pool: asyncpg.Pool, instance_id: str, event_type: str) -> datetime:

@@ -34,6 +34,9 @@ from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError,
 
 log = structlog.get_logger(__name__)
 
+# How long a batch's first result waits for the results of the rest of its batch.
+_RESULTS_LINGER_SECONDS = 0.002
+
 
 class ActivityWorker:
     def __init__(
@@ -118,8 +121,7 @@ class ActivityWorker:
             # go back to the queue one by one, so such a task fails alone.
             await self._unbatch(delivery, messages)
             return
-        reported = await asyncio.gather(*(self._run(definition, m) for m in messages))
-        if all(reported):
+        if await self._run_all(definition, messages):
             self._acks.ack(delivery)
         else:
             # A result is not safe anywhere: put the task (the batch) back; it runs again.
@@ -127,8 +129,36 @@ class ActivityWorker:
             with contextlib.suppress(Exception):
                 await delivery.nack(requeue=True)
 
-    async def _run(self, definition: ActivityDefinition, message: ActivityTaskMessage) -> bool:
-        """Run one task and report its result; whether the result is confirmed."""
+    async def _run_all(
+        self, definition: ActivityDefinition, messages: list[ActivityTaskMessage]
+    ) -> bool:
+        """Run a delivery's tasks and report their results; whether all are confirmed.
+
+        A batch's results go back together: those finished when the first is, and those
+        that finish within ``_RESULTS_LINGER_SECONDS`` after it, in one message; each later
+        one as soon as it is done (with whatever else finishes in that turn of the loop).
+        """
+        if len(messages) == 1:
+            return await self._report([await self._run(definition, messages[0])])
+        runs = [asyncio.ensure_future(self._run(definition, m)) for m in messages]
+        done, pending = await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
+        if pending:
+            more, pending = await asyncio.wait(pending, timeout=_RESULTS_LINGER_SECONDS)
+            done |= more
+
+        async def report_when_done(run: asyncio.Future[OrchestratorMessage]) -> bool:
+            return await self._report([await run])
+
+        reported = await asyncio.gather(
+            self._report([run.result() for run in done]),
+            *(report_when_done(run) for run in pending),
+        )
+        return all(reported)
+
+    async def _run(
+        self, definition: ActivityDefinition, message: ActivityTaskMessage
+    ) -> OrchestratorMessage:
+        """Run one task; its result."""
         with structlog.contextvars.bound_contextvars(
             instance_id=message.envelope.instance_id,
             message_id=str(message.envelope.message_id),
@@ -136,13 +166,16 @@ class ActivityWorker:
             activity=definition.name,
         ):
             async with self._slots[definition.name]:
-                reply = await self._runner.run(definition, message)
-            try:
-                await self._results.send(reply)
-            except PublishFailedError as error:
-                log.warning("activity.result_not_published", error=str(error))
-                return False
-            return True
+                return await self._runner.run(definition, message)
+
+    async def _report(self, replies: list[OrchestratorMessage]) -> bool:
+        """Send results (together, when they are for one partition); whether all are safe."""
+        try:
+            await asyncio.gather(*(self._results.send(reply) for reply in replies))
+        except PublishFailedError as error:
+            log.warning("activity.result_not_published", error=str(error), count=len(replies))
+            return False
+        return True
 
     async def _unbatch(
         self, delivery: AbstractIncomingMessage, messages: list[ActivityTaskMessage]

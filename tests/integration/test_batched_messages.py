@@ -135,14 +135,37 @@ async def test_a_worker_runs_every_task_of_a_batch_and_reports_each_result(
     await worker.attach(amqp_connection)
 
     queue_name = private_topology.partition_queue(private_topology.partition_for(ids[0]))
-    results = carried(await receive(channel, queue_name, 1))
-    while len(results) < 3:
-        results += carried(await receive(channel, queue_name, 1))
+    [delivery] = await receive(channel, queue_name, 1)
+    assert delivery.type == ORCHESTRATOR_MESSAGE_BATCH  # finished together, sent together
+    results = carried([delivery])
     outputs = {r.envelope.instance_id: r.body for r in results}
     assert all(isinstance(body, TaskCompleted) for body in outputs.values())
     assert {i: b.result for i, b in outputs.items()} == {  # type: ignore[union-attr]
         i: n * n for n, i in enumerate(ids, start=2)
     }
+
+
+async def test_a_slow_task_does_not_hold_back_the_results_of_its_batch(
+    worker: ActivityWorker,
+    publisher: Publisher,
+    private_topology: Topology,
+    amqp_connection: AbstractConnection,
+    channel: AbstractChannel,
+) -> None:
+    ids = ids_on_one_partition(private_topology, 3)
+    delays = [0, 0, 1.0]
+    tasks = [
+        messages.activity_task(i, "slow_echo", {"delay": d, "step": n})
+        for n, (i, d) in enumerate(zip(ids, delays, strict=True))
+    ]
+    await publish_task_batch(publisher, private_topology, tasks)
+
+    await worker.attach(amqp_connection)
+
+    queue_name = private_topology.partition_queue(private_topology.partition_for(ids[0]))
+    fast, slow = await receive(channel, queue_name, 2)
+    assert sorted(r.envelope.instance_id for r in carried([fast])) == sorted(ids[:2])
+    assert [r.envelope.instance_id for r in carried([slow])] == ids[2:]
 
 
 async def test_a_batch_that_comes_back_is_split_into_single_tasks(

@@ -9,10 +9,9 @@ turn of the loop.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology, batch_body
-from services.common.amqp import OutgoingMessage, Publisher
+from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
+from services.common.amqp import OutgoingMessage, Publisher, carrier
 
 
 class ResultSender:
@@ -54,7 +53,9 @@ class ResultSender:
     async def _publish(self, results: list[tuple[OutgoingMessage, asyncio.Future[None]]]) -> None:
         messages = [message for message, _ in results]
         try:
-            await self._publisher.publish(messages[0] if len(messages) == 1 else _batch(messages))
+            await self._publisher.publish(
+                messages[0] if len(messages) == 1 else carrier(messages, ORCHESTRATOR_MESSAGE_BATCH)
+            )
         except Exception as error:
             for _, confirmed in results:
                 if not confirmed.done():
@@ -63,15 +64,3 @@ class ResultSender:
         for _, confirmed in results:
             if not confirmed.done():
                 confirmed.set_result(None)
-
-
-def _batch(messages: list[OutgoingMessage]) -> OutgoingMessage:
-    first = messages[0]
-    return OutgoingMessage(
-        exchange=first.exchange,
-        routing_key=first.routing_key,
-        message_id=str(uuid.uuid5(uuid.UUID(first.message_id), f"batch/{len(messages)}")),
-        correlation_id=first.correlation_id,
-        message_type=ORCHESTRATOR_MESSAGE_BATCH,
-        body=batch_body([message.body for message in messages]),
-    )

@@ -14,6 +14,7 @@ import asyncio
 import asyncpg
 import structlog
 
+from contracts import ORCHESTRATOR_MESSAGE_BATCH
 from services.common.amqp import OutgoingMessage, Publisher
 from services.common.db import is_connection_failure
 from services.common.instances import NewInstance
@@ -89,8 +90,12 @@ class StartBatcher:
             for start in batch:
                 await self._write_one(start)
             return
+        # The starts for one partition travel together (ADR 17).
         await publish_committed(
-            self._cleaner, self._publisher, [record for record in records if record is not None]
+            self._cleaner,
+            self._publisher,
+            [record for record in records if record is not None],
+            carried_as=ORCHESTRATOR_MESSAGE_BATCH,
         )
         for (_, _, future), record in zip(batch, records, strict=True):
             if not future.done():

@@ -11,7 +11,8 @@ work is durable, reject/requeue otherwise).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -25,6 +26,7 @@ from aio_pika.abc import (
 )
 from pydantic import BaseModel
 
+from contracts.messages import batch_body
 from contracts.topology import BindingSpec, QueueSpec, Topology
 
 log = structlog.get_logger(__name__)
@@ -60,6 +62,37 @@ class OutgoingMessage:
             message_type=envelope.type,
             body=model.model_dump_json().encode(),
         )
+
+
+def carrier(messages: Sequence[OutgoingMessage], message_type: str) -> OutgoingMessage:
+    """One message carrying ``messages`` (all to one exchange and routing key) as a JSON array
+    of their bodies, of type ``message_type`` (ADR 17); its id is derived from the first's, so
+    a carrier built again from the same messages has the same id."""
+    first = messages[0]
+    return OutgoingMessage(
+        exchange=first.exchange,
+        routing_key=first.routing_key,
+        message_id=str(uuid.uuid5(uuid.UUID(first.message_id), f"batch/{len(messages)}")),
+        correlation_id=first.correlation_id,
+        message_type=message_type,
+        body=batch_body([message.body for message in messages]),
+    )
+
+
+def together(
+    messages: Sequence[OutgoingMessage], message_type: str, most: int = 64
+) -> list[OutgoingMessage]:
+    """``messages`` with those for one exchange and routing key carried together, at most
+    ``most`` to a carrier, in their order; a message alone is left as it is."""
+    by_route: dict[tuple[str, str], list[OutgoingMessage]] = {}
+    for message in messages:
+        by_route.setdefault((message.exchange, message.routing_key), []).append(message)
+    sent: list[OutgoingMessage] = []
+    for group in by_route.values():
+        for start in range(0, len(group), max(1, most)):
+            chunk = group[start : start + max(1, most)]
+            sent.append(chunk[0] if len(chunk) == 1 else carrier(chunk, message_type))
+    return sent
 
 
 async def connect(amqp_url: str, connection_name: str) -> AbstractConnection:

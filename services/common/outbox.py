@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 
 from contracts import OrchestrationStatus
-from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError
+from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, together
 from services.common.db import Connection
 from services.common.instances import NewInstance, instance_columns
 
@@ -225,14 +225,20 @@ async def claim_stale_outbox_txn(
 
 
 async def publish_committed(
-    cleaner: OutboxCleaner, publisher: Publisher, records: Sequence[OutboxRecord]
+    cleaner: OutboxCleaner,
+    publisher: Publisher,
+    records: Sequence[OutboxRecord],
+    *,
+    carried_as: str | None = None,
 ) -> bool:
     """Publish rows just committed and hand them to ``cleaner`` to delete. False if they stay
-    for the sweeper."""
+    for the sweeper. With ``carried_as``, the messages for one queue travel together in
+    carriers of that type (ADR 17); the sweeper would send them one by one."""
     if not records:
         return True
+    messages = [record.message for record in records]
     try:
-        await publisher.publish_many(record.message for record in records)
+        await publisher.publish_many(together(messages, carried_as) if carried_as else messages)
     except PublishFailedError as error:
         log.warning("outbox.publish_deferred", count=len(records), error=str(error))
         return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -18,11 +17,10 @@ from contracts import (
     TimerCreated,
     TimerFired,
     Topology,
-    batch_body,
     deterministic_message_id,
 )
 from contracts.topology import MAX_DELAY_SECONDS
-from services.common.amqp import OutgoingMessage
+from services.common.amqp import OutgoingMessage, together
 from services.orchestrator.cache import InstanceState
 
 
@@ -99,34 +97,17 @@ def batched_tasks(
     if most <= 1:
         return list(messages)
     kept: list[OutgoingMessage] = []
-    by_queue: dict[str, list[OutgoingMessage]] = {}
+    tasks: list[OutgoingMessage] = []
     for message in messages:
         if (
             message.exchange == topology.activities_exchange
             and message.message_type == "ActivityTask"
             and not runs_here(message)
         ):
-            by_queue.setdefault(message.routing_key, []).append(message)
+            tasks.append(message)
         else:
             kept.append(message)
-    for tasks in by_queue.values():
-        for start in range(0, len(tasks), most):
-            chunk = tasks[start : start + most]
-            kept.append(chunk[0] if len(chunk) == 1 else _task_batch(chunk))
-    return kept
-
-
-def _task_batch(tasks: Sequence[OutgoingMessage]) -> OutgoingMessage:
-    first = tasks[0]
-    return OutgoingMessage(
-        exchange=first.exchange,
-        routing_key=first.routing_key,
-        # Derived from its first task: a republished outbox row keeps its id.
-        message_id=str(uuid.uuid5(uuid.UUID(first.message_id), f"batch/{len(tasks)}")),
-        correlation_id=first.correlation_id,
-        message_type=ACTIVITY_TASK_BATCH,
-        body=batch_body([task.body for task in tasks]),
-    )
+    return kept + together(tasks, ACTIVITY_TASK_BATCH, most)
 
 
 def timer_fired_message(

@@ -6,8 +6,11 @@ Partition queues have a single active consumer, and quorum queues with one refus
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, OrchestratorMessageBatch
 from tests.helpers.waiting import assert_eventually
 
 
@@ -51,3 +54,14 @@ def header_text(message: AbstractIncomingMessage, name: str) -> str:
     value = (message.headers or {}).get(name)
     assert value is not None, f"no {name} header in {message.headers}"
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def carried(deliveries: Sequence[AbstractIncomingMessage]) -> list[OrchestratorMessage]:
+    """The orchestrator messages in ``deliveries``, batches unpacked."""
+    found: list[OrchestratorMessage] = []
+    for delivery in deliveries:
+        if delivery.type == ORCHESTRATOR_MESSAGE_BATCH:
+            found += OrchestratorMessageBatch.validate_json(delivery.body)
+        else:
+            found.append(OrchestratorMessage.model_validate_json(delivery.body))
+    return found

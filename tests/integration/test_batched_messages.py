@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import pytest
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import (
     ACTIVITY_TASK_BATCH,
@@ -23,7 +23,6 @@ from contracts import (
     ActivityTaskMessage,
     OrchestrationStatus,
     OrchestratorMessage,
-    OrchestratorMessageBatch,
     TaskCompleted,
     Topology,
     batch_body,
@@ -42,18 +41,7 @@ from tests.helpers.waiting import wait_for_status
 from tests.integration import messages
 from tests.integration.consumers import start_partition_consumers, stop_partition_consumers
 from tests.integration.messages import ids_on_one_partition
-from tests.integration.queues import receive
-
-
-def carried(deliveries: Sequence[AbstractIncomingMessage]) -> list[OrchestratorMessage]:
-    """The orchestrator messages in ``deliveries``, batches unpacked."""
-    found: list[OrchestratorMessage] = []
-    for delivery in deliveries:
-        if delivery.type == ORCHESTRATOR_MESSAGE_BATCH:
-            found += OrchestratorMessageBatch.validate_json(delivery.body)
-        else:
-            found.append(OrchestratorMessage.model_validate_json(delivery.body))
-    return found
+from tests.integration.queues import carried, receive
 
 
 async def test_the_tasks_one_batch_schedules_for_an_activity_share_messages(

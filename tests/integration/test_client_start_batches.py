@@ -9,10 +9,11 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from contracts import OrchestrationStatus, Topology
+from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestrationStatus, Topology
 from services.client.client import DurableClient, InstanceExistsError
 from tests.conftest import unique
-from tests.integration.queues import receive
+from tests.integration.messages import ids_on_one_partition
+from tests.integration.queues import carried, receive
 
 STARTS = 40
 
@@ -94,3 +95,21 @@ async def test_a_start_alone_and_more_starts_than_one_batch_all_go_through(
     )
     for instance_id in (wanted[0], wanted[-1]):
         assert await private_client.get_status(instance_id) is not None
+
+
+async def test_starts_written_together_for_one_partition_share_a_message(
+    private_client: DurableClient, private_topology: Topology, channel: AbstractChannel
+) -> None:
+    wanted = ids_on_one_partition(private_topology, 20)
+
+    await asyncio.gather(*(private_client.start_new("hello_cities", i, [i]) for i in wanted))
+
+    queue_name = private_topology.partition_queue(private_topology.partition_for(wanted[0]))
+    deliveries = await receive(channel, queue_name, 1)
+    while len(carried(deliveries)) < len(wanted):
+        deliveries += await receive(channel, queue_name, 1)
+    starts = carried(deliveries)
+    assert sorted(m.envelope.instance_id for m in starts) == sorted(wanted)
+    assert {m.envelope.type for m in starts} == {"ExecutionStarted"}
+    assert len(deliveries) < len(wanted)
+    assert ORCHESTRATOR_MESSAGE_BATCH in {d.type for d in deliveries}

@@ -16,7 +16,7 @@ from contracts import EventRaised, OrchestrationStatus, TimerCreated, Topology
 from contracts.approval import APPROVAL_ORCHESTRATOR
 from deploy.processes import ServiceGroup
 from services.client.client import DurableClient
-from tests.conftest import AMQP_URL, unique
+from tests.conftest import AMQP_URL, activity_names_under_test, unique
 from tests.helpers.approval import (
     HEAD,
     MANAGER,
@@ -186,22 +186,28 @@ async def test_an_answer_from_someone_else_is_recorded_and_ignored(
 
 
 async def test_an_answer_sent_before_the_workflow_waits_is_used(
-    bus: ApprovalBus, client: DurableClient
+    bus: ApprovalBus, client: DurableClient, services: ServiceGroup, topology: Topology
 ) -> None:
-    # Suspending right after the start holds the instance before it asks anyone, so the
-    # answer is recorded before the workflow waits for it (it has not even sent the request).
+    # With the activities service down, the instance stops at its first activity (choosing
+    # the approver), before it asks anyone: the answer is recorded before the workflow waits
+    # for it (it has not even sent the request). Suspending it instead raced the activity's
+    # result, which sometimes came first.
     proposal_id = unique("p-")
     body = proposal(proposal_id, amount=800).model_dump(mode="json")
-    await client.start_new(APPROVAL_ORCHESTRATOR, proposal_id, body)
-    await client.suspend(proposal_id, "hold before the wait")
-    await bus.respond(proposal_id, MANAGER, "approve", "early bird")
+    services["activities"].stop()
+    try:
+        await client.start_new(APPROVAL_ORCHESTRATOR, proposal_id, body)
+        await bus.respond(proposal_id, MANAGER, "approve", "early bird")
 
-    async def answer_recorded() -> bool:
-        history = [stored.event for stored in await client.get_history(proposal_id)]
-        return any(isinstance(e, EventRaised) for e in history)
+        async def answer_recorded() -> bool:
+            history = [stored.event for stored in await client.get_history(proposal_id)]
+            return any(isinstance(e, EventRaised) for e in history)
 
-    await assert_eventually(answer_recorded, timeout=10)
-    await client.resume(proposal_id, "go on")
+        await assert_eventually(answer_recorded, timeout=10)
+        assert bus.requests(proposal_id) == []
+    finally:
+        services["activities"].start()
+        await services.wait_ready(topology, activity_names_under_test())
 
     final = await client.wait_for_completion(proposal_id, timeout=COMPLETION_TIMEOUT)
     assert (final.output["decided_by"], final.output["comment"]) == (MANAGER, "early bird")

@@ -25,13 +25,12 @@ from contracts import (
     OrchestratorMessage,
     TaskCompleted,
     Topology,
-    batch_body,
 )
 from durable import FunctionApp
 from services.activities.results import ResultSender
 from services.activities.worker import ActivityWorker
 from services.client.client import DurableClient
-from services.common.amqp import OutgoingMessage, Publisher, declare_activity_queues
+from services.common.amqp import OutgoingMessage, Publisher, carrier, declare_activity_queues
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import Committed, OrchestrationHandler
@@ -97,16 +96,8 @@ async def publish_task_batch(
     publisher: Publisher, topology: Topology, tasks: list[ActivityTaskMessage]
 ) -> None:
     exchange, routing_key = topology.activity_route(tasks[0].body.name)
-    await publisher.publish(
-        OutgoingMessage(
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=str(uuid.uuid4()),
-            correlation_id="batch",
-            message_type=ACTIVITY_TASK_BATCH,
-            body=batch_body([t.model_dump_json().encode() for t in tasks]),
-        )
-    )
+    singles = [OutgoingMessage.of(task, exchange, routing_key) for task in tasks]
+    await publisher.publish(carrier(singles, ACTIVITY_TASK_BATCH))
 
 
 async def test_a_worker_runs_every_task_of_a_batch_and_reports_each_result(
@@ -214,16 +205,8 @@ async def test_a_message_that_breaks_its_batch_is_retried_alone_and_the_rest_are
         events = [messages.event_raised(i, None, "Approval", f"yes {i}") for i in waiting]
         handler.poison = events[1].envelope.message_id
         exchange, routing_key = private_topology.orchestrator_route(waiting[0])
-        await publisher.publish(
-            OutgoingMessage(
-                exchange=exchange,
-                routing_key=routing_key,
-                message_id=str(uuid.uuid4()),
-                correlation_id="batch",
-                message_type=ORCHESTRATOR_MESSAGE_BATCH,
-                body=batch_body([e.model_dump_json().encode() for e in events]),
-            )
-        )
+        singles = [OutgoingMessage.of(event, exchange, routing_key) for event in events]
+        await publisher.publish(carrier(singles, ORCHESTRATOR_MESSAGE_BATCH))
 
         for instance_id in waiting:
             await wait_for_status(private_client, instance_id, OrchestrationStatus.COMPLETED)

@@ -52,6 +52,18 @@ def slow_chain(ctx: OrchestrationContext) -> Any:
     return results
 
 
+@app.orchestrator
+def slow_fan_out(ctx: OrchestrationContext) -> Any:
+    """``count`` ``slow_echo`` tasks of ``delay`` seconds at once (for crash tests of task
+    batches); returns their steps."""
+    spec = ctx.get_input() or {}
+    calls = [
+        ctx.call_activity("slow_echo", {"step": step, "delay": spec.get("delay", 1.0)})
+        for step in range(int(spec.get("count", 100)))
+    ]
+    return [result["step"] for result in (yield ctx.task_all(calls))]
+
+
 @app.activity
 def echo(value: Any) -> Any:
     return value

@@ -84,13 +84,14 @@ def together(
 ) -> list[OutgoingMessage]:
     """``messages`` with those for one exchange and routing key carried together, at most
     ``most`` to a carrier, in their order; a message alone is left as it is."""
+    size = max(1, most)
     by_route: dict[tuple[str, str], list[OutgoingMessage]] = {}
     for message in messages:
         by_route.setdefault((message.exchange, message.routing_key), []).append(message)
     sent: list[OutgoingMessage] = []
     for group in by_route.values():
-        for start in range(0, len(group), max(1, most)):
-            chunk = group[start : start + max(1, most)]
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
             sent.append(chunk[0] if len(chunk) == 1 else carrier(chunk, message_type))
     return sent
 

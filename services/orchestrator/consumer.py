@@ -182,18 +182,17 @@ class PartitionConsumer:
 
     async def _process(self, items: list[AbstractIncomingMessage | OrchestratorMessage]) -> None:
         parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
-        # Deliveries that carry several messages (ADR 17): settled as a whole, after all of
-        # their messages are committed.
-        carriers: list[AbstractIncomingMessage] = []
+        # Deliveries that carry several messages (ADR 17), with them: settled as a whole,
+        # after all of their messages are committed.
+        carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]] = {}
         for item in items:
             if isinstance(item, OrchestratorMessage):
                 parsed.append((None, item))  # no delivery: a due fire or a local result
                 continue
             try:
                 if item.type == ORCHESTRATOR_MESSAGE_BATCH:
-                    messages = OrchestratorMessageBatch.validate_json(item.body)
-                    carriers.append(item)
-                    parsed += [(item, message) for message in messages]
+                    carriers[item] = OrchestratorMessageBatch.validate_json(item.body)
+                    parsed += [(item, message) for message in carriers[item]]
                 else:
                     parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
             except ValidationError as error:
@@ -393,14 +392,15 @@ class PartitionConsumer:
                     raise
         raise AssertionError("unreachable")
 
-    async def _unbatch(self, carriers: list[AbstractIncomingMessage]) -> None:
+    async def _unbatch(
+        self, carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]]
+    ) -> None:
         """Send each message of ``carriers`` back to this partition on its own, then settle
         the carriers, so that a message that cannot be processed is retried, and in the end
         dead-lettered, alone. A carrier whose messages cannot all be sent is requeued."""
         self._log.warning("batch.unbatching", carriers=len(carriers))
-        for carrier in carriers:
+        for carrier, messages in carriers.items():
             try:
-                messages = OrchestratorMessageBatch.validate_json(carrier.body)
                 await self._publisher.publish_many(direct(self._topology, m) for m in messages)
             except PublishFailedError:
                 await self._requeue([carrier])

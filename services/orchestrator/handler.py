@@ -144,8 +144,8 @@ class OrchestrationHandler:
                 self._run_episode(state, group, now, batch)
         if not uncached:
             await self._run_inline(batch)
-            self._batch_tasks(batch)
             if batch.rows_only:
+                self._batch_tasks(batch)
                 return batch, await self._write_statement(batch, partition)
         async with self._pool.acquire() as connection:
             transaction = connection.transaction()

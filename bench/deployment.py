@@ -108,6 +108,25 @@ class OurDeployment:
         top = psutil.Process(process.pid)
         return sum(p.memory_info().rss for p in [top, *top.children(recursive=True)])
 
+    def cpu_seconds_by_process(self) -> dict[str, float]:
+        """CPU time so far of the orchestrator and activity services (with their child
+        processes), of Postgres and RabbitMQ (every process of theirs on this machine) and of
+        this harness, which is also the client that starts the instances."""
+        groups: dict[str, list[psutil.Process]] = {"harness": [psutil.Process()]}
+        for name in ("orchestrator", "activities"):
+            process = self.group[name].process
+            assert process is not None
+            top = psutil.Process(process.pid)
+            groups[name] = [top, *top.children(recursive=True)]
+        groups["postgres"], groups["rabbitmq"] = [], []
+        for process in psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name.startswith("postgres"):
+                groups["postgres"].append(process)
+            elif name in ("beam.smp", "erl_child_setup", "inet_gethost", "epmd"):
+                groups["rabbitmq"].append(process)
+        return {name: _cpu_seconds(processes) for name, processes in groups.items()}
+
     # --- starting and waiting ----------------------------------------------------------------
 
     async def start_many(
@@ -203,6 +222,17 @@ def _output(row: asyncpg.Record) -> Any:
 
 def _completed(rows: list[asyncpg.Record]) -> int:
     return sum(row["status"] == OrchestrationStatus.COMPLETED.value for row in rows)
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # a Postgres backend that ended in between: its time is lost with it
+        total += times.user + times.system
+    return total
 
 
 async def delete_broker_objects(

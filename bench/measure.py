@@ -1,4 +1,4 @@
-"""Small helpers shared by every system's workloads: percentiles, databases, waiting."""
+"""Small helpers shared by every system's workloads: percentiles, databases, waiting, CPU."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
+import psutil
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -61,3 +62,22 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
         await asyncio.sleep(interval)
+
+
+# Time the kernel counts as busy; "guest" time is already inside "user".
+_NOT_BUSY = frozenset({"idle", "iowait", "guest", "guest_nice"})
+
+
+def busy_cpu_seconds() -> float:
+    """The CPU time the whole machine has spent busy so far, summed over every core.
+
+    The difference across a workload is what it cost in CPU, whichever processes did the
+    work (services, broker, database, the harness): the one measure that treats every system
+    alike, however it is split into processes.
+    """
+    times = psutil.cpu_times()
+    return float(sum(getattr(times, name) for name in times._fields if name not in _NOT_BUSY))
+
+
+def cpu_ms_per(busy_seconds: float, count: int) -> float:
+    return round(busy_seconds * 1000 / count, 3)

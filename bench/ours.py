@@ -25,6 +25,8 @@ from bench.deployment import (
     _output,
 )
 from bench.measure import (
+    busy_cpu_seconds,
+    cpu_ms_per,
     latency_summary,
     ms,
     percentile,
@@ -79,14 +81,25 @@ async def run_hello_batch(
 
 
 async def w2_hello_cities(deployment: OurDeployment, sizes: Sizes) -> Outcome:
-    """The batch twice: the sample as it is, then with its activity local."""
+    """The batch twice: the sample as it is, then with its activity local. Each also says
+    what it cost in CPU: the whole machine's, and each process group's."""
     outcome = Outcome()
     count = sizes.w2_instances
     for prefix, name in (("", "hello_cities"), ("local_", "hello_cities_local")):
+        processes_before, busy_before = deployment.cpu_seconds_by_process(), busy_cpu_seconds()
         wall, rows = await run_hello_batch(deployment, count, name)
+        busy = busy_cpu_seconds() - busy_before
+        processes_after = deployment.cpu_seconds_by_process()
         outcome.metrics |= {
             f"{prefix}orchestrations_per_s": round(count / wall, 1),
             f"{prefix}wall_s": round(wall, 3),
+            f"{prefix}cpu_ms_per_orchestration": cpu_ms_per(busy, count),
+            **{
+                f"{prefix}cpu_ms_per_orchestration_{process}": cpu_ms_per(
+                    processes_after[process] - seconds, count
+                )
+                for process, seconds in processes_before.items()
+            },
         }
         outcome.check(f"{name}: {count} completed", _completed(rows) == count, _completed(rows))
         outcome.check(

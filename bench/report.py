@@ -154,6 +154,21 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             ("ratio", "celery", 10),
             peer_key="orchestrations_per_s",
         ),
+        Metric(
+            "W2",
+            "cpu_ms_per_orchestration",
+            "CPU per orchestration, whole machine",
+            "ms",
+            False,
+        ),
+        Metric(
+            "W2",
+            "local_cpu_ms_per_orchestration",
+            "CPU per orchestration, local activity, whole machine",
+            "ms",
+            False,
+            peer_key="cpu_ms_per_orchestration",
+        ),
         *fan_out,
         Metric(
             "W4", "idle_p50_ms", "event → recorded, idle, p50", "ms", False, ("ratio", "dbos", 2)

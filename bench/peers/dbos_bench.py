@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from bench.config import Endpoints, Sizes
-from bench.measure import ms, percentile, unique_name
+from bench.measure import busy_cpu_seconds, cpu_ms_per, ms, percentile, unique_name
 from bench.peers.common import arguments, check, run_workloads, unavailable, versions
 
 PACKAGES = ("dbos", "sqlalchemy", "psycopg")
@@ -181,9 +181,15 @@ def hello_batch(count: int) -> tuple[float, list[Any]]:
 
 def w2(sizes: Sizes) -> dict[str, Any]:
     count = sizes.w2_instances
+    busy_before = busy_cpu_seconds()
     wall, outputs = hello_batch(count)
+    busy = busy_cpu_seconds() - busy_before
     return {
-        "metrics": {"orchestrations_per_s": round(count / wall, 1), "wall_s": round(wall, 3)},
+        "metrics": {
+            "orchestrations_per_s": round(count / wall, 1),
+            "wall_s": round(wall, 3),
+            "cpu_ms_per_orchestration": cpu_ms_per(busy, count),
+        },
         "checks": [
             check("every output is the five greetings", all(o == HELLO_OUTPUT for o in outputs))
         ],

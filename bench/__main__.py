@@ -128,6 +128,7 @@ async def run_ceilings(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
         except Exception as error:
             log(f"ceilings: {measure.__name__} failed: {error!r}")
             errors.append(f"{measure.__name__}: {error!r}")
+    metrics |= ceilings.serial_step_ceiling(metrics)
     return {"metrics": metrics, "errors": errors}
 
 

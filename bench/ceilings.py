@@ -4,6 +4,9 @@
   has it, on here), from one connection and from eight at once (group commit).
 - RabbitMQ: persistent publishes to a quorum queue, each confirmed, one at a time and with
   100 in flight.
+- From those, the most sequential steps a second that a runtime with our guarantees can run
+  through a broker: each step waits for a commit, then a confirmed publish of the task, then
+  a confirmed publish of its result, one after the other, before any process does any work.
 """
 
 from __future__ import annotations
@@ -98,3 +101,13 @@ async def rabbitmq_ceilings(endpoints: Endpoints, seconds: float) -> dict[str, f
         }
     finally:
         await connection.close()
+
+
+def serial_step_ceiling(measured: dict[str, float]) -> dict[str, float]:
+    """Sequential steps/s that a commit and two confirmed publishes in series allow, from the
+    single-connection and one-in-flight rates (nothing when either was not measured)."""
+    commits = measured.get("postgres_commits_per_s_1_connection")
+    publishes = measured.get("rabbitmq_confirmed_publishes_per_s_1_in_flight")
+    if not commits or not publishes:
+        return {}
+    return {"serial_step_ceiling_per_s": round(1 / (1 / commits + 2 / publishes))}

@@ -90,6 +90,13 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             True,
         ),
         Metric(
+            "ceilings",
+            "serial_step_ceiling_per_s",
+            "steps/s allowed by 1 commit + 2 confirms in series",
+            "1/s",
+            True,
+        ),
+        Metric(
             "W1", "activities_per_s", "sequential activities/s", "1/s", True, ("ratio", "dbos", 1.5)
         ),
         Metric("W1", "step_p50_ms", "per-step latency p50", "ms", False),

@@ -29,7 +29,7 @@ from contracts import (
 from durable.app import ActivityDefinition, FunctionApp
 from services.activities.results import ResultSender
 from services.common.acks import AckBatcher
-from services.common.activity_runner import ActivityRunner
+from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
 
 log = structlog.get_logger(__name__)
@@ -140,7 +140,11 @@ class ActivityWorker:
         """
         if len(messages) == 1:
             return await self._report([await self._run(definition, messages[0])])
-        runs = [asyncio.ensure_future(self._run(definition, m)) for m in messages]
+        runs: list[asyncio.Future[OrchestratorMessage]]
+        if all(runs_in_batches(definition, m) for m in messages):
+            runs = self._runner.start_batch(definition, messages, self._slots[definition.name])
+        else:
+            runs = [asyncio.ensure_future(self._run(definition, m)) for m in messages]
         done, pending = await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
         if pending:
             more, pending = await asyncio.wait(pending, timeout=_RESULTS_LINGER_SECONDS)
@@ -159,12 +163,7 @@ class ActivityWorker:
         self, definition: ActivityDefinition, message: ActivityTaskMessage
     ) -> OrchestratorMessage:
         """Run one task; its result."""
-        with structlog.contextvars.bound_contextvars(
-            instance_id=message.envelope.instance_id,
-            message_id=str(message.envelope.message_id),
-            correlation_id=message.envelope.correlation_id,
-            activity=definition.name,
-        ):
+        with structlog.contextvars.bound_contextvars(**log_context(definition, message)):
             async with self._slots[definition.name]:
                 return await self._runner.run(definition, message)
 

@@ -2,7 +2,8 @@
 
 Shared by the activity service and by the orchestrator, which runs local activities itself
 (``@app.activity(local=True)``, ADR 13). ``async def`` activities run on the event loop,
-plain functions in a thread pool.
+plain functions in a thread pool: one task at a time, or a batch of them on as few threads
+as they need.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from contracts.typed import BoundaryError
 from contracts.values import to_json_value
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition
+from services.common.thread_batches import ThreadBatch
 
 log = structlog.get_logger(__name__)
 
@@ -80,14 +82,7 @@ class ActivityRunner:
             return []
 
         def run_all() -> list[JsonValue | Exception]:
-            outcomes: list[JsonValue | Exception] = []
-            for definition, message in tasks:
-                try:
-                    arguments = definition.arguments(message.body.input, _context(message))
-                    outcomes.append(_output(definition, definition.function(**arguments)))
-                except Exception as error:
-                    outcomes.append(error)
-            return outcomes
+            return [_call_plain(definition, message) for definition, message in tasks]
 
         call = functools.partial(contextvars.copy_context().run, run_all)
         outcomes = await asyncio.get_running_loop().run_in_executor(self._threads, call)
@@ -95,6 +90,26 @@ class ActivityRunner:
             _outcome(message, outcome)
             for (_, message), outcome in zip(tasks, outcomes, strict=True)
         ]
+
+    def start_batch(
+        self,
+        definition: ActivityDefinition,
+        messages: Sequence[ActivityTaskMessage],
+        slots: asyncio.Semaphore | None = None,
+    ) -> list[asyncio.Future[OrchestratorMessage]]:
+        """Start plain-function tasks without a time-out (``runs_in_batches``) on as few
+        threads as they need, each thread holding one of ``slots`` while it runs tasks
+        (``services.common.thread_batches``); a future per task, for its result message."""
+
+        def call(message: ActivityTaskMessage) -> Callable[[], OrchestratorMessage]:
+            def run() -> OrchestratorMessage:
+                with structlog.contextvars.bound_contextvars(**log_context(definition, message)):
+                    return _outcome(message, _call_plain(definition, message))
+
+            return run
+
+        batch = ThreadBatch(self._threads, [call(m) for m in messages], slots=slots)
+        return batch.futures
 
     async def _call(
         self, definition: ActivityDefinition, arguments: dict[str, Any], timeout: float | None
@@ -119,6 +134,34 @@ class ActivityRunner:
             running.cancel()
             raise ActivityTimeoutError(f"activity {definition.name!r}", timeout)
         return running.result()
+
+
+def runs_in_batches(definition: ActivityDefinition, message: ActivityTaskMessage) -> bool:
+    """Whether ``ActivityRunner.start_batch`` can run the task: a plain function, no
+    time-out (whose clock needs a ``TaskStarted`` reported first)."""
+    return not definition.is_async and message.body.timeout_seconds is None
+
+
+def log_context(definition: ActivityDefinition, message: ActivityTaskMessage) -> dict[str, str]:
+    """What every log line about running the task carries."""
+    envelope = message.envelope
+    return {
+        "instance_id": envelope.instance_id,
+        "message_id": str(envelope.message_id),
+        "correlation_id": envelope.correlation_id,
+        "activity": definition.name,
+    }
+
+
+def _call_plain(
+    definition: ActivityDefinition, message: ActivityTaskMessage
+) -> JsonValue | Exception:
+    """Call a plain-function activity in this thread: its output, or what it raised."""
+    try:
+        arguments = definition.arguments(message.body.input, _context(message))
+        return _output(definition, definition.function(**arguments))
+    except Exception as error:
+        return error
 
 
 def _context(message: ActivityTaskMessage) -> ActivityContext:

@@ -129,18 +129,15 @@ class OurDeployment:
 
     # --- starting and waiting ----------------------------------------------------------------
 
-    async def start_many(
-        self, name: str, inputs: Sequence[Any], concurrency: int = 32
-    ) -> list[str]:
+    async def start_many(self, name: str, inputs: Sequence[Any]) -> list[str]:
+        """Start one instance per input, all at once, as an application that starts a batch
+        does: the client writes and publishes the starts that arrive together in batches of
+        its own (``services.client.starts``)."""
         assert self.client is not None
         client = self.client
-        gate = asyncio.Semaphore(concurrency)
-
-        async def start(value: Any) -> str:
-            async with gate:
-                return await client.start_new(name, input=value)
-
-        return list(await asyncio.gather(*(start(value) for value in inputs)))
+        return list(
+            await asyncio.gather(*(client.start_new(name, input=value) for value in inputs))
+        )
 
     async def count_ended(self, instance_ids: list[str]) -> int:
         assert self.pool is not None

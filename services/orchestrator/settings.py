@@ -48,7 +48,7 @@ class OrchestratorSettings(CommonSettings):
     timer_grace_seconds: float = Field(default=5.0, gt=0)
     local_activity_threads: int = Field(default=4, ge=1)
     local_inline_seconds: float = Field(default=0.05, ge=0)
-    orchestrator_processes: int = Field(default=1, ge=0)
+    orchestrator_processes: int = Field(default=0, ge=0)
     activity_batch: int = Field(default=64, ge=1)
     keep_continued_history: bool = False
 

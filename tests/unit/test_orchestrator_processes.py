@@ -21,8 +21,10 @@ def test_a_lone_process_owns_every_partition():
     assert owned_partitions(4, 3, None) == [0, 1, 2, 3]  # not started by a supervisor
 
 
-def test_one_process_by_default():
-    assert OrchestratorSettings(partitions=16).processes == 1
+def test_one_process_per_usable_core_by_default(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("DF_ORCHESTRATOR_PROCESSES", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert OrchestratorSettings(partitions=16).processes == 2
 
 
 def test_zero_means_one_per_usable_core_within_bounds(monkeypatch: pytest.MonkeyPatch):

@@ -33,6 +33,18 @@ def latency_summary(prefix: str, seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
+def median_round(rounds: Sequence[dict[str, float]], key: str) -> dict[str, float]:
+    """The round whose ``key`` is the median (the lower middle one for an even count), with
+    the lowest and highest ``key`` of all rounds as ``<key>_min`` and ``<key>_max``: repeated
+    rounds keep one slow or fast outlier from deciding a ratio."""
+    ordered = sorted(rounds, key=lambda r: r[key])
+    return {
+        **ordered[(len(ordered) - 1) // 2],
+        f"{key}_min": ordered[0][key],
+        f"{key}_max": ordered[-1][key],
+    }
+
+
 def unique_name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

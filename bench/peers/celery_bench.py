@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Endpoints, Sizes
-from bench.measure import busy_cpu_seconds, cpu_ms_per, ms, percentile, unique_name
+from bench.measure import (
+    busy_cpu_seconds,
+    cpu_ms_per,
+    median_round,
+    ms,
+    percentile,
+    unique_name,
+)
 from bench.peers.common import arguments, check, log, run_workloads, unavailable, versions
 
 PACKAGES = ("celery", "kombu", "sqlalchemy", "psycopg")
@@ -136,18 +143,21 @@ def hello_batch(count: int) -> tuple[float, list[Any], int, float]:
 
 def w2(sizes: Sizes) -> dict[str, Any]:
     count = sizes.w2_instances
-    wall, outputs, succeeded, busy = hello_batch(count)
-    return {
-        "metrics": {
-            "orchestrations_per_s": round(count / wall, 1),
-            "wall_s": round(wall, 3),
-            "cpu_ms_per_orchestration": cpu_ms_per(busy, count),
-        },
-        "checks": [
+    rounds, checks = [], []
+    for _ in range(sizes.w2_rounds):
+        wall, outputs, succeeded, busy = hello_batch(count)
+        rounds.append(
+            {
+                "orchestrations_per_s": round(count / wall, 1),
+                "wall_s": round(wall, 3),
+                "cpu_ms_per_orchestration": cpu_ms_per(busy, count),
+            }
+        )
+        checks += [
             check("every task of every chain succeeded", succeeded == 5 * count, succeeded),
             check("every chain ends with Cairo", all(o == "Hello Cairo!" for o in outputs)),
-        ],
-    }
+        ]
+    return {"metrics": median_round(rounds, "orchestrations_per_s"), "checks": checks}
 
 
 def w3(sizes: Sizes) -> dict[str, Any]:

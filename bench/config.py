@@ -18,7 +18,7 @@ class Sizes:
     ceiling_seconds: float = 3.0
     w1_steps: int = 300
     w2_instances: int = 1000
-    # W2 runs its batch this many times on every system; the round of median rate is reported.
+    # W2 runs its batch this many times on every system; the best round is reported.
     w2_rounds: int = 3
     w3_fan_out: tuple[int, ...] = (1000, 10_000)
     # The peers run the fan-outs up to this size: DBOS needs about five minutes for 10,000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Coroutine
@@ -29,13 +30,25 @@ def stop_event_on_signals() -> asyncio.Event:
     return stopping
 
 
+# The cyclic garbage collector's thresholds for a service process (see ``run_service``).
+GC_THRESHOLDS = (50_000, 50, 1_000)
+
+
 def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
     """Run a service's main coroutine; turn unreachable dependencies into one clear line.
 
     A missing database or an unreachable broker at start-up is a configuration problem, not a
     crash: it is reported with what to check, and the process exits with status 2.
+
+    The cyclic garbage collector runs far less often than Python's default (``GC_THRESHOLDS``
+    against 700, 10, 10). A service allocates a great many short-lived objects per message,
+    almost all freed at once by reference counting, and keeps a large live heap (the
+    orchestrator's cached executors); by default every 700 allocations start a collection,
+    and the full ones walk the whole heap. Measured: the orchestrator's CPU per W2
+    orchestration 0.66-0.73 ms against 0.75-0.81 ms with the default (docs/performance.md).
     """
     log = structlog.get_logger(service)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         asyncio.run(main)
     except asyncpg.InvalidCatalogNameError as error:

@@ -51,7 +51,7 @@ async def run(settings: ActivitiesSettings) -> None:
         channel = await connection.channel()
         await declare_activity_queues(channel, topology, functions.activities)
         await channel.close()
-        await worker.attach(connection)
+        await worker.attach(connection, consuming.watch)
 
     async def detach() -> None:
         worker.detach()

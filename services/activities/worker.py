@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -63,10 +64,17 @@ class ActivityWorker:
         # so its tasks take their turns here.
         self._slots = {name: asyncio.Semaphore(prefetch) for name in functions.activities}
 
-    async def attach(self, connection: AbstractConnection) -> None:
-        """Consume every activity queue on a (new) connection."""
+    async def attach(
+        self,
+        connection: AbstractConnection,
+        watch: Callable[[AbstractChannel], None] | None = None,
+    ) -> None:
+        """Consume every activity queue on a (new) connection; ``watch`` each channel
+        (``ConnectionSupervisor.watch``)."""
         for name in self._functions.activities:
             channel = await connection.channel()
+            if watch is not None:
+                watch(channel)
             await channel.set_qos(prefetch_count=self._prefetch)
             queue = await channel.get_queue(self._topology.activity_queue(name), ensure=False)
             tag = await queue.consume(functools.partial(self._on_delivery, name))

@@ -12,6 +12,7 @@ import sys
 
 import structlog
 import uvicorn
+from aio_pika.abc import AbstractConnection
 
 from services.client.api import create_app
 from services.client.auth import AccessKeys, AccessKeysError
@@ -58,11 +59,14 @@ async def serve(settings: ClientSettings) -> None:
             client, publisher, settings.topology, orchestrator=settings.approval_orchestrator
         )
 
+        async def attach(connection: AbstractConnection) -> None:
+            await consumers.attach(connection, consuming.watch)
+
         async def detach() -> None:
             consumers.detach()
 
         consuming = ConnectionSupervisor(
-            settings.amqp_url, "client-service.consume", consumers.attach, detach
+            settings.amqp_url, "client-service.consume", attach, detach
         )
         keeper = await consuming.start(stopping)
         try:

@@ -81,8 +81,13 @@ class ApprovalConsumers:
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._running: set[asyncio.Task[None]] = set()
 
-    async def attach(self, connection: AbstractConnection) -> None:
-        """Declare the approval topology (idempotent) and consume on a (new) connection."""
+    async def attach(
+        self,
+        connection: AbstractConnection,
+        watch: Callable[[AbstractChannel], None] | None = None,
+    ) -> None:
+        """Declare the approval topology (idempotent) and consume on a (new) connection;
+        ``watch`` each consuming channel (``ConnectionSupervisor.watch``)."""
         channel = await connection.channel()
         exchanges, queues, bindings = self._topology.approval_declarations()
         for spec in exchanges:
@@ -95,6 +100,8 @@ class ApprovalConsumers:
         ]
         for queue_name, handler in handlers:
             channel = await connection.channel()
+            if watch is not None:
+                watch(channel)
             await channel.set_qos(prefetch_count=self._prefetch)
             queue = await channel.get_queue(queue_name, ensure=False)
             tag = await queue.consume(self._tracked(handler))

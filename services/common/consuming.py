@@ -6,6 +6,11 @@ The supervisor owns the consuming connection instead: each time it connects, it 
 ``attach`` (declare, open channels, start consuming); when the connection drops it calls
 ``detach`` (forget deliveries of the dead channels: the broker redelivers them) and connects
 again with backoff, until stopped.
+
+A channel can also be closed by the broker alone, its connection staying up: a channel error
+(an acknowledgement of a delivery tag the broker no longer knows, a queue deleted under a
+consumer). Its consumers are gone with it, and nothing else would notice, so the channels
+that consume are ``watch``-ed: the broker closing one is handled as losing the connection.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.exceptions import AMQPChannelError, ChannelClosed
 
 from services.common.amqp import connect
 
@@ -41,6 +47,7 @@ class ConnectionSupervisor:
         self._detach = detach
         self.attached = asyncio.Event()
         self._connection: AbstractConnection | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self, stopping: asyncio.Event) -> asyncio.Task[None]:
         """Connect and attach once (raising if that fails), then keep it up in the background."""
@@ -51,6 +58,26 @@ class ConnectionSupervisor:
     async def close(self) -> None:
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
+
+    def watch(self, channel: AbstractChannel) -> None:
+        """If the broker closes ``channel`` while its connection is up, log why and close the
+        connection: the supervisor then detaches, reconnects and attaches again, so the
+        channel's consumers come back instead of being silently gone."""
+        connection = self._connection
+
+        def on_close(_: object, error: BaseException | None = None) -> None:
+            if connection is None or connection.is_closed or not _closed_by_broker(error):
+                return
+            log.error(
+                "amqp.channel_closed_by_broker",
+                connection=self._connection_name,
+                error=repr(error),
+            )
+            task = asyncio.ensure_future(connection.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+        channel.close_callbacks.add(on_close)
 
     async def _attached(self, connection: AbstractConnection) -> asyncio.Event:
         lost = asyncio.Event()
@@ -98,6 +125,14 @@ class ConnectionSupervisor:
                     await connection.close()
                 await self._detach()
         return None
+
+
+def _closed_by_broker(error: BaseException | None) -> bool:
+    """Whether a channel's close came from the broker (a reply code and text), not from our
+    own ``close()`` (a bare ``ChannelClosed``) or the connection's end."""
+    if not isinstance(error, AMQPChannelError):
+        return False
+    return not (type(error) is ChannelClosed and not any(error.args))
 
 
 async def _first_of(*events: asyncio.Event) -> None:

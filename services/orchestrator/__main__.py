@@ -93,7 +93,7 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
 
     async def attach(connection: AbstractConnection) -> None:
         for consumer in consumers:
-            await consumer.attach(connection)
+            await consumer.attach(connection, consuming.watch)
 
     async def detach() -> None:
         for consumer in consumers:

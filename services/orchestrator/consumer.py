@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -105,9 +105,16 @@ class PartitionConsumer:
         """Start processing what arrives (once; it outlives reconnections)."""
         self._worker = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
 
-    async def attach(self, connection: AbstractConnection) -> None:
-        """Consume the partition queue on a (new) connection."""
+    async def attach(
+        self,
+        connection: AbstractConnection,
+        watch: Callable[[AbstractChannel], None] | None = None,
+    ) -> None:
+        """Consume the partition queue on a (new) connection; ``watch`` the channel
+        (``ConnectionSupervisor.watch``)."""
         self._channel = await connection.channel()
+        if watch is not None:
+            watch(self._channel)
         await self._channel.set_qos(prefetch_count=self._prefetch)
         self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
         self._consumer_tag = await self._queue.consume(self._receive)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +31,7 @@ from services.activities.results import ResultSender
 from services.common.acks import AckBatcher
 from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
+from services.common.consuming import ChannelWatch
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ class ActivityWorker:
     async def attach(
         self,
         connection: AbstractConnection,
-        watch: Callable[[AbstractChannel], None] | None = None,
+        watch: ChannelWatch | None = None,
     ) -> None:
         """Consume every activity queue on a (new) connection; ``watch`` each channel
         (``ConnectionSupervisor.watch``)."""

@@ -48,6 +48,7 @@ from services.client.client import (
     InstanceNotFoundError,
 )
 from services.common.amqp import Publisher, PublishFailedError, dead_letter, declare
+from services.common.consuming import ChannelWatch
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +85,7 @@ class ApprovalConsumers:
     async def attach(
         self,
         connection: AbstractConnection,
-        watch: Callable[[AbstractChannel], None] | None = None,
+        watch: ChannelWatch | None = None,
     ) -> None:
         """Declare the approval topology (idempotent) and consume on a (new) connection;
         ``watch`` each consuming channel (``ConnectionSupervisor.watch``)."""

@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 
 _BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
+ChannelWatch = Callable[[AbstractChannel], None]
+"""What ``attach`` calls with each channel it consumes on (``ConnectionSupervisor.watch``)."""
+
 
 class ConnectionSupervisor:
     """Runs ``attach`` on every new connection and ``detach`` when it is lost."""

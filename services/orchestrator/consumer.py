@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -40,6 +40,7 @@ from contracts import (
 )
 from durable.app import ActivityDefinition
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
+from services.common.consuming import ChannelWatch
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
@@ -108,7 +109,7 @@ class PartitionConsumer:
     async def attach(
         self,
         connection: AbstractConnection,
-        watch: Callable[[AbstractChannel], None] | None = None,
+        watch: ChannelWatch | None = None,
     ) -> None:
         """Consume the partition queue on a (new) connection; ``watch`` the channel
         (``ConnectionSupervisor.watch``)."""

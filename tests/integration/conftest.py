@@ -17,8 +17,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import Topology
 from durable import FunctionApp
+from services.activities.worker import ActivityWorker
 from services.client.client import DurableClient
-from services.common.amqp import Publisher, connect
+from services.common.amqp import Publisher, connect, declare_activity_queues
 from services.common.db import create_pool
 from services.common.loader import load_function_apps
 from services.orchestrator.cache import InstanceCache
@@ -121,3 +122,18 @@ async def private_pool() -> AsyncIterator[asyncpg.Pool]:
     yield pool
     await pool.close()
     await drop_database(url)
+
+
+@pytest.fixture
+async def worker(
+    functions: FunctionApp,
+    private_topology: Topology,
+    publisher: Publisher,
+    channel: AbstractChannel,
+) -> AsyncIterator[ActivityWorker]:
+    """An activity worker on the private namespace, not consuming yet; every activity's queue
+    is declared."""
+    await declare_activity_queues(channel, private_topology, functions.activities)
+    worker = ActivityWorker(functions, publisher, private_topology, prefetch=8, threads=2)
+    yield worker
+    await worker.stop(timeout=5)

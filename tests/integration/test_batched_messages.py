@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
-import pytest
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
@@ -30,7 +29,7 @@ from durable import FunctionApp
 from services.activities.results import ResultSender
 from services.activities.worker import ActivityWorker
 from services.client.client import DurableClient
-from services.common.amqp import OutgoingMessage, Publisher, carrier, declare_activity_queues
+from services.common.amqp import OutgoingMessage, Publisher, carrier
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import Committed, OrchestrationHandler
@@ -76,20 +75,6 @@ async def test_results_sent_together_for_one_partition_leave_in_one_message(
     assert alone.type == "TaskCompleted"
     assert together.type == ORCHESTRATOR_MESSAGE_BATCH
     assert carried([alone, together]) == results
-
-
-@pytest.fixture
-async def worker(
-    functions: FunctionApp,
-    private_topology: Topology,
-    publisher: Publisher,
-    channel: AbstractChannel,
-) -> AsyncIterator[ActivityWorker]:
-    """A worker, not consuming yet; every activity's queue is declared."""
-    await declare_activity_queues(channel, private_topology, functions.activities)
-    worker = ActivityWorker(functions, publisher, private_topology, prefetch=8, threads=2)
-    yield worker
-    await worker.stop(timeout=5)
 
 
 async def publish_task_batch(

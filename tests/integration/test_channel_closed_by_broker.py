@@ -5,15 +5,13 @@ the service goes on consuming instead of silently stopping."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import TaskCompleted, Topology
-from durable import FunctionApp
 from services.activities.worker import ActivityWorker
-from services.common.amqp import OutgoingMessage, Publisher, declare_activity_queues
+from services.common.amqp import OutgoingMessage, Publisher
 from services.common.consuming import ConnectionSupervisor
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.waiting import assert_eventually
@@ -21,19 +19,6 @@ from tests.integration import messages
 from tests.integration.queues import carried, receive
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-async def worker(
-    functions: FunctionApp,
-    private_topology: Topology,
-    publisher: Publisher,
-    channel: AbstractChannel,
-) -> AsyncIterator[ActivityWorker]:
-    await declare_activity_queues(channel, private_topology, functions.activities)
-    worker = ActivityWorker(functions, publisher, private_topology, prefetch=8, threads=2)
-    yield worker
-    await worker.stop(timeout=5)
 
 
 async def test_a_worker_consumes_again_after_the_broker_closes_its_channels(

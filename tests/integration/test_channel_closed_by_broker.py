@@ -50,7 +50,7 @@ async def test_a_worker_consumes_again_after_the_broker_closes_its_channels(
     try:
         broken = watched[0]
         # An acknowledgement of a tag the broker never gave: it closes that channel alone.
-        await broken.channel.basic_ack(999_999)
+        await (await broken.get_underlay_channel()).basic_ack(999_999)
         await assert_eventually(lambda: attached == 2, timeout=15, message="not attached again")
         assert broken.is_closed
 

@@ -31,7 +31,7 @@ from services.activities.results import ResultSender
 from services.common.acks import AckBatcher
 from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
 from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
-from services.common.consuming import ChannelWatch
+from services.common.consuming import ChannelWatch, consuming_channel
 
 log = structlog.get_logger(__name__)
 
@@ -65,17 +65,12 @@ class ActivityWorker:
         self._slots = {name: asyncio.Semaphore(prefetch) for name in functions.activities}
 
     async def attach(
-        self,
-        connection: AbstractConnection,
-        watch: ChannelWatch | None = None,
+        self, connection: AbstractConnection, watch: ChannelWatch | None = None
     ) -> None:
         """Consume every activity queue on a (new) connection; ``watch`` each channel
         (``ConnectionSupervisor.watch``)."""
         for name in self._functions.activities:
-            channel = await connection.channel()
-            if watch is not None:
-                watch(channel)
-            await channel.set_qos(prefetch_count=self._prefetch)
+            channel = await consuming_channel(connection, self._prefetch, watch)
             queue = await channel.get_queue(self._topology.activity_queue(name), ensure=False)
             tag = await queue.consume(functools.partial(self._on_delivery, name))
             self._channels.append(channel)

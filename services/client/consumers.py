@@ -48,7 +48,7 @@ from services.client.client import (
     InstanceNotFoundError,
 )
 from services.common.amqp import Publisher, PublishFailedError, dead_letter, declare
-from services.common.consuming import ChannelWatch
+from services.common.consuming import ChannelWatch, consuming_channel
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +83,7 @@ class ApprovalConsumers:
         self._running: set[asyncio.Task[None]] = set()
 
     async def attach(
-        self,
-        connection: AbstractConnection,
-        watch: ChannelWatch | None = None,
+        self, connection: AbstractConnection, watch: ChannelWatch | None = None
     ) -> None:
         """Declare the approval topology (idempotent) and consume on a (new) connection;
         ``watch`` each consuming channel (``ConnectionSupervisor.watch``)."""
@@ -100,10 +98,7 @@ class ApprovalConsumers:
             (self._topology.approval_responses_queue, self._on_response),
         ]
         for queue_name, handler in handlers:
-            channel = await connection.channel()
-            if watch is not None:
-                watch(channel)
-            await channel.set_qos(prefetch_count=self._prefetch)
+            channel = await consuming_channel(connection, self._prefetch, watch)
             queue = await channel.get_queue(queue_name, ensure=False)
             tag = await queue.consume(self._tracked(handler))
             self._channels.append(channel)

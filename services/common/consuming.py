@@ -34,6 +34,18 @@ ChannelWatch = Callable[[AbstractChannel], None]
 """What ``attach`` calls with each channel it consumes on (``ConnectionSupervisor.watch``)."""
 
 
+async def consuming_channel(
+    connection: AbstractConnection, prefetch: int, watch: ChannelWatch | None = None
+) -> AbstractChannel:
+    """A channel to consume on: ``watch``-ed (when given) and with at most ``prefetch``
+    deliveries unacknowledged."""
+    channel = await connection.channel()
+    if watch is not None:
+        watch(channel)
+    await channel.set_qos(prefetch_count=prefetch)
+    return channel
+
+
 class ConnectionSupervisor:
     """Runs ``attach`` on every new connection and ``detach`` when it is lost."""
 

@@ -40,7 +40,7 @@ from contracts import (
 )
 from durable.app import ActivityDefinition
 from services.common.amqp import Publisher, PublishFailedError, dead_letter
-from services.common.consuming import ChannelWatch
+from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
@@ -107,16 +107,11 @@ class PartitionConsumer:
         self._worker = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
 
     async def attach(
-        self,
-        connection: AbstractConnection,
-        watch: ChannelWatch | None = None,
+        self, connection: AbstractConnection, watch: ChannelWatch | None = None
     ) -> None:
         """Consume the partition queue on a (new) connection; ``watch`` the channel
         (``ConnectionSupervisor.watch``)."""
-        self._channel = await connection.channel()
-        if watch is not None:
-            watch(self._channel)
-        await self._channel.set_qos(prefetch_count=self._prefetch)
+        self._channel = await consuming_channel(connection, self._prefetch, watch)
         self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
         self._consumer_tag = await self._queue.consume(self._receive)
 

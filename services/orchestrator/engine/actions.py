@@ -18,6 +18,7 @@ from contracts import (
     TaskScheduled,
     TimerCreated,
 )
+from services.orchestrator.engine.errors import NonDeterminismError
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,59 @@ def matches(action: Action, event: HistoryEvent) -> bool:
             return name == recorded
         case _:
             return False
+
+
+class PendingActions:
+    """The actions the code has asked for that the history does not hold yet, numbered in
+    the order they were asked for (the numbering is what replay matches against), and the
+    timers the code has cancelled since the last decision."""
+
+    def __init__(self) -> None:
+        self._next_id = 0
+        self._pending: dict[int, Action] = {}
+        self._cancelled_timers: list[int] = []
+
+    def next_id(self) -> int:
+        action_id = self._next_id
+        self._next_id += 1
+        return action_id
+
+    def add(self, action: Action) -> None:
+        self._pending[action.id] = action
+
+    def match(
+        self,
+        instance_id: str,
+        event: TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated,
+    ) -> None:
+        """Settle the action a recorded ``event`` stands for; ``NonDeterminismError`` if the
+        code did not ask for it, or asked for something else at that point."""
+        action = self._pending.pop(event.event_id, None)
+        if action is None:
+            raise NonDeterminismError(
+                instance_id,
+                event.event_id,
+                describe_event(event),
+                "nothing at that point (the code did not schedule it)",
+            )
+        if not matches(action, event):
+            raise NonDeterminismError(
+                instance_id, event.event_id, describe_event(event), action.describe()
+            )
+
+    def take_events(self, timestamp: datetime) -> list[HistoryEvent]:
+        """The events that record the actions still pending; none is pending afterwards."""
+        events = [action.to_event(timestamp) for action in self._pending.values()]
+        self._pending.clear()
+        return events
+
+    def drop(self) -> None:
+        """Forget the actions not recorded: a failed execution dispatches nothing more."""
+        self._pending.clear()
+
+    def timer_cancelled(self, timer_id: int) -> None:
+        self._cancelled_timers.append(timer_id)
+
+    def take_cancelled_timers(self) -> list[int]:
+        cancelled, self._cancelled_timers = self._cancelled_timers, []
+        return cancelled

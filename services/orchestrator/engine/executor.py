@@ -47,12 +47,10 @@ from contracts import (
 from contracts.typed import BoundaryError, checked
 from contracts.values import to_json_value
 from services.orchestrator.engine.actions import (
-    Action,
     CreateSubOrchestration,
     CreateTimer,
+    PendingActions,
     ScheduleTask,
-    describe_event,
-    matches,
 )
 from services.orchestrator.engine.context import OrchestrationContext, function_name
 from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
@@ -92,8 +90,7 @@ class OrchestrationExecutor:
         self.context = OrchestrationContext(self, instance_id)
         self.execution_id = ""
         self._code: SuspendedCode | None = None
-        self._next_action_id = 0
-        self._pending_actions: dict[int, Action] = {}
+        self._actions = PendingActions()
         self._open_tasks: dict[int, CompletableTask[Any]] = {}
         self._timeouts: dict[int, ActivityCallTask[Any]] = {}  # timer id -> activity it limits
         self._events = ExternalEvents()
@@ -103,7 +100,6 @@ class OrchestrationExecutor:
         self._failure: FailureDetails | None = None
         self._non_determinism: NonDeterminismError | None = None
         self._started = False
-        self._cancelled_timers: list[int] = []
         self._suspended = False
         self._deferred: list[Callable[[], None]] = []
         self._continue_as_new: tuple[JsonValue, bool] | None = None
@@ -132,7 +128,7 @@ class OrchestrationExecutor:
         finally:
             self.context._is_replaying = False
             # Cancellations during replay were reported when they first happened.
-            self._cancelled_timers.clear()
+            self._actions.take_cancelled_timers()
 
     def execute(self, new_events: Sequence[HistoryEvent]) -> Decision:
         """Apply new events and return what to append after them."""
@@ -149,9 +145,7 @@ class OrchestrationExecutor:
         """What the events applied since the last decision lead to; resets the new actions."""
         timestamp = self.context.current_utc_datetime
         decision = Decision(custom_status=self.context.custom_status)
-        for action in self._pending_actions.values():
-            decision.new_events.append(action.to_event(timestamp))
-        self._pending_actions.clear()
+        decision.new_events += self._actions.take_events(timestamp)
         if self._completion is not None and not self._completion_recorded:
             decision.new_events.append(self._completion)
             self._completion_recorded = True
@@ -159,7 +153,7 @@ class OrchestrationExecutor:
         decision.output = self._output
         decision.failure = self._failure
         decision.non_determinism = self._non_determinism
-        decision.cancelled_timers, self._cancelled_timers = self._cancelled_timers, []
+        decision.cancelled_timers = self._actions.take_cancelled_timers()
         if isinstance(self._completion, ContinueAsNew):
             preserve = self._continue_as_new is not None and self._continue_as_new[1]
             decision.continue_as_new = ContinueAsNewRequest(
@@ -238,29 +232,29 @@ class OrchestrationExecutor:
     def schedule_task(
         self, name: str, input_: JsonValue, *, attempt: int = 1, timeout: timedelta | None = None
     ) -> Task[Any]:
-        task_id = self._new_action_id()
+        task_id = self._actions.next_id()
         task: ActivityCallTask[Any] = ActivityCallTask(task_id, f"activity {name!r}", timeout)
         seconds = timeout.total_seconds() if timeout is not None else None
-        self._pending_actions[task_id] = ScheduleTask(task_id, name, input_, attempt, seconds)
+        self._actions.add(ScheduleTask(task_id, name, input_, attempt, seconds))
         self._open_tasks[task_id] = task
         return task
 
     def create_timer(self, fire_at: datetime) -> TimerTask:
-        timer_id = self._new_action_id()
+        timer_id = self._actions.next_id()
         timer = TimerTask(timer_id, f"timer at {fire_at.isoformat()}", self._timer_cancelled)
-        self._pending_actions[timer_id] = CreateTimer(timer_id, fire_at)
+        self._actions.add(CreateTimer(timer_id, fire_at))
         self._open_tasks[timer_id] = timer
         return timer
 
     def create_sub_orchestration(
         self, name: str, input_: JsonValue, instance_id: str | None
     ) -> Task[Any]:
-        task_id = self._new_action_id()
+        task_id = self._actions.next_id()
         # Deterministic, and distinct across executions (continue-as-new restarts task ids).
         child_id = instance_id or f"{self.context.instance_id}:{self.execution_id[:8]}:{task_id}"
         description = f"sub-orchestration {name!r} (instance {child_id!r})"
         task: SubOrchestrationTask[Any] = SubOrchestrationTask(task_id, description, child_id)
-        self._pending_actions[task_id] = CreateSubOrchestration(task_id, name, child_id, input_)
+        self._actions.add(CreateSubOrchestration(task_id, name, child_id, input_))
         self._open_tasks[task_id] = task
         return task
 
@@ -280,12 +274,7 @@ class OrchestrationExecutor:
         self._continue_as_new = (input_, preserve_unprocessed_events)
 
     def _timer_cancelled(self, timer: TimerTask) -> None:
-        self._cancelled_timers.append(timer.id)
-
-    def _new_action_id(self) -> int:
-        action_id = self._next_action_id
-        self._next_action_id += 1
-        return action_id
+        self._actions.timer_cancelled(timer.id)
 
     # --- applying events ---------------------------------------------------------------------
 
@@ -316,7 +305,7 @@ class OrchestrationExecutor:
             case ExecutionStarted():
                 self._start(event)
             case TaskScheduled() | TimerCreated() | SubOrchestrationInstanceCreated():
-                self._match_recorded_action(event)
+                self._actions.match(self.context.instance_id, event)
             case TaskStarted(task_scheduled_id=task_id, timestamp=started_at):
                 self._start_activity_clock(task_id, started_at)
             case TaskCompleted(task_scheduled_id=task_id, result=result) | (
@@ -416,22 +405,6 @@ class OrchestrationExecutor:
         else:
             self._succeed(result)
 
-    def _match_recorded_action(
-        self, event: TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated
-    ) -> None:
-        action = self._pending_actions.pop(event.event_id, None)
-        if action is None:
-            raise NonDeterminismError(
-                self.context.instance_id,
-                event.event_id,
-                describe_event(event),
-                "nothing at that point (the code did not schedule it)",
-            )
-        if not matches(action, event):
-            raise NonDeterminismError(
-                self.context.instance_id, event.event_id, describe_event(event), action.describe()
-            )
-
     # --- the code's outcome -----------------------------------------------------------------
 
     def _resume(self) -> None:
@@ -466,7 +439,7 @@ class OrchestrationExecutor:
     def _fail(self, error: BaseException) -> None:
         # A failed execution has no further effects: what the code scheduled in the step that
         # failed (or, after a history mismatch, what diverged code asked for) is not dispatched.
-        self._pending_actions.clear()
+        self._actions.drop()
         self._output = None
         self._failure = FailureDetails.from_exception(error)
         self._finish(

@@ -4,9 +4,15 @@
   has it, on here), from one connection and from eight at once (group commit).
 - RabbitMQ: persistent publishes to a quorum queue, each confirmed, one at a time and with
   100 in flight.
+- RabbitMQ, a task's round trip with nothing else to do: a message published to one quorum
+  queue, taken by a consumer on another connection that publishes a reply to a second quorum
+  queue, waits for its confirm and acknowledges; the round trip ends when the reply is
+  delivered. That is a step's way through a broker (the task to a worker, its result back),
+  with every confirm, delivery and acknowledgement, and no runtime's code in it.
 - From those, the most sequential steps a second that a runtime with our guarantees can run
   through a broker: each step waits for a commit, then a confirmed publish of the task, then
-  a confirmed publish of its result, one after the other, before any process does any work.
+  a confirmed publish of its result, one after the other, before any process does any work;
+  and, measured rather than summed, a commit then the round trip.
 """
 
 from __future__ import annotations
@@ -95,19 +101,77 @@ async def rabbitmq_ceilings(endpoints: Endpoints, seconds: float) -> dict[str, f
             pipelined += 100
         pipelined_rate = pipelined / (time.monotonic() - started)
         await queue.delete(if_unused=False, if_empty=False)
+        round_trips = await _round_trips_per_s(endpoints, connection, seconds)
         return {
             "rabbitmq_confirmed_publishes_per_s_1_in_flight": round(sequential_rate),
             "rabbitmq_confirmed_publishes_per_s_100_in_flight": round(pipelined_rate),
+            "rabbitmq_round_trips_per_s": round(round_trips),
         }
     finally:
         await connection.close()
 
 
+async def _round_trips_per_s(
+    endpoints: Endpoints, connection: aio_pika.abc.AbstractConnection, seconds: float
+) -> float:
+    """Sequential round trips through two quorum queues: publish (confirmed) to the first, a
+    consumer on its own connection publishes a reply (confirmed) to the second and then
+    acknowledges, the reply is delivered back and acknowledged."""
+    names = [unique_name("bench.ceiling.task."), unique_name("bench.ceiling.result.")]
+    relay = await aio_pika.connect(endpoints.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queues = [
+            await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+            for name in names
+        ]
+        body = b"x" * 300
+        replies: asyncio.Queue[None] = asyncio.Queue()
+
+        def message() -> aio_pika.Message:
+            return aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+
+        relay_channel = await relay.channel(publisher_confirms=True)
+        await relay_channel.set_qos(prefetch_count=10)
+        tasks = await relay_channel.get_queue(names[0], ensure=False)
+
+        async def reply(delivery: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await relay_channel.default_exchange.publish(message(), routing_key=names[1])
+            await delivery.ack()
+
+        async def received(delivery: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await delivery.ack()
+            replies.put_nowait(None)
+
+        await tasks.consume(reply)
+        results_channel = await connection.channel()
+        await results_channel.set_qos(prefetch_count=10)
+        results = await results_channel.get_queue(names[1], ensure=False)
+        await results.consume(received)
+        started = time.monotonic()
+        count = 0
+        while time.monotonic() - started < seconds:
+            await channel.default_exchange.publish(message(), routing_key=names[0])
+            await asyncio.wait_for(replies.get(), 10)
+            count += 1
+        rate = count / (time.monotonic() - started)
+        for queue in queues:
+            await queue.delete(if_unused=False, if_empty=False)
+        return rate
+    finally:
+        await relay.close()
+
+
 def serial_step_ceiling(measured: dict[str, float]) -> dict[str, float]:
     """Sequential steps/s that a commit and two confirmed publishes in series allow, from the
-    single-connection and one-in-flight rates (nothing when either was not measured)."""
+    single-connection and one-in-flight rates; and that a commit and a round trip allow
+    (each left out when what it needs was not measured)."""
     commits = measured.get("postgres_commits_per_s_1_connection")
     publishes = measured.get("rabbitmq_confirmed_publishes_per_s_1_in_flight")
-    if not commits or not publishes:
-        return {}
-    return {"serial_step_ceiling_per_s": round(1 / (1 / commits + 2 / publishes))}
+    ceilings: dict[str, float] = {}
+    if commits and publishes:
+        ceilings["serial_step_ceiling_per_s"] = round(1 / (1 / commits + 2 / publishes))
+    round_trips = measured.get("rabbitmq_round_trips_per_s")
+    if commits and round_trips:
+        ceilings["round_trip_step_ceiling_per_s"] = round(1 / (1 / commits + 1 / round_trips))
+    return ceilings

@@ -97,6 +97,20 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             True,
         ),
         Metric(
+            "ceilings",
+            "rabbitmq_round_trips_per_s",
+            "RabbitMQ round trips/s through two quorum queues",
+            "1/s",
+            True,
+        ),
+        Metric(
+            "ceilings",
+            "round_trip_step_ceiling_per_s",
+            "steps/s allowed by 1 commit + 1 round trip in series",
+            "1/s",
+            True,
+        ),
+        Metric(
             "W1", "activities_per_s", "sequential activities/s", "1/s", True, ("ratio", "dbos", 1.5)
         ),
         Metric("W1", "step_p50_ms", "per-step latency p50", "ms", False),

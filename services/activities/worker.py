@@ -128,9 +128,7 @@ class ActivityWorker:
             self._acks.ack(delivery)
         else:
             # A result is not safe anywhere: put the task (the batch) back; it runs again.
-            self._acks.forget(delivery)
-            with contextlib.suppress(Exception):
-                await delivery.nack(requeue=True)
+            await self._acks.settle_alone(delivery, _requeue(delivery))
 
     async def _run_all(
         self, definition: ActivityDefinition, messages: list[ActivityTaskMessage]
@@ -189,9 +187,7 @@ class ActivityWorker:
                 OutgoingMessage.of(m, exchange, routing_key) for m in messages
             )
         except PublishFailedError:
-            self._acks.forget(delivery)
-            with contextlib.suppress(Exception):
-                await delivery.nack(requeue=True)
+            await self._acks.settle_alone(delivery, _requeue(delivery))
             return
         self._acks.ack(delivery)
 
@@ -203,9 +199,16 @@ class ActivityWorker:
     async def _dead_letter(
         self, queue_name: str, delivery: AbstractIncomingMessage, reason: str
     ) -> None:
-        self._acks.forget(delivery)
-        try:
-            await dead_letter(self._publisher, self._topology, queue_name, delivery, reason)
-        except PublishFailedError:
-            with contextlib.suppress(Exception):
-                await delivery.nack(requeue=True)
+        async def settle() -> None:
+            try:
+                await dead_letter(self._publisher, self._topology, queue_name, delivery, reason)
+            except PublishFailedError:
+                await _requeue(delivery)
+
+        await self._acks.settle_alone(delivery, settle())
+
+
+async def _requeue(delivery: AbstractIncomingMessage) -> None:
+    """Put a delivery back in its queue (a closed channel needs nothing: the broker redelivers)."""
+    with contextlib.suppress(Exception):
+        await delivery.nack(requeue=True)

@@ -6,7 +6,10 @@ can be one ``basic.ack(multiple)``. An ``AckBatcher`` collects the deliveries fi
 one turn of the event loop and, per channel, acknowledges the longest run of finished ones
 that starts at the oldest unsettled delivery with a single ``multiple`` ack; the others are
 acknowledged one by one. No ack waits for more than that turn of the loop, and none covers a
-delivery that is still being worked on.
+delivery that is still being worked on, or one being settled otherwise (requeued,
+dead-lettered) whose own frame has not gone yet: a ``multiple`` ack sent first would
+acknowledge it, the broker would drop a task meant to come back, and then close the channel
+over the nack of a tag it no longer knows.
 """
 
 from __future__ import annotations
@@ -40,10 +43,16 @@ class AckBatcher:
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_soon(self._send)
 
-    def forget(self, delivery: AbstractIncomingMessage) -> None:
-        """``delivery`` was settled otherwise (rejected, requeued, dead-lettered)."""
-        if delivery.delivery_tag is not None:
-            self._unsettled.get(id(delivery.channel), {}).pop(delivery.delivery_tag, None)
+    async def settle_alone(
+        self, delivery: AbstractIncomingMessage, settle: Awaitable[None]
+    ) -> None:
+        """Settle ``delivery`` otherwise (``settle``: a requeue, a dead-letter): it holds back
+        every ``multiple`` ack until ``settle`` is done, and is forgotten after."""
+        try:
+            await settle
+        finally:
+            if delivery.delivery_tag is not None:
+                self._unsettled.get(id(delivery.channel), {}).pop(delivery.delivery_tag, None)
 
     def clear(self) -> None:
         """The channels are gone: their deliveries are void, nothing is acknowledged."""

@@ -12,17 +12,22 @@ from services.common.acks import AckBatcher
 @dataclass
 class Channel:
     acks: list[tuple[int, bool]] = field(default_factory=list)
+    nacks: list[int] = field(default_factory=list)
 
 
 @dataclass
 class Delivery:
-    """What the batcher uses of an aio-pika delivery: its channel, its tag, ``ack``."""
+    """What the batcher uses of an aio-pika delivery: its channel, its tag, ``ack``; and
+    ``nack``, which its callers settle it with otherwise."""
 
     channel: Channel
     delivery_tag: int
 
     async def ack(self, multiple: bool = False) -> None:
         self.channel.acks.append((self.delivery_tag, multiple))
+
+    async def nack(self) -> None:
+        self.channel.nacks.append(self.delivery_tag)
 
 
 def deliveries(channel: Channel, count: int) -> list[Delivery]:
@@ -59,18 +64,44 @@ async def test_a_delivery_still_running_is_never_covered() -> None:
     assert channel.acks[-1] == (3, True)
 
 
-async def test_a_rejected_delivery_does_not_hold_back_the_ones_after_it() -> None:
+async def test_a_requeued_delivery_does_not_hold_back_the_ones_after_it() -> None:
     batcher, channel = AckBatcher(), Channel()
     received = deliveries(channel, 3)
     for delivery in received:
         batcher.received(delivery)  # type: ignore[arg-type]
 
-    batcher.forget(received[0])  # type: ignore[arg-type]
+    await batcher.settle_alone(received[0], received[0].nack())  # type: ignore[arg-type]
     batcher.ack(received[1])  # type: ignore[arg-type]
     batcher.ack(received[2])  # type: ignore[arg-type]
     await batcher.drain()
 
+    assert channel.nacks == [1]
     assert channel.acks == [(3, True)]
+
+
+async def test_no_multiple_ack_covers_a_delivery_whose_requeue_has_not_gone_yet() -> None:
+    batcher, channel = AckBatcher(), Channel()
+    received = deliveries(channel, 3)
+    for delivery in received:
+        batcher.received(delivery)  # type: ignore[arg-type]
+    release = asyncio.Event()
+
+    async def requeue_when_released() -> None:
+        await release.wait()
+        await received[1].nack()
+
+    requeue = asyncio.create_task(
+        batcher.settle_alone(received[1], requeue_when_released())  # type: ignore[arg-type]
+    )
+    batcher.ack(received[0])  # type: ignore[arg-type]
+    batcher.ack(received[2])  # type: ignore[arg-type]
+    await batcher.drain()
+    # 3 is acknowledged alone: a multiple ack up to 3 would acknowledge 2 before its nack.
+    assert sorted(channel.acks) == [(1, True), (3, False)]
+
+    release.set()
+    await requeue
+    assert channel.nacks == [2]
 
 
 async def test_acks_go_out_by_the_end_of_the_loop_turn_without_a_drain() -> None:

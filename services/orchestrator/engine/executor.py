@@ -55,16 +55,14 @@ from services.orchestrator.engine.actions import (
 from services.orchestrator.engine.context import OrchestrationContext, function_name
 from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
 from services.orchestrator.engine.errors import (
-    ActivityTimeoutError,
     EventTimeoutError,
     NonDeterminismError,
-    TaskFailedError,
 )
 from services.orchestrator.engine.external_events import ExternalEvents
+from services.orchestrator.engine.open_calls import Delivery, OpenCalls
 from services.orchestrator.engine.suspended import SuspendedCode
 from services.orchestrator.engine.tasks import (
     ActivityCallTask,
-    CompletableTask,
     EventWithTimeoutTask,
     SubOrchestrationTask,
     Task,
@@ -91,8 +89,7 @@ class OrchestrationExecutor:
         self.execution_id = ""
         self._code: SuspendedCode | None = None
         self._actions = PendingActions()
-        self._open_tasks: dict[int, CompletableTask[Any]] = {}
-        self._timeouts: dict[int, ActivityCallTask[Any]] = {}  # timer id -> activity it limits
+        self._calls = OpenCalls()
         self._events = ExternalEvents()
         self._completion: HistoryEvent | None = None
         self._completion_recorded = False
@@ -101,9 +98,8 @@ class OrchestrationExecutor:
         self._non_determinism: NonDeterminismError | None = None
         self._started = False
         self._suspended = False
-        self._deferred: list[Callable[[], None]] = []
+        self._deferred: list[Delivery] = []
         self._continue_as_new: tuple[JsonValue, bool] | None = None
-        self._failed_tasks: dict[int, CompletableTask[Any]] = {}
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -176,9 +172,9 @@ class OrchestrationExecutor:
             case ExecutionStarted():
                 return not self._started
             case TaskCompleted(task_scheduled_id=task_id) | TaskFailed(task_scheduled_id=task_id):
-                return isinstance(self._open_tasks.get(task_id), ActivityCallTask)
+                return isinstance(self._calls.get(task_id), ActivityCallTask)
             case TaskStarted(task_scheduled_id=task_id):
-                task = self._open_tasks.get(task_id)
+                task = self._calls.get(task_id)
                 return (
                     isinstance(task, ActivityCallTask)
                     and task.timeout is not None
@@ -187,14 +183,14 @@ class OrchestrationExecutor:
             case SubOrchestrationInstanceCompleted(task_scheduled_id=task_id) | (
                 SubOrchestrationInstanceFailed(task_scheduled_id=task_id)
             ):
-                return isinstance(self._open_tasks.get(task_id), SubOrchestrationTask)
+                return isinstance(self._calls.get(task_id), SubOrchestrationTask)
             case ExecutionSuspended():
                 return not self._suspended
             case ExecutionResumed():
                 return self._suspended
             case TimerFired(timer_id=timer_id):
                 # A cancelled timer stays open until its fire is refused here.
-                timer = self._open_tasks.get(timer_id)
+                timer = self._calls.get(timer_id)
                 return isinstance(timer, TimerTask) and not timer.is_cancelled
             case _:
                 return True
@@ -217,15 +213,11 @@ class OrchestrationExecutor:
 
     def open_call_ids(self) -> set[int]:
         """Ids of the activities, sub-orchestrations and (uncancelled) timers still awaited."""
-        return {
-            task_id
-            for task_id, task in self._open_tasks.items()
-            if not (isinstance(task, TimerTask) and task.is_cancelled)
-        }
+        return self._calls.ids()
 
     def final_failures(self) -> set[int]:
         """Ids of tasks whose failure reached the code (no retry policy tried them again)."""
-        return {task_id for task_id, task in self._failed_tasks.items() if not task.retried}
+        return self._calls.final_failures()
 
     # --- called by the context ---------------------------------------------------------------
 
@@ -236,14 +228,14 @@ class OrchestrationExecutor:
         task: ActivityCallTask[Any] = ActivityCallTask(task_id, f"activity {name!r}", timeout)
         seconds = timeout.total_seconds() if timeout is not None else None
         self._actions.add(ScheduleTask(task_id, name, input_, attempt, seconds))
-        self._open_tasks[task_id] = task
+        self._calls.add(task)
         return task
 
     def create_timer(self, fire_at: datetime) -> TimerTask:
         timer_id = self._actions.next_id()
         timer = TimerTask(timer_id, f"timer at {fire_at.isoformat()}", self._timer_cancelled)
         self._actions.add(CreateTimer(timer_id, fire_at))
-        self._open_tasks[timer_id] = timer
+        self._calls.add(timer)
         return timer
 
     def create_sub_orchestration(
@@ -255,7 +247,7 @@ class OrchestrationExecutor:
         description = f"sub-orchestration {name!r} (instance {child_id!r})"
         task: SubOrchestrationTask[Any] = SubOrchestrationTask(task_id, description, child_id)
         self._actions.add(CreateSubOrchestration(task_id, name, child_id, input_))
-        self._open_tasks[task_id] = task
+        self._calls.add(task)
         return task
 
     def wait_for_event(self, name: str, timeout: timedelta | None = None) -> Task[Any]:
@@ -311,13 +303,13 @@ class OrchestrationExecutor:
             case TaskCompleted(task_scheduled_id=task_id, result=result) | (
                 SubOrchestrationInstanceCompleted(task_scheduled_id=task_id, result=result)
             ):
-                self._settle(task_id, result, None)
+                self._deliver(self._calls.settle(task_id, result, None))
             case TaskFailed(task_scheduled_id=task_id, failure=failure) | (
                 SubOrchestrationInstanceFailed(task_scheduled_id=task_id, failure=failure)
             ):
-                self._settle(task_id, None, failure)
+                self._deliver(self._calls.settle(task_id, None, failure))
             case TimerFired(timer_id=timer_id):
-                self._timer_fired(timer_id)
+                self._deliver(self._calls.timer_fired(timer_id))
             case EventRaised(name=name, input=data):
                 self._deliver(functools.partial(self._events.deliver, name, data))
             case ExecutionSuspended():
@@ -331,47 +323,16 @@ class OrchestrationExecutor:
             case _:
                 pass
 
-    def _settle(self, task_id: int, result: JsonValue, failure: FailureDetails | None) -> None:
-        task = self._open_tasks.pop(task_id, None)
-        if task is None:
-            return
-        if isinstance(task, ActivityCallTask) and task.timeout_timer is not None:
-            task.timeout_timer.cancel()
-        if failure is None and task.converter is not None:
-            try:
-                result = task.converter(result)
-            except BoundaryError as error:
-                self._deliver(functools.partial(task._fail, error))
-                return
-        if failure is None:
-            self._deliver(functools.partial(task._complete, result))
-        else:
-            self._failed_tasks[task_id] = task
-            self._deliver(functools.partial(task._fail, _task_failed_error(task, failure)))
-
     def _start_activity_clock(self, task_id: int, started_at: datetime) -> None:
-        task = self._open_tasks.get(task_id)
+        task = self._calls.get(task_id)
         if not isinstance(task, ActivityCallTask) or task.timeout is None:
             return
-        timer = self.create_timer(started_at + task.timeout)
-        task.timeout_timer = timer
-        self._timeouts[timer.id] = task
+        self._calls.limit(task, self.create_timer(started_at + task.timeout))
 
-    def _timer_fired(self, timer_id: int) -> None:
-        timer = self._open_tasks.pop(timer_id, None)
-        if not isinstance(timer, TimerTask) or timer.is_cancelled:
-            return
-        limited = self._timeouts.pop(timer_id, None)
-        if limited is not None:
-            if self._open_tasks.pop(limited.id, None) is not None:
-                assert limited.timeout is not None
-                error = ActivityTimeoutError(limited.description, limited.timeout.total_seconds())
-                self._deliver(functools.partial(limited._fail, error))
-            return
-        self._deliver(functools.partial(timer._complete, None))
-
-    def _deliver(self, delivery: Callable[[], None]) -> None:
+    def _deliver(self, delivery: Delivery | None) -> None:
         """Hand an outcome to the code now, or, while suspended, when the instance resumes."""
+        if delivery is None:
+            return
         if self._suspended:
             self._deferred.append(delivery)
         else:
@@ -455,14 +416,6 @@ class OrchestrationExecutor:
         if self._code is not None:
             code, self._code = self._code, None
             code.close()
-
-
-def _task_failed_error(task: CompletableTask[Any], failure: FailureDetails) -> TaskFailedError:
-    message = f"{task.description} failed: {failure.error_type}: {failure.message}"
-    if failure.error_type == "ActivityTimeoutError":
-        # Reported by the worker rather than by the orchestrator's own timer: the same error.
-        return ActivityTimeoutError.reported(message, failure)
-    return TaskFailedError(message, failure)
 
 
 def replay(

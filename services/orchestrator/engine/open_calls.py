@@ -1,0 +1,97 @@
+"""The calls orchestrator code awaits from outside, and how their outcomes reach it.
+
+``OpenCalls`` holds the code's open activities, sub-orchestrations and timers by id, the
+time-out timer of each activity that has one, and the calls whose failure reached the code.
+An outcome the history brings (a result, a failure, a fire) becomes a delivery: a callable
+that completes or fails the awaited task. The executor runs it at once, or keeps it until a
+suspended instance resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import JsonValue
+
+from contracts import FailureDetails
+from contracts.typed import BoundaryError
+from services.orchestrator.engine.errors import ActivityTimeoutError, TaskFailedError
+from services.orchestrator.engine.tasks import ActivityCallTask, CompletableTask, TimerTask
+
+Delivery = Callable[[], None]
+
+
+class OpenCalls:
+    """One execution's open calls by id, and the deliveries their outcomes become."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[int, CompletableTask[Any]] = {}
+        self._timeouts: dict[int, ActivityCallTask[Any]] = {}  # timer id -> activity it limits
+        self._failed: dict[int, CompletableTask[Any]] = {}
+
+    def add(self, task: CompletableTask[Any]) -> None:
+        self._tasks[task.id] = task
+
+    def get(self, call_id: int) -> CompletableTask[Any] | None:
+        return self._tasks.get(call_id)
+
+    def ids(self) -> set[int]:
+        """Ids of the activities, sub-orchestrations and (uncancelled) timers still awaited."""
+        return {
+            call_id
+            for call_id, task in self._tasks.items()
+            if not (isinstance(task, TimerTask) and task.is_cancelled)
+        }
+
+    def final_failures(self) -> set[int]:
+        """Ids of calls whose failure reached the code (no retry policy tried them again)."""
+        return {call_id for call_id, task in self._failed.items() if not task.retried}
+
+    def limit(self, activity: ActivityCallTask[Any], timer: TimerTask) -> None:
+        """``timer`` is ``activity``'s time-out: its fire fails the activity."""
+        activity.timeout_timer = timer
+        self._timeouts[timer.id] = activity
+
+    def settle(
+        self, call_id: int, result: JsonValue, failure: FailureDetails | None
+    ) -> Delivery | None:
+        """An activity's or sub-orchestration's outcome (nothing for a call no longer open)."""
+        task = self._tasks.pop(call_id, None)
+        if task is None:
+            return None
+        if isinstance(task, ActivityCallTask) and task.timeout_timer is not None:
+            task.timeout_timer.cancel()
+        if failure is not None:
+            self._failed[call_id] = task
+            return functools.partial(task._fail, _task_failed_error(task, failure))
+        if task.converter is not None:
+            try:
+                result = task.converter(result)
+            except BoundaryError as error:
+                return functools.partial(task._fail, error)
+        return functools.partial(task._complete, result)
+
+    def timer_fired(self, timer_id: int) -> Delivery | None:
+        """A timer's fire: the timer completes, or the activity it limits times out (nothing
+        for a cancelled timer, or one whose activity has already finished)."""
+        timer = self._tasks.pop(timer_id, None)
+        if not isinstance(timer, TimerTask) or timer.is_cancelled:
+            return None
+        limited = self._timeouts.pop(timer_id, None)
+        if limited is None:
+            return functools.partial(timer._complete, None)
+        if self._tasks.pop(limited.id, None) is None:
+            return None
+        assert limited.timeout is not None
+        error = ActivityTimeoutError(limited.description, limited.timeout.total_seconds())
+        return functools.partial(limited._fail, error)
+
+
+def _task_failed_error(task: CompletableTask[Any], failure: FailureDetails) -> TaskFailedError:
+    message = f"{task.description} failed: {failure.error_type}: {failure.message}"
+    if failure.error_type == "ActivityTimeoutError":
+        # Reported by the worker rather than by the orchestrator's own timer: the same error.
+        return ActivityTimeoutError.reported(message, failure)
+    return TaskFailedError(message, failure)

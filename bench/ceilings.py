@@ -74,18 +74,11 @@ async def rabbitmq_ceilings(endpoints: Endpoints, seconds: float) -> dict[str, f
     queue_name = unique_name("bench.ceiling.")
     try:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(
-            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        body = b"x" * 300
-
-        def message() -> aio_pika.Message:
-            return aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-
+        queue = await _quorum_queue(channel, queue_name)
         started = time.monotonic()
         sequential = 0
         while time.monotonic() - started < seconds:
-            await channel.default_exchange.publish(message(), routing_key=queue_name)
+            await channel.default_exchange.publish(_message(), routing_key=queue_name)
             sequential += 1
         sequential_rate = sequential / (time.monotonic() - started)
 
@@ -94,7 +87,7 @@ async def rabbitmq_ceilings(endpoints: Endpoints, seconds: float) -> dict[str, f
         while time.monotonic() - started < seconds:
             await asyncio.gather(
                 *(
-                    channel.default_exchange.publish(message(), routing_key=queue_name)
+                    channel.default_exchange.publish(_message(), routing_key=queue_name)
                     for _ in range(100)
                 )
             )
@@ -117,49 +110,47 @@ async def _round_trips_per_s(
     """Sequential round trips through two quorum queues: publish (confirmed) to the first, a
     consumer on its own connection publishes a reply (confirmed) to the second and then
     acknowledges, the reply is delivered back and acknowledged."""
-    names = [unique_name("bench.ceiling.task."), unique_name("bench.ceiling.result.")]
+    task_queue, result_queue = unique_name("bench.ceiling.task."), unique_name("bench.ceiling.")
     relay = await aio_pika.connect(endpoints.amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    queues = [await _quorum_queue(channel, name) for name in (task_queue, result_queue)]
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        queues = [
-            await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
-            for name in names
-        ]
-        body = b"x" * 300
         replies: asyncio.Queue[None] = asyncio.Queue()
-
-        def message() -> aio_pika.Message:
-            return aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-
         relay_channel = await relay.channel(publisher_confirms=True)
-        await relay_channel.set_qos(prefetch_count=10)
-        tasks = await relay_channel.get_queue(names[0], ensure=False)
 
         async def reply(delivery: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await relay_channel.default_exchange.publish(message(), routing_key=names[1])
+            await relay_channel.default_exchange.publish(_message(), routing_key=result_queue)
             await delivery.ack()
 
         async def received(delivery: aio_pika.abc.AbstractIncomingMessage) -> None:
             await delivery.ack()
             replies.put_nowait(None)
 
+        tasks = await relay_channel.get_queue(task_queue, ensure=False)
         await tasks.consume(reply)
-        results_channel = await connection.channel()
-        await results_channel.set_qos(prefetch_count=10)
-        results = await results_channel.get_queue(names[1], ensure=False)
+        results = await (await connection.channel()).get_queue(result_queue, ensure=False)
         await results.consume(received)
         started = time.monotonic()
         count = 0
         while time.monotonic() - started < seconds:
-            await channel.default_exchange.publish(message(), routing_key=names[0])
+            await channel.default_exchange.publish(_message(), routing_key=task_queue)
             await asyncio.wait_for(replies.get(), 10)
             count += 1
-        rate = count / (time.monotonic() - started)
-        for queue in queues:
-            await queue.delete(if_unused=False, if_empty=False)
-        return rate
+        return count / (time.monotonic() - started)
     finally:
         await relay.close()
+        for queue in queues:
+            await queue.delete(if_unused=False, if_empty=False)
+
+
+async def _quorum_queue(
+    channel: aio_pika.abc.AbstractChannel, name: str
+) -> aio_pika.abc.AbstractQueue:
+    return await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+
+
+def _message() -> aio_pika.Message:
+    return aio_pika.Message(b"x" * 300, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
 
 
 def serial_step_ceiling(measured: dict[str, float]) -> dict[str, float]:

@@ -25,6 +25,7 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.envelope import Envelope
+from contracts.limits import SHORT_STRING, STORABLE_TEXT
 from contracts.messages import _Message
 
 APPROVAL_ORCHESTRATOR = "proposal_approval"
@@ -33,12 +34,21 @@ APPROVAL_ORCHESTRATOR = "proposal_approval"
 RESPONSE_EVENT = "ApprovalResponse"
 """The external event an ``ApprovalResponse`` becomes; its data is the response body."""
 
-ProposalId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
-"""A proposal's id, also its orchestration instance id: no whitespace, no '/'."""
+_PROPOSAL_ID_PATTERN = r"^[^\s/\\#?@\x00-\x1f][^\s/\\#?\x00-\x1f]*$"
+ProposalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=_PROPOSAL_ID_PATTERN), SHORT_STRING
+]
+"""A proposal's id, also its orchestration instance id: at most 200 characters and 255 bytes
+in UTF-8, no whitespace or control characters, none of ``/ \\ # ?`` (instance ids go in
+URLs), not starting with ``@``."""
 
-PersonId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s*#]+$")]
-"""A person's id (user name or e-mail address); routing key of the messages sent to them, so no
-whitespace and no AMQP wildcards."""
+PersonId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s*#\x00-\x1f]+$"),
+    SHORT_STRING,
+]
+"""A person's id (user name or e-mail address); routing key of the messages sent to them, so
+at most 255 bytes in UTF-8, no whitespace, no control characters and no AMQP wildcards."""
 
 Decision = Literal["approve", "reject"]
 Outcome = Literal["approved", "rejected", "expired", "auto_rejected"]
@@ -62,9 +72,11 @@ class ProposalSubmitted(_Body):
 
     proposal_id: ProposalId
     author: PersonId
-    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    department: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500), STORABLE_TEXT]
+    description: Annotated[str, StringConstraints(max_length=10_000), STORABLE_TEXT] = ""
+    department: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200), SHORT_STRING] | None
+    ) = None
     amount: float = Field(ge=0, allow_inf_nan=False)
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
     submitted_at: AwareDatetime
@@ -96,7 +108,7 @@ class ApprovalResponse(_Body):
     proposal_id: ProposalId
     approver: PersonId
     decision: Decision
-    comment: Annotated[str, StringConstraints(max_length=4000)] = ""
+    comment: Annotated[str, StringConstraints(max_length=4000), STORABLE_TEXT] = ""
     responded_at: AwareDatetime
 
 

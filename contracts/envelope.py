@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from contracts.limits import MAX_SHORT_STRING_BYTES, check_short_string
 
 SCHEMA_VERSION = 1
 """Bumped when a message body changes incompatibly; consumers reject versions they don't know."""
+
+_SHORT_FIELDS = ("instance_id", "execution_id", "correlation_id", "type")
 
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c1f0e-2a43-4b4e-9d83-7d3c5bb0c2a1")
 
 
 class Envelope(BaseModel):
     """Addressing and tracing for one message.
+
+    Its texts become AMQP short strings (``correlation_id``, ``type``) or text columns, so
+    each is at most 255 bytes in UTF-8 and holds no U+0000 (``contracts.limits``).
 
     Attributes:
         message_id: unique per logical message; a redelivery or a re-send of the same logical
@@ -37,6 +45,22 @@ class Envelope(BaseModel):
     type: str
     schema_version: int = SCHEMA_VERSION
     sent_at: datetime
+
+    @model_validator(mode="after")
+    def _short_strings(self) -> Self:
+        # One check for the four (every message has an envelope): the common case, short
+        # ASCII without U+0000, is decided by a single look at their concatenation.
+        texts = (self.instance_id, self.execution_id or "", self.correlation_id, self.type)
+        joined = "".join(texts)
+        if (
+            joined.isascii()
+            and "\x00" not in joined
+            and max(map(len, texts)) <= MAX_SHORT_STRING_BYTES
+        ):
+            return self
+        for name, text in zip(_SHORT_FIELDS, texts, strict=True):
+            check_short_string(text, name)
+        return self
 
 
 def deterministic_message_id(*parts: object) -> uuid.UUID:

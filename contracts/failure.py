@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import traceback
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+MAX_MESSAGE_CHARACTERS = 16_384
+MAX_STACK_TRACE_CHARACTERS = 65_536
+
+
+def storable_text(text: str, most: int) -> str:
+    """``text`` as something Postgres can store and a person can read: U+0000 written as
+    ``\\u0000`` and lone surrogates as ``\\udXXX`` (what the text held, not a refusal: a
+    failure is reported whatever its message holds), at most ``most`` characters, keeping
+    the beginning and the end (where a stack's innermost frames are)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > most:
+        cut = len(text) - most
+        half = most // 2
+        text = f"{text[:half]}\n… ({cut} characters left out) …\n{text[-half:]}"
+    return text
+
+
+def _message(text: str) -> str:
+    return storable_text(text, MAX_MESSAGE_CHARACTERS)
+
+
+def _stack_trace(text: str) -> str:
+    return storable_text(text, MAX_STACK_TRACE_CHARACTERS)
 
 
 class FailureDetails(BaseModel):
     """A failure, described in terms any language can read.
+
+    Its texts are made storable rather than refused (a failure must be recorded whatever it
+    says): U+0000 and lone surrogates are written as escapes, and a message or stack longer
+    than ``MAX_MESSAGE_CHARACTERS`` or ``MAX_STACK_TRACE_CHARACTERS`` is shortened.
 
     Attributes:
         error_type: the exception's type name, e.g. ``ValueError``.
@@ -20,9 +55,9 @@ class FailureDetails(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    error_type: str
-    message: str
-    stack_trace: str | None = None
+    error_type: Annotated[str, AfterValidator(_message)]
+    message: Annotated[str, AfterValidator(_message)]
+    stack_trace: Annotated[str, AfterValidator(_stack_trace)] | None = None
     inner_failure: FailureDetails | None = None
     is_non_retriable: bool = False
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.failure import FailureDetails
+from contracts.limits import ShortString, StorableJson
 
 
 class _Event(BaseModel):
@@ -30,17 +31,17 @@ class ParentInstance(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    instance_id: str
-    execution_id: str
+    instance_id: ShortString
+    execution_id: ShortString
     task_scheduled_id: int
-    name: str
+    name: ShortString
 
 
 class ExecutionStarted(_Event):
     event_type: Literal["ExecutionStarted"] = "ExecutionStarted"
-    name: str
-    execution_id: str
-    input: JsonValue = None
+    name: ShortString
+    execution_id: ShortString
+    input: StorableJson = None
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
 
@@ -56,8 +57,8 @@ class TaskScheduled(_Event):
     ``timeout_seconds`` is its start-to-close time-out, when it has one."""
 
     event_type: Literal["TaskScheduled"] = "TaskScheduled"
-    name: str
-    input: JsonValue = None
+    name: ShortString
+    input: StorableJson = None
     attempt: int = 1
     timeout_seconds: float | None = None
 
@@ -72,7 +73,7 @@ class TaskStarted(_Event):
 class TaskCompleted(_Event):
     event_type: Literal["TaskCompleted"] = "TaskCompleted"
     task_scheduled_id: int
-    result: JsonValue = None
+    result: StorableJson = None
 
 
 class TaskFailed(_Event):
@@ -94,28 +95,28 @@ class TimerFired(_Event):
 
 class EventRaised(_Event):
     event_type: Literal["EventRaised"] = "EventRaised"
-    name: str
-    input: JsonValue = None
+    name: ShortString
+    input: StorableJson = None
 
 
 class EventSent(_Event):
     event_type: Literal["EventSent"] = "EventSent"
-    instance_id: str
-    name: str
-    input: JsonValue = None
+    instance_id: ShortString
+    name: ShortString
+    input: StorableJson = None
 
 
 class SubOrchestrationInstanceCreated(_Event):
     event_type: Literal["SubOrchestrationInstanceCreated"] = "SubOrchestrationInstanceCreated"
-    name: str
-    instance_id: str
-    input: JsonValue = None
+    name: ShortString
+    instance_id: ShortString
+    input: StorableJson = None
 
 
 class SubOrchestrationInstanceCompleted(_Event):
     event_type: Literal["SubOrchestrationInstanceCompleted"] = "SubOrchestrationInstanceCompleted"
     task_scheduled_id: int
-    result: JsonValue = None
+    result: StorableJson = None
 
 
 class SubOrchestrationInstanceFailed(_Event):
@@ -126,7 +127,7 @@ class SubOrchestrationInstanceFailed(_Event):
 
 class ExecutionCompleted(_Event):
     event_type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
-    result: JsonValue = None
+    result: StorableJson = None
 
 
 class ExecutionFailed(_Event):
@@ -136,13 +137,13 @@ class ExecutionFailed(_Event):
 
 class ExecutionTerminated(_Event):
     event_type: Literal["ExecutionTerminated"] = "ExecutionTerminated"
-    reason: JsonValue = None
+    reason: StorableJson = None
 
 
 class ContinueAsNew(_Event):
     event_type: Literal["ContinueAsNew"] = "ContinueAsNew"
-    input: JsonValue = None
-    new_execution_id: str
+    input: StorableJson = None
+    new_execution_id: ShortString
 
 
 class ExecutionRewound(_Event):
@@ -150,18 +151,18 @@ class ExecutionRewound(_Event):
     that it did): failed activities run again, completed ones keep their results."""
 
     event_type: Literal["ExecutionRewound"] = "ExecutionRewound"
-    reason: JsonValue = None
-    new_execution_id: str | None = None
+    reason: StorableJson = None
+    new_execution_id: ShortString | None = None
 
 
 class ExecutionSuspended(_Event):
     event_type: Literal["ExecutionSuspended"] = "ExecutionSuspended"
-    reason: JsonValue = None
+    reason: StorableJson = None
 
 
 class ExecutionResumed(_Event):
     event_type: Literal["ExecutionResumed"] = "ExecutionResumed"
-    reason: JsonValue = None
+    reason: StorableJson = None
 
 
 HistoryEvent = Annotated[

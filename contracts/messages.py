@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
 from contracts.envelope import SCHEMA_VERSION, Envelope
 from contracts.history import InboundEvent
+from contracts.limits import ShortString, StorableJson
 
 
 class _Message(BaseModel):
@@ -61,8 +62,8 @@ class ActivityTask(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
-    input: JsonValue = None
+    name: ShortString
+    input: StorableJson = None
     task_scheduled_id: int
     attempt: int = 1
     timeout_seconds: float | None = None

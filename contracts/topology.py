@@ -15,7 +15,9 @@ from typing import Literal
 ExchangeType = Literal["direct", "topic", "fanout"]
 QueueArguments = dict[str, str | int | bool]
 
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Queue names are AMQP short strings (255 bytes): the longest, an activity's dead-letter
+# queue, is the namespace, ".activity.", a name of up to 200 characters and ".dlq".
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 DEFAULT_PARTITIONS = 16
 DEFAULT_DELIVERY_LIMIT = 20
@@ -82,7 +84,8 @@ class Topology:
         # A namespace is one word of a topic routing key (delayed messages are routed by it).
         if not _NAMESPACE.match(self.namespace):
             raise ValueError(
-                f"invalid namespace {self.namespace!r}: use letters, digits, '_' and '-'"
+                f"invalid namespace {self.namespace!r}: use letters, digits, '_' and '-', "
+                "at most 40"
             )
 
     # --- orchestrator partitions -------------------------------------------------------------

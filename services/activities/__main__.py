@@ -11,6 +11,7 @@ import contextlib
 import structlog
 from aio_pika.abc import AbstractConnection
 
+from contracts import limits
 from services.activities.settings import ActivitiesSettings
 from services.activities.worker import ActivityWorker
 from services.common.amqp import Publisher, declare_activity_queues
@@ -74,6 +75,7 @@ async def run(settings: ActivitiesSettings) -> None:
 def main() -> None:
     settings = ActivitiesSettings()
     configure_logging("activities", log_format=settings.log_format, level=settings.log_level)
+    limits.configure(settings.limits)
     run_service("activities", run(settings))
 
 

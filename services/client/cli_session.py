@@ -15,6 +15,7 @@ import asyncpg
 import typer
 from pydantic import ValidationError
 
+from contracts import limits
 from services.client.client import DurableClient
 from services.common.amqp import Publisher, PublishFailedError
 from services.common.db import create_pool
@@ -50,6 +51,7 @@ def run(work: Callable[[DurableClient], Awaitable[int]]) -> None:
         setting = f"DF_{str(problem['loc'][0]).upper()}"
         raise usage_error(f"invalid setting {setting}: {problem['msg']}") from None
     configure_logging("cli", level="warning")
+    limits.configure(settings.limits)
     # Libraries log connection failures themselves; the command reports them in one line.
     logging.getLogger().setLevel(logging.CRITICAL)
     try:

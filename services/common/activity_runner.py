@@ -29,6 +29,7 @@ from contracts import (
     TaskStarted,
     deterministic_message_id,
 )
+from contracts.limits import ValueRefusedError
 from contracts.typed import BoundaryError
 from contracts.values import to_json_value
 from durable.activity import ActivityContext
@@ -186,8 +187,9 @@ def _outcome(message: ActivityTaskMessage, outcome: JsonValue | Exception) -> Or
     event: TaskCompleted | TaskFailed
     if isinstance(outcome, Exception):
         failure = FailureDetails.from_exception(outcome)
-        if isinstance(outcome, BoundaryError):
-            # A value of the wrong shape will not change on a retry.
+        if isinstance(outcome, BoundaryError | ValueRefusedError):
+            # A value of the wrong shape, or one that cannot be stored, will not change on a
+            # retry.
             failure = failure.model_copy(update={"is_non_retriable": True})
         event = TaskFailed(
             timestamp=datetime.now(UTC), task_scheduled_id=task.task_scheduled_id, failure=failure

@@ -11,6 +11,7 @@ import asyncpg
 
 from contracts import HistoryEvent
 from contracts.history import HISTORY_EVENT_ADAPTER
+from contracts.limits import STORED
 from services.common.db import Connection
 
 
@@ -43,7 +44,7 @@ async def load_histories_txn(
         histories[row["instance_id"]].append(
             StoredEvent(
                 seq=row["seq"],
-                event=HISTORY_EVENT_ADAPTER.validate_json(row["payload"]),
+                event=HISTORY_EVENT_ADAPTER.validate_json(row["payload"], context=STORED),
                 message_id=row["message_id"],
                 recorded_at=row["recorded_at"],
             )

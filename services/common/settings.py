@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUE_BYTES, Limits
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
 from services.common.instances import ExistingInstancePolicy
 
@@ -27,6 +28,9 @@ class CommonSettings(BaseSettings):
             not. A call can choose otherwise (``if_exists=``); the HTTP API always follows
             Durable Functions (``replace_ended``) and the approval workflow's submissions
             consumer always refuses (a re-sent submission starts nothing).
+        max_json_depth: how deeply objects and arrays may nest in one value (an input, a
+            result, event data, a custom status); every service of a deployment must agree.
+        max_value_bytes: how large one value's compact JSON text may be, in bytes.
     """
 
     model_config = SettingsConfigDict(env_prefix="DF_", extra="ignore")
@@ -40,6 +44,8 @@ class CommonSettings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR
+    max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=1, le=150)
+    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, ge=1024, le=64 * 1024 * 1024)
 
     @property
     def topology(self) -> Topology:
@@ -48,6 +54,12 @@ class CommonSettings(BaseSettings):
             partitions=self.partitions,
             delivery_limit=self.delivery_limit,
         )
+
+    @property
+    def limits(self) -> Limits:
+        """What every value must fit (``contracts.limits``); a service applies them with
+        ``contracts.limits.configure`` when it starts."""
+        return Limits(max_depth=self.max_json_depth, max_value_bytes=self.max_value_bytes)
 
     @property
     def modules(self) -> list[str]:

@@ -31,6 +31,7 @@ import typer
 from aio_pika.abc import AbstractConnection
 from pydantic import ValidationError
 
+from contracts import limits
 from services.common.db import create_pool
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
@@ -126,6 +127,7 @@ def run(work: Callable[[Session], Awaitable[int]]) -> NoReturn:
         setting = f"DF_{str(problem['loc'][0]).upper()}"
         fail(EXIT_USAGE, f"invalid setting {setting}: {problem['msg']}")
     configure_logging("durable-ops", level="warning")
+    limits.configure(settings.limits)
     # Libraries log connection failures themselves; the command reports them in one line.
     logging.getLogger().setLevel(logging.CRITICAL)
     try:

@@ -9,6 +9,7 @@ import asyncpg
 
 from contracts import FailureDetails, OrchestrationStatus
 from contracts.history import HISTORY_EVENT_ADAPTER
+from contracts.limits import STORED
 from services.common.db import Connection
 from services.common.instances import json_value
 from services.operations.projections import StreamEvent
@@ -51,7 +52,9 @@ async def load_stream(
     )
     return [
         StreamEvent(
-            row["seq"], row["execution_id"], HISTORY_EVENT_ADAPTER.validate_json(row["payload"])
+            row["seq"],
+            row["execution_id"],
+            HISTORY_EVENT_ADAPTER.validate_json(row["payload"], context=STORED),
         )
         for row in rows
     ]

@@ -29,6 +29,7 @@ from contracts import (
     TimerFired,
 )
 from contracts.history import HISTORY_EVENT_ADAPTER
+from contracts.limits import STORED
 from services.operations.records import EVENT_OBJECT
 from services.operations.session import EXIT_ATTENTION, OperationError
 
@@ -67,7 +68,7 @@ class StreamPrinter:
         if self._as_json:
             self._write(row["line"])
             return
-        event = HISTORY_EVENT_ADAPTER.validate_json(row["payload"])
+        event = HISTORY_EVENT_ADAPTER.validate_json(row["payload"], context=STORED)
         if isinstance(event, ExecutionStarted):
             self._names.clear()  # action ids restart with each execution
         name = self._name(event)

@@ -13,6 +13,7 @@ import sys
 
 import structlog
 
+from contracts import limits
 from services.common.logging import configure_logging
 from services.orchestrator.processes import (
     PROCESS_INDEX_VARIABLE,
@@ -26,6 +27,7 @@ from services.orchestrator.settings import OrchestratorSettings
 def main() -> None:
     settings = OrchestratorSettings()
     configure_logging("orchestrator", log_format=settings.log_format, level=settings.log_level)
+    limits.configure(settings.limits)
     index_text = os.environ.get(PROCESS_INDEX_VARIABLE)
     processes = settings.processes
     if index_text is None and processes > 1:

@@ -44,6 +44,7 @@ from contracts import (
     TimerCreated,
     TimerFired,
 )
+from contracts.limits import check_instance_id
 from contracts.typed import BoundaryError, checked
 from contracts.values import to_json_value
 from services.orchestrator.engine.actions import (
@@ -244,6 +245,8 @@ class OrchestrationExecutor:
         task_id = self._actions.next_id()
         # Deterministic, and distinct across executions (continue-as-new restarts task ids).
         child_id = instance_id or f"{self.context.instance_id}:{self.execution_id[:8]}:{task_id}"
+        # Refused in the code that asked for it, as any value it passes on (contracts.limits).
+        check_instance_id(child_id, f"the instance id of sub-orchestration {name!r}")
         description = f"sub-orchestration {name!r} (instance {child_id!r})"
         task: SubOrchestrationTask[Any] = SubOrchestrationTask(task_id, description, child_id)
         self._actions.add(CreateSubOrchestration(task_id, name, child_id, input_))

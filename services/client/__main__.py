@@ -14,6 +14,7 @@ import structlog
 import uvicorn
 from aio_pika.abc import AbstractConnection
 
+from contracts import limits
 from services.client.api import create_app
 from services.client.auth import AccessKeys, AccessKeysError
 from services.client.client import DurableClient
@@ -40,15 +41,25 @@ async def serve(settings: ClientSettings) -> None:
     finally:
         await pool.close()
     async with await DurableClient.connect(settings, name="client-service") as client:
+        server: uvicorn.Server | None = None
+
+        def server_stopping() -> bool:
+            # uvicorn takes the signals while it serves; it marks its own stop here.
+            return server is not None and server.should_exit
+
         config = uvicorn.Config(
-            create_app(settings, client),
+            create_app(settings, client, stopping=server_stopping),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
             access_log=False,
+            # Requests still running this long after a stop are cancelled: a stop ends the
+            # service in bounded time, whatever its callers do.
+            timeout_graceful_shutdown=max(int(settings.shutdown_seconds), 1),
         )
+        server = uvicorn.Server(config)
         if not settings.approval_consumers:
-            await uvicorn.Server(config).serve()
+            await server.serve()
             return
         # The consumers start before the API answers, so a deployment that is "ready" (its
         # health check passes) already takes submissions and responses.
@@ -70,10 +81,10 @@ async def serve(settings: ClientSettings) -> None:
         )
         keeper = await consuming.start(stopping)
         try:
-            await uvicorn.Server(config).serve()
+            await server.serve()
         finally:
             stopping.set()
-            await consumers.stop()
+            await consumers.stop(timeout=settings.shutdown_seconds)
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
@@ -85,6 +96,7 @@ async def serve(settings: ClientSettings) -> None:
 def main() -> None:
     settings = ClientSettings()
     configure_logging("client", log_format=settings.log_format, level=settings.log_level)
+    limits.configure(settings.limits)
     try:
         keys = AccessKeys.from_settings(settings)
     except AccessKeysError as error:

@@ -14,25 +14,47 @@ at ``/openapi.json`` and browsable at ``/docs``, without a key.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiormq
+import asyncpg
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from contracts.limits import ValueRefusedError
 from services.client import api_instances, api_operations, api_orchestrators
 from services.client.api_common import ApiError, error_response, error_responses
+from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
 from services.client.auth import AccessKeys, require_management_key, require_start_key
 from services.client.client import DurableClient
+from services.client.errors import StartOutcomeUnknownError
 from services.client.payloads import PREFIX, RPC_PREFIX
 from services.client.settings import ClientSettings
+from services.common.amqp import PublishFailedError
+from services.common.db import is_unavailable
 
 __all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]
 
 log = structlog.get_logger(__name__)
+
+UNAVAILABLE_RETRY_AFTER_SECONDS = "5"
+"""``Retry-After`` of a 503: the database or the broker is unreachable."""
+
+_INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+    aiormq.exceptions.AMQPError,
+    PublishFailedError,
+    StartOutcomeUnknownError,
+)
+"""What the database and the broker raise: a 503 when they are unavailable (a retry later
+can succeed), else a 500."""
 
 ROUTERS: list[tuple[APIRouter, Any]] = [
     (api_orchestrators.router, require_start_key),
@@ -44,9 +66,16 @@ ROUTERS: list[tuple[APIRouter, Any]] = [
 take a start key (or a management key); everything else a management key."""
 
 
-def create_app(settings: ClientSettings, client: DurableClient | None = None) -> FastAPI:
+def create_app(
+    settings: ClientSettings,
+    client: DurableClient | None = None,
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+) -> FastAPI:
     """The API app. Without ``client``, it connects one at start-up and closes it at shutdown.
 
+    ``stopping`` says whether the service is shutting down: requests waiting for an instance
+    to end then answer at once (the check-status payload), so none holds the stop up.
     Raises ``AccessKeysError`` when the key settings would leave the API open by accident.
     """
     access_keys = AccessKeys.from_settings(settings)
@@ -70,6 +99,8 @@ def create_app(settings: ClientSettings, client: DurableClient | None = None) ->
     )
     app.state.base_url = settings.public_base_url
     app.state.access_keys = access_keys
+    app.state.max_wait_seconds = settings.http_max_wait_seconds
+    app.state.stopping = stopping
     for prefix, documented in ((PREFIX, True), (RPC_PREFIX, False)):
         for router, key_check in ROUTERS:
             app.include_router(
@@ -81,7 +112,12 @@ def create_app(settings: ClientSettings, client: DurableClient | None = None) ->
             )
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValueRefusedError, _value_refused)
+    app.add_exception_handler(BodyTooLargeError, _body_too_large)
+    for error_type in _INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(error_type, _infrastructure_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(RequestGuards, max_body_bytes=settings.max_body_bytes)
 
     _document_400_not_422(app)
 
@@ -122,6 +158,30 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
         for problem in error.errors()
     )
     return error_response(400, problems or "invalid request")
+
+
+async def _value_refused(request: Request, error: Exception) -> JSONResponse:
+    # A value or an id that a later layer could not store or send, refused before anything
+    # was written (contracts.limits).
+    return error_response(400, str(error))
+
+
+async def _body_too_large(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, BodyTooLargeError)
+    return error_response(413, body_too_large_message(error.limit))
+
+
+async def _infrastructure_error(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, StartOutcomeUnknownError):
+        message = str(error)
+    elif isinstance(error, PublishFailedError | aiormq.exceptions.AMQPError):
+        message = "The message broker is unavailable; nothing was sent. Retry later."
+    elif is_unavailable(error):
+        message = "The event store is unavailable; nothing was changed. Retry later."
+    else:
+        return await _unexpected_error(request, error)
+    log.warning("http.unavailable", path=request.url.path, error=repr(error))
+    return error_response(503, message, headers={"Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS})
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -7,15 +7,16 @@ anything is written or published.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, JsonValue
 
 from contracts import OrchestrationStatus
+from contracts.limits import ValueRefusedError, check_json_value
 from services.client.client import DurableClient
 from services.client.filters import parse_statuses, parse_time
 from services.client.payloads import RPC_PREFIX
@@ -32,14 +33,18 @@ class ApiError(Exception):
 
 
 def error_response(
-    status_code: int, message: str, *, exception_message: bool = False
+    status_code: int,
+    message: str,
+    *,
+    exception_message: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """``{"message": ...}``; with ``exception_message``, the same text as ``ExceptionMessage``
     too, where Durable Functions' SDKs read it (a refused start)."""
     body = {"message": message}
     if exception_message:
         body["ExceptionMessage"] = message
-    return JSONResponse(body, status_code=status_code)
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def _durable_client(request: Request) -> DurableClient:
@@ -73,7 +78,11 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict: an instance with this id exists and has not ended.",
     410: "Gone: the instance has ended (Completed, Failed or Terminated).",
     412: "Precondition failed: the instance is not in a state that allows this.",
+    413: "Content too large: the body is longer than DF_HTTP_MAX_BODY_BYTES. Nothing was changed.",
     501: "Not implemented by this backend.",
+    503: "Service unavailable: the database or the broker cannot be reached now. Nothing was "
+    "changed (unless the message says the outcome is unknown); retry after Retry-After "
+    "seconds.",
 }
 
 
@@ -91,25 +100,37 @@ SdkEncoded = Annotated[bool, Depends(_sdk_encoded)]
 Functions' out-of-process SDKs send them."""
 
 
-def parse_json_body(raw: bytes, *, sdk_encoded: bool = False) -> JsonValue:
-    """The JSON value of a request body; an empty body is ``null``.
+def parse_json_body(raw: bytes, what: str, *, sdk_encoded: bool = False) -> JsonValue:
+    """The JSON value of a request body (``what`` it is, e.g. "the input"); an empty body is
+    ``null``. Raises ``ApiError`` (400) for a body that is not JSON, and for a value that a
+    later layer could not store or send (``contracts.limits``), naming the problem.
 
     ``sdk_encoded`` bodies are a JSON string holding the value's JSON text (what
     azure-functions-durable sends for an input or an event's data); they are decoded twice.
     """
     if not raw.strip():
         return None
-    value = _json(raw)
+    value = parse_json(raw, what)
     if sdk_encoded and isinstance(value, str):
-        value = _json(value.encode())
+        value = parse_json(value, what)
     return value
 
 
-def _json(raw: bytes) -> JsonValue:
+def parse_json(text: bytes | str, what: str) -> JsonValue:
+    """JSON text as a value that every layer after the HTTP API can store and send.
+
+    Parsed by pydantic's JSON parser, not Python's ``json``: it refuses ``NaN`` and
+    ``Infinity`` (not JSON), and nesting deeper than it supports, without recursing in
+    Python (a 1 KB body nested 500 deep made ``json.loads`` raise RecursionError).
+    """
     try:
-        value: JsonValue = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"Invalid JSON content: {error}") from None
+        value: JsonValue = pydantic_core.from_json(text, allow_inf_nan=False)
+    except ValueError as error:
+        raise ApiError(400, f"Invalid JSON content in {what}: {error}") from None
+    try:
+        check_json_value(value, what)
+    except ValueRefusedError as error:
+        raise ApiError(400, str(error)) from None
     return value
 
 

@@ -7,7 +7,6 @@ they follow Durable Functions. Lists page with the ``x-ms-continuation-token`` h
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from services.client.api_common import (
     Client,
     error_responses,
     parse_bool,
+    parse_json,
     parse_optional_time,
     parse_runtime_statuses,
 )
@@ -212,10 +212,7 @@ async def list_instances(
 def _custom_status(value: str | None) -> JsonValue:
     if value is None or not value.strip():
         return None
-    try:
-        parsed: JsonValue = json.loads(value)
-    except ValueError as error:
-        raise ApiError(400, f"customStatus must be JSON: {error}") from None
+    parsed = parse_json(value, "the customStatus filter")
     if parsed is None:
         raise ApiError(400, "customStatus must be a JSON value other than null")
     return parsed

@@ -80,7 +80,7 @@ async def raise_event(
     raw = await request.body()
     if not raw.strip():
         raise ApiError(400, "Invalid JSON content: the body is empty (send null for no data)")
-    data = parse_json_body(raw, sdk_encoded=sdk_encoded)
+    data = parse_json_body(raw, "the event's data", sdk_encoded=sdk_encoded)
     await _perform(durable.raise_event(instance_id, event_name, data), instance_id)
     return Response(status_code=202)
 
@@ -141,6 +141,7 @@ async def resume_instance(
     },
 )
 async def restart_instance(
+    request: Request,
     durable: Client,
     base_url: BaseUrl,
     access_key: IssuedKey,
@@ -159,7 +160,7 @@ async def restart_instance(
     """Start the instance's orchestrator again with the same input. As in Durable Functions,
     an unknown instance is a bad request (400)."""
     new_id = parse_bool(restart_with_new_instance_id, "restartWithNewInstanceId", True)
-    wait = parse_wait(timeout, polling_interval)
+    wait = parse_wait(request, timeout, polling_interval)
     status = await durable.get_status(instance_id)
     if status is None:
         raise ApiError(400, f"InstanceId {instance_id!r} does not match a valid instance")

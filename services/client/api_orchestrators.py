@@ -6,11 +6,15 @@ is still Pending, Running or Suspended is a conflict, while one that has ended i
 (Durable Functions' default ``overridableExistingInstanceStates``). The answer is 202 with the
 check-status payload, or, with ``timeout`` and ``pollingInterval``, the outcome if the
 instance ends in time.
+
+Beyond Durable Functions: ``ifExists=useExisting`` makes a start idempotent (an existing
+instance is kept whatever its state, and answered with its status), and a wait is never
+longer than ``DF_HTTP_MAX_WAIT_SECONDS``, nor outlives its caller or the service.
 """
 
 from __future__ import annotations
 
-import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -18,6 +22,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
 
+from contracts.limits import ValueRefusedError, check_instance_id
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -31,9 +36,7 @@ from services.client.auth import IssuedKey
 from services.client.check_status import START_RETRY_AFTER_SECONDS
 from services.client.client import DurableClient, ExistingInstancePolicy
 from services.client.errors import InstanceExistsError
-from services.client.payloads import check_status_payload
-
-MAX_INSTANCE_ID_LENGTH = 256
+from services.client.payloads import check_status_payload, status_payload
 
 router = APIRouter(tags=["orchestrators"])
 
@@ -44,6 +47,24 @@ class Links:
 
     base_url: str
     access_key: str | None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """How long a start waits for its instance to end, how often it looks, and when it gives
+    up early (the caller has gone, the service is stopping)."""
+
+    timeout: float
+    interval: float
+    give_up: Callable[[], Awaitable[bool]]
+
+
+def _giving_up(request: Request) -> Callable[[], Awaitable[bool]]:
+    async def give_up() -> bool:
+        stopping: Callable[[], bool] = request.app.state.stopping
+        return stopping() or await request.is_disconnected()
+
+    return give_up
 
 
 FunctionName = Annotated[
@@ -61,11 +82,25 @@ PollingInterval = Annotated[
     str | None,
     Query(alias="pollingInterval", description="Seconds between checks while waiting."),
 ]
+IfExists = Annotated[
+    str | None,
+    Query(
+        alias="ifExists",
+        description="What to do when the instance id is in use (beyond Durable Functions). "
+        "replaceEnded (default, Durable Functions' behaviour): replace an instance that has "
+        "ended, 409 for one that has not. useExisting: start nothing and answer 200 with the "
+        "existing instance's status, whatever its state, so that retrying a start is safe. "
+        "error: 409 whatever its state.",
+    ),
+]
 
 _START_RESPONSES = {
     202: {"description": "Started: the check-status payload; Location is statusQueryGetUri."},
-    200: {"description": "With timeout: the instance ended in time (output, or status)."},
-    **error_responses(400, 409),
+    200: {
+        "description": "With timeout: the instance ended in time (output, or status). With "
+        "ifExists=useExisting: the instance existed, nothing was started (its status)."
+    },
+    **error_responses(400, 409, 413, 503),
 }
 _JSON_BODY = {
     "requestBody": {
@@ -96,7 +131,7 @@ async def start_orchestration(
     """Start a new instance of the orchestrator with a generated instance id."""
     links = Links(base_url, access_key)
     wait = (timeout, polling_interval)
-    return await _start(request, durable, links, sdk_encoded, function_name, None, wait)
+    return await _start(request, durable, links, sdk_encoded, function_name, None, wait, None)
 
 
 @router.post(
@@ -116,11 +151,15 @@ async def start_orchestration_with_id(
     instance_id: Annotated[str, Path(alias="instanceId", description="The instance id to use.")],
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
+    if_exists: IfExists = None,
 ) -> Response:
-    """Start a new instance under ``instanceId``; an ended instance with that id is replaced."""
+    """Start a new instance under ``instanceId``; an ended instance with that id is replaced
+    (unless ``ifExists`` says otherwise)."""
     links = Links(base_url, access_key)
     wait = (timeout, polling_interval)
-    return await _start(request, durable, links, sdk_encoded, function_name, instance_id, wait)
+    return await _start(
+        request, durable, links, sdk_encoded, function_name, instance_id, wait, if_exists
+    )
 
 
 async def _start(
@@ -131,33 +170,51 @@ async def _start(
     function_name: str,
     instance_id: str | None,
     wait_parameters: tuple[str | None, str | None],
+    if_exists: str | None,
 ) -> Response:
     try:
-        payload = parse_json_body(await request.body(), sdk_encoded=sdk_encoded)
         if instance_id is not None:
-            check_instance_id(instance_id)
-        wait = parse_wait(*wait_parameters)
-        return await start_and_answer(durable, links, function_name, instance_id, payload, wait)
+            try:
+                check_instance_id(instance_id)
+            except ValueRefusedError as error:
+                raise ApiError(400, str(error)) from None
+        policy = parse_if_exists(if_exists)
+        wait = parse_wait(request, *wait_parameters)
+        payload = parse_json_body(await request.body(), "the input", sdk_encoded=sdk_encoded)
+        return await start_and_answer(
+            durable, links, function_name, instance_id, payload, wait, policy
+        )
     except ApiError as error:
         # Durable Functions' SDKs read a refused start's reason from ExceptionMessage.
         error.exception_message = error.status_code == 400
         raise
 
 
-def check_instance_id(instance_id: str) -> None:
-    """Durable Functions' rules: ids are used in URLs and as storage keys."""
-    if not instance_id:
-        raise ApiError(400, "the instance id must not be empty")
-    if instance_id.startswith("@"):
-        raise ApiError(400, "instance ids must not start with @ (reserved for entities)")
-    if any(c in "/\\?#" or unicodedata.category(c) == "Cc" for c in instance_id):
-        raise ApiError(400, "instance ids must not contain /, \\, #, ? or control characters")
-    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
-        raise ApiError(400, f"instance ids must not exceed {MAX_INSTANCE_ID_LENGTH} characters")
+_IF_EXISTS = {
+    "replaceended": ExistingInstancePolicy.REPLACE_ENDED,
+    "useexisting": ExistingInstancePolicy.USE_EXISTING,
+    "error": ExistingInstancePolicy.ERROR,
+}
 
 
-def parse_wait(timeout: str | None, polling_interval: str | None) -> tuple[float, float] | None:
-    """``(timeout, interval)`` when both are given, as Durable Functions requires; else None."""
+def parse_if_exists(value: str | None) -> ExistingInstancePolicy:
+    """``ifExists``: replaceEnded (Durable Functions' default), useExisting or error, in any
+    letter case, with or without underscores (the Python client's and CLI's spelling)."""
+    if value is None or not value.strip():
+        return ExistingInstancePolicy.REPLACE_ENDED
+    policy = _IF_EXISTS.get(value.strip().replace("_", "").casefold())
+    if policy is None:
+        raise ApiError(
+            400, f"ifExists must be replaceEnded, useExisting or error, not {value[:40]!r}"
+        )
+    return policy
+
+
+def parse_wait(request: Request, timeout: str | None, polling_interval: str | None) -> Wait | None:
+    """How long to wait when both ``timeout`` and ``pollingInterval`` are given, as Durable
+    Functions requires; else None. A timeout over ``DF_HTTP_MAX_WAIT_SECONDS`` is shortened
+    to it (and the interval with it): the answer is then the check-status payload, as when
+    any wait runs out, and no request holds a connection and a task for longer."""
     total = parse_seconds(timeout, "timeout")
     interval = parse_seconds(polling_interval, "pollingInterval")
     if total is None or interval is None:
@@ -166,7 +223,9 @@ def parse_wait(timeout: str | None, polling_interval: str | None) -> tuple[float
         raise ApiError(
             400, f"timeout ({total:g} s) must not be shorter than pollingInterval ({interval:g} s)"
         )
-    return total, interval
+    most: float = request.app.state.max_wait_seconds
+    total = min(total, most)
+    return Wait(total, min(interval, total), _giving_up(request))
 
 
 async def start_and_answer(
@@ -175,27 +234,48 @@ async def start_and_answer(
     function_name: str,
     instance_id: str | None,
     payload: JsonValue,
-    wait: tuple[float, float] | None,
+    wait: Wait | None,
+    policy: ExistingInstancePolicy = ExistingInstancePolicy.REPLACE_ENDED,
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
-    with the check-status payload, or wait for the outcome when asked to."""
+    with the check-status payload, or wait for the outcome when asked to. An instance kept
+    by ``USE_EXISTING`` is answered with its status (200), or waited for like a new one."""
     if function_name not in await durable.registered_orchestrators():
         raise ApiError(
             400, f"The function '{function_name}' doesn't exist or is not an orchestrator"
         )
     try:
-        started = await durable.start_new(
-            function_name, instance_id, payload, if_exists=ExistingInstancePolicy.REPLACE_ENDED
-        )
+        started = await durable.start(function_name, instance_id, payload, if_exists=policy)
     except InstanceExistsError as error:
-        raise ApiError(409, f"{error}; an instance id can be reused once it has ended") from None
-    if wait is None:
-        return check_status_response(links, started)
-    total, interval = wait
-    answer = await durable.wait_for_completion_or_create_check_status_response(
-        started, links.base_url, timeout=total, retry_interval=interval, access_key=links.access_key
-    )
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
+        hint = "an instance id can be reused once it has ended"
+        if policy is ExistingInstancePolicy.ERROR:
+            hint = "ifExists=error refuses an id in use whatever its state"
+        raise ApiError(409, f"{error}; {hint}") from None
+    if wait is not None:
+        answer = await durable.wait_for_completion_or_create_check_status_response(
+            started.instance_id,
+            links.base_url,
+            timeout=wait.timeout,
+            retry_interval=wait.interval,
+            access_key=links.access_key,
+            give_up=wait.give_up,
+        )
+        return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
+    if not started.created:
+        return await existing_instance_response(durable, links, started.instance_id)
+    return check_status_response(links, started.instance_id)
+
+
+async def existing_instance_response(
+    durable: DurableClient, links: Links, instance_id: str
+) -> JSONResponse:
+    """200 with the status of an instance a start kept instead of starting one."""
+    status = await durable.get_status(instance_id)
+    if status is None:  # purged since: it no longer exists to be kept
+        raise ApiError(409, f"instance {instance_id!r} was purged while it was being started")
+    links_payload = check_status_payload(links.base_url, instance_id, links.access_key)
+    headers = {"Location": links_payload["statusQueryGetUri"]}
+    return JSONResponse(status_payload(status), status_code=200, headers=headers)
 
 
 def check_status_response(links: Links, instance_id: str) -> JSONResponse:

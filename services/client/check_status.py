@@ -65,6 +65,10 @@ def outcome_response(
     return CheckStatusResponse(code, status_payload(status), status)
 
 
+STOP_CHECK_SECONDS = 0.25
+"""How often a wait looks at ``give_up`` between two reads of the instance."""
+
+
 async def wait_for_completion_or_check_status(
     get_status: Callable[[str], Awaitable[InstanceStatus | None]],
     instance_id: str,
@@ -74,8 +78,13 @@ async def wait_for_completion_or_check_status(
     retry_interval: float,
     access_key: str | None = None,
     return_internal_server_error_on_failure: bool = False,
+    give_up: Callable[[], Awaitable[bool]] | None = None,
 ) -> CheckStatusResponse:
     """Poll the instance every ``retry_interval`` seconds for up to ``timeout`` seconds.
+
+    ``give_up`` is asked every ``STOP_CHECK_SECONDS`` while waiting: when it says so (the
+    caller went away, the service is stopping), the wait ends at once with the check-status
+    payload, as if the time had run out.
 
     Raises ``ValueError`` when ``retry_interval`` exceeds ``timeout`` (as Durable Functions
     does) and ``InstanceNotFoundError`` when there is no such instance.
@@ -95,7 +104,10 @@ async def wait_for_completion_or_check_status(
                 status,
                 return_internal_server_error_on_failure=return_internal_server_error_on_failure,
             )
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= deadline:
             return create_check_status_response(base_url, status, access_key)
-        await asyncio.sleep(min(max(retry_interval, 0.01), remaining))
+        next_read = min(time.monotonic() + max(retry_interval, 0.01), deadline)
+        while (remaining := next_read - time.monotonic()) > 0:
+            if give_up is not None and await give_up():
+                return create_check_status_response(base_url, status, access_key)
+            await asyncio.sleep(min(remaining, STOP_CHECK_SECONDS))

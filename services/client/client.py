@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -33,6 +35,7 @@ from contracts import (
     Topology,
     deterministic_message_id,
 )
+from contracts.limits import check_instance_id, check_short_string
 from contracts.values import to_json_value
 from services.client.check_status import (
     CheckStatusResponse,
@@ -44,10 +47,11 @@ from services.client.errors import (
     InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceRunningError,
+    StartOutcomeUnknownError,
 )
 from services.client.paging import InstancePage
 from services.client.queries import InstanceQueries
-from services.client.starts import StartBatcher
+from services.client.starts import StartBatcher, settle_start
 from services.common.amqp import OutgoingMessage, Publisher
 from services.common.db import create_pool
 from services.common.instances import (
@@ -74,7 +78,18 @@ __all__ = [
     "InstanceNotFoundError",
     "InstancePage",
     "InstanceRunningError",
+    "StartOutcomeUnknownError",
+    "Started",
 ]
+
+
+@dataclass(frozen=True)
+class Started:
+    """The answer to a start: the instance id, and whether this call created the instance
+    (False: it existed already and ``ExistingInstancePolicy.USE_EXISTING`` kept it)."""
+
+    instance_id: str
+    created: bool
 
 
 class DurableClient(InstanceQueries):
@@ -161,9 +176,39 @@ class DurableClient(InstanceQueries):
         ``if_exists`` decides (the client's ``start_existing`` when not given): ``ERROR``
         raises ``InstanceExistsError``; ``REPLACE_ENDED`` purges and replaces an instance that
         has ended, in the same transaction (Durable Functions' default), and raises
-        ``InstanceExistsError`` for one that has not.
+        ``InstanceExistsError`` for one that has not; ``USE_EXISTING`` keeps the existing
+        instance, whatever its state, and starts nothing (``start`` says which happened).
+
+        Raises ``ValueRefusedError`` (a ``ValueError``) for an id, name or input that could
+        not be stored or sent, before anything is written; ``StartOutcomeUnknownError`` when
+        the database went away while the start was being written and did not come back in
+        time to tell whether it was.
         """
+        started = await self.start(
+            orchestrator_name,
+            instance_id,
+            input,
+            correlation_id=correlation_id,
+            if_exists=if_exists,
+        )
+        return started.instance_id
+
+    async def start(
+        self,
+        orchestrator_name: str,
+        instance_id: str | None = None,
+        input: Any = None,
+        *,
+        correlation_id: str | None = None,
+        if_exists: ExistingInstancePolicy | None = None,
+    ) -> Started:
+        """``start_new``, answering also whether this call created the instance."""
         policy = ExistingInstancePolicy(if_exists or self.start_existing)
+        if instance_id is not None:
+            check_instance_id(instance_id)
+        check_short_string(orchestrator_name, "the orchestrator name")
+        if correlation_id is not None:
+            check_short_string(correlation_id, "the correlation id")
         instance_id = instance_id or uuid.uuid4().hex
         execution_id = uuid.uuid4().hex
         now = datetime.now(UTC)
@@ -191,9 +236,30 @@ class DurableClient(InstanceQueries):
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
         outgoing = OutgoingMessage.of(message, exchange, routing_key)
+        try:
+            return await self._write_start(instance, outgoing, policy)
+        except (asyncpg.ConnectionDoesNotExistError, ConnectionResetError) as error:
+            # Lost while the statement was on its way or running: it may have committed.
+            # Only an answer that is true either way may go back to the caller.
+            created = await settle_start(self._pool, instance)
+            if created is None:
+                raise StartOutcomeUnknownError(instance_id) from error
+            if created:
+                return Started(instance_id, created=True)
+            raise
+
+    async def _write_start(
+        self,
+        instance: NewInstance,
+        outgoing: OutgoingMessage,
+        policy: ExistingInstancePolicy,
+        *,
+        again: bool = True,
+    ) -> Started:
+        instance_id = instance.instance_id
         # A new id (the common case) goes with the other starts of the moment (StartBatcher).
         if await self._starts.start(instance, outgoing) is not None:
-            return instance_id
+            return Started(instance_id, created=True)
         record = None
         if policy is ExistingInstancePolicy.REPLACE_ENDED:
             async with self._pool.acquire() as connection, connection.transaction():
@@ -201,10 +267,15 @@ class DurableClient(InstanceQueries):
                 record = await insert_instance_with_message(connection, instance, outgoing)
         if record is None:
             existing = await fetch_instance(self._pool, instance_id)
+            if policy is ExistingInstancePolicy.USE_EXISTING:
+                if existing is not None:
+                    return Started(instance_id, created=False)
+                if again:  # purged since it was found taken: it can be started now
+                    return await self._write_start(instance, outgoing, policy, again=False)
             status = existing.runtime_status if existing else OrchestrationStatus.PENDING
             raise InstanceExistsError(instance_id, status)
         await publish_committed(self._outbox_cleaner, self._publisher, [record])
-        return instance_id
+        return Started(instance_id, created=True)
 
     async def wait_for_completion(
         self, instance_id: str, timeout: float = 60.0, poll_interval: float = 0.05
@@ -239,6 +310,7 @@ class DurableClient(InstanceQueries):
         retry_interval: float = 1.0,
         access_key: str | None = None,
         return_internal_server_error_on_failure: bool = False,
+        give_up: Callable[[], Awaitable[bool]] | None = None,
     ) -> CheckStatusResponse:
         """Wait up to ``timeout`` seconds for the instance to end, checking every
         ``retry_interval`` seconds, as azure-functions-durable's method of this name does.
@@ -248,7 +320,9 @@ class DurableClient(InstanceQueries):
         links under ``base_url`` (the HTTP API's public URL) carrying ``access_key``. The
         answer is a plain value: no web framework is needed to build or read it. Raises
         ``ValueError`` when ``retry_interval`` exceeds ``timeout`` and
-        ``InstanceNotFoundError`` when there is no such instance.
+        ``InstanceNotFoundError`` when there is no such instance. ``give_up``, asked while
+        waiting, ends the wait early with the check-status payload (a web framework passes
+        "the caller has gone or the service is stopping").
         """
         return await wait_for_completion_or_check_status(
             self.get_status,
@@ -258,6 +332,7 @@ class DurableClient(InstanceQueries):
             retry_interval=retry_interval,
             access_key=access_key,
             return_internal_server_error_on_failure=return_internal_server_error_on_failure,
+            give_up=give_up,
         )
 
     async def raise_event(
@@ -274,6 +349,7 @@ class DurableClient(InstanceQueries):
         that carried it) to raise it at most once: the orchestrator drops a second event with
         the same id. Raises ``InstanceNotFoundError`` or ``InstanceEndedError``.
         """
+        check_short_string(event_name, "the event name")
         data = to_json_value(event_data, f"the data of event {event_name!r}")
         now = datetime.now(UTC)
         event = EventRaised(timestamp=now, name=event_name, input=data)

@@ -52,3 +52,17 @@ class InstanceNotFailedError(Exception):
         )
         self.instance_id = instance_id
         self.status = status
+
+
+class StartOutcomeUnknownError(Exception):
+    """The connection to the database was lost while a start was being written, and it could
+    not be found out in time whether the instance was created: it may exist. Retrying the
+    start of this id with ``ExistingInstancePolicy.USE_EXISTING`` is safe either way."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(
+            f"The event store became unavailable while instance {instance_id!r} was being "
+            "created, and whether it was cannot be known yet. Retry later with the same "
+            "instance id and ifExists=useExisting, or read its status."
+        )
+        self.instance_id = instance_id

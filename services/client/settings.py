@@ -22,6 +22,14 @@ class ClientSettings(CommonSettings):
     start_keys: comma-separated access keys that only start orchestrations and raise events.
     auth_disabled: serve the HTTP API without keys, for local development only. The service
         refuses to start without keys unless this is set, and with both.
+    http_max_body_bytes: the largest request body the HTTP API reads (413 beyond); by
+        default twice ``max_value_bytes``, room for a value of the largest size sent the way
+        Durable Functions' SDKs encode it.
+    http_max_wait_seconds: the longest a request waits for an instance to end (a start or
+        restart with ``timeout``); a longer ``timeout`` is shortened to this, and the caller
+        gets the check-status payload to poll, as when any wait runs out.
+    shutdown_seconds: how long a stop (SIGTERM) lets requests in progress finish before
+        they are cancelled and the service exits.
     """
 
     http_host: str = "127.0.0.1"
@@ -32,6 +40,13 @@ class ClientSettings(CommonSettings):
     management_keys: SecretStr = SecretStr("")
     start_keys: SecretStr = SecretStr("")
     auth_disabled: bool = False
+    http_max_body_bytes: int | None = Field(default=None, ge=1024)
+    http_max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
+    shutdown_seconds: float = Field(default=10.0, gt=0, le=600)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.http_max_body_bytes or 2 * self.max_value_bytes
 
     @property
     def public_base_url(self) -> str:

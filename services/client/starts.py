@@ -10,13 +10,14 @@ start costs on its own.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import structlog
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH
 from services.common.amqp import OutgoingMessage, Publisher
-from services.common.db import is_connection_failure
+from services.common.db import is_connection_failure, is_unavailable
 from services.common.instances import NewInstance
 from services.common.outbox import (
     OutboxCleaner,
@@ -29,6 +30,9 @@ from services.common.outbox import (
 log = structlog.get_logger(__name__)
 
 _Start = tuple[NewInstance, OutgoingMessage, "asyncio.Future[OutboxRecord | None]"]
+
+SETTLE_SECONDS = 5.0
+"""How long a start whose write was cut off keeps trying to find out whether it committed."""
 
 
 class StartBatcher:
@@ -119,3 +123,43 @@ def _cancel(starts: list[_Start]) -> None:
     for _, _, future in starts:
         if not future.done():
             future.cancel()
+
+
+async def settle_start(pool: asyncpg.Pool, instance: NewInstance) -> bool | None:
+    """Whether ``instance`` was created, for a start whose connection was lost while its
+    statement was on its way or running (it may have committed); ``None`` when the database
+    did not answer within ``SETTLE_SECONDS``.
+
+    Reading the row is not enough: the server may still be running the lost connection's
+    statement, whose row no one else can see until it commits. Inserting the same id waits
+    for that statement to finish (a unique key waits for the transaction that holds it);
+    this insert is then rolled back, and what is left is what the lost statement did.
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        try:
+            async with pool.acquire(timeout=max(deadline - time.monotonic(), 0.1)) as connection:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    await connection.execute(
+                        "INSERT INTO instances (instance_id, name, execution_id, status, "
+                        "correlation_id, created_at, updated_at) "
+                        "VALUES ($1, '', '', 'Pending', '', now(), now()) "
+                        "ON CONFLICT (instance_id) DO NOTHING",
+                        instance.instance_id,
+                    )
+                    execution_id = await connection.fetchval(
+                        "SELECT execution_id FROM instances WHERE instance_id = $1",
+                        instance.instance_id,
+                    )
+                finally:
+                    await transaction.rollback()
+            return bool(execution_id == instance.execution_id)
+        except Exception as error:
+            if not is_unavailable(error) or time.monotonic() >= deadline:
+                log.warning(
+                    "start.outcome_unknown", instance_id=instance.instance_id, error=repr(error)
+                )
+                return None
+            await asyncio.sleep(0.2)

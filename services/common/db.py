@@ -73,6 +73,25 @@ def is_write_conflict(error: BaseException) -> bool:
     )
 
 
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+"""SQLSTATE classes of a server that cannot take work now: connection exceptions,
+insufficient resources (too many connections), operator intervention (shutting down,
+starting up, a backend terminated by an administrator)."""
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached or refuses work for now; the same call may succeed
+    later. (Not a statement's own error, which would fail again.)"""
+    if is_connection_failure(error) or isinstance(error, TimeoutError):
+        return True
+    if isinstance(error, asyncpg.ObjectNotInPrerequisiteStateError):
+        # ALTER DATABASE … ALLOW_CONNECTIONS false, as during maintenance.
+        return "not currently accepting connections" in str(error)
+    if isinstance(error, asyncpg.PostgresError):
+        return (error.sqlstate or "")[:2] in _UNAVAILABLE_CLASSES
+    return False
+
+
 def is_connection_failure(error: BaseException) -> bool:
     """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
     return isinstance(

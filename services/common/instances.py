@@ -40,6 +40,10 @@ class ExistingInstancePolicy(StrEnum):
     """Replace an instance that has ended (Completed, Failed, Terminated): its history is
     purged in the same transaction. Refuse the start while it has not ended. Durable
     Functions' default (``overridableExistingInstanceStates: NonRunningStates``)."""
+    USE_EXISTING = "use_existing"
+    """Keep the existing instance, whatever its state, and start nothing: the start is
+    idempotent, so a caller can retry a start whose answer it never got without running
+    the workflow twice."""
 
 
 @dataclass(frozen=True)

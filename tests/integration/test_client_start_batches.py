@@ -4,13 +4,20 @@ gets its own outcome: its instance, ``InstanceExistsError``, or the database's r
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestrationStatus, Topology
+from contracts.limits import ValueRefusedError
 from services.client.client import DurableClient, InstanceExistsError
+from services.client.starts import StartBatcher
+from services.common.amqp import OutgoingMessage
+from services.common.instances import NewInstance
+from services.common.outbox import OutboxCleaner
 from tests.conftest import unique
 from tests.integration.messages import ids_on_one_partition
 from tests.integration.queues import carried, receive
@@ -67,10 +74,12 @@ async def test_two_concurrent_starts_of_one_id_create_it_once(
     assert status.input == (["first"] if outcomes[0] == instance_id else ["second"])
 
 
-async def test_a_start_the_database_refuses_fails_alone(private_client: DurableClient) -> None:
+async def test_a_start_whose_input_cannot_be_stored_is_refused_alone_before_any_write(
+    private_client: DurableClient,
+) -> None:
     good = [unique("good-") for _ in range(5)]
     bad = unique("bad-")
-    # Postgres' jsonb cannot hold the NUL character.
+    # Postgres' jsonb cannot hold the NUL character (contracts.limits).
     starts = [private_client.start_new("hello_cities", i, ["fine"]) for i in good]
     starts.insert(2, private_client.start_new("hello_cities", bad, ["not \x00 storable"]))
 
@@ -78,10 +87,43 @@ async def test_a_start_the_database_refuses_fails_alone(private_client: DurableC
 
     assert [o for o in outcomes if isinstance(o, str)] == good
     [refused] = [o for o in outcomes if isinstance(o, BaseException)]
-    assert isinstance(refused, asyncpg.PostgresError)
+    assert isinstance(refused, ValueRefusedError)
     assert await private_client.get_status(bad) is None
     for instance_id in good:
         assert await private_client.get_status(instance_id) is not None
+
+
+async def test_a_start_the_database_refuses_fails_alone(
+    pool: asyncpg.Pool, private_client: DurableClient, private_topology: Topology
+) -> None:
+    # What the client's own checks let through never gets here; a batch must still not fail
+    # whole for one start that the database refuses.
+    batcher = StartBatcher(pool, private_client._publisher, OutboxCleaner(pool))
+
+    def start(instance_id: str, input_: str) -> NewInstance:
+        return NewInstance(instance_id, "hello_cities", uuid.uuid4().hex, instance_id, input_, now)
+
+    def message(instance: NewInstance) -> OutgoingMessage:
+        exchange, routing_key = private_topology.orchestrator_route(instance.instance_id)
+        return OutgoingMessage(
+            exchange, routing_key, str(uuid.uuid4()), instance.instance_id, "Unused", b"{}"
+        )
+
+    now = datetime.now(UTC)
+    instances = [start(unique("good-"), "fine") for _ in range(5)]
+    instances.insert(2, start(unique("bad-"), "not \x00 storable"))
+
+    outcomes = await asyncio.gather(
+        *(batcher.start(i, message(i)) for i in instances), return_exceptions=True
+    )
+
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(refused) == 1
+    assert isinstance(refused[0], asyncpg.PostgresError)
+    assert outcomes[2] is refused[0]
+    for instance, outcome in zip(instances, outcomes, strict=True):
+        status = await private_client.get_status(instance.instance_id)
+        assert (status is None) == (outcome is refused[0])
 
 
 @pytest.mark.parametrize("count", [1, 300])

@@ -178,10 +178,10 @@ def test_the_durable_functions_binding_points_its_sdk_at_the_rpc_prefix() -> Non
     ],
 )
 def test_values_sent_the_sdks_way_are_decoded_twice(body: bytes, value: object) -> None:
-    assert parse_json_body(body, sdk_encoded=True) == value
+    assert parse_json_body(body, "the input", sdk_encoded=True) == value
 
 
 def test_a_plain_json_string_stays_a_string_on_the_public_prefix() -> None:
-    assert parse_json_body(b'"[1]"') == "[1]"
+    assert parse_json_body(b'"[1]"', "the input") == "[1]"
     with pytest.raises(ApiError, match="Invalid JSON"):
-        parse_json_body(b'"not json"', sdk_encoded=True)
+        parse_json_body(b'"not json"', "the input", sdk_encoded=True)

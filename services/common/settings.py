@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
 from services.common.instances import ExistingInstancePolicy
+from services.common.redaction import mask_url
 
 
 class CommonSettings(BaseSettings):
@@ -40,6 +42,11 @@ class CommonSettings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The URLs' userinfo holds passwords; a repr may end up anywhere (ADR 22).
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name in ("database_url", "amqp_url") else value
 
     @property
     def topology(self) -> Topology:

@@ -73,7 +73,7 @@ async def run(settings: ActivitiesSettings) -> None:
 
 def main() -> None:
     settings = ActivitiesSettings()
-    configure_logging("activities", log_format=settings.log_format, level=settings.log_level)
+    configure_logging("activities", settings)
     run_service("activities", run(settings))
 
 

@@ -46,6 +46,9 @@ async def serve(settings: ClientSettings) -> None:
             port=settings.http_port,
             log_level="warning",
             access_log=False,
+            # uvicorn's loggers then propagate to the handler configure_logging installed,
+            # so its lines (tracebacks of errors included) are rendered and masked alike.
+            log_config=None,
         )
         if not settings.approval_consumers:
             await uvicorn.Server(config).serve()
@@ -84,7 +87,7 @@ async def serve(settings: ClientSettings) -> None:
 
 def main() -> None:
     settings = ClientSettings()
-    configure_logging("client", log_format=settings.log_format, level=settings.log_level)
+    configure_logging("client", settings)
     try:
         keys = AccessKeys.from_settings(settings)
     except AccessKeysError as error:

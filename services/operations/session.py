@@ -125,7 +125,7 @@ def run(work: Callable[[Session], Awaitable[int]]) -> NoReturn:
         problem = error.errors()[0]
         setting = f"DF_{str(problem['loc'][0]).upper()}"
         fail(EXIT_USAGE, f"invalid setting {setting}: {problem['msg']}")
-    configure_logging("durable-ops", level="warning")
+    configure_logging("durable-ops", settings, log_format="console", level="warning")
     # Libraries log connection failures themselves; the command reports them in one line.
     logging.getLogger().setLevel(logging.CRITICAL)
     try:

@@ -228,6 +228,19 @@ async def refused_and_failing_requests(http: httpx.AsyncClient, keys: Secrets) -
         headers={"content-type": "application/json"},
     )
     assert odd in {400, 500, None}
+    # A 1 KB body nested 500 deep: its RecursionError's traceback once took the client's
+    # event loop for over a minute to write, half a million lines, keys in them.
+    deep = await status_of(
+        http,
+        "POST",
+        f"{PREFIX}/orchestrators/hello_cities",
+        params=start,
+        content=b"[" * 500 + b"]" * 500,
+        headers={"content-type": "application/json"},
+    )
+    assert deep in {400, 500, None}
+    healthy = await http.get("/healthz", timeout=2.0)
+    assert healthy.status_code == 200
     terminated = await http.post(f"{PREFIX}/instances/{waiting}/terminate", params=management)
     assert terminated.status_code == 202, terminated.text
 

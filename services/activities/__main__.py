@@ -74,7 +74,7 @@ async def run(settings: ActivitiesSettings) -> None:
 
 def main() -> None:
     settings = ActivitiesSettings()
-    configure_logging("activities", log_format=settings.log_format, level=settings.log_level)
+    configure_logging("activities", settings)
     limits.configure(settings.limits)
     run_service("activities", run(settings))
 

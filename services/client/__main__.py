@@ -56,6 +56,9 @@ async def serve(settings: ClientSettings) -> None:
             # Requests still running this long after a stop are cancelled: a stop ends the
             # service in bounded time, whatever its callers do.
             timeout_graceful_shutdown=max(int(settings.shutdown_seconds), 1),
+            # uvicorn's loggers then propagate to the handler configure_logging installed,
+            # so its lines (tracebacks of errors included) are rendered and masked alike.
+            log_config=None,
         )
         server = uvicorn.Server(config)
         if not settings.approval_consumers:
@@ -95,7 +98,7 @@ async def serve(settings: ClientSettings) -> None:
 
 def main() -> None:
     settings = ClientSettings()
-    configure_logging("client", log_format=settings.log_format, level=settings.log_level)
+    configure_logging("client", settings)
     limits.configure(settings.limits)
     try:
         keys = AccessKeys.from_settings(settings)

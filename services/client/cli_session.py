@@ -50,7 +50,7 @@ def run(work: Callable[[DurableClient], Awaitable[int]]) -> None:
         problem = error.errors()[0]
         setting = f"DF_{str(problem['loc'][0]).upper()}"
         raise usage_error(f"invalid setting {setting}: {problem['msg']}") from None
-    configure_logging("cli", level="warning")
+    configure_logging("cli", settings, log_format="console", level="warning")
     limits.configure(settings.limits)
     # Libraries log connection failures themselves; the command reports them in one line.
     logging.getLogger().setLevel(logging.CRITICAL)

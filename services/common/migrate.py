@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 
 from services.common.db import Connection
+from services.common.redaction import mask_url
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +91,7 @@ async def ensure_database(database_url: str) -> bool:
         return False
     database = urlsplit(database_url).path.lstrip("/")
     if not database or '"' in database:
-        raise ValueError(f"cannot tell which database to create from {database_url!r}")
+        raise ValueError(f"cannot tell which database to create from {mask_url(database_url)!r}")
     admin = await asyncpg.connect(database_url, database="postgres")
     try:
         await admin.execute(f'CREATE DATABASE "{database}"')
@@ -103,7 +104,7 @@ async def ensure_database(database_url: str) -> bool:
 
 async def _main(database_url: str, create: bool) -> None:
     if create and await ensure_database(database_url):
-        print(f"created database {database_url}")
+        print(f"created database {mask_url(database_url)}")
     connection = await asyncpg.connect(database_url)
     try:
         applied = await apply_migrations(connection)

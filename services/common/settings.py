@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts.limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUE_BYTES, Limits
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
 from services.common.instances import ExistingInstancePolicy
+from services.common.redaction import mask_url
 
 
 class CommonSettings(BaseSettings):
@@ -46,6 +48,11 @@ class CommonSettings(BaseSettings):
     start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR
     max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=1, le=150)
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, ge=1024, le=64 * 1024 * 1024)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The URLs' userinfo holds passwords; a repr may end up anywhere (ADR 22).
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name in ("database_url", "amqp_url") else value
 
     @property
     def topology(self) -> Topology:

@@ -126,7 +126,7 @@ def run(work: Callable[[Session], Awaitable[int]]) -> NoReturn:
         problem = error.errors()[0]
         setting = f"DF_{str(problem['loc'][0]).upper()}"
         fail(EXIT_USAGE, f"invalid setting {setting}: {problem['msg']}")
-    configure_logging("durable-ops", level="warning")
+    configure_logging("durable-ops", settings, log_format="console", level="warning")
     limits.configure(settings.limits)
     # Libraries log connection failures themselves; the command reports them in one line.
     logging.getLogger().setLevel(logging.CRITICAL)

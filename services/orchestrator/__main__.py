@@ -26,7 +26,7 @@ from services.orchestrator.settings import OrchestratorSettings
 
 def main() -> None:
     settings = OrchestratorSettings()
-    configure_logging("orchestrator", log_format=settings.log_format, level=settings.log_level)
+    configure_logging("orchestrator", settings)
     limits.configure(settings.limits)
     index_text = os.environ.get(PROCESS_INDEX_VARIABLE)
     processes = settings.processes

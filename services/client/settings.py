@@ -22,6 +22,11 @@ class ClientSettings(CommonSettings):
     start_keys: comma-separated access keys that only start orchestrations and raise events.
     auth_disabled: serve the HTTP API without keys, for local development only. The service
         refuses to start without keys unless this is set, and with both.
+    approval_broker_users: the broker user that answers for a person, by person id, where
+        the two differ (JSON object); a person not listed answers as the broker user named
+        by their person id. See ``services.client.approvers`` and docs/approval.md.
+    approval_gateway_users: comma-separated broker users trusted to answer on behalf of any
+        approver (an approval app that authenticates people itself); none by default.
     """
 
     http_host: str = "127.0.0.1"
@@ -32,6 +37,8 @@ class ClientSettings(CommonSettings):
     management_keys: SecretStr = SecretStr("")
     start_keys: SecretStr = SecretStr("")
     auth_disabled: bool = False
+    approval_broker_users: dict[str, str] = Field(default_factory=dict)
+    approval_gateway_users: str = ""
 
     @property
     def public_base_url(self) -> str:

@@ -5,8 +5,8 @@
   (``InstanceExistsError``): it is a duplicate, acknowledged and logged, and starts nothing.
 - The approval-responses queue: an ``ApprovalResponse`` whose publisher is the approver it
   names (RabbitMQ's validated ``user_id``, ``services.client.approvers``) becomes the
-  instance's ``ApprovalResponse`` external event, raised with a message id derived from the carrying
-  message's, so a redelivery is recorded once. A response for a proposal that has ended is
+  instance's ``ApprovalResponse`` external event, raised with a message id derived from the
+  carrying message's, so a redelivery is recorded once. A response for a proposal that has ended is
   acknowledged and logged: answering late is normal (the proposal was decided or escalated
   past that person) and there is nothing left to do. A response for an unknown proposal, or for
   an instance that is not a proposal approval, goes to the dead-letter queue: a wrong id

@@ -6,6 +6,10 @@ exchange (nobody answers the manager, so a reminder and then a reassignment foll
 escalated approver answers on the approval-responses queue; the author's app receives the
 ``ProposalOutcome`` from the outcomes exchange. Meanwhile the instance's custom status is shown
 whenever it changes.
+
+The head of department's answer is published as the demo's broker user (``DF_AMQP_URL``'s,
+guest by default) with ``user_id`` set, which RabbitMQ validates; ``deploy.local`` makes that
+user a gateway for local development, so it may answer for any approver (docs/approval.md).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -36,6 +41,11 @@ from services.client.client import DurableClient
 
 DEMO_DEADLINES = {"DF_APPROVAL_RESPONSE_SECONDS": "3", "DF_APPROVAL_REMINDER_SECONDS": "2"}
 """Seconds rather than days, so the demo escalates while you watch (unless set already)."""
+
+
+def broker_user(amqp_url: str) -> str:
+    """The broker user a connection to ``amqp_url`` logs in as (aio-pika's default: guest)."""
+    return unquote(urlsplit(amqp_url).username or "guest")
 
 
 class ApprovalDemo:
@@ -145,8 +155,11 @@ class ApprovalDemo:
             ),
         )
         queue = self._topology.approval_responses_queue
-        await _publish(channel, queue, message.model_dump_json().encode())
-        self._line(f"→ ApprovalResponse: {approver} approves, published to {queue}")
+        user = broker_user(self._amqp_url)
+        await _publish(channel, queue, message.model_dump_json().encode(), user_id=user)
+        self._line(
+            f"→ ApprovalResponse: {approver} approves, published to {queue} as broker user {user}"
+        )
 
     def _show_status(self, custom_status: Any) -> None:
         if not isinstance(custom_status, dict):
@@ -177,10 +190,15 @@ class ApprovalDemo:
         self._say(f"    +{time.monotonic() - self._origin:5.1f} s  {text}")
 
 
-async def _publish(channel: AbstractChannel, queue_name: str, body: bytes) -> None:
+async def _publish(
+    channel: AbstractChannel, queue_name: str, body: bytes, user_id: str | None = None
+) -> None:
     await channel.default_exchange.publish(
         aio_pika.Message(
-            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            user_id=user_id,
         ),
         queue_name,
         mandatory=True,

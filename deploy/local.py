@@ -27,7 +27,7 @@ from contracts import (
     TaskFailed,
     TaskScheduled,
 )
-from deploy.approval_demo import DEMO_DEADLINES, ApprovalDemo
+from deploy.approval_demo import DEMO_DEADLINES, ApprovalDemo, broker_user
 from deploy.processes import PROJECT_ROOT, ServiceGroup
 from services.client.client import DurableClient
 from services.client.settings import ClientSettings
@@ -113,6 +113,25 @@ def _local_access(settings: ClientSettings) -> dict[str, str]:
     return {} if keys or settings.auth_disabled else {"DF_AUTH_DISABLED": "true"}
 
 
+def _local_approvers(settings: ClientSettings) -> dict[str, str]:
+    """Without configured gateways, the broker user of ``DF_AMQP_URL`` (guest) may answer for
+    every approver, as the demo's head of department does: on a developer's machine the
+    approvers have no broker users of their own (docs/approval.md, trust model)."""
+    if settings.approval_gateway_users.strip():
+        return {}
+    return {"DF_APPROVAL_GATEWAY_USERS": broker_user(settings.amqp_url)}
+
+
+def _approvers_line(approvers: dict[str, str]) -> str | None:
+    gateway = approvers.get("DF_APPROVAL_GATEWAY_USERS")
+    if gateway is None:
+        return None
+    return (
+        f"  warning: approval answers published as broker user {gateway!r} count for every "
+        "approver (local development; set DF_APPROVAL_GATEWAY_USERS to choose)"
+    )
+
+
 def _api_line(settings: ClientSettings, access: dict[str, str]) -> str:
     keyless = settings.auth_disabled or "DF_AUTH_DISABLED" in access
     required = "no access keys (local development)" if keyless else "access keys required"
@@ -133,7 +152,8 @@ async def _demo(settings: ClientSettings, fan_out: int) -> None:
     await _prepare_database(settings)
     deadlines = {name: os.environ.get(name, value) for name, value in DEMO_DEADLINES.items()}
     access = _local_access(settings)
-    group = ServiceGroup({**deadlines, **access}, LOG_DIR)
+    approvers = _local_approvers(settings)
+    group = ServiceGroup({**deadlines, **access, **approvers}, LOG_DIR)
     functions = load_function_apps(settings.modules)
     _say(f"▶ starting orchestrator, activities and client services (logs in {LOG_DIR})")
     started = time.monotonic()
@@ -141,6 +161,8 @@ async def _demo(settings: ClientSettings, fan_out: int) -> None:
     try:
         await group.wait_ready(settings.topology, functions.activities)
         _say(f"  ready in {time.monotonic() - started:.1f} s; {_api_line(settings, access)}")
+        if line := _approvers_line(approvers):
+            _say(line)
         async with await DurableClient.connect(settings, name="demo") as client:
             _say("\n▶ function chaining: hello_cities (Durable Functions' 'Hello cities')")
             instance_id = await client.start_new("hello_cities")
@@ -191,12 +213,15 @@ def up() -> None:
     settings = ClientSettings()
     asyncio.run(_prepare_database(settings))
     access = _local_access(settings)
-    group = ServiceGroup(access, LOG_DIR)
+    approvers = _local_approvers(settings)
+    group = ServiceGroup({**access, **approvers}, LOG_DIR)
     group.start()
     try:
         functions = load_function_apps(settings.modules)
         asyncio.run(group.wait_ready(settings.topology, functions.activities))
         _say(f"services are up; {_api_line(settings, access)}; logs in {LOG_DIR}")
+        if line := _approvers_line(approvers):
+            _say(line)
         _say("press Ctrl-C to stop")
         while all(service.running for service in group.services.values()):
             time.sleep(0.5)

@@ -17,13 +17,17 @@ the services::
 
 azure-functions-durable's decorators (``orchestration_trigger``, ``activity_trigger``,
 ``function_name``) are accepted too, so function apps written for it load unchanged.
+
+An orchestrator may name *protected events*: events that decide something (an approval) and
+that only a management key may raise over the HTTP API, never a start key
+(``@app.orchestrator(protected_events=["ApprovalResponse"])``, ADR 20).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -92,21 +96,39 @@ class FunctionApp:
     def __init__(self) -> None:
         self.orchestrators: dict[str, Callable[..., Any]] = {}
         self.activities: dict[str, ActivityDefinition] = {}
+        self.protected_events: dict[str, tuple[str, ...]] = {}
+        """Orchestrator name -> the events only a management key may raise on its instances
+        over HTTP (names as declared; the HTTP API compares them case-insensitively)."""
 
     # --- our decorators ----------------------------------------------------------------------
 
     @overload
     def orchestrator(self, function: F) -> F: ...
     @overload
-    def orchestrator(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def orchestrator(
+        self, *, name: str | None = None, protected_events: Iterable[str] = ()
+    ) -> Callable[[F], F]: ...
 
     def orchestrator(
-        self, function: F | None = None, *, name: str | None = None
+        self,
+        function: F | None = None,
+        *,
+        name: str | None = None,
+        protected_events: Iterable[str] = (),
     ) -> F | Callable[[F], F]:
-        """Register an orchestrator (a generator or ``async def`` function taking the context)."""
+        """Register an orchestrator (a generator or ``async def`` function taking the context).
+
+        ``protected_events``: events that only a management key may raise on its instances
+        over the HTTP API; a start key may raise every other event. For events that decide
+        something, such as an approver's answer.
+        """
+        protected = _protected_events(protected_events)
 
         def register(fn: F) -> F:
-            self._add_orchestrator(name or fn.__name__, fn)
+            registered = name or fn.__name__
+            self._add_orchestrator(registered, fn)
+            if protected:
+                self.protected_events[registered] = protected
             return fn
 
         return register(function) if function is not None else register
@@ -165,6 +187,8 @@ class FunctionApp:
                 if registered is fn:
                     del self.orchestrators[old]
                     self._add_orchestrator(name, fn)
+                    if old in self.protected_events:
+                        self.protected_events[name] = self.protected_events.pop(old)
             for old, definition in list(self.activities.items()):
                 if definition.function is fn:
                     del self.activities[old]
@@ -186,6 +210,8 @@ class FunctionApp:
             if self.orchestrators.get(name) is not function:
                 self._check_new(name, self.orchestrators, "orchestrator")
                 self.orchestrators[name] = function
+                if name in other.protected_events:
+                    self.protected_events[name] = other.protected_events[name]
         for name, definition in other.activities.items():
             existing = self.activities.get(name)
             if existing is None or existing.function is not definition.function:
@@ -220,6 +246,16 @@ class FunctionApp:
             )
         if name in registry:
             raise RegistrationError(f"{kind} {name!r} is registered twice")
+
+
+def _protected_events(names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):  # a lone name would otherwise protect each of its letters
+        raise RegistrationError(f"protected_events takes a list of event names, not {names!r}")
+    listed = list(names)
+    for event in listed:
+        if not isinstance(event, str) or not event.strip():
+            raise RegistrationError(f"invalid protected event name {event!r}")
+    return tuple(sorted(set(listed)))
 
 
 def _describe_activity(

@@ -9,6 +9,7 @@ with Docker, the session starts both in containers (testcontainers) instead.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -26,7 +27,8 @@ from services.client.client import DurableClient
 from services.common.db import create_pool
 from services.common.migrate import apply_migrations
 from services.common.settings import CommonSettings
-from tests.helpers.approval import approval_env
+from tests.helpers import broker_users
+from tests.helpers.approval import APPROVER_USERS, approval_env
 
 ADMIN_URL = os.environ.get(
     "DF_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -161,6 +163,27 @@ def activity_names_under_test() -> list[str]:
     return sorted(load_function_apps(TEST_FUNCTION_MODULES.split(",")).activities)
 
 
+def rabbitmqctl() -> list[str]:
+    """How to run ``rabbitmqctl`` against the session's broker."""
+    if len(_containers) == 2:
+        return ["docker", "exec", "-i", _containers[1].get_wrapped_container().id, "rabbitmqctl"]
+    command = shutil.which("rabbitmqctl")
+    if command is None:
+        pytest.fail("the approval tests need rabbitmqctl to create the approvers' broker users")
+    return [command]
+
+
+@pytest.fixture(scope="session")
+async def approver_broker_users() -> AsyncIterator[None]:
+    """The approvers' broker users (``tests.helpers.approval.APPROVER_USERS``), for every
+    deployment of the session; removed at its end."""
+    command = rabbitmqctl()
+    users = list(APPROVER_USERS.values())
+    await broker_users.create(users, AMQP_URL, command)
+    yield
+    await broker_users.delete(users, command)
+
+
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
     url = await create_database()
@@ -218,7 +241,10 @@ def service_env(settings: CommonSettings, http_port: int) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def services(
-    settings: CommonSettings, broker_cleanup: None, tmp_path_factory: pytest.TempPathFactory
+    settings: CommonSettings,
+    broker_cleanup: None,
+    approver_broker_users: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[ServiceGroup]:
     """The three services as real processes, shared by the end-to-end tests of a session."""
     log_dir = tmp_path_factory.mktemp("service-logs")

@@ -10,7 +10,8 @@ any other answer is recorded and the wait goes on with the same deadline. The au
 
 Built only from the public orchestration API. Loaded through ``DF_FUNCTION_MODULES``; the client
 service's broker consumers start ``proposal_approval`` for every ``ProposalSubmitted`` and turn
-every ``ApprovalResponse`` into its ``ApprovalResponse`` external event.
+every ``ApprovalResponse`` its approver published into its ``ApprovalResponse`` external event,
+which is a protected event: over HTTP only a management key may raise it.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class _Review:
     ignored: list[IgnoredResponse] = field(default_factory=list)
 
 
-@app.orchestrator(name=APPROVAL_ORCHESTRATOR)
+# An answer decides the proposal: over HTTP only a management key may raise it, never a start
+# key; over the broker the client service checks who published it (docs/approval.md).
+@app.orchestrator(name=APPROVAL_ORCHESTRATOR, protected_events=[RESPONSE_EVENT])
 def proposal_approval(ctx: OrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Input: a ``ProposalSubmitted`` body. Output: an ``ApprovalRecord``."""
     proposal = ProposalSubmitted.model_validate(ctx.get_input())

@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractConnection
 
 from contracts import limits
 from services.client.api import create_app
+from services.client.approvers import ApproverIdentities, ApproverIdentitiesError
 from services.client.auth import AccessKeys, AccessKeysError
 from services.client.client import DurableClient
 from services.client.consumers import ApprovalConsumers
@@ -69,8 +70,18 @@ async def serve(settings: ClientSettings) -> None:
         publisher = await Publisher.open(
             settings.amqp_url, settings.topology, "client-service.dead-letters"
         )
+        identities = ApproverIdentities.from_settings(settings)
         consumers = ApprovalConsumers(
-            client, publisher, settings.topology, orchestrator=settings.approval_orchestrator
+            client,
+            publisher,
+            settings.topology,
+            identities=identities,
+            orchestrator=settings.approval_orchestrator,
+        )
+        log.info(
+            "approval.identities",
+            mapped_people=len(identities.broker_users),
+            gateways=sorted(identities.gateways),
         )
 
         async def attach(connection: AbstractConnection) -> None:
@@ -104,6 +115,11 @@ def main() -> None:
         keys = AccessKeys.from_settings(settings)
     except AccessKeysError as error:
         log.error("service.cannot_start", error=str(error), hint="see README, Configuration")
+        sys.exit(2)
+    try:
+        ApproverIdentities.from_settings(settings)
+    except ApproverIdentitiesError as error:
+        log.error("service.cannot_start", error=str(error), hint="see docs/approval.md")
         sys.exit(2)
     if keys.disabled:
         log.warning("http.access_keys_disabled", hint="anyone who reaches the port has full access")

@@ -4,6 +4,10 @@
 As in Durable Functions: 404 for an unknown instance, 410 once it has ended, and 202 when the
 request was accepted. Acceptance means the message is on its way: suspending a suspended
 instance (or resuming a running one) is accepted and changes nothing.
+
+Beyond Durable Functions: an event its orchestrator declares protected
+(``@app.orchestrator(protected_events=[...])``) is refused to a start key with 403, before
+anything is read or sent (ADR 20).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -18,6 +23,7 @@ from services.client.api_common import (
     ApiError,
     BaseUrl,
     Client,
+    ErrorBody,
     SdkEncoded,
     error_responses,
     parse_bool,
@@ -30,13 +36,16 @@ from services.client.api_orchestrators import (
     parse_wait,
     start_and_answer,
 )
-from services.client.auth import IssuedKey
+from services.client.auth import IssuedKey, opens_protected_events
 from services.client.client import DurableClient
 from services.client.errors import (
     InstanceEndedError,
     InstanceNotFailedError,
     InstanceNotFoundError,
 )
+from services.common.instances import InstanceStatus
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["instance operations"])
 """Operations that need a management key."""
@@ -50,13 +59,20 @@ Reason = Annotated[str | None, Query(description="Why (recorded in the history).
 _ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"description": "Accepted: the request is on its way to the instance."}
 }
+_PROTECTED: dict[int | str, dict[str, Any]] = {
+    403: {
+        "description": "Forbidden: the instance's orchestrator declares this event protected, "
+        "and only a management key may raise it. Nothing was sent.",
+        "model": ErrorBody,
+    }
+}
 
 
 @events_router.post(
     "/instances/{instanceId}/raiseEvent/{eventName}",
     summary="Send an event to an instance",
     status_code=202,
-    responses={**_ACCEPTED, **error_responses(400, 404, 410)},
+    responses={**_ACCEPTED, **_PROTECTED, **error_responses(400, 404, 410)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -72,8 +88,26 @@ async def raise_event(
     instance_id: InstanceId,
     event_name: Annotated[str, Path(alias="eventName", description="The event's name.")],
 ) -> Response:
-    """Deliver an external event; the instance keeps it until its code waits for the name."""
-    await _require_active(durable, instance_id)
+    """Deliver an external event; the instance keeps it until its code waits for the name.
+
+    An event the instance's orchestrator declares protected needs a management key."""
+    status = await _require_active(durable, instance_id)
+    # Event names are matched case-insensitively, so the protection is too.
+    if not opens_protected_events(request) and (
+        event_name.casefold() in await durable.protected_events(status.name)
+    ):
+        log.warning(
+            "http.refused",
+            path=request.url.path,
+            refusal="protected_event",
+            instance_id=instance_id,
+            event_name=event_name,
+        )
+        raise ApiError(
+            403,
+            f"event {event_name!r} is protected by orchestrator {status.name!r}: raising it "
+            "needs a management key, not a start key",
+        )
     media_type = request.headers.get("content-type", "").split(";")[0].strip().casefold()
     if media_type != "application/json":
         raise ApiError(400, "Only application/json request content is supported")
@@ -189,12 +223,13 @@ async def rewind_instance(
     return Response(status_code=202)
 
 
-async def _require_active(durable: DurableClient, instance_id: str) -> None:
+async def _require_active(durable: DurableClient, instance_id: str) -> InstanceStatus:
     status = await durable.get_status(instance_id)
     if status is None:
         raise ApiError(404, f"no instance {instance_id!r}")
     if status.runtime_status.is_terminal:
         raise ApiError(410, f"instance {instance_id!r} has ended ({status.runtime_status.value})")
+    return status
 
 
 async def _perform(operation: Awaitable[None], instance_id: str) -> None:

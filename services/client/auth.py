@@ -5,6 +5,9 @@ A caller presents a key in the ``x-functions-key`` header or the ``code`` query 
 every route; a start key opens only starting orchestrations and raising events. Anything else
 is refused with 401 before the route reads its body, so a refused call changes nothing.
 ``/healthz`` and the OpenAPI pages need no key. ADR 10 records the choices.
+
+Within the events route, an orchestrator's protected events (``protected_events``, ADR 20)
+need a management key: ``opens_protected_events`` says whether the request's key does.
 """
 
 from __future__ import annotations
@@ -114,12 +117,14 @@ _REFUSALS = {
 def _authorize(request: Request, needed: KeyScope, code: str | None, header: str | None) -> None:
     keys: AccessKeys = request.app.state.access_keys
     request.state.access_key = None
+    request.state.access_scope = None
     if keys.disabled:
         return
     presented = header or code
     scope = keys.scope_of(presented) if presented else None
     if scope is KeyScope.MANAGEMENT or scope is needed:
         request.state.access_key = presented
+        request.state.access_scope = scope
         return
     refusal = "missing" if not presented else "invalid" if scope is None else "narrow"
     log.warning("http.refused", path=request.url.path, method=request.method, refusal=refusal)
@@ -152,3 +157,11 @@ def _issued_key(request: Request) -> str | None:
 IssuedKey = Annotated[str | None, Depends(_issued_key)]
 """The key the request was authorized with (``None`` when keys are disabled): links the API
 hands out carry it."""
+
+
+def opens_protected_events(request: Request) -> bool:
+    """Whether the request may raise an orchestrator's protected events: it was authorized
+    with a management key, or the deployment serves the API without keys."""
+    keys: AccessKeys = request.app.state.access_keys
+    scope: KeyScope | None = getattr(request.state, "access_scope", None)
+    return keys.disabled or scope is KeyScope.MANAGEMENT

@@ -3,13 +3,15 @@
 - The submissions queue: a ``ProposalSubmitted`` starts the approval orchestration with the
   proposal id as its instance id. A re-sent submission finds the instance already there
   (``InstanceExistsError``): it is a duplicate, acknowledged and logged, and starts nothing.
-- The approval-responses queue: an ``ApprovalResponse`` becomes the instance's
-  ``ApprovalResponse`` external event, raised with a message id derived from the carrying
-  message's, so a redelivery is recorded once. A response for a proposal that has ended is
+- The approval-responses queue: an ``ApprovalResponse`` whose publisher is the approver it
+  names (RabbitMQ's validated ``user_id``, ``services.client.approvers``) becomes the
+  instance's ``ApprovalResponse`` external event, raised with a message id derived from the
+  carrying message's, so a redelivery is recorded once. A response for a proposal that has ended is
   acknowledged and logged: answering late is normal (the proposal was decided or escalated
   past that person) and there is nothing left to do. A response for an unknown proposal, or for
   an instance that is not a proposal approval, goes to the dead-letter queue: a wrong id
-  needs a person to look at it.
+  needs a person to look at it. So does a response whose publisher is not the approver it
+  names, nor a gateway: it changes nothing, and the reason names both.
 
 Bad JSON and schema violations go to the queue's dead-letter queue with the reason in the
 ``x-dead-letter-reason`` header, without stopping the consumer. A delivery is acknowledged
@@ -40,6 +42,7 @@ from contracts.approval import (
     ApprovalResponseMessage,
     ProposalSubmittedMessage,
 )
+from services.client.approvers import ApproverIdentities
 from services.client.client import (
     DurableClient,
     ExistingInstancePolicy,
@@ -70,12 +73,14 @@ class ApprovalConsumers:
         publisher: Publisher,
         topology: Topology,
         *,
+        identities: ApproverIdentities,
         orchestrator: str = APPROVAL_ORCHESTRATOR,
         prefetch: int = 32,
     ) -> None:
         self._client = client
         self._publisher = publisher
         self._topology = topology
+        self._identities = identities
         self._orchestrator = orchestrator
         self._prefetch = prefetch
         self._channels: list[AbstractChannel] = []
@@ -178,6 +183,11 @@ class ApprovalConsumers:
             message_id=str(message.envelope.message_id),
             approver=response.approver,
         ):
+            refusal = self._identities.refusal(response.approver, delivery.user_id)
+            if refusal is not None:
+                log.warning("approval.response_unverified", user_id=delivery.user_id)
+                await self._dead_letter(queue_name, delivery, refusal)
+                return
             status = await self._client.get_status(response.proposal_id)
             if status is None:
                 reason = f"no proposal {response.proposal_id!r}: no instance has this id"

@@ -20,7 +20,7 @@ from services.client.paging import (
     encode_continuation_token,
 )
 from services.common.events import StoredEvent, load_history
-from services.common.functions import registered_orchestrators
+from services.common.functions import protected_events, registered_orchestrators
 from services.common.instances import (
     InstanceQuery,
     InstanceStatus,
@@ -136,6 +136,11 @@ class InstanceQueries:
     async def registered_orchestrators(self) -> set[str]:
         """Names of the orchestrators the deployment's orchestrator services have registered."""
         return await registered_orchestrators(self._pool)
+
+    async def protected_events(self, orchestrator: str) -> frozenset[str]:
+        """The events (casefolded) that only a management key may raise over HTTP on
+        ``orchestrator``'s instances, as its orchestrator service registered them."""
+        return await protected_events(self._pool, orchestrator)
 
 
 def _query(

@@ -30,6 +30,11 @@ class ClientSettings(CommonSettings):
         gets the check-status payload to poll, as when any wait runs out.
     shutdown_seconds: how long a stop (SIGTERM) lets requests in progress finish before
         they are cancelled and the service exits.
+    approval_broker_users: the broker user that answers for a person, by person id, where
+        the two differ (JSON object); a person not listed answers as the broker user named
+        by their person id. See ``services.client.approvers`` and docs/approval.md.
+    approval_gateway_users: comma-separated broker users trusted to answer on behalf of any
+        approver (an approval app that authenticates people itself); none by default.
     """
 
     http_host: str = "127.0.0.1"
@@ -43,6 +48,8 @@ class ClientSettings(CommonSettings):
     http_max_body_bytes: int | None = Field(default=None, ge=1024)
     http_max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     shutdown_seconds: float = Field(default=10.0, gt=0, le=600)
+    approval_broker_users: dict[str, str] = Field(default_factory=dict)
+    approval_gateway_users: str = ""
 
     @property
     def max_body_bytes(self) -> int:

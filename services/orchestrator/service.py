@@ -40,7 +40,9 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
     )
     async with pool.acquire() as connection:
         await apply_migrations(connection)
-    await record_registered_functions(pool, "orchestrator", functions.orchestrators)
+    await record_registered_functions(
+        pool, "orchestrator", functions.orchestrators, functions.protected_events
+    )
 
     publisher = await Publisher.open(
         settings.amqp_url, topology, "orchestrator.publish", delays=True

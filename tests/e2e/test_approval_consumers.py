@@ -16,9 +16,11 @@ from deploy.processes import ServiceGroup
 from services.client.client import DurableClient
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.approval import (
+    INTERN,
     MANAGER,
     ApprovalBus,
     approval_bus,
+    broker_user_of,
     dead_letters,
     header,
     proposal,
@@ -110,8 +112,9 @@ async def test_invalid_and_unusable_responses_are_dead_lettered_with_the_reason(
     unknown = response(unique("no-such-proposal-"), MANAGER)
     waiting_elsewhere = await client.start_new("waits_for_approval", unique("other-"), 60)
     not_an_approval = response(waiting_elsewhere, MANAGER)
+    manager = broker_user_of(MANAGER)  # so they fail for what they say, not who sent them
     for body in (GARBAGE, violating, unknown, not_an_approval):
-        await bus.publish(topology.approval_responses_queue, body)
+        await bus.publish(topology.approval_responses_queue, body, as_user=manager, user_id=manager)
     await bus.respond(proposal_id, MANAGER)
 
     final = await client.wait_for_completion(proposal_id, timeout=30)
@@ -158,9 +161,9 @@ async def test_a_redelivered_response_is_raised_once(
     proposal_id = unique("p-")
     await bus.submit(proposal(proposal_id))
     await bus.request(proposal_id, 1)
-    someone_else = response(proposal_id, "eve.intern")
+    someone_else = response(proposal_id, INTERN)
     for _ in range(3):  # the same message: a publisher's retry, or a redelivery after a crash
-        await bus.publish(bus.topology.approval_responses_queue, someone_else)
+        await bus.respond_as(INTERN, someone_else, user_id=INTERN)
 
     def all_raised() -> bool:
         return len(client_log_lines(services, "approval.response_raised", proposal_id)) == 3
@@ -170,6 +173,6 @@ async def test_a_redelivered_response_is_raised_once(
 
     final = await client.wait_for_completion(proposal_id, timeout=30)
     assert final.output["decided_by"] == MANAGER
-    assert [r["approver"] for r in final.output["ignored_responses"]] == ["eve.intern"]
+    assert [r["approver"] for r in final.output["ignored_responses"]] == [INTERN]
     history = [stored.event for stored in await client.get_history(proposal_id)]
     assert sum(isinstance(e, EventRaised) for e in history) == 2

@@ -19,6 +19,7 @@ from services.client.client import DurableClient
 from tests.conftest import AMQP_URL, activity_names_under_test, unique
 from tests.helpers.approval import (
     HEAD,
+    INTERN,
     MANAGER,
     MANAGER_LIMIT,
     REMINDER_SECONDS,
@@ -164,12 +165,12 @@ async def test_an_answer_from_someone_else_is_recorded_and_ignored(
     await bus.submit(proposal(proposal_id, amount=800))
     _, request = await bus.request(proposal_id, 1)
 
-    await bus.respond(proposal_id, "eve.intern", "approve")
+    await bus.respond(proposal_id, INTERN, "approve")
 
     async def recorded() -> bool:
         history = [stored.event for stored in await client.get_history(proposal_id)]
         raised = [e for e in history if isinstance(e, EventRaised)]
-        return [e.input["approver"] for e in raised] == ["eve.intern"]
+        return [e.input["approver"] for e in raised] == [INTERN]
 
     await assert_eventually(recorded, timeout=5)
     status = await client.get_status(proposal_id)
@@ -182,7 +183,7 @@ async def test_an_answer_from_someone_else_is_recorded_and_ignored(
     final = await client.wait_for_completion(proposal_id, timeout=COMPLETION_TIMEOUT)
     assert (final.output["outcome"], final.output["decided_by"]) == ("rejected", MANAGER)
     ignored = final.output["ignored_responses"]
-    assert [(r["approver"], r["decision"]) for r in ignored] == [("eve.intern", "approve")]
+    assert [(r["approver"], r["decision"]) for r in ignored] == [(INTERN, "approve")]
 
 
 async def test_an_answer_sent_before_the_workflow_waits_is_used(

@@ -98,13 +98,19 @@ def test_local_demo_runs_the_samples_and_prints_the_sum(demo_output: str) -> Non
 def test_local_demo_escalates_a_proposal_and_the_head_of_department_approves(
     demo_output: str,
 ) -> None:
+    # Approvers have no broker users of their own here: the demo's user is trusted for all,
+    # and says so.
+    assert (
+        "warning: approval answers published as broker user 'guest' count for every approver"
+        in demo_output
+    ), demo_output
     # The manager is asked, reminded, then the proposal moves up and is approved there.
     approval = demo_output[demo_output.index("▶ human interaction") :]
     steps = [
         "← ApprovalRequest to mia (manager, request)",
         "← ApprovalRequest to mia (manager, reminder)",
         "← ApprovalRequest to hugo (head_of_department, request, reassigned from mia)",
-        "→ ApprovalResponse: hugo approves",
+        "→ ApprovalResponse: hugo approves, published to",
         "← ProposalOutcome for alice: approved by hugo (head_of_department) after 2",
         "output: approved by hugo (head_of_department); "
         "escalations: reminder → mia, reassignment → hugo",

@@ -4,6 +4,14 @@ approvers and authors receive.
 ``ApprovalBus`` publishes to the real submissions and responses queues (default exchange,
 confirmed, mandatory) and collects what the workflow publishes on the real requests and outcomes
 exchanges through a temporary queue bound to both with ``#``.
+
+Approvers answer as themselves: each person of the test deployment has a broker user of the
+session (``APPROVER_USERS``; ``tests.conftest`` creates them), and ``ApprovalBus.respond``
+publishes through that user's own connection with ``user_id`` set, so every answer passes the
+client service's real identity check. The manager and the head of department are mapped to
+broker users named otherwise (``DF_APPROVAL_BROKER_USERS``); the intern answers as the user
+named by their person id; ``GATEWAY`` may answer for anyone. The bus's own connection (guest)
+is trusted for nobody.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
@@ -32,11 +41,21 @@ from contracts import (
     Topology,
 )
 from contracts.approval import approval_envelope
+from tests.helpers.broker_users import BrokerUser
 from tests.helpers.waiting import assert_eventually
 
 RESPONSE_SECONDS = 2.0
 REMINDER_SECONDS = 1.0
 MANAGER, HEAD = "mia.manager", "hugo.head"
+_SESSION = uuid.uuid4().hex[:8]
+INTERN = f"eve.intern.{_SESSION}"
+"""Not an approver of the hierarchy; answers as the broker user named by this person id."""
+BROKER_USERS = {MANAGER: f"df-test-{_SESSION}-mia", HEAD: f"df-test-{_SESSION}-hugo"}
+"""``DF_APPROVAL_BROKER_USERS`` of the test deployment."""
+GATEWAY = f"df-test-{_SESSION}-gateway"
+"""``DF_APPROVAL_GATEWAY_USERS`` of the test deployment: answers for any approver."""
+APPROVER_USERS = {name: BrokerUser.new(name) for name in (*BROKER_USERS.values(), INTERN, GATEWAY)}
+"""The session's broker users, by name."""
 MANAGER_LIMIT = 10_000
 HIERARCHY = {
     "levels": [
@@ -54,7 +73,14 @@ def approval_env() -> dict[str, str]:
         "DF_APPROVAL_REMINDER_SECONDS": str(REMINDER_SECONDS),
         "DF_APPROVAL_REMINDERS": "1",
         "DF_APPROVAL_ON_EXPIRY": "auto_rejected",
+        "DF_APPROVAL_BROKER_USERS": json.dumps(BROKER_USERS),
+        "DF_APPROVAL_GATEWAY_USERS": GATEWAY,
     }
+
+
+def broker_user_of(person: str) -> str:
+    """The broker user the test deployment takes ``person``'s answers from."""
+    return BROKER_USERS.get(person, person)
 
 
 def proposal(proposal_id: str, amount: float = 800, author: str = "alice") -> ProposalSubmitted:
@@ -100,10 +126,13 @@ class Received:
 
 
 class ApprovalBus:
-    def __init__(self, channel: AbstractChannel, topology: Topology) -> None:
+    def __init__(self, channel: AbstractChannel, topology: Topology, amqp_url: str) -> None:
         self.channel = channel
         self.topology = topology
         self.received: list[Received] = []
+        self._amqp_url = amqp_url
+        self._connections: dict[str, AbstractConnection] = {}
+        self._channels: dict[str, AbstractChannel] = {}
 
     async def listen(self) -> None:
         queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
@@ -120,14 +149,40 @@ class ApprovalBus:
 
     # --- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, queue_name: str, body: bytes | BaseModel) -> None:
-        """To ``queue_name`` through the default exchange, confirmed; unroutable raises."""
+    async def publish(
+        self,
+        queue_name: str,
+        body: bytes | BaseModel,
+        *,
+        as_user: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """To ``queue_name`` through the default exchange, confirmed; unroutable raises.
+
+        ``as_user``: publish through a connection of that session broker user instead of the
+        bus's own (guest). ``user_id``: the message's ``user_id`` property, which RabbitMQ
+        refuses unless it names the publishing user.
+        """
         data = body if isinstance(body, bytes) else body.model_dump_json().encode()
-        await self.channel.default_exchange.publish(
-            aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        channel = self.channel if as_user is None else await self._channel_of(as_user)
+        await channel.default_exchange.publish(
+            aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_id),
             queue_name,
             mandatory=True,
         )
+
+    async def _channel_of(self, user: str) -> AbstractChannel:
+        if user not in self._channels:
+            connection = await aio_pika.connect(APPROVER_USERS[user].url(self._amqp_url))
+            self._connections[user] = connection
+            self._channels[user] = await connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+        return self._channels[user]
+
+    async def close(self) -> None:
+        for connection in self._connections.values():
+            await connection.close()
 
     async def submit(self, body: ProposalSubmitted | ProposalSubmittedMessage) -> None:
         message = body if isinstance(body, ProposalSubmittedMessage) else submission(body)
@@ -136,8 +191,23 @@ class ApprovalBus:
     async def respond(
         self, proposal_id: str, approver: str, decision: str = "approve", comment: str = ""
     ) -> None:
+        """``approver``'s answer, published as their own broker user (``user_id`` set)."""
+        user = broker_user_of(approver)
         message = response(proposal_id, approver, decision, comment)
-        await self.publish(self.topology.approval_responses_queue, message)
+        await self.respond_as(user, message, user_id=user)
+
+    async def respond_as(
+        self, user: str | None, message: ApprovalResponseMessage, *, user_id: str | None
+    ) -> None:
+        """Publish ``message`` to the responses queue as session broker user ``user``
+        (``None``: the bus's own user, ``own_user``) with this ``user_id`` property."""
+        queue_name = self.topology.approval_responses_queue
+        await self.publish(queue_name, message, as_user=user, user_id=user_id)
+
+    @property
+    def own_user(self) -> str:
+        """The broker user of the bus's own connection (guest, in the tests)."""
+        return unquote(urlsplit(self._amqp_url).username or "guest")
 
     # --- receiving -----------------------------------------------------------------------------
 
@@ -212,10 +282,13 @@ def header(message: AbstractIncomingMessage, name: str) -> str:
 async def approval_bus(amqp_url: str, topology: Topology) -> AsyncIterator[ApprovalBus]:
     """A bus on its own connection, listening (the services must have declared the topology)."""
     connection: AbstractConnection = await aio_pika.connect(amqp_url)
+    bus: ApprovalBus | None = None
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        bus = ApprovalBus(channel, topology)
+        bus = ApprovalBus(channel, topology, amqp_url)
         await bus.listen()
         yield bus
     finally:
+        if bus is not None:
+            await bus.close()
         await connection.close()

@@ -113,7 +113,9 @@ async def finish(process: asyncio.subprocess.Process, timeout: float = 120) -> R
 
 
 @pytest.fixture(scope="package")
-async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OpsDeployment]:
+async def deployment(
+    tmp_path_factory: pytest.TempPathFactory, approver_broker_users: None
+) -> AsyncIterator[OpsDeployment]:
     database_url = await create_database()
     settings = CommonSettings(
         database_url=database_url,

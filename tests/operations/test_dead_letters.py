@@ -10,7 +10,7 @@ import pytest
 from contracts import OrchestrationStatus, Topology
 from services.common.amqp import declare
 from tests.conftest import AMQP_URL, activity_names_under_test, delete_broker_objects, unique
-from tests.helpers.approval import MANAGER, approval_bus, proposal
+from tests.helpers.approval import MANAGER, approval_bus, dead_letters, header, proposal
 from tests.operations.conftest import OpsDeployment
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +60,16 @@ async def test_redriven_dead_letters_are_processed_discarded_ones_are_gone_nothi
         redriven = await deployment.ops("dlq", "redrive", responses_dlq)
         assert redriven.code == 0, redriven
         assert f"1 message(s) re-driven to {topology.approval_responses_queue}" in redriven.stdout
+        # The copy is the operator's publish, not the manager's: RabbitMQ vouched for the first
+        # publisher only, so the consumer takes the answer for no one's and dead-letters it
+        # again (docs/approval.md, trust model). The manager answers again.
+        await dead_letters(
+            bus.channel,
+            topology.approval_responses_queue,
+            lambda m: "no user_id" in header(m, "x-dead-letter-reason"),
+            1,
+        )
+        await bus.respond(proposal_id, MANAGER, "approve")
         _, outcome = await bus.outcome(proposal_id)
         assert (outcome.outcome, outcome.decided_by) == ("approved", MANAGER)
         await deployment.wait_for_status(proposal_id, OrchestrationStatus.COMPLETED)

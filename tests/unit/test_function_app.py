@@ -175,3 +175,30 @@ def test_merge_of_two_different_functions_under_one_name_raises(kind):
 
     with pytest.raises(RegistrationError, match=f"{kind} 'clash' is registered twice"):
         first.merge(second)
+
+
+def test_an_orchestrator_names_its_protected_events_and_keeps_them_through_rename_and_merge():
+    app = FunctionApp()
+
+    @app.orchestrator(name="review", protected_events=["Verdict", "Veto", "Verdict"])
+    def review(ctx):
+        yield ctx.wait_for_external_event("Verdict")
+
+    @app.orchestrator
+    def open_to_all(ctx):
+        yield ctx.wait_for_external_event("Anything")
+
+    assert app.protected_events == {"review": ("Verdict", "Veto")}
+    app.function_name("review_v2")(review)
+    assert app.protected_events == {"review_v2": ("Verdict", "Veto")}
+    combined = FunctionApp()
+    combined.merge(app)
+    assert combined.protected_events == {"review_v2": ("Verdict", "Veto")}
+
+
+@pytest.mark.parametrize("events", ["ApprovalResponse", [""], [" "], [None]])
+def test_protected_events_must_be_a_list_of_names(events):
+    app = FunctionApp()
+
+    with pytest.raises(RegistrationError, match="protected"):
+        app.orchestrator(name="review", protected_events=events)

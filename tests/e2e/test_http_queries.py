@@ -96,7 +96,7 @@ async def test_durable_functions_sdks_list_at_instances_with_a_slash(
 @pytest.mark.parametrize(
     ("params", "complaint"),
     [
-        ({"customStatus": "{stage: manager}"}, "customStatus must be JSON"),
+        ({"customStatus": "{stage: manager}"}, "Invalid JSON content in the customStatus filter"),
         ({"customStatus": "null"}, "other than null"),
         ({"showTotalCount": "yes"}, "showTotalCount"),
     ],

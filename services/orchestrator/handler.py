@@ -10,6 +10,9 @@ are redelivered, duplicates are dropped.
 
 Local activities that are plain functions run inside the batch, before its commit: their
 results step their instances again, and the whole chain is written once (ADR 14).
+
+An answer for a call an instance never made is not recorded but returned to the caller to
+dead-letter (ADR 21).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -45,13 +48,14 @@ from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState
 from services.orchestrator.dispatch import batched_tasks
 from services.orchestrator.engine import Decision, OrchestrationExecutor
-from services.orchestrator.episode import Batch, EpisodeRecorder
+from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 from services.orchestrator.followups import (
     move_executions_txn,
     start_children_txn,
     terminate_children_txn,
 )
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.rewind import rewind_instance
 
 log = structlog.get_logger(__name__)
@@ -59,11 +63,13 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Committed:
-    """What a committed batch leaves to its caller: outbox rows to publish, and fires of
-    timers due within the cascade's early margin, to hold until due (ADR 12)."""
+    """What a committed batch leaves to its caller: outbox rows to publish, fires of timers
+    due within the cascade's early margin, to hold until due (ADR 12), and the messages it
+    refused, to dead-letter (ADR 21)."""
 
     records: list[OutboxRecord]
     held_fires: list[OrchestratorMessage]
+    refused: list[RefusedMessage] = field(default_factory=list)
 
 
 def utc_now() -> datetime:
@@ -101,7 +107,8 @@ class OrchestrationHandler:
         self, messages: Sequence[OrchestratorMessage], partition: int | None = None
     ) -> Committed:
         """Process ``messages`` (of ``partition``, which their outbox rows record) in one
-        transaction; return the outbox rows to publish and the timer fires to hold.
+        transaction; return the outbox rows to publish, the timer fires to hold and the
+        messages to dead-letter.
 
         Raises ``ConcurrencyError`` when another writer appended to one of the instances
         first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
@@ -120,7 +127,7 @@ class OrchestrationHandler:
             self._cache.put(state)
         for instance_id in batch.finished:
             self._cache.evict(instance_id)
-        return Committed(records, batch.held_fires)
+        return Committed(records, batch.held_fires, batch.refused)
 
     async def _decide_and_write(
         self,
@@ -334,14 +341,9 @@ class OrchestrationHandler:
         started = OrchestratorStarted(timestamp=now)
         episode: list[tuple[HistoryEvent, uuid.UUID | None]] = []
         for message in messages:
-            reason = self._drop_reason(state, message)
-            if reason is not None:
-                bound.debug(
-                    "message.dropped",
-                    message_id=str(message.envelope.message_id),
-                    type=message.envelope.type,
-                    reason=reason,
-                )
+            refused = refusal(state, message)
+            if refused is not None:
+                refuse(bound, state, message, refused, batch)
                 continue
             # Applied one by one, so each is checked against the state the ones before it
             # left behind (a second copy of a result in the same batch is refused).
@@ -372,19 +374,6 @@ class OrchestrationHandler:
         )
         self._recorder.append_events(state, episode, batch)
         self._recorder.record(state, inbound, decision, now, batch)
-
-    @staticmethod
-    def _drop_reason(state: InstanceState, message: OrchestratorMessage) -> str | None:
-        envelope, event = message.envelope, message.body
-        if envelope.execution_id is not None and envelope.execution_id != state.execution_id:
-            return f"for execution {envelope.execution_id}, current is {state.execution_id}"
-        if isinstance(event, EventRaised) and envelope.message_id in state.raised_message_ids:
-            return "duplicate event"
-        if isinstance(event, ExecutionRewound):
-            return "only a Failed instance can be rewound"
-        if state.executor is not None and not state.executor.accepts(event):
-            return "duplicate or no longer expected"
-        return None
 
     def _not_registered(
         self, state: InstanceState, inbound: list[HistoryEvent], now: datetime

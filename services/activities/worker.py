@@ -1,7 +1,8 @@
 """Running activity tasks: consume, run, report the result with a confirm, then acknowledge.
 
 One competing-consumer queue per activity name; a delivery carries one task or a batch of
-them (ADR 17), acknowledged once the result of every one is confirmed. ``async def``
+them (ADR 17), acknowledged once the result of every one is confirmed (a batch's invalid
+tasks, and those for another activity, are dead-lettered alone: ADR 21). ``async def``
 activities run on the event loop, plain functions in a thread pool
 (``services.common.activity_runner``). If the process dies after the side effect and before
 the acknowledgement, the task runs again: activities run at least once, which is why each
@@ -30,7 +31,14 @@ from durable.app import ActivityDefinition, FunctionApp
 from services.activities.results import ResultSender
 from services.common.acks import AckBatcher
 from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
-from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, dead_letter
+from services.common.amqp import (
+    OutgoingMessage,
+    Publisher,
+    PublishFailedError,
+    dead_letter,
+    publish_dead_letters,
+)
+from services.common.carriers import CarrierError, InvalidElement, Unpacked, unpack
 from services.common.consuming import ChannelWatch, consuming_channel
 
 log = structlog.get_logger(__name__)
@@ -102,23 +110,13 @@ class ActivityWorker:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         self._acks.received(delivery)
-        queue_name = self._topology.activity_queue(queue_activity)
-        try:
-            if delivery.type == ACTIVITY_TASK_BATCH:
-                messages = ActivityTaskBatch.validate_json(delivery.body)
-            else:
-                messages = [ActivityTaskMessage.model_validate_json(delivery.body)]
-        except ValidationError as error:
-            await self._dead_letter(queue_name, delivery, f"invalid message: {error}")
+        messages = await self._tasks(queue_activity, delivery)
+        if messages is None:
             return
-        definition = self._functions.activities.get(queue_activity)
-        strays = {m.body.name for m in messages if m.body.name != queue_activity}
-        if definition is None or strays or not messages:
-            names = ", ".join(sorted(strays)) or queue_activity
-            await self._dead_letter(
-                queue_name, delivery, f"activity {names!r} does not belong on {queue_name}"
-            )
+        if not messages:
+            self._acks.ack(delivery)  # a carrier of invalid tasks only, dead-lettered
             return
+        definition = self._functions.activities[queue_activity]
         if len(messages) > 1 and delivery.redelivered:
             # A batch that comes back may hold a task that brought a worker down: its tasks
             # go back to the queue one by one, so such a task fails alone.
@@ -129,6 +127,45 @@ class ActivityWorker:
         else:
             # A result is not safe anywhere: put the task (the batch) back; it runs again.
             await self._acks.settle_alone(delivery, _requeue(delivery))
+
+    async def _tasks(
+        self, queue_activity: str, delivery: AbstractIncomingMessage
+    ) -> list[ActivityTaskMessage] | None:
+        """The tasks ``delivery`` carries for the queue's activity; in a carrier, each
+        invalid task and each for another activity is dead-lettered alone (ADR 21). None
+        when the delivery was settled instead: dead-lettered whole, or requeued because a
+        dead letter was not confirmed."""
+        queue_name = self._topology.activity_queue(queue_activity)
+        carried = delivery.type == ACTIVITY_TASK_BATCH
+        try:
+            if carried:
+                unpacked = unpack(delivery.body, ActivityTaskBatch, ActivityTaskMessage)
+            else:
+                unpacked = Unpacked(
+                    [ActivityTaskMessage.model_validate_json(delivery.body)], [0], []
+                )
+        except (CarrierError, ValidationError) as error:
+            await self._dead_letter(queue_name, delivery, f"invalid message: {error}")
+            return None
+        strays = [
+            InvalidElement.of(index, task, _misplaced(task.body.name, queue_name))
+            for index, task in zip(unpacked.indices, unpacked.messages, strict=True)
+            if task.body.name != queue_activity
+        ]
+        if strays and not carried:
+            await self._dead_letter(queue_name, delivery, strays[0].problem)
+            return None
+        if unpacked.invalid or strays:
+            invalid = sorted(unpacked.invalid + strays, key=lambda element: element.index)
+            letters = [element.dead_letter(delivery.message_id) for element in invalid]
+            try:
+                await publish_dead_letters(
+                    self._publisher, self._topology, queue_name, delivery, letters
+                )
+            except PublishFailedError:
+                await self._acks.settle_alone(delivery, _requeue(delivery))
+                return None
+        return [task for task in unpacked.messages if task.body.name == queue_activity]
 
     async def _run_all(
         self, definition: ActivityDefinition, messages: list[ActivityTaskMessage]
@@ -212,3 +249,7 @@ async def _requeue(delivery: AbstractIncomingMessage) -> None:
     """Put a delivery back in its queue (a closed channel needs nothing: the broker redelivers)."""
     with contextlib.suppress(Exception):
         await delivery.nack(requeue=True)
+
+
+def _misplaced(activity: str, queue_name: str) -> str:
+    return f"activity {activity!r} does not belong on {queue_name}"

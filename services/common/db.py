@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 """A connection, whether held directly or borrowed from a pool."""
+
+T = TypeVar("T")
 
 
 class ConcurrencyError(Exception):
@@ -102,3 +105,26 @@ def is_connection_failure(error: BaseException) -> bool:
         | ConnectionError
         | OSError,
     )
+
+
+async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run ``work`` in a transaction of its own on a connection from ``pool``, and commit.
+
+    Raises ``AmbiguousCommitError`` when the connection fails during the commit (the
+    transaction may or may not have committed); anything ``work`` raises rolls it back.
+    """
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            result = await work(connection)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        try:
+            await transaction.commit()
+        except Exception as error:
+            if is_connection_failure(error):
+                raise AmbiguousCommitError(str(error)) from error
+            raise
+    return result

@@ -57,6 +57,7 @@ _DEATH_HEADERS = {
     "x-original-queue",
     "x-original-exchange",
     "x-original-routing-key",
+    "x-original-carrier",
 }
 
 Action = Literal["show", "redrive", "discard"]

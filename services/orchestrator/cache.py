@@ -12,9 +12,15 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from contracts import ParentInstance
+from contracts import EventRaised, ExecutionStarted, ParentInstance
+from durable.app import FunctionApp
+from services.common.events import StoredEvent
 from services.orchestrator.engine import OrchestrationExecutor
+
+if TYPE_CHECKING:  # the store's module imports the cache's, through the timers
+    from services.orchestrator.store import InstanceRecord
 
 
 @dataclass
@@ -39,6 +45,33 @@ class InstanceState:
     executor: OrchestrationExecutor | None
     raised_message_ids: set[uuid.UUID] = field(default_factory=set)
     parent: ParentInstance | None = None
+
+
+def rehydrate(
+    functions: FunctionApp, row: InstanceRecord, history: list[StoredEvent]
+) -> InstanceState:
+    """Rebuild an instance's state from its locked row and its current execution's events."""
+    orchestrator = functions.orchestrators.get(row.name)
+    executor = None
+    if orchestrator is not None:
+        executor = OrchestrationExecutor(orchestrator, row.instance_id)
+        executor.replay(stored.event for stored in history)
+    return InstanceState(
+        instance_id=row.instance_id,
+        name=row.name,
+        execution_id=row.execution_id,
+        correlation_id=row.correlation_id,
+        last_seq=row.last_seq,
+        executor=executor,
+        raised_message_ids={
+            stored.message_id
+            for stored in history
+            if stored.message_id is not None and isinstance(stored.event, EventRaised)
+        },
+        parent=next(
+            (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)), None
+        ),
+    )
 
 
 class InstanceCache:

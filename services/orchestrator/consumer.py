@@ -34,15 +34,15 @@ from pydantic import ValidationError
 from contracts import (
     ORCHESTRATOR_MESSAGE_BATCH,
     OrchestratorMessage,
-    OrchestratorMessageBatch,
     TimerFired,
     Topology,
 )
 from durable.app import ActivityDefinition
-from services.common.amqp import Publisher, PublishFailedError, dead_letter
+from services.common.amqp import DeadLetter, Publisher, PublishFailedError
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
+from services.orchestrator.dead_letters import PartitionDeadLetters
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
 from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.local import LocalActivities
@@ -79,6 +79,9 @@ class PartitionConsumer:
         self._batch_size = batch_size
         self._prefetch = prefetch
         self._local = local
+        self._dead_letters = PartitionDeadLetters(
+            publisher, topology, self.queue_name, self._settle
+        )
         # Deliveries, and messages with no delivery: timer fires that are due (held until then,
         # already acknowledged, see _hold) and local activities' results; _wake is set when
         # either gains one or a publishing task ends.
@@ -191,15 +194,16 @@ class PartitionConsumer:
         for item in items:
             if isinstance(item, OrchestratorMessage):
                 parsed.append((None, item))  # no delivery: a due fire or a local result
-                continue
-            try:
-                if item.type == ORCHESTRATOR_MESSAGE_BATCH:
-                    carriers[item] = OrchestratorMessageBatch.validate_json(item.body)
-                    parsed += [(item, message) for message in carriers[item]]
-                else:
+            elif item.type == ORCHESTRATOR_MESSAGE_BATCH:
+                messages = await self._dead_letters.unpack(item)
+                if messages is not None:
+                    carriers[item] = messages
+                    parsed += [(item, message) for message in messages]
+            else:
+                try:
                     parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
-            except ValidationError as error:
-                await self._reject_invalid(item, f"invalid message: {error}")
+                except ValidationError as error:
+                    await self._dead_letters.reject(item, f"invalid message: {error}")
         parsed = [
             (d, m)
             for d, m in parsed
@@ -207,9 +211,10 @@ class PartitionConsumer:
             # batches today; the carrier is acknowledged with the batch).
             if not await self._held_until_due(None if d in carriers else d, m)
         ]
-        if not parsed and not carriers:
-            return
         deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
+        if not parsed:
+            self._then_publish([], deliveries, {})  # carriers of invalid messages only
+            return
         try:
             committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
@@ -256,7 +261,8 @@ class PartitionConsumer:
             records, local_tasks = self._local.split(records)
             if local_tasks:
                 self._start_local(local_tasks)
-        self._then_publish(records, deliveries)
+        letters = self._dead_letters.refused(committed, parsed, carriers)
+        self._then_publish(records, deliveries, letters)
 
     def _start_local(self, tasks: list[tuple[OutboxRecord, ActivityDefinition]]) -> None:
         task = asyncio.create_task(self._run_local(tasks, self._generation))
@@ -288,14 +294,18 @@ class PartitionConsumer:
         self._wake.set()
 
     def _then_publish(
-        self, records: Sequence[OutboxRecord], deliveries: list[AbstractIncomingMessage]
+        self,
+        records: Sequence[OutboxRecord],
+        deliveries: list[AbstractIncomingMessage],
+        letters: dict[AbstractIncomingMessage, list[DeadLetter]],
     ) -> None:
-        """Publish a committed batch's messages and then acknowledge its deliveries, after the
-        batches committed before it, in a task of its own, so the worker can go on."""
+        """Publish a committed batch's messages and dead ``letters``, then acknowledge its
+        deliveries, after the batches committed before it, in a task of its own, so the
+        worker can go on."""
         if not records and not deliveries:
             return  # held fires coming due: nothing to send or settle
         previous = self._publishing[-1] if self._publishing else None
-        task = asyncio.create_task(self._publish_after(previous, records, deliveries))
+        task = asyncio.create_task(self._publish_after(previous, records, deliveries, letters))
         self._publishing.append(task)
         task.add_done_callback(self._published)
 
@@ -308,6 +318,7 @@ class PartitionConsumer:
         previous: asyncio.Task[None] | None,
         records: Sequence[OutboxRecord],
         deliveries: list[AbstractIncomingMessage],
+        letters: dict[AbstractIncomingMessage, list[DeadLetter]],
     ) -> None:
         if previous is not None:
             # In order: one ``multiple`` ack must not cover an earlier batch's deliveries
@@ -316,7 +327,10 @@ class PartitionConsumer:
         try:
             # Rows that cannot be published stay in the outbox for the relay's sweeper.
             await self._relay.publish_committed(records)
-            await self._acknowledge(deliveries)
+            # A delivery whose dead letter is not confirmed goes back to the queue, and before
+            # the ``multiple`` ack, which must then not name it, nor cover it.
+            requeued = await self._dead_letters.send(letters)
+            await self._acknowledge([d for d in deliveries if d not in requeued])
         except Exception:
             self._log.exception("batch.publish_failed", size=len(records))
 
@@ -374,7 +388,8 @@ class PartitionConsumer:
 
         Deliveries reach the batch in the order the channel numbered them, and every one
         before them is settled already (invalid ones dead-lettered, early fires acknowledged
-        when they were set aside), so one ack covers the batch.
+        when they were set aside, those whose dead letters failed requeued), so one ack covers
+        the batch. (A carrier's invalid messages are dead-lettered without settling it.)
         """
         last: dict[int, AbstractIncomingMessage] = {}
         for delivery in deliveries:
@@ -409,12 +424,6 @@ class PartitionConsumer:
                 await self._requeue([carrier])
                 continue
             await self._settle(carrier.ack())
-
-    async def _reject_invalid(self, delivery: AbstractIncomingMessage, reason: str) -> None:
-        try:
-            await dead_letter(self._publisher, self._topology, self.queue_name, delivery, reason)
-        except PublishFailedError:
-            await self._requeue([delivery])
 
     async def _requeue(self, deliveries: list[AbstractIncomingMessage]) -> None:
         for delivery in deliveries:

@@ -32,6 +32,16 @@ from services.orchestrator.timers import TimerKey, TimerRow
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class RefusedMessage:
+    """A message a batch does not record because it does not belong where it came (an
+    answer for a call the instance never made, a message of an instance that cannot be
+    written): the consumer dead-letters it with ``reason`` (ADR 21)."""
+
+    message: OrchestratorMessage
+    reason: str
+
+
 @dataclass
 class Batch:
     """Everything one transaction writes."""
@@ -48,6 +58,8 @@ class Batch:
     continuations: list[Continuation] = field(default_factory=list)
     held_fires: list[OrchestratorMessage] = field(default_factory=list)
     """Fires of timers due so soon that the orchestrator keeps them instead of publishing."""
+    refused: list[RefusedMessage] = field(default_factory=list)
+    """Messages not recorded that go to the dead-letter queue."""
     expected_seqs: dict[str, int] = field(default_factory=dict)
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)

@@ -10,14 +10,18 @@ are redelivered, duplicates are dropped.
 
 Local activities that are plain functions run inside the batch, before its commit: their
 results step their instances again, and the whole chain is written once (ADR 14).
+
+An answer for a call an instance never made is not recorded but returned to the caller to
+dead-letter, and an instance whose write Postgres refuses for one of its values is failed
+(``services.orchestrator.unstorable``), not retried forever (ADR 21).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -37,33 +41,42 @@ from contracts import (
     Topology,
 )
 from durable.app import FunctionApp
-from services.common.db import AmbiguousCommitError, Connection, is_connection_failure
+from services.common.db import (
+    AmbiguousCommitError,
+    Connection,
+    in_transaction,
+    is_connection_failure,
+)
 from services.common.events import StoredEvent, load_histories_txn
 from services.common.instances import NewInstance, insert_instances_txn
 from services.common.outbox import OutboxRecord, insert_outbox_txn
 from services.orchestrator import store
-from services.orchestrator.cache import InstanceCache, InstanceState
+from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
 from services.orchestrator.dispatch import batched_tasks
-from services.orchestrator.engine import Decision, OrchestrationExecutor
-from services.orchestrator.episode import Batch, EpisodeRecorder
+from services.orchestrator.engine import Decision
+from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 from services.orchestrator.followups import (
     move_executions_txn,
     start_children_txn,
     terminate_children_txn,
 )
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.rewind import rewind_instance
+from services.orchestrator.unstorable import UNSTORABLE_ERRORS, fail_unstorable
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class Committed:
-    """What a committed batch leaves to its caller: outbox rows to publish, and fires of
-    timers due within the cascade's early margin, to hold until due (ADR 12)."""
+    """What a committed batch leaves to its caller: outbox rows to publish, fires of timers
+    due within the cascade's early margin, to hold until due (ADR 12), and the messages it
+    refused, to dead-letter (ADR 21)."""
 
     records: list[OutboxRecord]
     held_fires: list[OrchestratorMessage]
+    refused: list[RefusedMessage] = field(default_factory=list)
 
 
 def utc_now() -> datetime:
@@ -101,7 +114,8 @@ class OrchestrationHandler:
         self, messages: Sequence[OrchestratorMessage], partition: int | None = None
     ) -> Committed:
         """Process ``messages`` (of ``partition``, which their outbox rows record) in one
-        transaction; return the outbox rows to publish and the timer fires to hold.
+        transaction; return the outbox rows to publish, the timer fires to hold and the
+        messages to dead-letter.
 
         Raises ``ConcurrencyError`` when another writer appended to one of the instances
         first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
@@ -110,31 +124,66 @@ class OrchestrationHandler:
         groups: dict[str, list[OrchestratorMessage]] = {}
         for message in messages:
             groups.setdefault(message.envelope.instance_id, []).append(message)
+        batch = Batch()
         try:
-            batch, records = await self._decide_and_write(groups, self._clock(), partition)
+            records = await self._decide_and_write(batch, groups, self._clock(), partition)
+        except UNSTORABLE_ERRORS as error:
+            self._evict(groups)
+            return await self._unstorable(groups, batch, error, partition)
         except BaseException:
-            for instance_id in groups:
-                self._cache.evict(instance_id)
+            self._evict(groups)
             raise
         for state in batch.states:
             self._cache.put(state)
-        for instance_id in batch.finished:
+        self._evict(batch.finished)
+        return Committed(records, batch.held_fires, batch.refused)
+
+    def _evict(self, instance_ids: Iterable[str]) -> None:
+        for instance_id in instance_ids:
             self._cache.evict(instance_id)
-        return Committed(records, batch.held_fires)
+
+    async def _unstorable(
+        self,
+        groups: dict[str, list[OrchestratorMessage]],
+        batch: Batch,
+        error: asyncpg.PostgresError,
+        partition: int | None,
+    ) -> Committed:
+        """Postgres refused a value ``batch`` writes: fail the instance it belongs to, and
+        write the others as they are. One statement does not say whose value it was, so a
+        batch of several instances is written again one instance at a time."""
+        if len(groups) > 1:
+            parts = [await self.handle(group, partition) for group in groups.values()]
+            return Committed(
+                [record for part in parts for record in part.records],
+                [fire for part in parts for fire in part.held_fires],
+                [refused for part in parts for refused in part.refused],
+            )
+        [group] = groups.values()
+
+        async def write_txn(
+            connection: Connection, failing: Batch, now: datetime
+        ) -> list[OutboxRecord]:
+            return await self._write_all_txn(connection, failing, now, partition)
+
+        records, refused = await fail_unstorable(
+            self._pool, self._recorder, group, batch, error, self._clock(), write_txn
+        )
+        return Committed(records, [], refused)
 
     async def _decide_and_write(
         self,
+        batch: Batch,
         groups: dict[str, list[OrchestratorMessage]],
         now: datetime,
         partition: int | None,
-    ) -> tuple[Batch, list[OutboxRecord]]:
+    ) -> list[OutboxRecord]:
         """Cached instances are decided without reading anything (their rows are checked when
         written); the others are locked and loaded in the transaction.
 
         A batch of cached instances that writes only events, rows and messages (most steps
         of a running instance) is written by one statement, which is its own transaction.
         """
-        batch = Batch()
         uncached: dict[str, list[OrchestratorMessage]] = {}
         for instance_id, group in groups.items():
             state = self._cache.get(instance_id)
@@ -146,28 +195,16 @@ class OrchestrationHandler:
             await self._run_inline(batch)
             if batch.rows_only:
                 self._batch_tasks(batch)
-                return batch, await self._write_statement(batch, partition)
-        async with self._pool.acquire() as connection:
-            transaction = connection.transaction()
-            await transaction.start()
-            try:
-                if uncached:
-                    await self._decide_txn(connection, uncached, now, batch)
-                    # Inside the transaction: the instances just loaded stay locked meanwhile.
-                    await self._run_inline(batch)
-                await self._write_txn(connection, batch, now)
-                self._batch_tasks(batch)
-                records = await insert_outbox_txn(connection, batch.messages, partition)
-            except BaseException:
-                await transaction.rollback()
-                raise
-            try:
-                await transaction.commit()
-            except Exception as error:
-                if is_connection_failure(error):
-                    raise AmbiguousCommitError(str(error)) from error
-                raise
-        return batch, records
+                return await self._write_statement(batch, partition)
+
+        async def write(connection: Connection) -> list[OutboxRecord]:
+            if uncached:
+                await self._decide_txn(connection, uncached, now, batch)
+                # Inside the transaction: the instances just loaded stay locked meanwhile.
+                await self._run_inline(batch)
+            return await self._write_all_txn(connection, batch, now, partition)
+
+        return await in_transaction(self._pool, write)
 
     async def _write_statement(self, batch: Batch, partition: int | None) -> list[OutboxRecord]:
         """Write a batch of cached instances that has only rows to write: one statement."""
@@ -220,6 +257,14 @@ class OrchestrationHandler:
             self._activity_batch,
             local.is_local if local is not None else lambda _: False,
         )
+
+    async def _write_all_txn(
+        self, connection: Connection, batch: Batch, now: datetime, partition: int | None
+    ) -> list[OutboxRecord]:
+        """Write ``batch`` (its tasks carried together) and its outbox rows."""
+        await self._write_txn(connection, batch, now)
+        self._batch_tasks(batch)
+        return await insert_outbox_txn(connection, batch.messages, partition)
 
     async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
         await store.write_batch(
@@ -285,7 +330,7 @@ class OrchestrationHandler:
                     batch,
                 )
             else:
-                states[instance_id] = self._rehydrate(rows[instance_id], history)
+                states[instance_id] = rehydrate(self._functions, rows[instance_id], history)
         for instance_id, group in groups.items():
             state = states.get(instance_id)
             if state is None:
@@ -300,29 +345,6 @@ class OrchestrationHandler:
                 continue
             self._run_episode(state, group, now, batch)
 
-    def _rehydrate(self, row: store.InstanceRecord, history: list[StoredEvent]) -> InstanceState:
-        orchestrator = self._functions.orchestrators.get(row.name)
-        executor = None
-        if orchestrator is not None:
-            executor = OrchestrationExecutor(orchestrator, row.instance_id)
-            executor.replay(stored.event for stored in history)
-        return InstanceState(
-            instance_id=row.instance_id,
-            name=row.name,
-            execution_id=row.execution_id,
-            correlation_id=row.correlation_id,
-            last_seq=row.last_seq,
-            executor=executor,
-            raised_message_ids={
-                stored.message_id
-                for stored in history
-                if stored.message_id is not None and isinstance(stored.event, EventRaised)
-            },
-            parent=next(
-                (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)), None
-            ),
-        )
-
     def _run_episode(
         self,
         state: InstanceState,
@@ -334,14 +356,9 @@ class OrchestrationHandler:
         started = OrchestratorStarted(timestamp=now)
         episode: list[tuple[HistoryEvent, uuid.UUID | None]] = []
         for message in messages:
-            reason = self._drop_reason(state, message)
-            if reason is not None:
-                bound.debug(
-                    "message.dropped",
-                    message_id=str(message.envelope.message_id),
-                    type=message.envelope.type,
-                    reason=reason,
-                )
+            refused = refusal(state, message)
+            if refused is not None:
+                refuse(bound, state, message, refused, batch)
                 continue
             # Applied one by one, so each is checked against the state the ones before it
             # left behind (a second copy of a result in the same batch is refused).
@@ -372,19 +389,6 @@ class OrchestrationHandler:
         )
         self._recorder.append_events(state, episode, batch)
         self._recorder.record(state, inbound, decision, now, batch)
-
-    @staticmethod
-    def _drop_reason(state: InstanceState, message: OrchestratorMessage) -> str | None:
-        envelope, event = message.envelope, message.body
-        if envelope.execution_id is not None and envelope.execution_id != state.execution_id:
-            return f"for execution {envelope.execution_id}, current is {state.execution_id}"
-        if isinstance(event, EventRaised) and envelope.message_id in state.raised_message_ids:
-            return "duplicate event"
-        if isinstance(event, ExecutionRewound):
-            return "only a Failed instance can be rewound"
-        if state.executor is not None and not state.executor.accepts(event):
-            return "duplicate or no longer expected"
-        return None
 
     def _not_registered(
         self, state: InstanceState, inbound: list[HistoryEvent], now: datetime

@@ -1,4 +1,5 @@
-"""Which inbound events an execution still accepts (duplicates are dropped), and termination."""
+"""Which inbound events an execution still accepts (duplicates are dropped), why it refuses
+the others (an answer to a call never made is told apart), and termination."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from contracts import (
     ExecutionStarted,
     ExecutionTerminated,
     OrchestrationStatus,
+    SubOrchestrationInstanceCompleted,
     TaskCompleted,
     TaskFailed,
+    TaskStarted,
+    TimerFired,
 )
 from contracts.failure import FailureDetails
 from services.orchestrator.engine import OrchestrationExecutor
@@ -79,6 +83,96 @@ def test_activity_result_carrying_a_timer_id_is_not_accepted():
     assert not executor.accepts(TaskCompleted(timestamp=LATER, task_scheduled_id=0))
 
 
+def test_a_repeated_result_is_refused_as_normal_not_as_never_scheduled():
+    executor = executor_after(first_step_done())
+
+    refusal = executor.refusal(TaskCompleted(timestamp=LATER, task_scheduled_id=0, result="1"))
+
+    assert refusal is not None
+    assert not refusal.never_scheduled
+    assert "activity #0 is no longer awaited" in refusal.reason
+
+
+def test_a_result_for_a_task_never_scheduled_is_refused_as_never_scheduled():
+    executor = executor_after(first_step_done())
+    failure = FailureDetails(error_type="ValueError", message="from nowhere")
+
+    for event in (
+        TaskCompleted(timestamp=LATER, task_scheduled_id=9),
+        TaskFailed(timestamp=LATER, task_scheduled_id=9, failure=failure),
+        TaskStarted(timestamp=LATER, task_scheduled_id=9),
+    ):
+        refusal = executor.refusal(event)
+        assert refusal is not None
+        assert refusal.never_scheduled
+        assert refusal.reason == "no activity #9 was scheduled"
+
+
+def test_answers_of_the_wrong_kind_are_refused_as_never_scheduled():
+    def sleeps(ctx):
+        yield ctx.create_timer(timedelta(hours=1))
+
+    executor = executor_after(
+        HistoryBuilder().start("sleep").timer_created(0, T0 + timedelta(hours=1)), sleeps
+    )
+
+    activity = executor.refusal(TaskCompleted(timestamp=LATER, task_scheduled_id=0))
+    child = executor.refusal(
+        SubOrchestrationInstanceCompleted(timestamp=LATER, task_scheduled_id=0)
+    )
+    assert activity is not None
+    assert activity.never_scheduled
+    assert child is not None
+    assert child.never_scheduled
+    assert child.reason == "no sub-orchestration #0 was scheduled"
+    assert executor.refusal(TimerFired(timestamp=LATER, timer_id=0, fire_at=LATER)) is None
+
+
+def test_a_fire_for_a_timer_never_created_is_refused_as_never_scheduled():
+    executor = executor_after(first_step_done())
+
+    refusal = executor.refusal(TimerFired(timestamp=LATER, timer_id=1, fire_at=LATER))
+
+    assert refusal is not None
+    assert refusal.never_scheduled
+    assert refusal.reason == "no timer #1 was scheduled"
+
+
+def test_a_fire_for_a_cancelled_timer_is_refused_as_normal():
+    def races(ctx):
+        timer = ctx.create_timer(ctx.current_utc_datetime + timedelta(hours=1))
+        winner = yield ctx.task_any([timer, ctx.wait_for_external_event("go")])
+        if winner is not timer:
+            timer.cancel()
+        yield ctx.call_activity("after")
+
+    history = HistoryBuilder().start("races").timer_created(0, T0 + timedelta(hours=1))
+    executor = executor_after(history.episode().raised("go").scheduled(1, "after"), races)
+
+    refusal = executor.refusal(TimerFired(timestamp=LATER, timer_id=0, fire_at=LATER))
+
+    assert refusal is not None
+    assert not refusal.never_scheduled
+
+
+def test_a_result_for_a_task_asked_for_in_this_very_episode_is_never_scheduled():
+    executor = executor_after(first_step_done(), three_steps)
+    executor.apply_new(TaskCompleted(timestamp=LATER, task_scheduled_id=1, result="2"))
+
+    refusal = executor.refusal(TaskCompleted(timestamp=LATER, task_scheduled_id=2))
+
+    assert refusal is not None
+    assert refusal.never_scheduled
+    assert refusal.reason == "activity #2 is not scheduled yet"
+
+
+def three_steps(ctx):
+    results = []
+    for name in ("one", "two", "three"):
+        results.append((yield ctx.call_activity(name)))
+    return results
+
+
 def test_nothing_is_accepted_after_the_execution_finished():
     history = first_step_done().episode().completed(1, "2").execution_completed(["1", "2"])
     executor = executor_after(history)
@@ -87,6 +181,9 @@ def test_nothing_is_accepted_after_the_execution_finished():
     assert not executor.accepts(EventRaised(timestamp=LATER, name="late"))
     assert not executor.accepts(ExecutionTerminated(timestamp=LATER))
     assert not executor.accepts(TaskCompleted(timestamp=LATER, task_scheduled_id=1))
+    refusal = executor.refusal(TaskCompleted(timestamp=LATER, task_scheduled_id=9))
+    assert refusal is not None
+    assert not refusal.never_scheduled  # the end explains it
 
 
 def test_terminating_a_running_execution_ends_it_as_terminated():

@@ -17,6 +17,7 @@ from services.orchestrator.engine.executor import (
     OrchestratorFunction,
     replay,
 )
+from services.orchestrator.engine.refusal import Refusal
 from services.orchestrator.engine.retry import RetryOptions
 from services.orchestrator.engine.tasks import (
     CompletableTask,
@@ -39,6 +40,7 @@ __all__ = [
     "OrchestrationExecutor",
     "OrchestratorFunction",
     "OrchestratorYieldError",
+    "Refusal",
     "RetryOptions",
     "Task",
     "TaskFailedError",

@@ -129,6 +129,10 @@ class PendingActions:
     def add(self, action: Action) -> None:
         self._pending[action.id] = action
 
+    def holds(self, action_id: int) -> bool:
+        """Whether ``action_id`` was asked for and is not recorded yet."""
+        return action_id in self._pending
+
     def match(
         self,
         instance_id: str,

@@ -2,7 +2,7 @@
 
 ``OrchestrationExecutor`` keeps one instance's code alive between episodes. Feed it the stored
 history once (``replay``), then each episode's new events (``apply_new``, after checking
-``accepts``) and ask for the ``decide``-d outcome: the events to append after the new ones.
+``refusal``) and ask for the ``decide``-d outcome: the events to append after the new ones.
 Because the code stays suspended at its last ``yield``, a cached instance costs the same per
 step whether its history holds a hundred events or ten thousand.
 
@@ -60,7 +60,8 @@ from services.orchestrator.engine.errors import (
     NonDeterminismError,
 )
 from services.orchestrator.engine.external_events import ExternalEvents
-from services.orchestrator.engine.open_calls import Delivery, OpenCalls
+from services.orchestrator.engine.open_calls import CallKind, Delivery, OpenCalls
+from services.orchestrator.engine.refusal import Refusal
 from services.orchestrator.engine.suspended import SuspendedCode
 from services.orchestrator.engine.tasks import (
     ActivityCallTask,
@@ -161,40 +162,51 @@ class OrchestrationExecutor:
         return decision
 
     def accepts(self, event: HistoryEvent) -> bool:
-        """Whether an inbound event still means something to this execution.
+        """Whether an inbound event still means something to this execution (``refusal``
+        says why not)."""
+        return self.refusal(event) is None
 
-        Results for tasks that are no longer open (duplicates, fires of cancelled timers,
-        results of tasks that timed out) and anything after the end are not recorded, except
-        events raised to an execution that continues as new (they may be carried over).
+    def refusal(self, event: HistoryEvent) -> Refusal | None:
+        """Why an inbound event is not recorded, or None when it is taken.
+
+        Results for calls that are no longer open (duplicates, fires of cancelled timers,
+        results of tasks that timed out) and anything after the end are refused as normal,
+        except events raised to an execution that continues as new (they may be carried
+        over). An answer for a call this execution never made is refused as
+        ``never_scheduled``.
         """
         if self.is_finished:
-            return isinstance(event, EventRaised) and isinstance(self._completion, ContinueAsNew)
+            if isinstance(event, EventRaised) and isinstance(self._completion, ContinueAsNew):
+                return None
+            return Refusal("the execution has ended")
         match event:
             case ExecutionStarted():
-                return not self._started
+                return Refusal("the execution has started already") if self._started else None
             case TaskCompleted(task_scheduled_id=task_id) | TaskFailed(task_scheduled_id=task_id):
-                return isinstance(self._calls.get(task_id), ActivityCallTask)
+                return self._answer_refusal(task_id, CallKind.ACTIVITY)
             case TaskStarted(task_scheduled_id=task_id):
-                task = self._calls.get(task_id)
-                return (
-                    isinstance(task, ActivityCallTask)
-                    and task.timeout is not None
-                    and task.timeout_timer is None
-                )
+                return self._answer_refusal(task_id, CallKind.ACTIVITY, starting=True)
             case SubOrchestrationInstanceCompleted(task_scheduled_id=task_id) | (
                 SubOrchestrationInstanceFailed(task_scheduled_id=task_id)
             ):
-                return isinstance(self._calls.get(task_id), SubOrchestrationTask)
+                return self._answer_refusal(task_id, CallKind.SUB_ORCHESTRATION)
             case ExecutionSuspended():
-                return not self._suspended
+                return Refusal("the execution is suspended already") if self._suspended else None
             case ExecutionResumed():
-                return self._suspended
+                return None if self._suspended else Refusal("the execution is not suspended")
             case TimerFired(timer_id=timer_id):
                 # A cancelled timer stays open until its fire is refused here.
-                timer = self._calls.get(timer_id)
-                return isinstance(timer, TimerTask) and not timer.is_cancelled
+                return self._answer_refusal(timer_id, CallKind.TIMER)
             case _:
-                return True
+                return None
+
+    def _answer_refusal(
+        self, call_id: int, kind: CallKind, *, starting: bool = False
+    ) -> Refusal | None:
+        if self._actions.holds(call_id):
+            # Asked for in this very episode: nothing was sent yet that could answer it.
+            return Refusal(f"{kind.description} #{call_id} is not scheduled yet", True)
+        return self._calls.answer_refusal(call_id, kind, starting=starting)
 
     @property
     def status(self) -> OrchestrationStatus:

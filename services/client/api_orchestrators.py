@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
@@ -37,6 +38,8 @@ from services.client.check_status import START_RETRY_AFTER_SECONDS
 from services.client.client import DurableClient, ExistingInstancePolicy
 from services.client.errors import InstanceExistsError
 from services.client.payloads import check_status_payload, status_payload
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["orchestrators"])
 
@@ -62,7 +65,13 @@ class Wait:
 def _giving_up(request: Request) -> Callable[[], Awaitable[bool]]:
     async def give_up() -> bool:
         stopping: Callable[[], bool] = request.app.state.stopping
-        return stopping() or await request.is_disconnected()
+        if stopping():
+            log.info("http.wait_ended", reason="the service is stopping", path=request.url.path)
+            return True
+        if await request.is_disconnected():
+            log.info("http.wait_ended", reason="the caller disconnected", path=request.url.path)
+            return True
+        return False
 
     return give_up
 

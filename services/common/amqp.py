@@ -26,6 +26,7 @@ from aio_pika.abc import (
 )
 from pydantic import BaseModel
 
+from contracts.limits import MAX_SHORT_STRING_BYTES
 from contracts.messages import batch_body
 from contracts.topology import BindingSpec, QueueSpec, Topology
 
@@ -62,6 +63,21 @@ class OutgoingMessage:
             message_type=envelope.type,
             body=model.model_dump_json().encode(),
         )
+
+
+def short_string(text: str) -> str:
+    """``text`` cut to fit an AMQP short string (255 bytes), on a character boundary.
+
+    For message properties, which are only hints here (consumers read the envelope in the
+    body). Everything checked where it enters fits already; this is for what was stored
+    before the checks: an outbox row whose correlation id was too long could never be
+    published, and its relay retried it every second for good. Published, its message is
+    refused by its consumer with the reason, where an operator sees it.
+    """
+    if text.isascii() and len(text) <= MAX_SHORT_STRING_BYTES:
+        return text  # nearly always: decided without encoding it
+    encoded = text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+    return encoded[:MAX_SHORT_STRING_BYTES].decode("utf-8", "ignore")
 
 
 def carrier(messages: Sequence[OutgoingMessage], message_type: str) -> OutgoingMessage:
@@ -220,8 +236,8 @@ class Publisher:
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.message_type,
+            correlation_id=short_string(message.correlation_id),
+            type=short_string(message.message_type),
             headers=dict(message.headers) or None,
         )
         for attempt in (1, 2):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import replace
 
 import asyncpg
 from aio_pika import DeliveryMode
@@ -223,3 +224,29 @@ async def test_rows_being_published_are_not_swept_however_old(
     finally:
         held.gate.set()
         await held.close()
+
+
+async def test_a_row_stored_with_a_correlation_id_too_long_for_amqp_is_published_once(
+    private_pool: asyncpg.Pool,
+    private_topology: Topology,
+    publisher: Publisher,
+    channel: AbstractChannel,
+) -> None:
+    # Written before ids were checked where they enter: such a row could never be published,
+    # and the sweeper retried it every second for good.
+    await declare_orchestrator_queues(channel, private_topology)
+    instance_id = unique("outbox-")
+    message = messages.start(instance_id, "hello_cities")
+    exchange, routing_key = private_topology.orchestrator_route(instance_id)
+    outgoing = replace(OutgoingMessage.of(message, exchange, routing_key), correlation_id="c" * 300)
+    async with private_pool.acquire() as connection, connection.transaction():
+        await insert_outbox_txn(connection, [outgoing])
+    relay = OutboxRelay(private_pool, publisher, grace_seconds=0)
+
+    assert await relay.sweep_once() == 1
+
+    assert await outbox_size(private_pool) == 0
+    queue_name = private_topology.partition_queue(private_topology.partition_for(instance_id))
+    [delivery] = await receive(channel, queue_name, 1)
+    assert delivery.correlation_id == "c" * 255
+    assert await relay.sweep_once() == 0

@@ -259,3 +259,14 @@ def test_envelope_ids_are_checked_once_for_all_four() -> None:
     with pytest.raises(ValidationError, match="type cannot be stored: it holds U\\+0000"):
         Envelope.model_validate(_envelope(type="Event\x00Raised"))
     Envelope.model_validate(_envelope(instance_id="é" * 127))
+
+
+def test_a_message_property_is_cut_to_fit_a_short_string() -> None:
+    from services.common.amqp import short_string
+
+    assert short_string("order-1") == "order-1"
+    assert short_string("c" * 300) == "c" * 255
+    cut = short_string("é" * 200)
+    assert cut == "é" * 127
+    assert len(cut.encode()) <= 255
+    assert short_string("a\udc00b") == "a?b"

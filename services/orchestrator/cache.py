@@ -46,6 +46,33 @@ class InstanceState:
     raised_message_ids: set[uuid.UUID] = field(default_factory=set)
     parent: ParentInstance | None = None
 
+    @classmethod
+    def of(
+        cls,
+        row: InstanceRecord,
+        history: list[StoredEvent],
+        executor: OrchestrationExecutor | None,
+    ) -> InstanceState:
+        """The state of the instance whose locked row and current execution's events these
+        are, driven by ``executor``."""
+        return cls(
+            instance_id=row.instance_id,
+            name=row.name,
+            execution_id=row.execution_id,
+            correlation_id=row.correlation_id,
+            last_seq=row.last_seq,
+            executor=executor,
+            raised_message_ids={
+                stored.message_id
+                for stored in history
+                if stored.message_id is not None and isinstance(stored.event, EventRaised)
+            },
+            parent=next(
+                (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)),
+                None,
+            ),
+        )
+
 
 def rehydrate(
     functions: FunctionApp, row: InstanceRecord, history: list[StoredEvent]
@@ -56,22 +83,7 @@ def rehydrate(
     if orchestrator is not None:
         executor = OrchestrationExecutor(orchestrator, row.instance_id)
         executor.replay(stored.event for stored in history)
-    return InstanceState(
-        instance_id=row.instance_id,
-        name=row.name,
-        execution_id=row.execution_id,
-        correlation_id=row.correlation_id,
-        last_seq=row.last_seq,
-        executor=executor,
-        raised_message_ids={
-            stored.message_id
-            for stored in history
-            if stored.message_id is not None and isinstance(stored.event, EventRaised)
-        },
-        parent=next(
-            (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)), None
-        ),
-    )
+    return InstanceState.of(row, history, executor)
 
 
 class InstanceCache:

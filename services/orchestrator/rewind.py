@@ -14,9 +14,7 @@ from datetime import datetime
 import structlog
 
 from contracts import (
-    EventRaised,
     ExecutionRewound,
-    ExecutionStarted,
     HistoryEvent,
     OrchestratorMessage,
     OrchestratorStarted,
@@ -57,18 +55,7 @@ def rewind_instance(
     ).hex
     events = [stored.event for stored in history]
     rewound = rewound_history(orchestrator, row.instance_id, events, new_execution_id)
-    state = InstanceState(
-        instance_id=row.instance_id,
-        name=row.name,
-        execution_id=row.execution_id,
-        correlation_id=row.correlation_id,
-        last_seq=row.last_seq,
-        executor=None,
-        raised_message_ids={
-            s.message_id for s in history if s.message_id and isinstance(s.event, EventRaised)
-        },
-        parent=next((e.parent for e in events if isinstance(e, ExecutionStarted)), None),
-    )
+    state = InstanceState.of(row, history, executor=None)
     marker = ExecutionRewound(
         timestamp=now, reason=request.body.reason, new_execution_id=new_execution_id
     )

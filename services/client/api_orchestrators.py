@@ -33,7 +33,7 @@ from services.client.api_common import (
     parse_json_body,
     parse_seconds,
 )
-from services.client.auth import IssuedKey
+from services.client.auth import IssuedKey, has_management_access
 from services.client.check_status import START_RETRY_AFTER_SECONDS
 from services.client.client import DurableClient, ExistingInstancePolicy
 from services.client.errors import InstanceExistsError
@@ -46,10 +46,13 @@ router = APIRouter(tags=["orchestrators"])
 
 @dataclass(frozen=True)
 class Links:
-    """Where the links an answer hands out point (``DF_BASE_URL``), and the key they carry."""
+    """Where the links an answer hands out point (``DF_BASE_URL``), the key they carry, and
+    whether that key may read instances (a start key may not: it is answered an existing
+    instance's links, never its status, input or output)."""
 
     base_url: str
     access_key: str | None
+    reads_instances: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ async def start_orchestration(
     polling_interval: PollingInterval = None,
 ) -> Response:
     """Start a new instance of the orchestrator with a generated instance id."""
-    links = Links(base_url, access_key)
+    links = Links(base_url, access_key, has_management_access(request))
     wait = (timeout, polling_interval)
     return await _start(request, durable, links, sdk_encoded, function_name, None, wait, None)
 
@@ -164,7 +167,7 @@ async def start_orchestration_with_id(
 ) -> Response:
     """Start a new instance under ``instanceId``; an ended instance with that id is replaced
     (unless ``ifExists`` says otherwise)."""
-    links = Links(base_url, access_key)
+    links = Links(base_url, access_key, has_management_access(request))
     wait = (timeout, polling_interval)
     return await _start(
         request, durable, links, sdk_encoded, function_name, instance_id, wait, if_exists
@@ -248,7 +251,8 @@ async def start_and_answer(
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
     with the check-status payload, or wait for the outcome when asked to. An instance kept
-    by ``USE_EXISTING`` is answered with its status (200), or waited for like a new one."""
+    by ``USE_EXISTING`` is answered with its status (200), or waited for like a new one;
+    to a key that may not read instances, with its links only (200)."""
     if function_name not in await durable.registered_orchestrators():
         raise ApiError(
             400, f"The function '{function_name}' doesn't exist or is not an orchestrator"
@@ -259,7 +263,12 @@ async def start_and_answer(
         hint = "an instance id can be reused once it has ended"
         if policy is ExistingInstancePolicy.ERROR:
             hint = "ifExists=error refuses an id in use whatever its state"
+        elif policy is ExistingInstancePolicy.USE_EXISTING:
+            hint = f"ifExists=useExisting keeps only an instance of {function_name!r}"
         raise ApiError(409, f"{error}; {hint}") from None
+    if not started.created and not links.reads_instances:
+        body = check_status_payload(links.base_url, started.instance_id, links.access_key)
+        return JSONResponse(body, status_code=200, headers={"Location": body["statusQueryGetUri"]})
     if wait is not None:
         answer = await durable.wait_for_completion_or_create_check_status_response(
             started.instance_id,

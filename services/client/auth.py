@@ -159,9 +159,14 @@ IssuedKey = Annotated[str | None, Depends(_issued_key)]
 hands out carry it."""
 
 
-def opens_protected_events(request: Request) -> bool:
-    """Whether the request may raise an orchestrator's protected events: it was authorized
-    with a management key, or the deployment serves the API without keys."""
+def has_management_access(request: Request) -> bool:
+    """Whether the request was authorized with a management key, or the deployment serves
+    the API without keys: what reading instances and raising protected events need."""
     keys: AccessKeys = request.app.state.access_keys
     scope: KeyScope | None = getattr(request.state, "access_scope", None)
     return keys.disabled or scope is KeyScope.MANAGEMENT
+
+
+def opens_protected_events(request: Request) -> bool:
+    """Whether the request may raise an orchestrator's protected events (ADR 20)."""
+    return has_management_access(request)

@@ -79,8 +79,9 @@ def start(
         ExistingInstancePolicy | None,
         typer.Option(
             "--if-exists",
-            help="When --id is in use: error, or replace_ended (replace an instance that has "
-            "ended). Default: DF_START_EXISTING (error).",
+            help="When --id is in use: error; replace_ended (replace an instance that has "
+            "ended); or use_existing (keep it, whatever its state, and start nothing). "
+            "Default: DF_START_EXISTING (error).",
         ),
     ] = None,
     as_json: AsJson = False,

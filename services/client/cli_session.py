@@ -16,7 +16,9 @@ import typer
 from pydantic import ValidationError
 
 from contracts import limits
+from contracts.limits import ValueRefusedError
 from services.client.client import DurableClient
+from services.client.errors import StartOutcomeUnknownError
 from services.common.amqp import Publisher, PublishFailedError
 from services.common.db import create_pool
 from services.common.logging import configure_logging
@@ -68,6 +70,12 @@ async def _session(
     client = await _connect(settings)
     try:
         return await work(client)
+    except (ValueRefusedError, TypeError) as error:
+        # An id, a name or a value no layer could store or send, refused before any write
+        # (contracts.limits); TypeError: a value JSON cannot hold.
+        raise CliError(EXIT_USAGE, str(error)) from None
+    except StartOutcomeUnknownError as error:
+        raise CliError(EXIT_UNREACHABLE, str(error)) from None
     except asyncpg.UndefinedTableError:
         raise CliError(
             EXIT_UNREACHABLE,

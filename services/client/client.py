@@ -34,6 +34,7 @@ from contracts import (
     OrchestratorMessage,
     Topology,
     deterministic_message_id,
+    limits,
 )
 from contracts.limits import check_instance_id, check_short_string
 from contracts.values import to_json_value
@@ -123,8 +124,11 @@ class DurableClient(InstanceQueries):
         """A client with its own connection pool and broker connection (closed by ``close``).
 
         With ``lazy_broker``, the broker is only connected on the first publish, so read-only
-        use (status, lists, history) works while RabbitMQ is down.
+        use (status, lists, history) works while RabbitMQ is down. The settings' limits on
+        values (``DF_MAX_JSON_DEPTH``, ``DF_MAX_VALUE_BYTES``) become this process's, so the
+        client refuses what the deployment's services would.
         """
+        limits.configure(settings.limits)
         pool = await create_pool(settings.database_url, min_size=1, max_size=5)
         try:
             if lazy_broker:
@@ -177,7 +181,8 @@ class DurableClient(InstanceQueries):
         raises ``InstanceExistsError``; ``REPLACE_ENDED`` purges and replaces an instance that
         has ended, in the same transaction (Durable Functions' default), and raises
         ``InstanceExistsError`` for one that has not; ``USE_EXISTING`` keeps the existing
-        instance, whatever its state, and starts nothing (``start`` says which happened).
+        instance, whatever its state, and starts nothing (``start`` says which happened),
+        unless it runs another orchestrator (``InstanceExistsError``: it is not this start).
 
         Raises ``ValueRefusedError`` (a ``ValueError``) for an id, name or input that could
         not be stored or sent, before anything is written; ``StartOutcomeUnknownError`` when
@@ -267,13 +272,16 @@ class DurableClient(InstanceQueries):
                 record = await insert_instance_with_message(connection, instance, outgoing)
         if record is None:
             existing = await fetch_instance(self._pool, instance_id)
-            if policy is ExistingInstancePolicy.USE_EXISTING:
-                if existing is not None:
-                    return Started(instance_id, created=False)
-                if again:  # purged since it was found taken: it can be started now
-                    return await self._write_start(instance, outgoing, policy, again=False)
+            keeping = policy is ExistingInstancePolicy.USE_EXISTING
+            if keeping and existing is None and again:
+                # Purged since it was found taken: it can be started now.
+                return await self._write_start(instance, outgoing, policy, again=False)
+            if keeping and existing is not None and existing.name == instance.name:
+                return Started(instance_id, created=False)
             status = existing.runtime_status if existing else OrchestrationStatus.PENDING
-            raise InstanceExistsError(instance_id, status)
+            # Another orchestrator's instance is not this start's to keep: say whose it is.
+            other = existing.name if keeping and existing is not None else None
+            raise InstanceExistsError(instance_id, status, other)
         await publish_committed(self._outbox_cleaner, self._publisher, [record])
         return Started(instance_id, created=True)
 

@@ -35,12 +35,16 @@ class InstanceRunningError(Exception):
 
 class InstanceExistsError(Exception):
     """``start_new`` named an instance id that is already in use (and the start policy
-    does not allow replacing it)."""
+    does not allow replacing it, or keeping it: it runs another orchestrator, ``name``)."""
 
-    def __init__(self, instance_id: str, status: OrchestrationStatus) -> None:
-        super().__init__(f"instance {instance_id!r} already exists and is {status.value}")
+    def __init__(
+        self, instance_id: str, status: OrchestrationStatus, name: str | None = None
+    ) -> None:
+        runs = f" and runs {name!r}" if name is not None else ""
+        super().__init__(f"instance {instance_id!r} already exists{runs} and is {status.value}")
         self.instance_id = instance_id
         self.status = status
+        self.name = name
 
 
 class InstanceNotFailedError(Exception):

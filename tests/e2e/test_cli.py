@@ -308,3 +308,31 @@ async def test_an_unreachable_database_or_broker_is_a_one_line_error(durable) ->
     assert_one_line_error(no_broker, 3, "cannot reach the broker")
     assert read_without_broker.code == 0, read_without_broker
     assert instance_id in read_without_broker.stdout
+
+
+async def test_values_and_ids_that_cannot_be_stored_are_refused_in_one_line(durable) -> None:
+    too_long = await durable("start", "hello_cities", "--id", "x" * 300)
+    assert_one_line_error(too_long, 2, "the instance id cannot be stored", "300 bytes")
+
+    nul = await durable("start", "hello_cities", "--input", '"a\\u0000"')
+    assert_one_line_error(nul, 2, "the orchestration input cannot be stored", "U+0000")
+
+    not_json = await durable("start", "hello_cities", "--input", "NaN")
+    assert_one_line_error(not_json, 2, "the orchestration input is not JSON-serializable")
+
+
+async def test_start_keeps_an_existing_instance_with_use_existing(
+    durable, client: DurableClient
+) -> None:
+    instance_id = unique("cli-once-")
+    first = await durable("start", "hello_cities", "--id", instance_id, "--wait", "30")
+    assert first.code == 0, first
+
+    again = await durable(
+        "start", "hello_cities", "--id", instance_id, "--if-exists", "use_existing"
+    )
+
+    assert again.code == 0, again
+    assert again.stdout.strip() == instance_id
+    history = await client.get_history(instance_id)
+    assert [e.event.event_type for e in history].count("ExecutionStarted") == 1

@@ -410,3 +410,41 @@ async def test_an_event_name_longer_than_255_bytes_is_refused(http: httpx.AsyncC
     assert "the event name cannot be stored" in answer.json()["message"]
     terminated = await http.post(f"{PREFIX}/instances/{instance_id}/terminate")
     assert terminated.status_code == 202
+
+
+async def test_a_start_key_is_answered_an_existing_instances_links_never_its_status(
+    base_url: str, http: httpx.AsyncClient
+) -> None:
+    instance_id = unique("private-")
+    url = f"{PREFIX}/orchestrators/hello_cities/{instance_id}"
+    first = await http.post(url, json=["a secret input"])
+    await poll_until_ended(http, first.json()["statusQueryGetUri"])
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as caller:
+        answer = await caller.post(
+            url,
+            params={"ifExists": "useExisting", "timeout": "5", "pollingInterval": "1"},
+            json=["Oslo"],
+            headers={"x-functions-key": START_KEY},
+        )
+
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) >= {"id", "statusQueryGetUri", "sendEventPostUri"}
+    assert "secret" not in answer.text
+    assert "runtimeStatus" not in answer.json()
+
+
+async def test_use_existing_does_not_keep_another_orchestrators_instance(
+    http: httpx.AsyncClient,
+) -> None:
+    instance_id = unique("other-")
+    started = await http.post(f"{PREFIX}/orchestrators/waits_for_approval/{instance_id}", json=60)
+    assert started.status_code == 202
+
+    answer = await http.post(
+        f"{PREFIX}/orchestrators/hello_cities/{instance_id}", params={"ifExists": "useExisting"}
+    )
+
+    assert answer.status_code == 409, answer.text
+    assert "runs 'waits_for_approval'" in answer.json()["message"]
+    await http.post(f"{PREFIX}/instances/{instance_id}/terminate")

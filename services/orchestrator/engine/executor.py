@@ -44,7 +44,7 @@ from contracts import (
     TimerCreated,
     TimerFired,
 )
-from contracts.limits import check_instance_id
+from contracts.limits import ValueRefusedError, check_instance_id
 from contracts.typed import BoundaryError, checked
 from contracts.values import to_json_value
 from services.orchestrator.engine.actions import (
@@ -406,7 +406,7 @@ class OrchestrationExecutor:
                 orchestrator_types(self._orchestrator).output, value, self._description, "output"
             )
             output = to_json_value(checked_value, "the orchestrator's output")
-        except (TypeError, BoundaryError) as error:
+        except (TypeError, BoundaryError, ValueRefusedError) as error:
             self._fail(error)
             return
         self._output = output

@@ -70,7 +70,7 @@ def test_the_default_child_id_of_a_long_parent_id_is_cut_to_a_valid_id_still_its
     for parent_id, child_id in zip(parents, children, strict=True):
         check_instance_id(child_id)
         assert len(child_id.encode()) <= 255
-        assert child_id.startswith("é" * 100)
+        assert child_id.startswith(parent_id[:100])
         assert child_id.endswith(":e1234567:0")
 
 

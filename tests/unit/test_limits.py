@@ -121,7 +121,6 @@ def test_an_integer_of_4300_digits_is_taken_negative_or_not() -> None:
     assert refusal([largest, -largest], Limits()) is None
 
 
-
 def test_a_value_at_the_limits_is_accepted() -> None:
     assert refusal([[["three levels"]]]) is None
     at_limit = "x" * 98  # 100 bytes with its quotes

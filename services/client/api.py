@@ -112,7 +112,9 @@ def create_app(
                 router,
                 prefix=prefix,
                 dependencies=[Depends(key_check)],
-                responses=error_responses(401),
+                # What any route can answer before it runs or whatever it does: a URL no id
+                # may be in, no key, a body over the limit, the store or broker down.
+                responses=error_responses(400, 401, 413, 503),
                 include_in_schema=documented,
             )
     app.add_exception_handler(ApiError, _api_error)

@@ -384,6 +384,8 @@ async def test_openapi_documents_every_route_with_its_status_codes(
         assert operation["summary"], route
         assert operation["description"], route
         assert codes <= set(operation["responses"]), route
+        # Any request can be refused for its URL, its key or its size, or meet an outage.
+        assert {"400", "401", "413", "503"} <= set(operation["responses"]), route
         assert "422" not in operation["responses"], route
 
 

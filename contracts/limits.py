@@ -274,13 +274,15 @@ class _Checker:
         return size + 2
 
     def _integer(self, number: int, path: _Path) -> int:
-        # bit_length first: converting a huge integer to text is itself refused (and slow).
-        if number.bit_length() > MAX_INTEGER_DIGITS * 3.33:
+        # Compared before any conversion: Python refuses to turn an integer of more digits
+        # into text (a ValueError of its own, which is no refusal naming the value).
+        if abs(number) >= _TOO_MANY_DIGITS:
             raise self.refuse(f"is an integer of more than {MAX_INTEGER_DIGITS} digits", path)
-        digits = len(str(number))
-        if digits - (number < 0) > MAX_INTEGER_DIGITS:
-            raise self.refuse(f"is an integer of more than {MAX_INTEGER_DIGITS} digits", path)
-        return digits
+        return len(str(number))
+
+
+_TOO_MANY_DIGITS = 10**MAX_INTEGER_DIGITS
+"""The smallest integer of more than ``MAX_INTEGER_DIGITS`` digits."""
 
 
 def _where(path: _Path) -> str:

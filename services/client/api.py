@@ -14,6 +14,7 @@ at ``/openapi.json`` and browsable at ``/docs``, without a key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,9 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from contracts.limits import ValueRefusedError
 from services.client import api_instances, api_operations, api_orchestrators
@@ -101,16 +105,20 @@ def create_app(
     app.state.access_keys = access_keys
     app.state.max_wait_seconds = settings.http_max_wait_seconds
     app.state.stopping = stopping
+    app.state.route_methods = _route_methods()
     for prefix, documented in ((PREFIX, True), (RPC_PREFIX, False)):
         for router, key_check in ROUTERS:
             app.include_router(
                 router,
                 prefix=prefix,
                 dependencies=[Depends(key_check)],
-                responses=error_responses(401),
+                # What any route can answer before it runs or whatever it does: a URL no id
+                # may be in, no key, a body over the limit, the store or broker down.
+                responses=error_responses(400, 401, 413, 503),
                 include_in_schema=documented,
             )
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _routing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ValueRefusedError, _value_refused)
     app.add_exception_handler(BodyTooLargeError, _body_too_large)
@@ -148,6 +156,42 @@ async def _api_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(
         error.status_code, error.message, exception_message=error.exception_message
     )
+
+
+async def _routing_error(request: Request, error: Exception) -> JSONResponse:
+    # The router's own answers: no route for the URL (404), none for the method (405). Its
+    # 405 named only the first route's methods (GET, where GET and DELETE serve the URL).
+    assert isinstance(error, HTTPException)
+    if error.status_code != 405:
+        headers = dict(error.headers) if error.headers else None
+        return error_response(error.status_code, str(error.detail), headers=headers)
+    allowed = ", ".join(_allowed_methods(request))
+    return error_response(
+        405,
+        f"{request.method} is not allowed here; the methods allowed are {allowed}",
+        headers={"Allow": allowed},
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves the request's URL with."""
+    path = request.scope["path"]
+    routes: list[tuple[re.Pattern[str], set[str]]] = request.app.state.route_methods
+    return sorted(
+        {method for pattern, methods in routes if pattern.match(path) for method in methods}
+    )
+
+
+def _route_methods() -> list[tuple[re.Pattern[str], set[str]]]:
+    """Each API route's path, as the pattern Starlette matches it with, and its methods."""
+    table = []
+    for prefix in (PREFIX, RPC_PREFIX):
+        for router, _ in ROUTERS:
+            for route in router.routes:
+                if isinstance(route, APIRoute):
+                    pattern, _, _ = compile_path(prefix + route.path)
+                    table.append((pattern, route.methods or set()))
+    return table
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -71,7 +71,9 @@ class ErrorBody(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request: the body is not JSON, or a value in the URL is not valid.",
+    400: "Bad request: the body is not JSON or holds a value that cannot be stored, or a "
+    "value in the URL is not valid (an id or name holding U+0000 or an escaped /, a "
+    "parameter out of its range). Nothing was changed.",
     401: "Unauthorized: no access key, a key that is not valid, or a start key on a route "
     "that needs a management key. Nothing was changed.",
     404: "Not found: no instance (or no instances) match.",

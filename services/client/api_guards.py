@@ -30,10 +30,19 @@ def body_too_large_message(limit: int) -> str:
     )
 
 
+_ESCAPED_SLASH = b"%2f"
+_ESCAPED_SLASH_MESSAGE = (
+    "The URL's path holds an escaped / (%2F), which no instance id may hold and no event "
+    "name can be sent in (the server reads it as a / between path segments)"
+)
+
+
 class RequestGuards:
     """Refuses, before any route runs: a URL holding U+0000 (``%00``) with 400, since no id,
-    name or filter may hold it and Postgres cannot compare text with it; a body larger than
-    ``max_body_bytes`` with 413."""
+    name or filter may hold it and Postgres cannot compare text with it; a path holding an
+    escaped ``/`` (``%2F``) with 400, since the server decodes it before routing, so an id
+    ending in one was redirected to the id without it, and one holding one inside answered
+    404 as if the route did not exist; a body larger than ``max_body_bytes`` with 413."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -48,6 +57,10 @@ class RequestGuards:
             refusal = error_response(
                 400, "The URL holds U+0000 (%00), which no instance id, name or filter may hold"
             )
+            await refusal(scope, receive, send)
+            return
+        if _ESCAPED_SLASH in scope.get("raw_path", b"").lower():
+            refusal = error_response(400, _ESCAPED_SLASH_MESSAGE)
             await refusal(scope, receive, send)
             return
         declared = _content_length(scope)

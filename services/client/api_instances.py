@@ -25,6 +25,13 @@ from services.client.api_common import (
     parse_optional_time,
     parse_runtime_statuses,
 )
+from services.client.api_schemas import (
+    LOCATION,
+    RETRY_AFTER,
+    InstanceStatusPayload,
+    PurgeResult,
+    header,
+)
 from services.client.errors import InstanceRunningError
 from services.client.history_view import history_events
 from services.client.payloads import instance_url, status_payload
@@ -66,9 +73,19 @@ RuntimeStatus = Annotated[
     "/instances/{instanceId}",
     summary="Get an instance's status",
     responses={
-        200: {"description": "The instance has ended (Completed, Failed or Terminated)."},
-        202: {"description": "The instance is Pending, Running or Suspended; poll Location."},
-        500: {"description": "The instance Failed (only with returnInternalServerErrorOnFailure)."},
+        200: {
+            "description": "The instance has ended (Completed, Failed or Terminated).",
+            "model": InstanceStatusPayload,
+        },
+        202: {
+            "description": "The instance is Pending, Running or Suspended; poll Location.",
+            "model": InstanceStatusPayload,
+            "headers": {"Location": LOCATION, "Retry-After": RETRY_AFTER},
+        },
+        500: {
+            "description": "The instance Failed (only with returnInternalServerErrorOnFailure).",
+            "model": InstanceStatusPayload,
+        },
         **error_responses(400, 404),
     },
 )
@@ -132,9 +149,14 @@ async def get_instance_status(
     summary="List instances",
     responses={
         200: {
-            "description": "One page of instances, oldest first. When more remain, the "
-            f"{CONTINUATION_HEADER} response header holds the token for the next page; with "
-            f"showTotalCount=true, {TOTAL_COUNT_HEADER} holds how many match in all."
+            "description": "One page of instances, oldest first.",
+            "model": list[InstanceStatusPayload],
+            "headers": {
+                CONTINUATION_HEADER: header("The token for the next page, when more remain."),
+                TOTAL_COUNT_HEADER: header(
+                    "With showTotalCount=true: how many instances match, on every page together."
+                ),
+            },
         },
         **error_responses(400),
     },
@@ -234,7 +256,7 @@ def _page_size(top: str | None) -> int:
     "/instances/{instanceId}",
     summary="Purge an instance's history",
     responses={
-        200: {"description": '{"instancesDeleted": 1}'},
+        200: {"description": "The instance is gone.", "model": PurgeResult},
         **error_responses(404, 412),
     },
 )
@@ -258,7 +280,7 @@ async def purge_instance(durable: Client, instance_id: InstanceId) -> Response:
     "/instances",
     summary="Purge the histories of many instances",
     responses={
-        200: {"description": '{"instancesDeleted": n}'},
+        200: {"description": "How many instances are gone.", "model": PurgeResult},
         **error_responses(400, 404),
     },
 )

@@ -36,6 +36,7 @@ from services.client.api_orchestrators import (
     parse_wait,
     start_and_answer,
 )
+from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, opens_protected_events
 from services.client.client import DurableClient
 from services.client.errors import (
@@ -70,6 +71,7 @@ _PROTECTED: dict[int | str, dict[str, Any]] = {
 
 @events_router.post(
     "/instances/{instanceId}/raiseEvent/{eventName}",
+    response_class=Response,
     summary="Send an event to an instance",
     status_code=202,
     responses={**_ACCEPTED, **_PROTECTED, **error_responses(400, 404, 410)},
@@ -124,6 +126,7 @@ _OPERATION_RESPONSES = {**_ACCEPTED, **error_responses(404, 410)}
 
 @router.post(
     "/instances/{instanceId}/terminate",
+    response_class=Response,
     summary="Terminate an instance",
     status_code=202,
     responses=_OPERATION_RESPONSES,
@@ -138,6 +141,7 @@ async def terminate_instance(
 
 @router.post(
     "/instances/{instanceId}/suspend",
+    response_class=Response,
     summary="Suspend an instance",
     status_code=202,
     responses=_OPERATION_RESPONSES,
@@ -152,6 +156,7 @@ async def suspend_instance(
 
 @router.post(
     "/instances/{instanceId}/resume",
+    response_class=Response,
     summary="Resume an instance",
     status_code=202,
     responses=_OPERATION_RESPONSES,
@@ -169,7 +174,11 @@ async def resume_instance(
     summary="Restart an instance",
     status_code=202,
     responses={
-        202: {"description": "Started: the check-status payload of the new instance."},
+        202: {
+            "description": "Started: the check-status payload of the new instance.",
+            "model": CheckStatusPayload,
+            "headers": {"Location": LOCATION, "Retry-After": RETRY_AFTER},
+        },
         200: {"description": "With timeout: the new instance ended in time."},
         **error_responses(400, 409),
     },
@@ -205,6 +214,7 @@ async def restart_instance(
 
 @router.post(
     "/instances/{instanceId}/rewind",
+    response_class=Response,
     summary="Rewind a failed instance",
     status_code=202,
     responses=error_responses(404, 412),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Path, Query, Request
@@ -33,6 +33,7 @@ from services.client.api_common import (
     parse_json_body,
     parse_seconds,
 )
+from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, has_management_access
 from services.client.check_status import START_RETRY_AFTER_SECONDS
 from services.client.client import DurableClient, ExistingInstancePolicy
@@ -106,8 +107,12 @@ IfExists = Annotated[
     ),
 ]
 
-_START_RESPONSES = {
-    202: {"description": "Started: the check-status payload; Location is statusQueryGetUri."},
+_START_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Started: the check-status payload; Location is statusQueryGetUri.",
+        "model": CheckStatusPayload,
+        "headers": {"Location": LOCATION, "Retry-After": RETRY_AFTER},
+    },
     200: {
         "description": "With timeout: the instance ended in time (output, or status). With "
         "ifExists=useExisting: the instance existed, nothing was started (its status)."

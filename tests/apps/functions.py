@@ -6,6 +6,7 @@ Loaded by the services through ``DF_FUNCTION_MODULES=workflows.samples,tests.app
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Generator
 from datetime import timedelta
@@ -209,3 +210,61 @@ def rewindable(ctx: OrchestrationContext) -> Any:
     flaky = yield ctx.call_activity("fail_first_time", ctx.instance_id)
     last = yield ctx.call_activity("count_calls", ctx.instance_id)
     return [first, flaky, last]
+
+
+# --- the property-based tests' paths (tests/e2e/test_properties_*.py) ------------------------
+
+
+@app.orchestrator
+def round_trip(ctx: OrchestrationContext) -> Any:
+    """Takes its input through every place a value goes: the custom status, an activity's
+    input and result, and a "Value" event's data; returns what it saw at each."""
+    value = ctx.get_input()
+    ctx.set_custom_status(value)
+    echoed = yield ctx.call_activity("echo", value)
+    event = yield ctx.wait_for_external_event("Value")
+    return {"input": value, "activity": echoed, "event": event}
+
+
+@app.orchestrator
+def decoded_round_trip(ctx: OrchestrationContext) -> Any:
+    """A value that orchestrator or activity code makes, which may be anything Python's
+    ``json`` reads (NaN, U+0000, lone surrogates, any nesting), passed on ``via`` one place:
+    "custom status", "activity input", "activity result" or "output" (returned in each case).
+
+    Input: ``{"text": <JSON text>, "via": <place>}``."""
+    spec = ctx.get_input()
+    if spec["via"] == "activity result":
+        return (yield ctx.call_activity("decode_json", spec["text"]))
+    value = json.loads(spec["text"])
+    if spec["via"] == "custom status":
+        ctx.set_custom_status(value)
+    elif spec["via"] == "activity input":
+        yield ctx.call_activity("echo", value)
+    return value
+
+
+@app.activity
+def decode_json(text: str) -> Any:
+    return json.loads(text)
+
+
+@app.orchestrator
+def named_round_trip(ctx: OrchestrationContext) -> Any:
+    """Waits for the event named ``event``, then runs ``returns_input`` with its data as a
+    child under the instance id ``child`` (None: the default, derived from this instance's);
+    returns its own instance id, the event's data and the child's output.
+
+    Input: ``{"event": <code points>, "child": <code points> | None}``: the strings as lists
+    of code points, so that any string, even one no JSON value may hold, reaches the code."""
+    spec = ctx.get_input()
+    event_name = "".join(map(chr, spec["event"]))
+    child_id = None if spec["child"] is None else "".join(map(chr, spec["child"]))
+    data = yield ctx.wait_for_external_event(event_name)
+    child = yield ctx.call_sub_orchestrator("returns_input", data, child_id)
+    return {"instance_id": ctx.instance_id, "event": data, "child": child}
+
+
+@app.orchestrator
+def returns_input(ctx: OrchestrationContext) -> Any:
+    return ctx.get_input()

@@ -384,4 +384,30 @@ async def test_openapi_documents_every_route_with_its_status_codes(
         assert operation["summary"], route
         assert operation["description"], route
         assert codes <= set(operation["responses"]), route
+        # Any request can be refused for its URL, its key or its size, or meet an outage.
+        assert {"400", "401", "413", "503"} <= set(operation["responses"]), route
         assert "422" not in operation["responses"], route
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [("/instances/some-id", {"GET", "DELETE"}), ("/instances", {"GET", "DELETE"})],
+)
+async def test_a_method_a_url_is_not_served_with_is_405_naming_every_method_it_is(
+    http: httpx.AsyncClient, path: str, methods: set[str]
+) -> None:
+    # The router named only its first route's methods: "Allow: GET" where DELETE works too.
+    answer = await http.request("OPTIONS", f"{PREFIX}{path}")
+
+    assert answer.status_code == 405
+    assert methods <= set(answer.headers["Allow"].split(", "))
+    assert "OPTIONS is not allowed here" in answer.json()["message"]
+
+
+async def test_a_url_no_route_serves_is_404_in_the_apis_error_shape(
+    http: httpx.AsyncClient,
+) -> None:
+    answer = await http.get(f"{PREFIX}/no/such/route")
+
+    assert answer.status_code == 404
+    assert answer.json() == {"message": "Not Found"}

@@ -177,6 +177,47 @@ async def test_an_instance_id_longer_than_255_bytes_is_refused(
     assert await client.get_status(instance_id) is None
 
 
+@pytest.mark.parametrize(
+    "template", ["{id}%2F", "{id}%2fmore", "%2F{id}"], ids=["at-the-end", "inside", "first"]
+)
+async def test_an_instance_id_holding_an_escaped_slash_is_refused_and_starts_nothing(
+    http: httpx.AsyncClient, client: DurableClient, template: str
+) -> None:
+    # The server decodes %2F before routing: "<id>%2F" was redirected (307) to the start of
+    # "<id>", a different instance, and "<id>%2Fmore" answered 404 as if no route existed.
+    instance_id = unique("slash-")
+
+    answer = await http.post(
+        f"{PREFIX}/orchestrators/hello_cities/{template.format(id=instance_id)}",
+        follow_redirects=True,
+    )
+
+    assert answer.status_code == 400, answer.text
+    assert "escaped / (%2F)" in answer.json()["message"]
+    assert await client.get_status(instance_id) is None
+
+
+async def test_an_event_name_holding_an_escaped_slash_is_refused_and_sends_nothing(
+    http: httpx.AsyncClient,
+) -> None:
+    started = await http.post(f"{PREFIX}/orchestrators/waits_for_approval", json=60)
+    status_url = started.json()["statusQueryGetUri"]
+    await poll_until_status(http, status_url, "Running")
+
+    answer = await http.post(
+        f"{PREFIX}/instances/{started.json()['id']}/raiseEvent/Approval%2F",
+        json="yes",
+        follow_redirects=True,
+    )
+
+    assert answer.status_code == 400, answer.text
+    assert "escaped / (%2F)" in answer.json()["message"]
+    status = await http.get(status_url)
+    assert status.json()["runtimeStatus"] == "Running"
+    terminated = await http.post(f"{PREFIX}/instances/{started.json()['id']}/terminate")
+    assert terminated.status_code == 202
+
+
 async def test_an_instance_id_of_255_bytes_runs(http: httpx.AsyncClient) -> None:
     instance_id = unique("long-") + "é" * 50
     instance_id += "x" * (255 - len(instance_id.encode()))

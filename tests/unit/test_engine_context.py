@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 
@@ -144,4 +145,33 @@ def test_non_json_output_fails_the_execution_naming_the_output():
     assert decision.status is OrchestrationStatus.FAILED
     assert decision.failure.error_type == "TypeError"
     assert "the orchestrator's output is not JSON-serializable" in decision.failure.message
+    assert [event.event_type for event in decision.new_events] == ["ExecutionFailed"]
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        (["ok\x00"], "$[0] is a string holding U+0000"),
+        ({"note": "\ud800"}, "$.note is a string holding a lone surrogate"),
+        (functools.reduce(lambda inner, _: [inner], range(64), []), "nests deeper than 64 levels"),
+    ],
+    ids=["nul", "lone-surrogate", "too-deep"],
+)
+def test_an_output_that_cannot_be_stored_fails_the_execution_naming_it(output, problem):
+    # The engine used to let the refusal escape, so the handler retried the message until it
+    # was dead-lettered and the instance stayed Running for good.
+    def orchestrator(ctx):
+        yield ctx.call_activity("noop")
+        return output
+
+    history = HistoryBuilder().start("unstorable").scheduled(0, "noop")
+    history.episode().completed(0)
+    past, new = history.split()
+
+    decision = replay(orchestrator, "i1", past, new)
+
+    assert decision.status is OrchestrationStatus.FAILED
+    assert decision.failure.error_type == "ValueRefusedError"
+    assert "the orchestrator's output cannot be stored" in decision.failure.message
+    assert problem in decision.failure.message
     assert [event.event_type for event in decision.new_events] == ["ExecutionFailed"]

@@ -11,6 +11,7 @@ from contracts import (
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
 )
+from contracts.limits import check_instance_id
 from services.orchestrator.engine import OrchestrationExecutor, RetryOptions, TaskFailedError
 from tests.helpers.history import HistoryBuilder
 
@@ -49,6 +50,28 @@ def test_the_default_child_id_is_derived_from_the_parent_execution_and_task():
     _, _, new_events = started(unnamed)
 
     assert new_events[0].instance_id == "p-1:e1234567:0"
+
+
+def test_the_default_child_id_of_a_long_parent_id_is_cut_to_a_valid_id_still_its_own():
+    # It used to be the parent's id with the suffix, past 255 bytes for a parent id of more
+    # than 240: the parent failed as if its code had asked for an invalid id.
+    def unnamed(ctx):
+        return (yield ctx.call_sub_orchestrator("child"))
+
+    parents = ["é" * 120 + "x" * 15, "é" * 120 + "x" * 14 + "y"]  # 255 bytes each
+    children = []
+    for parent_id in parents:
+        history = HistoryBuilder().start("parent", execution_id="e123456789")
+        decision = OrchestrationExecutor(unnamed, parent_id).execute(history.events)
+        assert decision.status is OrchestrationStatus.RUNNING, decision.failure
+        children.append(decision.new_events[0].instance_id)
+
+    assert children[0] != children[1]
+    for parent_id, child_id in zip(parents, children, strict=True):
+        check_instance_id(child_id)
+        assert len(child_id.encode()) <= 255
+        assert child_id.startswith(parent_id[:100])
+        assert child_id.endswith(":e1234567:0")
 
 
 def test_the_child_output_completes_the_parent_task():

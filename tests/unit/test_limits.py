@@ -84,6 +84,9 @@ def refusal(value: Any, limits: Limits = SMALL) -> str | None:
         ({"n": float("inf")}, "$.n is the number inf, which JSON cannot hold"),
         (float("nan"), "it is the number nan"),
         (10**5000, "it is an integer of more than 4300 digits"),
+        # Fewer bits than a bit-length test caught, more digits than Python converts to text.
+        ([-(10**4300)], "$[0] is an integer of more than 4300 digits"),
+        (2**14300, "it is an integer of more than 4300 digits"),
         ({"odd key": {1, 2}}, "$['odd key'] is a set, which is not JSON data"),
         ([[[["deep"]]]], "$[0][0][0] nests deeper than 3 levels (DF_MAX_JSON_DEPTH)"),
         ("x" * 101, "its JSON text is 103 bytes, more than the limit of 100 (DF_MAX_VALUE_BYTES)"),
@@ -96,6 +99,8 @@ def refusal(value: Any, limits: Limits = SMALL) -> str | None:
         "infinity",
         "nan",
         "huge-integer",
+        "4301-digits",
+        "14301-bits",
         "set",
         "too-deep",
         "too-large",
@@ -108,6 +113,12 @@ def test_a_value_that_cannot_be_stored_is_refused_naming_what_and_where(
     assert message is not None
     assert message.startswith("the input cannot be stored: ")
     assert problem in message
+
+
+def test_an_integer_of_4300_digits_is_taken_negative_or_not() -> None:
+    largest = 10**4300 - 1
+
+    assert refusal([largest, -largest], Limits()) is None
 
 
 def test_a_value_at_the_limits_is_accepted() -> None:

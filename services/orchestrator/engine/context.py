@@ -149,8 +149,9 @@ class OrchestrationContext:
     ) -> Task[Any]:
         """Run the orchestrator ``name`` as a child instance; completes with its output.
 
-        ``instance_id`` defaults to one derived from this instance's. A child that fails (or is
-        terminated) raises ``TaskFailedError`` here, with the child's failure as details.
+        ``instance_id`` defaults (when None or empty) to one derived from this instance's. A
+        child that fails (or is terminated) raises ``TaskFailedError`` here, with the child's
+        failure as details.
         """
         orchestrator = function_name(name)
         data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")

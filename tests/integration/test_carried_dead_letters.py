@@ -173,6 +173,16 @@ async def test_an_activity_task_carried_with_invalid_ones_runs_and_they_are_dead
     assert {letter.type for letter in dead} == {"ActivityTask"}
 
 
+async def a_waiting_instance(client: DurableClient, topology: Topology) -> tuple[str, str]:
+    """A Running instance waiting for an event for a minute: its id and execution id."""
+    [instance_id] = ids_on_one_partition(topology, 1)
+    await client.start_new("waits_for_approval", instance_id, 60)
+    await wait_for_status(client, instance_id, OrchestrationStatus.RUNNING)
+    status = await client.get_status(instance_id)
+    assert status is not None
+    return instance_id, status.execution_id
+
+
 async def test_a_result_for_a_task_never_scheduled_is_dead_lettered_with_its_reason(
     partition_consumers: list[PartitionConsumer],
     private_client: DurableClient,
@@ -180,12 +190,8 @@ async def test_a_result_for_a_task_never_scheduled_is_dead_lettered_with_its_rea
     publisher: Publisher,
     channel: AbstractChannel,
 ) -> None:
-    [instance_id] = ids_on_one_partition(private_topology, 1)
-    await private_client.start_new("waits_for_approval", instance_id, 60)
-    await wait_for_status(private_client, instance_id, OrchestrationStatus.RUNNING)
-    status = await private_client.get_status(instance_id)
-    assert status is not None
-    stray = messages.task_completed(instance_id, status.execution_id, 5, "from nowhere")
+    instance_id, execution_id = await a_waiting_instance(private_client, private_topology)
+    stray = messages.task_completed(instance_id, execution_id, 5, "from nowhere")
     exchange, routing_key = private_topology.orchestrator_route(instance_id)
     queue_name = private_topology.partition_queue(private_topology.partition_for(instance_id))
 
@@ -194,7 +200,7 @@ async def test_a_result_for_a_task_never_scheduled_is_dead_lettered_with_its_rea
     [letter] = await receive(channel, f"{queue_name}.dlq", 1)
     assert letter.body == encoded(stray)
     assert reason(letter) == (
-        f"TaskCompleted for instance {instance_id!r} (execution {status.execution_id}): "
+        f"TaskCompleted for instance {instance_id!r} (execution {execution_id}): "
         "no activity #5 was scheduled"
     )
     current = await private_client.get_status(instance_id)
@@ -209,17 +215,13 @@ async def test_a_fire_for_a_timer_never_created_is_dead_lettered_alone_from_its_
     publisher: Publisher,
     channel: AbstractChannel,
 ) -> None:
-    [instance_id] = ids_on_one_partition(private_topology, 1)
-    await private_client.start_new("waits_for_approval", instance_id, 60)
-    await wait_for_status(private_client, instance_id, OrchestrationStatus.RUNNING)
-    status = await private_client.get_status(instance_id)
-    assert status is not None
+    instance_id, execution_id = await a_waiting_instance(private_client, private_topology)
     now = datetime.now(UTC)
     stray_fire = OrchestratorMessage(
         envelope=Envelope(
             message_id=uuid.uuid4(),
             instance_id=instance_id,
-            execution_id=status.execution_id,
+            execution_id=execution_id,
             correlation_id="c1",
             type="TimerFired",
             sent_at=now,
@@ -244,6 +246,6 @@ async def test_a_fire_for_a_timer_never_created_is_dead_lettered_alone_from_its_
     assert letter.type == "TimerFired"
     assert header_text(letter, "x-original-carrier") == sent.message_id
     assert reason(letter) == (
-        f"TimerFired for instance {instance_id!r} (execution {status.execution_id}): "
+        f"TimerFired for instance {instance_id!r} (execution {execution_id}): "
         "no timer #7 was scheduled"
     )

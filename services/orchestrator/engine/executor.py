@@ -13,7 +13,6 @@ history the code no longer matches, both end the execution as Failed in the deci
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import uuid
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
@@ -45,7 +44,7 @@ from contracts import (
     TimerCreated,
     TimerFired,
 )
-from contracts.limits import MAX_SHORT_STRING_BYTES, ValueRefusedError, check_instance_id
+from contracts.limits import ValueRefusedError, check_instance_id
 from contracts.typed import BoundaryError, checked
 from contracts.values import to_json_value
 from services.orchestrator.engine.actions import (
@@ -54,6 +53,7 @@ from services.orchestrator.engine.actions import (
     PendingActions,
     ScheduleTask,
 )
+from services.orchestrator.engine.child_ids import default_child_id
 from services.orchestrator.engine.context import OrchestrationContext, function_name
 from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
 from services.orchestrator.engine.errors import (
@@ -445,22 +445,3 @@ def replay(
     executor = OrchestrationExecutor(orchestrator, instance_id)
     executor.replay(history)
     return executor.execute(new_events)
-
-
-def default_child_id(parent_id: str, execution_id: str, task_id: int) -> str:
-    """The instance id of a sub-orchestration started without one: the parent's, the
-    execution's and the task's ids, so it is deterministic, and distinct across executions
-    (continue-as-new restarts task ids).
-
-    A parent id long enough to take the whole past the 255 bytes an id may have is cut, and
-    a digest of it stands for the rest: the child of any valid parent must itself be valid,
-    and its id still starts with as much of the parent's as fits.
-    """
-    suffix = f":{execution_id[:8]}:{task_id}"
-    child_id = parent_id + suffix
-    if len(child_id.encode()) <= MAX_SHORT_STRING_BYTES:
-        return child_id
-    digest = hashlib.sha256(parent_id.encode()).hexdigest()[:16]
-    room = MAX_SHORT_STRING_BYTES - len(suffix) - len(digest) - 1
-    prefix = parent_id.encode()[:room].decode(errors="ignore")  # whole characters only
-    return f"{prefix}~{digest}{suffix}"

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
 
-from contracts.limits import ValueRefusedError, check_instance_id
+from contracts.limits import ValueRefusedError
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -190,17 +190,14 @@ async def _start(
     if_exists: str | None,
 ) -> Response:
     try:
-        if instance_id is not None:
-            try:
-                check_instance_id(instance_id)
-            except ValueRefusedError as error:
-                raise ApiError(400, str(error)) from None
         policy = parse_if_exists(if_exists)
         wait = parse_wait(request, *wait_parameters)
         payload = parse_json_body(await request.body(), "the input", sdk_encoded=sdk_encoded)
         return await start_and_answer(
             durable, links, function_name, instance_id, payload, wait, policy
         )
+    except ValueRefusedError as error:  # the instance id (the client checks it)
+        raise ApiError(400, str(error), exception_message=True) from None
     except ApiError as error:
         # Durable Functions' SDKs read a refused start's reason from ExceptionMessage.
         error.exception_message = error.status_code == 400
@@ -272,8 +269,7 @@ async def start_and_answer(
             hint = f"ifExists=useExisting keeps only an instance of {function_name!r}"
         raise ApiError(409, f"{error}; {hint}") from None
     if not started.created and not links.reads_instances:
-        body = check_status_payload(links.base_url, started.instance_id, links.access_key)
-        return JSONResponse(body, status_code=200, headers={"Location": body["statusQueryGetUri"]})
+        return links_response(links, started.instance_id, 200)
     if wait is not None:
         answer = await durable.wait_for_completion_or_create_check_status_response(
             started.instance_id,
@@ -284,27 +280,18 @@ async def start_and_answer(
             give_up=wait.give_up,
         )
         return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
-    if not started.created:
-        return await existing_instance_response(durable, links, started.instance_id)
-    return check_status_response(links, started.instance_id)
+    if started.kept is not None:
+        # 200 with the status of the instance the start kept instead of starting one.
+        location = check_status_payload(links.base_url, started.instance_id, links.access_key)
+        headers = {"Location": location["statusQueryGetUri"]}
+        return JSONResponse(status_payload(started.kept), status_code=200, headers=headers)
+    return links_response(links, started.instance_id, 202)
 
 
-async def existing_instance_response(
-    durable: DurableClient, links: Links, instance_id: str
-) -> JSONResponse:
-    """200 with the status of an instance a start kept instead of starting one."""
-    status = await durable.get_status(instance_id)
-    if status is None:  # purged since: it no longer exists to be kept
-        raise ApiError(409, f"instance {instance_id!r} was purged while it was being started")
-    links_payload = check_status_payload(links.base_url, instance_id, links.access_key)
-    headers = {"Location": links_payload["statusQueryGetUri"]}
-    return JSONResponse(status_payload(status), status_code=200, headers=headers)
-
-
-def check_status_response(links: Links, instance_id: str) -> JSONResponse:
+def links_response(links: Links, instance_id: str, status_code: int) -> JSONResponse:
+    """The check-status payload; 202 for an instance just started (with ``Retry-After``)."""
     body = check_status_payload(links.base_url, instance_id, links.access_key)
-    return JSONResponse(
-        body,
-        status_code=202,
-        headers={"Location": body["statusQueryGetUri"], "Retry-After": START_RETRY_AFTER_SECONDS},
-    )
+    headers = {"Location": body["statusQueryGetUri"]}
+    if status_code == 202:
+        headers["Retry-After"] = START_RETRY_AFTER_SECONDS
+    return JSONResponse(body, status_code=status_code, headers=headers)

@@ -87,10 +87,12 @@ __all__ = [
 @dataclass(frozen=True)
 class Started:
     """The answer to a start: the instance id, and whether this call created the instance
-    (False: it existed already and ``ExistingInstancePolicy.USE_EXISTING`` kept it)."""
+    (False: it existed already and ``ExistingInstancePolicy.USE_EXISTING`` kept it, and
+    ``kept`` is its status as the start found it)."""
 
     instance_id: str
     created: bool
+    kept: InstanceStatus | None = None
 
 
 class DurableClient(InstanceQueries):
@@ -277,7 +279,7 @@ class DurableClient(InstanceQueries):
                 # Purged since it was found taken: it can be started now.
                 return await self._write_start(instance, outgoing, policy, again=False)
             if keeping and existing is not None and existing.name == instance.name:
-                return Started(instance_id, created=False)
+                return Started(instance_id, created=False, kept=existing)
             status = existing.runtime_status if existing else OrchestrationStatus.PENDING
             # Another orchestrator's instance is not this start's to keep: say whose it is.
             other = existing.name if keeping and existing is not None else None

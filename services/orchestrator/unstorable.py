@@ -30,7 +30,6 @@ from contracts import (
     OrchestrationStatus,
     OrchestratorMessage,
     OrchestratorStarted,
-    ParentInstance,
 )
 from services.common.db import Connection, in_transaction
 from services.common.events import load_histories_txn
@@ -179,15 +178,10 @@ async def _fail_txn(
     if row is None or row.status.is_terminal:
         return False
     history = await load_histories_txn(connection, {instance_id: row.execution_start_seq})
-    starts = [stored.event for stored in history[instance_id]] + [m.body for m in messages]
-    state = InstanceState(
-        instance_id=instance_id,
-        name=row.name,
-        execution_id=row.execution_id,
-        correlation_id=row.correlation_id,
-        last_seq=row.last_seq,
-        executor=None,
-        parent=_parent(starts),
+    state = InstanceState.of(row, history[instance_id], executor=None)
+    # A new instance's start is among the messages, not yet in its history.
+    state.parent = state.parent or next(
+        (m.body.parent for m in messages if isinstance(m.body, ExecutionStarted)), None
     )
     recorder.append_events(state, [(OrchestratorStarted(timestamp=now), None)], batch)
     decision = Decision(
@@ -197,7 +191,3 @@ async def _fail_txn(
     )
     recorder.record(state, [], decision, now, batch)
     return True
-
-
-def _parent(events: Sequence[object]) -> ParentInstance | None:
-    return next((e.parent for e in events if isinstance(e, ExecutionStarted)), None)

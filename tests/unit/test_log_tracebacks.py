@@ -4,9 +4,6 @@ stack (a ``RecursionError`` once wrote half a million lines and froze the client
 from __future__ import annotations
 
 import json
-import logging
-import sys
-import threading
 import time
 
 import pytest
@@ -16,21 +13,10 @@ from services.client.settings import ClientSettings
 from services.common.logging import configure_logging
 from services.common.tracebacks import INNERMOST_FRAMES, OUTERMOST_FRAMES, format_exception
 
+pytestmark = pytest.mark.usefixtures("restored_logging")
+
 ACCESS_KEY = "access-key-5f4e3d2c1b0a99887766"
 LOCAL_VALUE = "a-local-value-nobody-configured"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    hooks = sys.excepthook, threading.excepthook
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.excepthook, threading.excepthook = hooks
 
 
 def authorize(presented_key: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 
 import pytest
 import structlog
@@ -15,21 +14,10 @@ from services.client.settings import ClientSettings
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
 
+pytestmark = pytest.mark.usefixtures("restored_logging")
+
 MANAGEMENT_KEY = "management-key-0123456789abcdef"
 DATABASE_PASSWORD = "db-password-9f8e7d6c"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    hooks = sys.excepthook, threading.excepthook
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.excepthook, threading.excepthook = hooks
 
 
 def client_settings(**overrides: str) -> ClientSettings:

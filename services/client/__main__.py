@@ -31,7 +31,7 @@ from services.common.migrate import apply_migrations
 log = structlog.get_logger("services.client")
 
 
-async def serve(settings: ClientSettings) -> None:
+async def serve(settings: ClientSettings, identities: ApproverIdentities) -> None:
     # Installed before uvicorn's own handlers: uvicorn re-raises the signal once it has shut
     # down, which then sets this event instead of killing the process before the clean-up.
     stopping = stop_event_on_signals()
@@ -70,7 +70,6 @@ async def serve(settings: ClientSettings) -> None:
         publisher = await Publisher.open(
             settings.amqp_url, settings.topology, "client-service.dead-letters"
         )
-        identities = ApproverIdentities.from_settings(settings)
         consumers = ApprovalConsumers(
             client,
             publisher,
@@ -117,13 +116,13 @@ def main() -> None:
         log.error("service.cannot_start", error=str(error), hint="see README, Configuration")
         sys.exit(2)
     try:
-        ApproverIdentities.from_settings(settings)
+        identities = ApproverIdentities.from_settings(settings)
     except ApproverIdentitiesError as error:
         log.error("service.cannot_start", error=str(error), hint="see docs/approval.md")
         sys.exit(2)
     if keys.disabled:
         log.warning("http.access_keys_disabled", hint="anyone who reaches the port has full access")
-    run_service("client", serve(settings))
+    run_service("client", serve(settings, identities))
 
 
 if __name__ == "__main__":

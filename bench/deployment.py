@@ -19,8 +19,8 @@ from bench.config import Endpoints
 from bench.measure import create_database, drop_database, unique_name, wait_until
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
+from durable.broker import Publisher
 from services.client.client import DurableClient
-from services.common.amqp import Publisher
 from services.common.db import create_pool
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations

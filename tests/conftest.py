@@ -23,10 +23,10 @@ import pytest
 
 from contracts import Topology
 from deploy.processes import ServiceGroup
+from durable.settings import CommonSettings
 from services.client.client import DurableClient
 from services.common.db import create_pool
 from services.common.migrate import apply_migrations
-from services.common.settings import CommonSettings
 from tests.helpers import broker_users
 from tests.helpers.approval import APPROVER_USERS, approval_env
 

@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractConnection, AbstractExchange
 
 from contracts.approval import ApprovalRequestMessage, ProposalOutcomeMessage
 from contracts.topology import Topology
-from services.common.settings import CommonSettings
+from durable.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
 

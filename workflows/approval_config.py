@@ -31,7 +31,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.approval import PersonId, ProposalSubmitted
-from services.common.settings import CommonSettings
+from durable.settings import CommonSettings
 
 Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400)]
 StageName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

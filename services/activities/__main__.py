@@ -12,9 +12,9 @@ import structlog
 from aio_pika.abc import AbstractConnection
 
 from contracts import limits
+from durable.broker import Publisher, declare_activity_queues
 from services.activities.settings import ActivitiesSettings
 from services.activities.worker import ActivityWorker
-from services.common.amqp import Publisher, declare_activity_queues
 from services.common.consuming import ConnectionSupervisor
 from services.common.db import create_pool
 from services.common.functions import record_registered_functions

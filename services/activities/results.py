@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
-from services.common.amqp import OutgoingMessage, Publisher, carrier
+from durable.broker import OutgoingMessage, Publisher, carrier
 
 
 class ResultSender:

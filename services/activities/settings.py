@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.common.settings import CommonSettings
+from durable.settings import CommonSettings
 
 
 class ActivitiesSettings(CommonSettings):

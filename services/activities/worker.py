@@ -28,16 +28,16 @@ from contracts import (
     Topology,
 )
 from durable.app import ActivityDefinition, FunctionApp
-from services.activities.results import ResultSender
-from services.common.acks import AckBatcher
-from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
-from services.common.amqp import (
+from durable.broker import (
     OutgoingMessage,
     Publisher,
     PublishFailedError,
     dead_letter,
     publish_dead_letters,
 )
+from services.activities.results import ResultSender
+from services.common.acks import AckBatcher
+from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
 from services.common.carriers import CarrierError, InvalidElement, Unpacked, unpack
 from services.common.consuming import ChannelWatch, consuming_channel
 

@@ -15,13 +15,13 @@ import uvicorn
 from aio_pika.abc import AbstractConnection
 
 from contracts import limits
+from durable.broker import Publisher
 from services.client.api import create_app
 from services.client.approvers import ApproverIdentities, ApproverIdentitiesError
 from services.client.auth import AccessKeys, AccessKeysError
 from services.client.client import DurableClient
 from services.client.consumers import ApprovalConsumers
 from services.client.settings import ClientSettings
-from services.common.amqp import Publisher
 from services.common.consuming import ConnectionSupervisor
 from services.common.db import create_pool
 from services.common.lifecycle import run_service, stop_event_on_signals

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from contracts.limits import ValueRefusedError
+from durable.broker import PublishFailedError
 from services.client import api_instances, api_operations, api_orchestrators
 from services.client.api_common import ApiError, error_response, error_responses
 from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
@@ -38,7 +39,6 @@ from services.client.client import DurableClient
 from services.client.errors import StartOutcomeUnknownError
 from services.client.payloads import PREFIX, RPC_PREFIX
 from services.client.settings import ClientSettings
-from services.common.amqp import PublishFailedError
 from services.common.db import is_unavailable
 
 __all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]

@@ -17,12 +17,12 @@ from pydantic import ValidationError
 
 from contracts import limits
 from contracts.limits import ValueRefusedError
+from durable.broker import Publisher, PublishFailedError
+from durable.settings import CommonSettings
 from services.client.client import DurableClient
 from services.client.errors import StartOutcomeUnknownError
-from services.common.amqp import Publisher, PublishFailedError
 from services.common.db import create_pool
 from services.common.logging import configure_logging
-from services.common.settings import CommonSettings
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2

@@ -38,6 +38,8 @@ from contracts import (
 )
 from contracts.limits import check_instance_id, check_short_string
 from contracts.values import to_json_value
+from durable.broker import OutgoingMessage, Publisher
+from durable.settings import CommonSettings
 from services.client.check_status import (
     CheckStatusResponse,
     wait_for_completion_or_check_status,
@@ -53,7 +55,6 @@ from services.client.errors import (
 from services.client.paging import InstancePage
 from services.client.queries import InstanceQueries
 from services.client.starts import StartBatcher, settle_start
-from services.common.amqp import OutgoingMessage, Publisher
 from services.common.db import create_pool
 from services.common.instances import (
     ExistingInstancePolicy,
@@ -67,7 +68,6 @@ from services.common.outbox import (
     insert_instance_with_message,
     publish_committed,
 )
-from services.common.settings import CommonSettings
 
 __all__ = [
     "CheckStatusResponse",

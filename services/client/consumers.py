@@ -42,6 +42,7 @@ from contracts.approval import (
     ApprovalResponseMessage,
     ProposalSubmittedMessage,
 )
+from durable.broker import Publisher, PublishFailedError, dead_letter, declare
 from services.client.approvers import ApproverIdentities
 from services.client.client import (
     DurableClient,
@@ -50,7 +51,6 @@ from services.client.client import (
     InstanceExistsError,
     InstanceNotFoundError,
 )
-from services.common.amqp import Publisher, PublishFailedError, dead_letter, declare
 from services.common.consuming import ChannelWatch, consuming_channel
 
 log = structlog.get_logger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from contracts.approval import APPROVAL_ORCHESTRATOR
-from services.common.settings import CommonSettings
+from durable.settings import CommonSettings
 
 
 class ClientSettings(CommonSettings):

@@ -16,7 +16,7 @@ import asyncpg
 import structlog
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH
-from services.common.amqp import OutgoingMessage, Publisher
+from durable.broker import OutgoingMessage, Publisher
 from services.common.db import is_connection_failure, is_unavailable
 from services.common.instances import NewInstance
 from services.common.outbox import (

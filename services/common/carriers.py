@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from services.common.amqp import DeadLetter
+from durable.broker import DeadLetter
 
 M = TypeVar("M", bound=BaseModel)
 

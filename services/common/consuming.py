@@ -24,7 +24,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import AMQPChannelError, ChannelClosed
 
-from services.common.amqp import connect
+from durable.broker import connect
 
 log = structlog.get_logger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from services.common.redaction import Redactor
-from services.common.settings import CommonSettings
+from durable.redaction import Redactor
+from durable.settings import CommonSettings
 from services.common.tracebacks import format_exception
 
 LogFormat = Literal["console", "json"]

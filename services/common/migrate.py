@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import structlog
 
+from durable.redaction import mask_url
 from services.common.db import Connection
-from services.common.redaction import mask_url
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +114,7 @@ async def _main(database_url: str, create: bool) -> None:
 
 
 def main() -> None:
-    from services.common.settings import CommonSettings
+    from durable.settings import CommonSettings
 
     parser = argparse.ArgumentParser(description="Apply the event store's migrations.")
     parser.add_argument("--database-url", default=CommonSettings().database_url)

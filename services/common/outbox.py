@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 
 from contracts import OrchestrationStatus
-from services.common.amqp import OutgoingMessage, Publisher, PublishFailedError, together
+from durable.broker import OutgoingMessage, Publisher, PublishFailedError, together
 from services.common.db import Connection
 from services.common.instances import NewInstance, instance_columns
 

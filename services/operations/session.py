@@ -32,9 +32,9 @@ from aio_pika.abc import AbstractConnection
 from pydantic import ValidationError
 
 from contracts import limits
+from durable.settings import CommonSettings
 from services.common.db import create_pool
 from services.common.logging import configure_logging
-from services.common.settings import CommonSettings
 
 EXIT_OK = 0
 EXIT_ATTENTION = 1

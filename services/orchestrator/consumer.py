@@ -38,7 +38,7 @@ from contracts import (
     Topology,
 )
 from durable.app import ActivityDefinition
-from services.common.amqp import DeadLetter, Publisher, PublishFailedError
+from durable.broker import DeadLetter, Publisher, PublishFailedError
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord

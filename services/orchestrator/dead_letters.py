@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import OrchestratorMessage, OrchestratorMessageBatch, Topology
-from services.common.amqp import (
+from durable.broker import (
     DeadLetter,
     Publisher,
     PublishFailedError,

@@ -20,7 +20,7 @@ from contracts import (
     deterministic_message_id,
 )
 from contracts.topology import MAX_DELAY_SECONDS
-from services.common.amqp import OutgoingMessage, together
+from durable.broker import OutgoingMessage, together
 from services.orchestrator.cache import InstanceState
 
 

@@ -21,7 +21,7 @@ from contracts import (
     TimerFired,
     Topology,
 )
-from services.common.amqp import OutgoingMessage
+from durable.broker import OutgoingMessage
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for

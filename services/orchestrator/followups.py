@@ -24,7 +24,7 @@ from contracts import (
     Topology,
     deterministic_message_id,
 )
-from services.common.amqp import OutgoingMessage
+from durable.broker import OutgoingMessage
 from services.common.db import Connection
 from services.common.instances import NewInstance, insert_instances_txn, json_text
 from services.orchestrator.engine import Decision

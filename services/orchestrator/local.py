@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from contracts import ActivityTaskMessage, OrchestratorMessage, Topology
 from durable.app import ActivityDefinition, FunctionApp
+from durable.broker import OutgoingMessage
 from services.common.activity_runner import ActivityRunner
-from services.common.amqp import OutgoingMessage
 from services.common.outbox import OutboxRecord
 
 InlineTask = tuple[ActivityDefinition, ActivityTaskMessage]

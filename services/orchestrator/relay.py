@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import asyncpg
 import structlog
 
-from services.common.amqp import Publisher
+from durable.broker import Publisher
 from services.common.outbox import (
     OutboxCleaner,
     OutboxRecord,

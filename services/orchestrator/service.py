@@ -11,7 +11,7 @@ import contextlib
 import structlog
 from aio_pika.abc import AbstractConnection
 
-from services.common.amqp import Publisher
+from durable.broker import Publisher
 from services.common.consuming import ConnectionSupervisor
 from services.common.db import create_pool
 from services.common.functions import record_registered_functions

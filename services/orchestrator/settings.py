@@ -6,7 +6,7 @@ import os
 
 from pydantic import Field
 
-from services.common.settings import CommonSettings
+from durable.settings import CommonSettings
 
 
 class OrchestratorSettings(CommonSettings):

@@ -17,7 +17,7 @@ import asyncpg
 from pydantic import JsonValue
 
 from contracts import FailureDetails, HistoryEvent, OrchestrationStatus
-from services.common.amqp import OutgoingMessage
+from durable.broker import OutgoingMessage
 from services.common.db import ConcurrencyError, Connection, is_write_conflict
 from services.common.instances import json_text
 from services.common.outbox import OutboxRecord, outbox_columns

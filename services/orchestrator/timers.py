@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 
 from contracts import Topology
-from services.common.amqp import Publisher
+from durable.broker import Publisher
 from services.orchestrator.dispatch import direct, timer_fired_message
 
 log = structlog.get_logger(__name__)

@@ -21,10 +21,10 @@ from schemathesis.config import SchemathesisConfig
 
 from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
+from durable.settings import CommonSettings
 from services.client.api import create_app
 from services.client.client import DurableClient
 from services.client.settings import ClientSettings
-from services.common.settings import CommonSettings
 from tests.conftest import (
     AMQP_URL,
     MANAGEMENT_KEY,

@@ -11,9 +11,9 @@ import pytest
 
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
+from durable.settings import CommonSettings
 from services.client.client import DurableClient
 from services.common.db import create_pool
-from services.common.settings import CommonSettings
 from tests.conftest import (
     AMQP_URL,
     TEST_FUNCTION_MODULES,

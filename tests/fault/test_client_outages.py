@@ -19,9 +19,9 @@ import pytest
 
 from contracts import Topology
 from deploy.processes import ServiceGroup
+from durable.settings import CommonSettings
 from services.common.db import create_pool
 from services.common.functions import record_registered_functions
-from services.common.settings import CommonSettings
 from tests.conftest import (
     AMQP_URL,
     MANAGEMENT_KEY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aio_pika.abc import AbstractConnection
 
 from contracts import Topology
-from services.common.amqp import Publisher
+from durable.broker import Publisher
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.local import LocalActivities

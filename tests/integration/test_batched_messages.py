@@ -26,10 +26,10 @@ from contracts import (
     Topology,
 )
 from durable import FunctionApp
+from durable.broker import OutgoingMessage, Publisher, carrier
 from services.activities.results import ResultSender
 from services.activities.worker import ActivityWorker
 from services.client.client import DurableClient
-from services.common.amqp import OutgoingMessage, Publisher, carrier
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import Committed, OrchestrationHandler

@@ -10,8 +10,8 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import TaskCompleted, Topology
+from durable.broker import OutgoingMessage, Publisher
 from services.activities.worker import ActivityWorker
-from services.common.amqp import OutgoingMessage, Publisher
 from services.common.consuming import ConnectionSupervisor
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.waiting import assert_eventually

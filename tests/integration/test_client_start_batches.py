@@ -13,9 +13,9 @@ from aio_pika.abc import AbstractChannel
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestrationStatus, Topology
 from contracts.limits import ValueRefusedError
+from durable.broker import OutgoingMessage
 from services.client.client import DurableClient, InstanceExistsError
 from services.client.starts import StartBatcher
-from services.common.amqp import OutgoingMessage
 from services.common.instances import NewInstance
 from services.common.outbox import OutboxCleaner
 from tests.conftest import unique

@@ -8,9 +8,9 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestrationStatus, OrchestratorMessage, Topology
+from durable.broker import Publisher
+from durable.settings import CommonSettings
 from services.client.client import DurableClient, ExistingInstancePolicy, InstanceExistsError
-from services.common.amqp import Publisher
-from services.common.settings import CommonSettings
 from tests.conftest import unique
 from tests.integration.queues import receive
 from tests.integration.read_model import set_state

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from contracts import OrchestrationStatus
-from services.common.amqp import OutgoingMessage
+from durable.broker import OutgoingMessage
 from services.common.db import ConcurrencyError, Connection
 from services.common.events import load_histories_txn, load_history
 from services.common.instances import NewInstance, insert_instances_txn

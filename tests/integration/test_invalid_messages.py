@@ -17,9 +17,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import OrchestrationStatus, Topology
 from durable import FunctionApp
+from durable.broker import Publisher, declare_activity_queues
 from services.activities.worker import ActivityWorker
 from services.client.client import DurableClient
-from services.common.amqp import Publisher, declare_activity_queues
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler

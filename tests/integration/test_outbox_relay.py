@@ -15,7 +15,7 @@ from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestratorMessage, Topology
-from services.common.amqp import OutgoingMessage, Publisher, declare_orchestrator_queues
+from durable.broker import OutgoingMessage, Publisher, declare_orchestrator_queues
 from services.common.outbox import (
     OutboxRecord,
     claim_stale_outbox_txn,

@@ -9,8 +9,8 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from contracts import Topology
-from services.common import amqp
-from services.common.amqp import OutgoingMessage, Publisher
+from durable import broker
+from durable.broker import OutgoingMessage, Publisher
 from tests.conftest import AMQP_URL
 from tests.helpers.waiting import assert_eventually
 from tests.integration.queues import message_count
@@ -22,13 +22,13 @@ async def test_concurrent_first_publishes_to_an_activity_declare_its_queue_once(
     # A fan-out's first publish of each activity declares its queue; the thousands of
     # publishes gathered with it must wait for that one declaration, not make their own.
     declarations: list[list[str]] = []
-    real = amqp.declare_activity_queues
+    real = broker.declare_activity_queues
 
     async def counted(channel: Any, topology: Topology, names: Any) -> None:
         declarations.append(list(names))
         await real(channel, topology, names)
 
-    monkeypatch.setattr(amqp, "declare_activity_queues", counted)
+    monkeypatch.setattr(broker, "declare_activity_queues", counted)
     exchange, routing_key = private_topology.activity_route("echo")
     messages = [
         OutgoingMessage(exchange, routing_key, str(uuid.uuid4()), "c", "ActivityTask", b"{}")

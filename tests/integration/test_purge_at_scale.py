@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from contracts import OrchestrationStatus, Topology
+from durable.broker import Publisher
 from services.client.client import DurableClient
-from services.common.amqp import Publisher
 from tests.conftest import AMQP_URL, unique
 
 ENDED = 10_000

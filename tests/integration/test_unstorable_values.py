@@ -41,7 +41,7 @@ from contracts import (
     Topology,
 )
 from durable import FunctionApp
-from services.common.amqp import OutgoingMessage, Publisher, carrier
+from durable.broker import OutgoingMessage, Publisher, carrier
 from services.common.outbox import delete_outbox
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer

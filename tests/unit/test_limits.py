@@ -273,7 +273,7 @@ def test_envelope_ids_are_checked_once_for_all_four() -> None:
 
 
 def test_a_message_property_is_cut_to_fit_a_short_string() -> None:
-    from services.common.amqp import short_string
+    from durable.broker import short_string
 
     assert short_string("order-1") == "order-1"
     assert short_string("c" * 300) == "c" * 255

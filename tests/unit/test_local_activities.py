@@ -15,7 +15,7 @@ from contracts import (
     deterministic_message_id,
 )
 from durable import FunctionApp
-from services.common.amqp import OutgoingMessage
+from durable.broker import OutgoingMessage
 from services.common.outbox import OutboxRecord
 from services.orchestrator.local import LocalActivities
 

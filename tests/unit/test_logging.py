@@ -10,9 +10,9 @@ import sys
 import pytest
 import structlog
 
+from durable.settings import CommonSettings
 from services.client.settings import ClientSettings
 from services.common.logging import configure_logging
-from services.common.settings import CommonSettings
 
 pytestmark = pytest.mark.usefixtures("restored_logging")
 

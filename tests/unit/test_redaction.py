@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from durable.redaction import MASK, Redactor, mask_url
+from durable.settings import CommonSettings
 from services.client.settings import ClientSettings
-from services.common.redaction import MASK, Redactor, mask_url
-from services.common.settings import CommonSettings
 
 KEY = "Zx9-management_key+/=0123456789"
 OLD_KEY = "rotated-management-key-abcdef"

@@ -6,7 +6,7 @@ import json
 import uuid
 
 from contracts import ACTIVITY_TASK_BATCH, Topology
-from services.common.amqp import OutgoingMessage
+from durable.broker import OutgoingMessage
 from services.orchestrator.dispatch import batched_tasks
 
 TOPOLOGY = Topology(namespace="ns", partitions=4)

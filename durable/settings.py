@@ -10,8 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUE_BYTES, Limits
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
+from durable.redaction import mask_url
 from services.common.instances import ExistingInstancePolicy
-from services.common.redaction import mask_url
 
 
 class CommonSettings(BaseSettings):

@@ -20,7 +20,7 @@ from bench.measure import create_database, drop_database, unique_name, wait_unti
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
 from durable.broker import Publisher
-from services.client.client import DurableClient
+from durable.client.client import DurableClient
 from services.common.db import create_pool
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations
@@ -132,7 +132,7 @@ class OurDeployment:
     async def start_many(self, name: str, inputs: Sequence[Any]) -> list[str]:
         """Start one instance per input, all at once, as an application that starts a batch
         does: the client writes and publishes the starts that arrive together in batches of
-        its own (``services.client.starts``)."""
+        its own (``durable.client.starts``)."""
         assert self.client is not None
         client = self.client
         return list(

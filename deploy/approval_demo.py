@@ -37,7 +37,7 @@ from contracts import (
     Topology,
 )
 from contracts.approval import approval_envelope
-from services.client.client import DurableClient
+from durable.client.client import DurableClient
 
 DEMO_DEADLINES = {"DF_APPROVAL_RESPONSE_SECONDS": "3", "DF_APPROVAL_REMINDER_SECONDS": "2"}
 """Seconds rather than days, so the demo escalates while you watch (unless set already)."""

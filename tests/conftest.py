@@ -23,8 +23,8 @@ import pytest
 
 from contracts import Topology
 from deploy.processes import ServiceGroup
+from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.client.client import DurableClient
 from services.common.db import create_pool
 from services.common.migrate import apply_migrations
 from tests.helpers import broker_users

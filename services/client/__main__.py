@@ -16,10 +16,10 @@ from aio_pika.abc import AbstractConnection
 
 from contracts import limits
 from durable.broker import Publisher
+from durable.client.client import DurableClient
 from services.client.api import create_app
 from services.client.approvers import ApproverIdentities, ApproverIdentitiesError
 from services.client.auth import AccessKeys, AccessKeysError
-from services.client.client import DurableClient
 from services.client.consumers import ApprovalConsumers
 from services.client.settings import ClientSettings
 from services.common.consuming import ConnectionSupervisor

@@ -17,9 +17,9 @@ from pydantic import BaseModel, JsonValue
 
 from contracts import OrchestrationStatus
 from contracts.limits import ValueRefusedError, check_json_value
-from services.client.client import DurableClient
+from durable.client.client import DurableClient
+from durable.client.payloads import RPC_PREFIX
 from services.client.filters import parse_statuses, parse_time
-from services.client.payloads import RPC_PREFIX
 
 
 class ApiError(Exception):

@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
 
 from contracts import OrchestrationStatus
+from durable.client.errors import InstanceRunningError
+from durable.client.payloads import instance_url, status_payload
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -32,9 +34,7 @@ from services.client.api_schemas import (
     PurgeResult,
     header,
 )
-from services.client.errors import InstanceRunningError
 from services.client.history_view import history_events
-from services.client.payloads import instance_url, status_payload
 
 STATUS_RETRY_AFTER_SECONDS = "5"
 CONTINUATION_HEADER = "x-ms-continuation-token"

@@ -19,6 +19,12 @@ import structlog
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from durable.client.client import DurableClient
+from durable.client.errors import (
+    InstanceEndedError,
+    InstanceNotFailedError,
+    InstanceNotFoundError,
+)
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -38,12 +44,6 @@ from services.client.api_orchestrators import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, opens_protected_events
-from services.client.client import DurableClient
-from services.client.errors import (
-    InstanceEndedError,
-    InstanceNotFailedError,
-    InstanceNotFoundError,
-)
 from services.common.instances import InstanceStatus
 
 log = structlog.get_logger(__name__)

@@ -24,6 +24,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
 
 from contracts.limits import ValueRefusedError
+from durable.client.check_status import START_RETRY_AFTER_SECONDS
+from durable.client.client import DurableClient, ExistingInstancePolicy
+from durable.client.errors import InstanceExistsError
+from durable.client.payloads import check_status_payload, status_payload
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -35,10 +39,6 @@ from services.client.api_common import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, has_management_access
-from services.client.check_status import START_RETRY_AFTER_SECONDS
-from services.client.client import DurableClient, ExistingInstancePolicy
-from services.client.errors import InstanceExistsError
-from services.client.payloads import check_status_payload, status_payload
 
 log = structlog.get_logger(__name__)
 

@@ -24,6 +24,15 @@ import typer
 from pydantic import JsonValue
 
 from contracts import OrchestrationStatus
+from durable.client.client import (
+    DurableClient,
+    ExistingInstancePolicy,
+    InstanceEndedError,
+    InstanceExistsError,
+    InstanceNotFailedError,
+    InstanceNotFoundError,
+    InstanceRunningError,
+)
 from services.client import cli_output
 from services.client.cli_session import (
     EXIT_REFUSED,
@@ -32,15 +41,6 @@ from services.client.cli_session import (
     CliError,
     run,
     usage_error,
-)
-from services.client.client import (
-    DurableClient,
-    ExistingInstancePolicy,
-    InstanceEndedError,
-    InstanceExistsError,
-    InstanceNotFailedError,
-    InstanceNotFoundError,
-    InstanceRunningError,
 )
 from services.client.filters import parse_statuses, parse_time
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from services.client.payloads import format_time, format_timestamp, output_of, status_payload
+from durable.client.payloads import format_time, format_timestamp, output_of, status_payload
 from services.common.events import StoredEvent
 from services.common.instances import InstanceStatus
 

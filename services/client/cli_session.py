@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from contracts import limits
 from contracts.limits import ValueRefusedError
 from durable.broker import Publisher, PublishFailedError
+from durable.client.client import DurableClient
+from durable.client.errors import StartOutcomeUnknownError
 from durable.settings import CommonSettings
-from services.client.client import DurableClient
-from services.client.errors import StartOutcomeUnknownError
 from services.common.db import create_pool
 from services.common.logging import configure_logging
 

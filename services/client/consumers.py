@@ -43,14 +43,14 @@ from contracts.approval import (
     ProposalSubmittedMessage,
 )
 from durable.broker import Publisher, PublishFailedError, dead_letter, declare
-from services.client.approvers import ApproverIdentities
-from services.client.client import (
+from durable.client.client import (
     DurableClient,
     ExistingInstancePolicy,
     InstanceEndedError,
     InstanceExistsError,
     InstanceNotFoundError,
 )
+from services.client.approvers import ApproverIdentities
 from services.common.consuming import ChannelWatch, consuming_channel
 
 log = structlog.get_logger(__name__)

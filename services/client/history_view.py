@@ -44,7 +44,7 @@ from contracts import (
     TimerCreated,
     TimerFired,
 )
-from services.client.payloads import format_timestamp
+from durable.client.payloads import format_timestamp
 
 View: TypeAlias = dict[str, JsonValue]
 _Scheduling: TypeAlias = TaskScheduled | SubOrchestrationInstanceCreated

@@ -15,7 +15,7 @@ import pytest
 from contracts import EventRaised, OrchestrationStatus, TimerCreated, Topology
 from contracts.approval import APPROVAL_ORCHESTRATOR
 from deploy.processes import ServiceGroup
-from services.client.client import DurableClient
+from durable.client.client import DurableClient
 from tests.conftest import AMQP_URL, activity_names_under_test, unique
 from tests.helpers.approval import (
     HEAD,

@@ -13,8 +13,8 @@ import pytest
 
 from contracts import OrchestrationStatus
 from deploy.processes import PROJECT_ROOT, ServiceGroup
+from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.client.client import DurableClient
 from tests.conftest import free_port, unique
 from tests.helpers.waiting import assert_eventually
 

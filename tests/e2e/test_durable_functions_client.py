@@ -21,7 +21,7 @@ import pytest
 from azure.durable_functions import DurableOrchestrationClient, OrchestrationRuntimeStatus
 from azure.durable_functions.models.utils import http_utils
 
-from services.client.payloads import durable_client_binding
+from durable.client.payloads import durable_client_binding
 from tests.conftest import MANAGEMENT_KEY, unique
 from tests.helpers.waiting import assert_eventually
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from contracts import EventRaised, OrchestrationStatus
-from services.client.client import DurableClient, InstanceEndedError
-from services.client.payloads import RPC_PREFIX
+from durable.client.client import DurableClient, InstanceEndedError
+from durable.client.payloads import RPC_PREFIX
 from tests.conftest import MANAGEMENT_KEY, ROTATED_MANAGEMENT_KEY, START_KEY, unique
 from tests.helpers.http import PREFIX, poll_until_status
 from tests.helpers.routes import MANAGEMENT, ROUTES, START, Route, Scene, request_of

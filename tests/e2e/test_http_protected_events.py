@@ -13,8 +13,8 @@ import pytest
 
 from contracts import EventRaised
 from contracts.approval import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
-from services.client.client import DurableClient, InstanceEndedError
-from services.client.payloads import RPC_PREFIX
+from durable.client.client import DurableClient, InstanceEndedError
+from durable.client.payloads import RPC_PREFIX
 from tests.conftest import MANAGEMENT_KEY, START_KEY, unique
 from tests.helpers import approval
 from tests.helpers.http import PREFIX

@@ -21,9 +21,9 @@ from schemathesis.config import SchemathesisConfig
 
 from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
+from durable.client.client import DurableClient
 from durable.settings import CommonSettings
 from services.client.api import create_app
-from services.client.client import DurableClient
 from services.client.settings import ClientSettings
 from tests.conftest import (
     AMQP_URL,

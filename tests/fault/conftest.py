@@ -11,8 +11,8 @@ import pytest
 
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
+from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.client.client import DurableClient
 from services.common.db import create_pool
 from tests.conftest import (
     AMQP_URL,

@@ -18,8 +18,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from contracts import Topology
 from durable import FunctionApp
 from durable.broker import Publisher, connect, declare_activity_queues
+from durable.client.client import DurableClient
 from services.activities.worker import ActivityWorker
-from services.client.client import DurableClient
 from services.common.db import create_pool
 from services.common.loader import load_function_apps
 from services.orchestrator.cache import InstanceCache

@@ -27,9 +27,9 @@ from contracts import (
 )
 from durable import FunctionApp
 from durable.broker import OutgoingMessage, Publisher, carrier
+from durable.client.client import DurableClient
 from services.activities.results import ResultSender
 from services.activities.worker import ActivityWorker
-from services.client.client import DurableClient
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import Committed, OrchestrationHandler

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from contracts import FailureDetails, OrchestrationStatus
-from services.client.client import DurableClient, InstanceNotFoundError
-from services.client.payloads import PREFIX
+from durable.client.client import DurableClient, InstanceNotFoundError
+from durable.client.payloads import PREFIX
 from tests.conftest import unique
 from tests.integration.read_model import set_state
 

@@ -1,4 +1,4 @@
-"""Concurrent starts are written together (``services/client/starts.py``), and each caller still
+"""Concurrent starts are written together (``durable/client/starts.py``), and each caller still
 gets its own outcome: its instance, ``InstanceExistsError``, or the database's refusal."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from aio_pika.abc import AbstractChannel
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestrationStatus, Topology
 from contracts.limits import ValueRefusedError
 from durable.broker import OutgoingMessage
-from services.client.client import DurableClient, InstanceExistsError
-from services.client.starts import StartBatcher
+from durable.client.client import DurableClient, InstanceExistsError
+from durable.client.starts import StartBatcher
 from services.common.instances import NewInstance
 from services.common.outbox import OutboxCleaner
 from tests.conftest import unique

@@ -9,8 +9,8 @@ from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestrationStatus, OrchestratorMessage, Topology
 from durable.broker import Publisher
+from durable.client.client import DurableClient, ExistingInstancePolicy, InstanceExistsError
 from durable.settings import CommonSettings
-from services.client.client import DurableClient, ExistingInstancePolicy, InstanceExistsError
 from tests.conftest import unique
 from tests.integration.queues import receive
 from tests.integration.read_model import set_state

@@ -17,8 +17,8 @@ from aio_pika.abc import AbstractConnection
 from contracts import OrchestrationStatus, Topology
 from durable import FunctionApp
 from durable.broker import Publisher, connect, declare_activity_queues
+from durable.client.client import DurableClient
 from services.activities.worker import ActivityWorker
-from services.client.client import DurableClient
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler

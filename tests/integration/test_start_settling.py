@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from durable.client.starts import settle_start
 from services.client import starts
-from services.client.starts import settle_start
 from services.common.db import create_pool
 from services.common.instances import NewInstance, insert_instances_txn
 from tests.conftest import unique

@@ -20,8 +20,8 @@ import pytest
 
 from contracts import OrchestrationStatus
 from deploy.processes import PROJECT_ROOT, ServiceGroup
+from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.client.client import DurableClient
 from services.common.db import create_pool
 from tests.conftest import (
     AMQP_URL,

@@ -10,15 +10,15 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from services.client.api import create_app
-from services.client.api_common import ApiError, parse_json_body
-from services.client.auth import AccessKeys, AccessKeysError, KeyScope
-from services.client.payloads import (
+from durable.client.payloads import (
     PREFIX,
     RPC_PREFIX,
     check_status_payload,
     durable_client_binding,
 )
+from services.client.api import create_app
+from services.client.api_common import ApiError, parse_json_body
+from services.client.auth import AccessKeys, AccessKeysError, KeyScope
 from services.client.settings import ClientSettings
 from tests.helpers.routes import ROUTES, Scene
 

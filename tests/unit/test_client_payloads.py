@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from contracts import FailureDetails, OrchestrationStatus
-from services.client.filters import parse_statuses, parse_time
-from services.client.payloads import (
+from durable.client.payloads import (
     check_status_payload,
     format_time,
     format_timestamp,
     status_payload,
 )
+from services.client.filters import parse_statuses, parse_time
 from services.common.instances import InstanceStatus
 
 CREATED = datetime(2026, 1, 31, 9, 0, 0, 987654, tzinfo=UTC)

@@ -39,12 +39,11 @@ from contracts import (
 from contracts.limits import check_instance_id, check_short_string
 from contracts.values import to_json_value
 from durable.broker import OutgoingMessage, Publisher
-from durable.settings import CommonSettings
-from services.client.check_status import (
+from durable.client.check_status import (
     CheckStatusResponse,
     wait_for_completion_or_check_status,
 )
-from services.client.errors import (
+from durable.client.errors import (
     InstanceEndedError,
     InstanceExistsError,
     InstanceNotFailedError,
@@ -52,9 +51,10 @@ from services.client.errors import (
     InstanceRunningError,
     StartOutcomeUnknownError,
 )
-from services.client.paging import InstancePage
-from services.client.queries import InstanceQueries
-from services.client.starts import StartBatcher, settle_start
+from durable.client.paging import InstancePage
+from durable.client.queries import InstanceQueries
+from durable.client.starts import StartBatcher, settle_start
+from durable.settings import CommonSettings
 from services.common.db import create_pool
 from services.common.instances import (
     ExistingInstancePolicy,

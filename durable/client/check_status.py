@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import OrchestrationStatus
-from services.client.errors import InstanceNotFoundError
-from services.client.payloads import check_status_payload, status_payload
+from durable.client.errors import InstanceNotFoundError
+from durable.client.payloads import check_status_payload, status_payload
 from services.common.instances import InstanceStatus
 
 START_RETRY_AFTER_SECONDS = "10"

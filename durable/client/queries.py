@@ -13,8 +13,8 @@ import asyncpg
 
 from contracts import OrchestrationStatus
 from contracts.values import to_json_value
-from services.client.errors import InstanceRunningError
-from services.client.paging import (
+from durable.client.errors import InstanceRunningError
+from durable.client.paging import (
     InstancePage,
     decode_continuation_token,
     encode_continuation_token,

@@ -6,6 +6,8 @@ activity may ask for an ``ActivityContext``.
 
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp, RegistrationError
+from durable.client import DurableClient
+from durable.settings import CommonSettings
 from services.orchestrator.engine import (
     ActivityTimeoutError,
     EventTimeoutError,
@@ -24,6 +26,8 @@ __all__ = [
     "ActivityContext",
     "ActivityDefinition",
     "ActivityTimeoutError",
+    "CommonSettings",
+    "DurableClient",
     "DurableOrchestrationContext",
     "EventTimeoutError",
     "FunctionApp",

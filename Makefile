@@ -37,9 +37,10 @@ test: venv services  ## run the whole test suite (unit, integration, end-to-end,
 test-fast: venv  ## unit tests only (no Postgres or RabbitMQ needed)
 	$(PY) -m pytest tests/unit
 
-lint: venv  ## ruff lint and format check
+lint: venv  ## ruff lint and format check, and the import contracts of .importlinter
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: venv  ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .

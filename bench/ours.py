@@ -33,9 +33,9 @@ from bench.measure import (
     percentile,
     wait_until,
 )
+from engine import OrchestrationExecutor
 from services.common.events import load_history
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS
-from services.orchestrator.engine import OrchestrationExecutor
 
 # --- the workloads ---------------------------------------------------------------------------
 

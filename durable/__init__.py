@@ -1,23 +1,23 @@
-"""The user-facing SDK: register functions, write orchestrators, call them from a client.
+"""The SDK: what user code imports to register functions and write orchestrators.
 
 Orchestrator code receives an ``OrchestrationContext`` (azure-functions-durable's names); an
-activity may ask for an ``ActivityContext``.
+activity may ask for an ``ActivityContext``. The client that starts and manages instances is
+``durable.client.DurableClient``, apart, so that code which only defines functions (and the
+engine that runs it) loads no database or broker library. The package depends on
+``contracts`` and its libraries only: the services run it, it never imports them.
 """
 
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp, RegistrationError
-from durable.client import DurableClient
-from durable.settings import CommonSettings
-from services.orchestrator.engine import (
+from durable.context import OrchestrationContext
+from durable.errors import (
     ActivityTimeoutError,
     EventTimeoutError,
     NonDeterminismError,
-    OrchestrationContext,
-    RetryOptions,
-    Task,
     TaskFailedError,
-    TimerTask,
 )
+from durable.retry import RetryOptions
+from durable.tasks import Task, TimerTask
 
 DurableOrchestrationContext = OrchestrationContext
 """azure-functions-durable's name for the orchestration context."""
@@ -26,8 +26,6 @@ __all__ = [
     "ActivityContext",
     "ActivityDefinition",
     "ActivityTimeoutError",
-    "CommonSettings",
-    "DurableClient",
     "DurableOrchestrationContext",
     "EventTimeoutError",
     "FunctionApp",

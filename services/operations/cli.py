@@ -18,6 +18,7 @@ from typing import Annotated, TypeVar
 import typer
 from typer.exceptions import TyperException
 
+from engine import OrchestratorFunction
 from services.common.loader import FunctionModuleError, load_function_apps
 from services.operations import cli_dlq, cli_output
 from services.operations.checkpoint import Checkpoint, exclusive, load
@@ -39,7 +40,6 @@ from services.operations.session import (
 )
 from services.operations.streams import StreamPrinter, show_stream
 from services.operations.transfer import export_streams, import_streams
-from services.orchestrator.engine import OrchestratorFunction
 
 app = typer.Typer(
     name="durable-ops",

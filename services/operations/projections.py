@@ -49,7 +49,7 @@ from contracts import (
     OrchestrationStatus,
     OrchestratorStarted,
 )
-from services.orchestrator.engine import Decision, OrchestrationExecutor, OrchestratorFunction
+from engine import Decision, OrchestrationExecutor, OrchestratorFunction
 
 FIELDS = (
     "name",

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from engine import OrchestratorFunction
 from services.common.db import Connection
 from services.common.instances import json_text
 from services.operations.projections import (
@@ -27,7 +28,6 @@ from services.operations.projections import (
 from services.operations.selection import InstanceSelection, selected_ids
 from services.operations.session import Progress
 from services.operations.stored import ROW_COLUMNS, failure_json, live_row, load_stream
-from services.orchestrator.engine import OrchestratorFunction
 
 BUSY_RETRIES = 5
 BUSY_PAUSE_SECONDS = 0.2

@@ -23,6 +23,8 @@ from contracts import (
     HistoryEvent,
     OrchestrationStatus,
 )
+from engine import Decision, OrchestratorFunction
+from engine.actions import describe_event
 from services.operations.projections import (
     StreamEvent,
     current_execution,
@@ -32,8 +34,6 @@ from services.operations.projections import (
 from services.operations.selection import InstanceSelection, selected_ids
 from services.operations.session import Progress
 from services.operations.stored import load_stream
-from services.orchestrator.engine import Decision, OrchestratorFunction
-from services.orchestrator.engine.actions import describe_event
 
 
 @dataclass(frozen=True)

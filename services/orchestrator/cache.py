@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from contracts import EventRaised, ExecutionStarted, ParentInstance
 from durable.app import FunctionApp
+from engine import OrchestrationExecutor
 from services.common.events import StoredEvent
-from services.orchestrator.engine import OrchestrationExecutor
 
 if TYPE_CHECKING:  # the store's module imports the cache's, through the timers
     from services.orchestrator.store import InstanceRecord

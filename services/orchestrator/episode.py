@@ -22,10 +22,10 @@ from contracts import (
     Topology,
 )
 from durable.broker import OutgoingMessage
+from engine import ContinueAsNewRequest, Decision
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
-from services.orchestrator.engine import ContinueAsNewRequest, Decision
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
 from services.orchestrator.timers import TimerKey, TimerRow
 

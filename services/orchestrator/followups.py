@@ -25,9 +25,9 @@ from contracts import (
     deterministic_message_id,
 )
 from durable.broker import OutgoingMessage
+from engine import Decision
 from services.common.db import Connection
 from services.common.instances import NewInstance, insert_instances_txn, json_text
-from services.orchestrator.engine import Decision
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from contracts import (
     Topology,
 )
 from durable.app import FunctionApp
+from engine import Decision
 from services.common.db import (
     AmbiguousCommitError,
     Connection,
@@ -53,7 +54,6 @@ from services.common.outbox import OutboxRecord, insert_outbox_txn
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
 from services.orchestrator.dispatch import batched_tasks
-from services.orchestrator.engine import Decision
 from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 from services.orchestrator.followups import (
     move_executions_txn,

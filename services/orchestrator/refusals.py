@@ -12,8 +12,8 @@ from __future__ import annotations
 import structlog
 
 from contracts import EventRaised, ExecutionRewound, OrchestratorMessage
+from engine import Refusal
 from services.orchestrator.cache import InstanceState
-from services.orchestrator.engine import Refusal
 from services.orchestrator.episode import Batch, RefusedMessage
 
 

@@ -21,12 +21,12 @@ from contracts import (
     deterministic_message_id,
 )
 from durable.app import FunctionApp
+from engine import OrchestrationExecutor
+from engine.rewind import open_work, rewound_history
 from services.common.events import StoredEvent
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
-from services.orchestrator.engine import OrchestrationExecutor
-from services.orchestrator.engine.rewind import open_work, rewound_history
 from services.orchestrator.episode import Batch, EpisodeRecorder, child_start
 from services.orchestrator.followups import Continuation
 from services.orchestrator.timers import TimerRow

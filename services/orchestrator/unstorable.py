@@ -31,13 +31,13 @@ from contracts import (
     OrchestratorMessage,
     OrchestratorStarted,
 )
+from engine import Decision
 from services.common.db import Connection, in_transaction
 from services.common.events import load_histories_txn
 from services.common.instances import json_text
 from services.common.outbox import OutboxRecord
 from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
-from services.orchestrator.engine import Decision
 from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 
 log = structlog.get_logger(__name__)

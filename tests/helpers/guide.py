@@ -35,7 +35,7 @@ from durable import (
     ActivityContext,
     FunctionApp,
 )
-from services.orchestrator.engine import Decision, OrchestrationExecutor, replay
+from engine import Decision, OrchestrationExecutor, replay
 from tests.helpers.history import T0, HistoryBuilder
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide"

@@ -15,7 +15,7 @@ from contracts import (
     TimerCreated,
 )
 from contracts.approval import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
-from services.orchestrator.engine import OrchestrationExecutor
+from engine import OrchestrationExecutor
 from tests.helpers.history import T0, HistoryBuilder
 from workflows.approval import NOTIFY_RETRY_SECONDS, proposal_approval
 from workflows.approval_config import ApprovalPlan, Assignment

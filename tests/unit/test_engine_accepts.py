@@ -17,7 +17,7 @@ from contracts import (
     TimerFired,
 )
 from contracts.failure import FailureDetails
-from services.orchestrator.engine import OrchestrationExecutor
+from engine import OrchestrationExecutor
 from tests.helpers.history import T0, HistoryBuilder
 
 LATER = T0 + timedelta(minutes=1)

@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contracts import TaskStarted, TimerCreated
-from services.orchestrator.engine import (
-    ActivityTimeoutError,
-    OrchestrationExecutor,
-    RetryOptions,
-    TaskFailedError,
-)
+from durable.errors import ActivityTimeoutError, TaskFailedError
+from durable.retry import RetryOptions
+from engine import OrchestrationExecutor
 from tests.helpers.history import HistoryBuilder
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts import OrchestrationStatus, TaskScheduled
 from durable import DurableOrchestrationContext, FunctionApp
-from services.orchestrator.engine import replay
+from engine import replay
 from tests.helpers.history import HistoryBuilder
 
 app = FunctionApp()

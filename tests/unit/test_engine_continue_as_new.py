@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts import ContinueAsNew, OrchestrationStatus
-from services.orchestrator.engine import OrchestrationExecutor
+from engine import OrchestrationExecutor
 from tests.helpers.history import HistoryBuilder
 
 

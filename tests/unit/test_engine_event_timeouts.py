@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contracts import OrchestrationStatus, TimerCreated, TimerFired
-from services.orchestrator.engine import EventTimeoutError, OrchestrationExecutor
+from durable.errors import EventTimeoutError
+from engine import OrchestrationExecutor
 from tests.helpers.history import T0, HistoryBuilder
 
 DEADLINE = T0 + timedelta(hours=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import OrchestrationStatus
-from services.orchestrator.engine import replay
+from engine import replay
 from tests.helpers.history import HistoryBuilder
 
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from contracts import ExecutionFailed, FailureDetails, OrchestrationStatus, TaskScheduled
-from services.orchestrator.engine import TaskFailedError, replay
+from durable.errors import TaskFailedError
+from engine import replay
 from tests.helpers.history import HistoryBuilder
 
 

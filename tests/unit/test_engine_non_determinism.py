@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from contracts import OrchestrationStatus
-from services.orchestrator.engine import replay
+from engine import replay
 from tests.helpers.history import T0, HistoryBuilder
 
 

@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from contracts import FailureDetails, OrchestrationStatus, TaskScheduled, TimerCreated
-from services.orchestrator.engine import OrchestrationExecutor, RetryOptions, TaskFailedError
+from durable.errors import TaskFailedError
+from durable.retry import RetryOptions
+from engine import OrchestrationExecutor
 from tests.helpers.history import T0, HistoryBuilder
 
 POLICY = RetryOptions(

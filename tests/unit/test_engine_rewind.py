@@ -11,8 +11,9 @@ from contracts import (
     TaskFailed,
     TaskScheduled,
 )
-from services.orchestrator.engine import OrchestrationExecutor, RetryOptions
-from services.orchestrator.engine.rewind import open_work, rewound_history
+from durable.retry import RetryOptions
+from engine import OrchestrationExecutor
+from engine.rewind import open_work, rewound_history
 from tests.helpers.history import HistoryBuilder
 
 

@@ -12,7 +12,9 @@ from contracts import (
     SubOrchestrationInstanceFailed,
 )
 from contracts.limits import check_instance_id
-from services.orchestrator.engine import OrchestrationExecutor, RetryOptions, TaskFailedError
+from durable.errors import TaskFailedError
+from durable.retry import RetryOptions
+from engine import OrchestrationExecutor
 from tests.helpers.history import HistoryBuilder
 
 CHILD_FAILURE = FailureDetails(error_type="ValueError", message="child gave up")

@@ -9,7 +9,7 @@ from contracts import (
     OrchestrationStatus,
     TaskCompleted,
 )
-from services.orchestrator.engine import OrchestrationExecutor
+from engine import OrchestrationExecutor
 from tests.helpers.history import T0, HistoryBuilder
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from contracts import OrchestrationStatus
-from services.orchestrator.engine import TaskFailedError, replay
+from durable.errors import TaskFailedError
+from engine import replay
 from tests.helpers.history import T0, HistoryBuilder
 
 DEADLINE = T0 + timedelta(minutes=5)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts import OrchestrationStatus, TimerCreated, TimerFired
-from services.orchestrator.engine import OrchestrationExecutor, replay
+from engine import OrchestrationExecutor, replay
 from tests.helpers.history import T0, HistoryBuilder
 
 AT_NOON = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

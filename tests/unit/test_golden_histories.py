@@ -17,7 +17,7 @@ import pytest
 
 from contracts import ExecutionCompleted, HistoryEvent, OrchestrationStatus, TaskScheduled
 from contracts.history import HISTORY_EVENT_ADAPTER
-from services.orchestrator.engine import OrchestrationExecutor
+from engine import OrchestrationExecutor
 from tests.apps.functions import catches_failing_activity
 from workflows.samples import fan_out_fan_in, hello_cities
 

@@ -19,7 +19,7 @@ from durable import (
     FunctionApp,
     OrchestrationContext,
 )
-from services.orchestrator.engine import OrchestrationExecutor, replay
+from engine import OrchestrationExecutor, replay
 from tests.helpers.guide import (
     GUIDE,
     Run,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from contracts import OrchestrationStatus
 from contracts.typed import BoundaryError
 from durable import ActivityContext, FunctionApp, OrchestrationContext
-from services.orchestrator.engine import OrchestrationExecutor, replay
+from engine import OrchestrationExecutor, replay
 from tests.helpers.history import HistoryBuilder
 
 

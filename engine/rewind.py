@@ -22,7 +22,7 @@ from contracts import (
     TaskScheduled,
     TimerCreated,
 )
-from services.orchestrator.engine.executor import OrchestrationExecutor, OrchestratorFunction
+from engine.executor import OrchestrationExecutor, OrchestratorFunction
 
 
 def rewound_history(

@@ -47,31 +47,32 @@ from contracts import (
 from contracts.limits import ValueRefusedError, check_instance_id
 from contracts.typed import BoundaryError, checked
 from contracts.values import to_json_value
-from services.orchestrator.engine.actions import (
-    CreateSubOrchestration,
-    CreateTimer,
-    PendingActions,
-    ScheduleTask,
-)
-from services.orchestrator.engine.child_ids import default_child_id
-from services.orchestrator.engine.context import OrchestrationContext, function_name
-from services.orchestrator.engine.decision import ContinueAsNewRequest, Decision
-from services.orchestrator.engine.errors import (
+from durable.context import function_name
+from durable.errors import (
     EventTimeoutError,
     NonDeterminismError,
 )
-from services.orchestrator.engine.external_events import ExternalEvents
-from services.orchestrator.engine.open_calls import CallKind, Delivery, OpenCalls
-from services.orchestrator.engine.refusal import Refusal
-from services.orchestrator.engine.suspended import SuspendedCode
-from services.orchestrator.engine.tasks import (
+from durable.tasks import (
     ActivityCallTask,
     EventWithTimeoutTask,
     SubOrchestrationTask,
     Task,
     TimerTask,
 )
-from services.orchestrator.engine.typing_boundaries import orchestrator_types
+from engine.actions import (
+    CreateSubOrchestration,
+    CreateTimer,
+    PendingActions,
+    ScheduleTask,
+)
+from engine.child_ids import default_child_id
+from engine.context import ReplayContext
+from engine.decision import ContinueAsNewRequest, Decision
+from engine.external_events import ExternalEvents
+from engine.open_calls import CallKind, Delivery, OpenCalls
+from engine.refusal import Refusal
+from engine.suspended import SuspendedCode
+from engine.typing_boundaries import orchestrator_types
 
 # Called with the context, and with the input too when it takes a second parameter.
 OrchestratorFunction = Callable[..., Any]
@@ -88,7 +89,7 @@ class OrchestrationExecutor:
     def __init__(self, orchestrator: OrchestratorFunction, instance_id: str) -> None:
         self._orchestrator = orchestrator
         self._description = f"orchestrator {function_name(orchestrator)!r}"
-        self.context = OrchestrationContext(self, instance_id)
+        self.context = ReplayContext(self, instance_id)
         self.execution_id = ""
         self._code: SuspendedCode | None = None
         self._actions = PendingActions()

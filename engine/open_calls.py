@@ -20,14 +20,14 @@ from pydantic import JsonValue
 
 from contracts import FailureDetails
 from contracts.typed import BoundaryError
-from services.orchestrator.engine.errors import ActivityTimeoutError, TaskFailedError
-from services.orchestrator.engine.refusal import Refusal
-from services.orchestrator.engine.tasks import (
+from durable.errors import ActivityTimeoutError, TaskFailedError
+from durable.tasks import (
     ActivityCallTask,
     CompletableTask,
     SubOrchestrationTask,
     TimerTask,
 )
+from engine.refusal import Refusal
 
 Delivery = Callable[[], None]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import JsonValue
 
 from contracts import FailureDetails, HistoryEvent, OrchestrationStatus
-from services.orchestrator.engine.errors import NonDeterminismError
+from durable.errors import NonDeterminismError
 
 
 @dataclass(frozen=True)

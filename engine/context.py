@@ -1,8 +1,8 @@
-"""The orchestration context: the API orchestrator code calls.
+"""The engine's orchestration context: ``durable.context.OrchestrationContext`` implemented.
 
-Method names and meaning follow azure-functions-durable's ``DurableOrchestrationContext``, so
-orchestrators written for it run unchanged. Everything here is deterministic: time comes from
-the history (``current_utc_datetime``), ids from the instance id and a counter (``new_uuid``).
+Orchestrator code sees the protocol (its docstrings say what each method does); this class
+turns each call into the executor's actions. Time comes from the history, ids from the
+instance id and a counter: nothing here reads a clock or draws a random number.
 """
 
 from __future__ import annotations
@@ -16,26 +16,27 @@ from pydantic import JsonValue, TypeAdapter
 
 from contracts.typed import adapter_for, checked
 from contracts.values import to_json_value
-from services.orchestrator.engine.retry import RetryOptions, RetryTask
-from services.orchestrator.engine.tasks import (
+from durable.context import OrchestrationContext, function_name
+from durable.retry import RetryOptions
+from durable.tasks import (
     CompletableTask,
-    ExternalEventTask,
     Task,
     TimerTask,
     WhenAllTask,
     WhenAnyTask,
 )
-from services.orchestrator.engine.typing_boundaries import result_converter
+from engine.retry import RetryTask
+from engine.typing_boundaries import result_converter
 
 if TYPE_CHECKING:
-    from services.orchestrator.engine.executor import OrchestrationExecutor
+    from engine.executor import OrchestrationExecutor
 
 _UUID_NAMESPACE = uuid.UUID("0c6e8d3e-0f5b-4a53-9b67-7c5e0a4f2b11")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class OrchestrationContext:
-    """What an orchestrator function receives. Only call it from orchestrator code."""
+class ReplayContext:
+    """The context the executor hands to orchestrator code while it replays a history."""
 
     def __init__(self, executor: OrchestrationExecutor, instance_id: str) -> None:
         self._executor = executor
@@ -51,42 +52,37 @@ class OrchestrationContext:
 
     @property
     def instance_id(self) -> str:
-        """The id of this orchestration instance."""
         return self._instance_id
 
     @property
     def parent_instance_id(self) -> str | None:
-        """The parent's instance id when this runs as a sub-orchestration, else ``None``."""
         return self._parent_instance_id
 
     @property
     def current_utc_datetime(self) -> datetime:
-        """The current time, replay-safe: when the running episode started, from the history."""
         return self._current_utc_datetime
 
     @property
     def is_replaying(self) -> bool:
-        """True while the code re-runs a part it ran before (use it to silence duplicate logs)."""
         return self._is_replaying
 
     def get_input(self, model: Any = None) -> Any:
-        """The orchestration's input, as decoded JSON, or validated into ``model`` (a pydantic
-        model, or a type involving one) when given; a mismatch raises ``BoundaryError``."""
         if model is None:
             return self._input
         adapter = adapter_for(model) or TypeAdapter(model)
         return checked(adapter, self._input, "the orchestration", "input")
 
     def new_uuid(self) -> str:
-        """A UUID that is the same on every replay (name-based, from instance id, time, counter)."""
         name = f"{self._instance_id}_{self._current_utc_datetime.isoformat()}_{self._uuid_counter}"
         self._uuid_counter += 1
         return str(uuid.uuid5(_UUID_NAMESPACE, name))
 
+    def new_guid(self) -> str:
+        return self.new_uuid()
+
     # --- custom status -----------------------------------------------------------------------
 
     def set_custom_status(self, status: Any) -> None:
-        """Publish a JSON-serializable status value, visible to clients while the instance runs."""
         self._custom_status = to_json_value(status, "the custom status")
 
     @property
@@ -102,12 +98,6 @@ class OrchestrationContext:
         *,
         timeout: timedelta | float | None = None,
     ) -> Task[Any]:
-        """Schedule the activity ``name`` with ``input_``; the task completes with its result.
-
-        If the activity fails, awaiting the task raises ``TaskFailedError``. With ``timeout``
-        (a ``timedelta`` or seconds), it fails with ``ActivityTimeoutError`` when the activity
-        has not finished that long after a worker started it, even if the worker died.
-        """
         activity_name = function_name(name)
         task = self._executor.schedule_task(
             activity_name,
@@ -124,10 +114,6 @@ class OrchestrationContext:
         *,
         timeout: timedelta | float | None = None,
     ) -> Task[Any]:
-        """``call_activity``, attempted again after failures as ``retry_options`` says.
-
-        The waits between attempts are durable timers. Fails with the last attempt's failure.
-        """
         activity_name = function_name(name)
         data = to_json_value(input_, f"the input of activity {activity_name!r}")
         limit = _as_timedelta(timeout)
@@ -147,12 +133,6 @@ class OrchestrationContext:
         input_: Any = None,
         instance_id: str | None = None,
     ) -> Task[Any]:
-        """Run the orchestrator ``name`` as a child instance; completes with its output.
-
-        ``instance_id`` defaults (when None or empty) to one derived from this instance's. A
-        child that fails (or is terminated) raises ``TaskFailedError`` here, with the child's
-        failure as details.
-        """
         orchestrator = function_name(name)
         data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
         task = self._executor.create_sub_orchestration(orchestrator, data, instance_id)
@@ -165,7 +145,6 @@ class OrchestrationContext:
         input_: Any = None,
         instance_id: str | None = None,
     ) -> Task[Any]:
-        """``call_sub_orchestrator``, attempted again after failures as ``retry_options`` says."""
         orchestrator = function_name(name)
         data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
         return RetryTask(
@@ -178,18 +157,11 @@ class OrchestrationContext:
         )
 
     def continue_as_new(self, input_: Any, preserve_unprocessed_events: bool = False) -> None:
-        """When the orchestrator returns, start over as a new execution with ``input_``.
-
-        The new execution starts with an empty history under the same instance id. Events
-        raised to this execution that it did not consume are passed on to the new one when
-        ``preserve_unprocessed_events`` is true, and dropped otherwise.
-        """
         self._executor.continue_as_new(
             to_json_value(input_, "the continue-as-new input"), preserve_unprocessed_events
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
-        """A durable timer that fires at ``fire_at`` (UTC), or after a ``timedelta`` from now."""
         if isinstance(fire_at, timedelta):
             fire_at = self._current_utc_datetime + fire_at
         elif fire_at.tzinfo is None:
@@ -199,21 +171,12 @@ class OrchestrationContext:
     def wait_for_external_event(
         self, name: str, timeout: timedelta | float | None = None
     ) -> Task[Any]:
-        """A task that completes with the data of the next event raised under ``name``.
-
-        Event names are case-insensitive. Events raised before anyone waits are kept, in order.
-        With ``timeout`` (a ``timedelta`` or seconds), the task fails with
-        ``EventTimeoutError`` (a ``TimeoutError``) if no event arrives in time; the wait is
-        then withdrawn, so a later event is kept for the next wait.
-        """
         return self._executor.wait_for_event(name, _as_timedelta(timeout))
 
     def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
-        """Completes with the list of all results, in order; fails when one task fails."""
         return WhenAllTask(tasks)
 
     def task_any(self, tasks: Sequence[Task[Any]]) -> WhenAnyTask:
-        """Completes with the first task to succeed (the task object; read ``.result``)."""
         return WhenAnyTask(tasks)
 
 
@@ -229,19 +192,5 @@ def _as_timedelta(value: timedelta | float | None) -> timedelta | None:
     return timedelta(seconds=value)
 
 
-def function_name(function: str | Callable[..., Any]) -> str:
-    """The registered name of a function, given the name or the function itself."""
-    if isinstance(function, str):
-        return function
-    registered = getattr(function, "__durable_name__", None)
-    return registered if isinstance(registered, str) else function.__name__
-
-
-__all__ = [
-    "CompletableTask",
-    "ExternalEventTask",
-    "OrchestrationContext",
-    "Task",
-    "TimerTask",
-    "function_name",
-]
+# mypy checks here that the engine's context is what the SDK promises orchestrator code.
+_IMPLEMENTS_THE_SDK_PROTOCOL: type[OrchestrationContext] = ReplayContext

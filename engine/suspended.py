@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from services.orchestrator.engine.errors import OrchestratorYieldError
-from services.orchestrator.engine.tasks import Task
+from durable.errors import OrchestratorYieldError
+from durable.tasks import Task
 
 Code = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 

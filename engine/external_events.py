@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from services.orchestrator.engine.tasks import ExternalEventTask
+from durable.tasks import ExternalEventTask
 
 
 class ExternalEvents:

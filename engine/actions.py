@@ -18,7 +18,7 @@ from contracts import (
     TaskScheduled,
     TimerCreated,
 )
-from services.orchestrator.engine.errors import NonDeterminismError
+from durable.errors import NonDeterminismError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,160 @@
+"""The orchestration context: what orchestrator code calls, as a protocol.
+
+Method names and meaning follow azure-functions-durable's ``DurableOrchestrationContext``, so
+orchestrators written for it run unchanged. The engine that replays orchestrators
+(``engine``) implements this protocol; orchestrator code needs only
+this module. Everything here is deterministic: time comes from the history
+(``current_utc_datetime``), ids from the instance id and a counter (``new_uuid``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import JsonValue
+
+from durable.retry import RetryOptions
+from durable.tasks import Task, TimerTask, WhenAllTask, WhenAnyTask
+
+
+@runtime_checkable
+class OrchestrationContext(Protocol):
+    """What an orchestrator function receives. Only call it from orchestrator code."""
+
+    @property
+    def instance_id(self) -> str:
+        """The id of this orchestration instance."""
+        ...
+
+    @property
+    def parent_instance_id(self) -> str | None:
+        """The parent's instance id when this runs as a sub-orchestration, else ``None``."""
+        ...
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        """The current time, replay-safe: when the running episode started, from the history."""
+        ...
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code re-runs a part it ran before (use it to silence duplicate logs)."""
+        ...
+
+    def get_input(self, model: Any = None) -> Any:
+        """The orchestration's input, as decoded JSON, or validated into ``model`` (a pydantic
+        model, or a type involving one) when given; a mismatch raises ``BoundaryError``."""
+        ...
+
+    def new_uuid(self) -> str:
+        """A UUID that is the same on every replay (name-based, from instance id, time, counter)."""
+        ...
+
+    def new_guid(self) -> str:
+        """``new_uuid``, under the name azure-functions-durable also gives it."""
+        ...
+
+    def set_custom_status(self, status: Any) -> None:
+        """Publish a JSON-serializable status value, visible to clients while the instance runs."""
+        ...
+
+    @property
+    def custom_status(self) -> JsonValue:
+        """The last value given to ``set_custom_status``."""
+        ...
+
+    def call_activity(
+        self,
+        name: str | Callable[..., Any],
+        input_: Any = None,
+        *,
+        timeout: timedelta | float | None = None,
+    ) -> Task[Any]:
+        """Schedule the activity ``name`` with ``input_``; the task completes with its result.
+
+        If the activity fails, awaiting the task raises ``TaskFailedError``. With ``timeout``
+        (a ``timedelta`` or seconds), it fails with ``ActivityTimeoutError`` when the activity
+        has not finished that long after a worker started it, even if the worker died.
+        """
+        ...
+
+    def call_activity_with_retry(
+        self,
+        name: str | Callable[..., Any],
+        retry_options: RetryOptions,
+        input_: Any = None,
+        *,
+        timeout: timedelta | float | None = None,
+    ) -> Task[Any]:
+        """``call_activity``, attempted again after failures as ``retry_options`` says.
+
+        The waits between attempts are durable timers. Fails with the last attempt's failure.
+        """
+        ...
+
+    def call_sub_orchestrator(
+        self,
+        name: str | Callable[..., Any],
+        input_: Any = None,
+        instance_id: str | None = None,
+    ) -> Task[Any]:
+        """Run the orchestrator ``name`` as a child instance; completes with its output.
+
+        ``instance_id`` defaults (when None or empty) to one derived from this instance's. A
+        child that fails (or is terminated) raises ``TaskFailedError`` here, with the child's
+        failure as details.
+        """
+        ...
+
+    def call_sub_orchestrator_with_retry(
+        self,
+        name: str | Callable[..., Any],
+        retry_options: RetryOptions,
+        input_: Any = None,
+        instance_id: str | None = None,
+    ) -> Task[Any]:
+        """``call_sub_orchestrator``, attempted again after failures as ``retry_options`` says."""
+        ...
+
+    def continue_as_new(self, input_: Any, preserve_unprocessed_events: bool = False) -> None:
+        """When the orchestrator returns, start over as a new execution with ``input_``.
+
+        The new execution starts with an empty history under the same instance id. Events
+        raised to this execution that it did not consume are passed on to the new one when
+        ``preserve_unprocessed_events`` is true, and dropped otherwise.
+        """
+        ...
+
+    def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
+        """A durable timer that fires at ``fire_at`` (UTC), or after a ``timedelta`` from now."""
+        ...
+
+    def wait_for_external_event(
+        self, name: str, timeout: timedelta | float | None = None
+    ) -> Task[Any]:
+        """A task that completes with the data of the next event raised under ``name``.
+
+        Event names are case-insensitive. Events raised before anyone waits are kept, in order.
+        With ``timeout`` (a ``timedelta`` or seconds), the task fails with
+        ``EventTimeoutError`` (a ``TimeoutError``) if no event arrives in time; the wait is
+        then withdrawn, so a later event is kept for the next wait.
+        """
+        ...
+
+    def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
+        """Completes with the list of all results, in order; fails when one task fails."""
+        ...
+
+    def task_any(self, tasks: Sequence[Task[Any]]) -> WhenAnyTask:
+        """Completes with the first task to succeed (the task object; read ``.result``)."""
+        ...
+
+
+def function_name(function: str | Callable[..., Any]) -> str:
+    """The registered name of a function, given the name or the function itself."""
+    if isinstance(function, str):
+        return function
+    registered = getattr(function, "__durable_name__", None)
+    return registered if isinstance(registered, str) else function.__name__

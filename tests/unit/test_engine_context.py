@@ -88,6 +88,32 @@ def test_new_uuid_differs_between_instances():
     assert one != other
 
 
+def test_new_guid_is_new_uuid_under_azure_functions_durables_other_name():
+    def mixes_both_names(ctx):
+        first = ctx.new_guid()
+        yield ctx.call_activity("store", first)
+        return [first, ctx.new_uuid(), ctx.new_guid()]
+
+    history = HistoryBuilder().start("ids")
+    scheduled = replay(mixes_both_names, "i1", [], history.events).new_events[0]
+    history.add(scheduled).episode().completed(0)
+    past, new = history.split()
+
+    ids = replay(mixes_both_names, "i1", past, new).output
+    expected = replay(uses_three_uuids, "i1", past, new).output
+
+    # The two names draw from one sequence: the same ids, in the same order, on every replay.
+    assert ids == expected
+    assert ids[0] == scheduled.input
+    assert len(set(ids)) == 3
+
+
+def uses_three_uuids(ctx):
+    first = ctx.new_uuid()
+    yield ctx.call_activity("store", first)
+    return [first, ctx.new_uuid(), ctx.new_uuid()]
+
+
 def test_custom_status_appears_in_the_decision():
     def orchestrator(ctx):
         ctx.set_custom_status({"stage": "drafting"})

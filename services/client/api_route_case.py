@@ -72,8 +72,9 @@ class RouteSpellings:
 
     def __init__(self, paths: Iterable[str]) -> None:
         # As ASP.NET Core does, a template with more literal segments is preferred over one
-        # with parameters where both would match (none of the API's templates overlap today).
-        templates = {RouteTemplate.parse(path) for path in paths}
+        # with parameters where both would match (none of the API's templates overlap today);
+        # between equals, the first given wins, as in the router.
+        templates = dict.fromkeys(RouteTemplate.parse(path) for path in paths)
         self._templates = sorted(templates, key=lambda t: -t.literal_count)
 
     def canonical(self, path: str) -> str:

@@ -1,11 +1,13 @@
 """The Python client: start orchestrations, raise events, read and manage instances.
 
 It talks to the event store and the broker directly, as the client service's HTTP API does on
-a caller's behalf.
+a caller's behalf. What a caller needs besides the client is here too: the statuses it filters
+by and the choices a start takes.
 """
 
+from contracts import OrchestrationStatus
 from durable.client.check_status import CheckStatusResponse
-from durable.client.client import DurableClient, Started
+from durable.client.client import DurableClient, ExistingInstancePolicy, Started
 from durable.client.errors import (
     InstanceEndedError,
     InstanceExistsError,
@@ -19,12 +21,14 @@ from durable.client.paging import InstancePage
 __all__ = [
     "CheckStatusResponse",
     "DurableClient",
+    "ExistingInstancePolicy",
     "InstanceEndedError",
     "InstanceExistsError",
     "InstanceNotFailedError",
     "InstanceNotFoundError",
     "InstancePage",
     "InstanceRunningError",
+    "OrchestrationStatus",
     "StartOutcomeUnknownError",
     "Started",
 ]

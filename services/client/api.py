@@ -8,8 +8,9 @@ clients (and habits) work against it. The routes live by concern:
 - ``api_operations``: raising events, terminate, suspend, resume, restart, rewind.
 
 Every route needs an access key (``auth``); ``ROUTERS`` says which kind. The same routes are
-also served under ``RPC_PREFIX`` for Durable Functions' out-of-process SDKs. OpenAPI is served
-at ``/openapi.json`` and browsable at ``/docs``, without a key.
+also served under ``RPC_PREFIX`` for Durable Functions' out-of-process SDKs. Their literal
+segments match in any letter case, as the Functions host's do (``api_route_case``). OpenAPI is
+served at ``/openapi.json`` and browsable at ``/docs``, without a key.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from durable.client.payloads import PREFIX, RPC_PREFIX
 from services.client import api_instances, api_operations, api_orchestrators
 from services.client.api_common import ApiError, error_response, error_responses
 from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
+from services.client.api_route_case import CaseInsensitiveRoutes, RouteSpellings
 from services.client.auth import AccessKeys, require_management_key, require_start_key
 from services.client.settings import ClientSettings
 from services.common.db import is_unavailable
@@ -125,6 +127,11 @@ def create_app(
     for error_type in _INFRASTRUCTURE_ERRORS:
         app.add_exception_handler(error_type, _infrastructure_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    # The last added runs first: the guards judge the URL as it was sent, then its literal
+    # segments are respelt for the router.
+    app.add_middleware(
+        CaseInsensitiveRoutes, spellings=RouteSpellings(path for path, _ in _api_routes())
+    )
     app.add_middleware(RequestGuards, max_body_bytes=settings.max_body_bytes)
 
     _document_400_not_422(app)
@@ -184,14 +191,18 @@ def _allowed_methods(request: Request) -> list[str]:
 
 def _route_methods() -> list[tuple[re.Pattern[str], set[str]]]:
     """Each API route's path, as the pattern Starlette matches it with, and its methods."""
-    table = []
-    for prefix in (PREFIX, RPC_PREFIX):
-        for router, _ in ROUTERS:
-            for route in router.routes:
-                if isinstance(route, APIRoute):
-                    pattern, _, _ = compile_path(prefix + route.path)
-                    table.append((pattern, route.methods or set()))
-    return table
+    return [(compile_path(path)[0], methods) for path, methods in _api_routes()]
+
+
+def _api_routes() -> list[tuple[str, set[str]]]:
+    """Each API route's full path (under both prefixes), with its methods."""
+    return [
+        (prefix + route.path, route.methods or set())
+        for prefix in (PREFIX, RPC_PREFIX)
+        for router, _ in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

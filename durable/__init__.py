@@ -7,6 +7,9 @@ engine that runs it) loads no database or broker library. The package depends on
 ``contracts`` and its libraries only: the services run it, it never imports them.
 """
 
+from contracts import FailureDetails
+from contracts.limits import ValueRefusedError
+from contracts.typed import BoundaryError
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp, RegistrationError
 from durable.context import OrchestrationContext
@@ -22,12 +25,18 @@ from durable.tasks import Task, TimerTask
 DurableOrchestrationContext = OrchestrationContext
 """azure-functions-durable's name for the orchestration context."""
 
+# BoundaryError (a value does not fit a function's types), ValueRefusedError (a value cannot
+# be stored) and FailureDetails (what a failed task reports) are defined with the contracts
+# the services share; user code catches and reads them from here.
+
 __all__ = [
     "ActivityContext",
     "ActivityDefinition",
     "ActivityTimeoutError",
+    "BoundaryError",
     "DurableOrchestrationContext",
     "EventTimeoutError",
+    "FailureDetails",
     "FunctionApp",
     "NonDeterminismError",
     "OrchestrationContext",
@@ -36,4 +45,5 @@ __all__ = [
     "Task",
     "TaskFailedError",
     "TimerTask",
+    "ValueRefusedError",
 ]

@@ -33,7 +33,7 @@ from bench.measure import (
     percentile,
     wait_until,
 )
-from services.common.events import load_history
+from durable.store.events import load_history
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS
 from services.orchestrator.engine import OrchestrationExecutor
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from services.common.db import Connection
-from services.common.instances import json_text
+from durable.store.columns import json_text
+from durable.store.database import Connection
 from services.operations.projections import (
     JSON_FIELDS,
     differences,

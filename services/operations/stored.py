@@ -10,8 +10,8 @@ import asyncpg
 from contracts import FailureDetails, OrchestrationStatus
 from contracts.history import HISTORY_EVENT_ADAPTER
 from contracts.limits import STORED
-from services.common.db import Connection
-from services.common.instances import json_value
+from durable.store.columns import json_value
+from durable.store.database import Connection
 from services.operations.projections import StreamEvent
 
 ROW_COLUMNS = """

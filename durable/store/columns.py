@@ -70,7 +70,7 @@ class RowShape(Generic[R]):
 
     def arrays(self, rows: Sequence[R]) -> list[list[Any]]:
         """One array per column, each holding that column of every row."""
-        return [[c.value(row) for row in rows] for c in self.columns]
+        return [list(map(c.value, rows)) for c in self.columns]
 
     def unnest(self, first_parameter: int, alias: str) -> str:
         """``unnest($n::type[], …) AS alias(name, …)``, parameters numbered from

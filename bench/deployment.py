@@ -21,7 +21,7 @@ from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
 from durable.broker import Publisher
 from durable.client.client import DurableClient
-from services.common.db import create_pool
+from durable.store.database import create_pool
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations
 

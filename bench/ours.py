@@ -33,8 +33,8 @@ from bench.measure import (
     percentile,
     wait_until,
 )
+from durable.store.events import load_history
 from engine import OrchestrationExecutor
-from services.common.events import load_history
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS
 
 # --- the workloads ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts.limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUE_BYTES, Limits
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
 from durable.redaction import mask_url
-from services.common.instances import ExistingInstancePolicy
+from durable.store.instances import ExistingInstancePolicy
 
 
 class CommonSettings(BaseSettings):

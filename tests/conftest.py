@@ -25,7 +25,7 @@ from contracts import Topology
 from deploy.processes import ServiceGroup
 from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.common.db import create_pool
+from durable.store.database import create_pool
 from services.common.migrate import apply_migrations
 from tests.helpers import broker_users
 from tests.helpers.approval import APPROVER_USERS, approval_env

@@ -16,7 +16,7 @@ from typing import Any
 from contracts import OrchestrationStatus
 from durable.client.errors import InstanceNotFoundError
 from durable.client.payloads import check_status_payload, status_payload
-from services.common.instances import InstanceStatus
+from durable.store.queries import InstanceStatus
 
 START_RETRY_AFTER_SECONDS = "10"
 """``Retry-After`` of a check-status response, as Durable Functions sends it."""

@@ -55,19 +55,11 @@ from durable.client.paging import InstancePage
 from durable.client.queries import InstanceQueries
 from durable.client.starts import StartBatcher, settle_start
 from durable.settings import CommonSettings
-from services.common.db import create_pool
-from services.common.instances import (
-    ExistingInstancePolicy,
-    InstanceStatus,
-    NewInstance,
-    fetch_instance,
-    purge_instances_txn,
-)
-from services.common.outbox import (
-    OutboxCleaner,
-    insert_instance_with_message,
-    publish_committed,
-)
+from durable.store.database import create_pool
+from durable.store.instances import ExistingInstancePolicy, NewInstance
+from durable.store.outbox import OutboxCleaner, publish_committed
+from durable.store.queries import InstanceStatus, fetch_instance, purge_instances_txn
+from durable.store.starts import Start, insert_start
 
 __all__ = [
     "CheckStatusResponse",
@@ -271,7 +263,7 @@ class DurableClient(InstanceQueries):
         if policy is ExistingInstancePolicy.REPLACE_ENDED:
             async with self._pool.acquire() as connection, connection.transaction():
                 await purge_instances_txn(connection, [instance_id])
-                record = await insert_instance_with_message(connection, instance, outgoing)
+                record = await insert_start(connection, Start(instance, outgoing))
         if record is None:
             existing = await fetch_instance(self._pool, instance_id)
             keeping = policy is ExistingInstancePolicy.USE_EXISTING

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.instances import InstanceStatus
+from durable.store.queries import InstanceStatus
 
 
 @dataclass(frozen=True)

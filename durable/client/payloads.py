@@ -13,7 +13,7 @@ from urllib.parse import quote
 from pydantic import JsonValue
 
 from contracts import OrchestrationStatus
-from services.common.instances import InstanceStatus
+from durable.store.queries import InstanceStatus
 
 PREFIX = "/runtime/webhooks/durabletask"
 """Where Durable Functions mounts its management API."""

@@ -19,9 +19,8 @@ from durable.client.paging import (
     decode_continuation_token,
     encode_continuation_token,
 )
-from services.common.events import StoredEvent, load_history
-from services.common.functions import protected_events, registered_orchestrators
-from services.common.instances import (
+from durable.store.events import StoredEvent, load_history
+from durable.store.queries import (
     InstanceQuery,
     InstanceStatus,
     count_instances,
@@ -30,6 +29,7 @@ from services.common.instances import (
     purge_instances_txn,
     query_instances,
 )
+from durable.store.registered_functions import protected_events, registered_orchestrators
 
 
 class InstanceQueries:

@@ -17,15 +17,10 @@ import structlog
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH
 from durable.broker import OutgoingMessage, Publisher
-from services.common.db import is_connection_failure, is_unavailable
-from services.common.instances import NewInstance
-from services.common.outbox import (
-    OutboxCleaner,
-    OutboxRecord,
-    insert_instance_with_message,
-    insert_instances_with_messages,
-    publish_committed,
-)
+from durable.store.errors import is_connection_failure, is_unavailable
+from durable.store.instances import NewInstance
+from durable.store.outbox import OutboxCleaner, OutboxRecord, publish_committed
+from durable.store.starts import Start, insert_start, insert_starts, start_was_written_txn
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +78,8 @@ class StartBatcher:
 
     async def _write(self, batch: list[_Start]) -> None:
         try:
-            records = await insert_instances_with_messages(
-                self._pool, [(instance, message) for instance, message, _ in batch]
+            records = await insert_starts(
+                self._pool, [Start(instance, message) for instance, message, _ in batch]
             )
         except Exception as error:
             if is_connection_failure(error) or len(batch) == 1:
@@ -108,7 +103,7 @@ class StartBatcher:
     async def _write_one(self, start: _Start) -> None:
         instance, message, future = start
         try:
-            record = await insert_instance_with_message(self._pool, instance, message)
+            record = await insert_start(self._pool, Start(instance, message))
             if record is not None:
                 await publish_committed(self._cleaner, self._publisher, [record])
         except Exception as error:
@@ -130,10 +125,8 @@ async def settle_start(pool: asyncpg.Pool, instance: NewInstance) -> bool | None
     statement was on its way or running (it may have committed); ``None`` when the database
     did not answer within ``SETTLE_SECONDS``.
 
-    Reading the row is not enough: the server may still be running the lost connection's
-    statement, whose row no one else can see until it commits. Inserting the same id waits
-    for that statement to finish (a unique key waits for the transaction that holds it);
-    this insert is then rolled back, and what is left is what the lost statement did.
+    The probe (``start_was_written_txn``) waits for the lost statement to finish; it is
+    rolled back, and what is left is what the lost statement did.
     """
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
@@ -142,20 +135,9 @@ async def settle_start(pool: asyncpg.Pool, instance: NewInstance) -> bool | None
                 transaction = connection.transaction()
                 await transaction.start()
                 try:
-                    await connection.execute(
-                        "INSERT INTO instances (instance_id, name, execution_id, status, "
-                        "correlation_id, created_at, updated_at) "
-                        "VALUES ($1, '', '', 'Pending', '', now(), now()) "
-                        "ON CONFLICT (instance_id) DO NOTHING",
-                        instance.instance_id,
-                    )
-                    execution_id = await connection.fetchval(
-                        "SELECT execution_id FROM instances WHERE instance_id = $1",
-                        instance.instance_id,
-                    )
+                    return await start_was_written_txn(connection, instance)
                 finally:
                     await transaction.rollback()
-            return bool(execution_id == instance.execution_id)
         except Exception as error:
             if not is_unavailable(error) or time.monotonic() >= deadline:
                 log.warning(

@@ -13,11 +13,11 @@ from aio_pika.abc import AbstractConnection
 
 from contracts import limits
 from durable.broker import Publisher, declare_activity_queues
+from durable.store.database import create_pool
+from durable.store.registered_functions import record_registered_functions
 from services.activities.settings import ActivitiesSettings
 from services.activities.worker import ActivityWorker
 from services.common.consuming import ConnectionSupervisor
-from services.common.db import create_pool
-from services.common.functions import record_registered_functions
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging

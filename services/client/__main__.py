@@ -17,13 +17,13 @@ from aio_pika.abc import AbstractConnection
 from contracts import limits
 from durable.broker import Publisher
 from durable.client.client import DurableClient
+from durable.store.database import create_pool
 from services.client.api import create_app
 from services.client.approvers import ApproverIdentities, ApproverIdentitiesError
 from services.client.auth import AccessKeys, AccessKeysError
 from services.client.consumers import ApprovalConsumers
 from services.client.settings import ClientSettings
 from services.common.consuming import ConnectionSupervisor
-from services.common.db import create_pool
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations

@@ -35,13 +35,13 @@ from durable.broker import PublishFailedError
 from durable.client.client import DurableClient
 from durable.client.errors import StartOutcomeUnknownError
 from durable.client.payloads import PREFIX, RPC_PREFIX
+from durable.store.errors import is_unavailable
 from services.client import api_instances, api_operations, api_orchestrators
 from services.client.api_common import ApiError, error_response, error_responses
 from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
 from services.client.api_route_case import CaseInsensitiveRoutes, RouteSpellings
 from services.client.auth import AccessKeys, require_management_key, require_start_key
 from services.client.settings import ClientSettings
-from services.common.db import is_unavailable
 
 __all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]
 

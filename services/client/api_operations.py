@@ -25,6 +25,7 @@ from durable.client.errors import (
     InstanceNotFailedError,
     InstanceNotFoundError,
 )
+from durable.store.queries import InstanceStatus
 from services.client.api_common import (
     ApiError,
     BaseUrl,
@@ -44,7 +45,6 @@ from services.client.api_orchestrators import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, opens_protected_events
-from services.common.instances import InstanceStatus
 
 log = structlog.get_logger(__name__)
 

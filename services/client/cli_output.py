@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import JsonValue
 
 from durable.client.payloads import format_time, format_timestamp, output_of, status_payload
-from services.common.events import StoredEvent
-from services.common.instances import InstanceStatus
+from durable.store.events import StoredEvent
+from durable.store.queries import InstanceStatus
 
 VALUE_WIDTH = 100
 

@@ -21,7 +21,7 @@ from durable.broker import Publisher, PublishFailedError
 from durable.client.client import DurableClient
 from durable.client.errors import StartOutcomeUnknownError
 from durable.settings import CommonSettings
-from services.common.db import create_pool
+from durable.store.database import create_pool
 from services.common.logging import configure_logging
 
 EXIT_REFUSED = 1

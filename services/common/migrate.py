@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from durable.redaction import mask_url
-from services.common.db import Connection
+from durable.store.database import Connection
 
 log = structlog.get_logger(__name__)
 

@@ -18,20 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from durable.store.feed import EventKey as Key
 from services.operations.session import EXIT_ATTENTION, EXIT_USAGE, OperationError
 
 VERSION = 1
-
-
-@dataclass(frozen=True, order=True)
-class Key:
-    """An event's place in the republished order."""
-
-    transaction_id: int
-    global_position: int
-
-    def text(self) -> str:
-        return f"transaction {self.transaction_id}, position {self.global_position}"
 
 
 START = Key(0, 0)

@@ -18,14 +18,16 @@ from typing import Annotated, TypeVar
 import typer
 from typer.exceptions import TyperException
 
+from durable.store.feed import StartFilter
+from durable.store.selection import InstanceSelection
 from engine import OrchestratorFunction
 from services.common.loader import FunctionModuleError, load_function_apps
 from services.operations import cli_dlq, cli_output
 from services.operations.checkpoint import Checkpoint, exclusive, load
 from services.operations.rebuild import ProjectionRebuild
 from services.operations.replay_check import check_selection
-from services.operations.republish import EventPublisher, Republisher, StartFilter
-from services.operations.selection import InstanceSelection, parse_statuses, parse_time
+from services.operations.republish import EventPublisher, Republisher
+from services.operations.selection import parse_statuses, parse_time
 from services.operations.session import (
     EXIT_ATTENTION,
     EXIT_INTERRUPTED,

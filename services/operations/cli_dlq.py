@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from services.common.functions import registered_activities
+from durable.store.registered_functions import registered_activities
 from services.operations import cli_output
 from services.operations.dead_letters import (
     Action,

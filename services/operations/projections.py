@@ -49,6 +49,7 @@ from contracts import (
     OrchestrationStatus,
     OrchestratorStarted,
 )
+from durable.store.events import StreamEvent
 from engine import Decision, OrchestrationExecutor, OrchestratorFunction
 
 FIELDS = (
@@ -67,13 +68,6 @@ FIELDS = (
     "execution_start_seq",
 )
 JSON_FIELDS = frozenset({"input", "output", "custom_status", "failure"})
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    seq: int
-    execution_id: str
-    event: HistoryEvent
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,13 @@ from typing import Any
 
 import asyncpg
 
+from durable.store.database import Connection
+from durable.store.events import load_stream_txn
+from durable.store.rows import existing_instance_ids, instance_rows_txn, repair_instance_txn
+from durable.store.selection import InstanceSelection, selected_ids
 from engine import OrchestratorFunction
-from services.common.db import Connection
-from services.common.instances import json_text
-from services.operations.projections import (
-    JSON_FIELDS,
-    differences,
-    project,
-)
-from services.operations.selection import InstanceSelection, selected_ids
+from services.operations.projections import differences, project
 from services.operations.session import Progress
-from services.operations.stored import ROW_COLUMNS, failure_json, live_row, load_stream
 
 BUSY_RETRIES = 5
 BUSY_PAUSE_SECONDS = 0.2
@@ -101,35 +97,22 @@ class ProjectionRebuild:
         async with self._pool.acquire() as connection:
             if self._apply:
                 async with connection.transaction():
-                    rows = await connection.fetch(
-                        f"SELECT {ROW_COLUMNS} FROM instances WHERE instance_id = ANY($1) "
-                        "ORDER BY instance_id FOR UPDATE SKIP LOCKED",
-                        ids,
-                    )
+                    rows = await instance_rows_txn(connection, ids, lock=True)
                     await self._check(connection, rows)
             else:
                 async with connection.transaction(isolation="repeatable_read", readonly=True):
-                    rows = await connection.fetch(
-                        f"SELECT {ROW_COLUMNS} FROM instances WHERE instance_id = ANY($1) "
-                        "ORDER BY instance_id",
-                        ids,
-                    )
+                    rows = await instance_rows_txn(connection, ids, lock=False)
                     await self._check(connection, rows)
         seen = {row["instance_id"] for row in rows}
         # Rows purged since the page was listed are simply gone; only locked ones come back.
         if not self._apply:
             return []
-        still_there = await self._pool.fetch(
-            "SELECT instance_id FROM instances WHERE instance_id = ANY($1)",
-            [i for i in ids if i not in seen],
-        )
-        return [row["instance_id"] for row in still_there]
+        return await existing_instance_ids(self._pool, [i for i in ids if i not in seen])
 
-    async def _check(self, connection: Connection, rows: list[asyncpg.Record]) -> None:
-        for record in rows:
-            live = live_row(record)
+    async def _check(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        for live in rows:
             instance_id = live["instance_id"]
-            stream = await load_stream(connection, instance_id)
+            stream = await load_stream_txn(connection, instance_id)
             projection = project(instance_id, stream, self._orchestrators, live)
             self.summary.checked += 1
             if projection.skipped is not None:
@@ -143,28 +126,8 @@ class ProjectionRebuild:
                 continue
             self.summary.differing += 1
             if self._apply:
-                await _repair(connection, instance_id, {k: v[1] for k, v in found.items()})
+                await repair_instance_txn(
+                    connection, instance_id, {k: v[1] for k, v in found.items()}
+                )
                 self.summary.repaired += 1
             self._report(RowReport(instance_id, found, repaired=self._apply))
-
-
-async def _repair(connection: Connection, instance_id: str, values: dict[str, Any]) -> None:
-    assignments: list[str] = []
-    parameters: list[Any] = [instance_id]
-    for name, value in values.items():
-        parameters.append(_column_value(name, value))
-        cast = "::jsonb" if name in JSON_FIELDS else ""
-        assignments.append(f"{name} = ${len(parameters)}{cast}")
-    await connection.execute(
-        f"UPDATE instances SET {', '.join(assignments)} WHERE instance_id = $1", *parameters
-    )
-
-
-def _column_value(name: str, value: Any) -> Any:
-    if name == "failure":
-        return failure_json(value)
-    if name in JSON_FIELDS:
-        return json_text(value)
-    if name == "status":
-        return str(value.value if hasattr(value, "value") else value)
-    return value

@@ -23,17 +23,17 @@ from contracts import (
     HistoryEvent,
     OrchestrationStatus,
 )
+from durable.store.events import StreamEvent, load_stream_txn
+from durable.store.rows import replay_targets_txn
+from durable.store.selection import InstanceSelection, selected_ids
 from engine import Decision, OrchestratorFunction
 from engine.actions import describe_event
 from services.operations.projections import (
-    StreamEvent,
     current_execution,
     history_status,
     replay_execution,
 )
-from services.operations.selection import InstanceSelection, selected_ids
 from services.operations.session import Progress
-from services.operations.stored import load_stream
 
 
 @dataclass(frozen=True)
@@ -225,16 +225,11 @@ async def check_selection(
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            rows = await connection.fetch(
-                "SELECT instance_id, name, execution_start_seq FROM instances "
-                "WHERE instance_id = ANY($1) ORDER BY instance_id",
-                ids,
-            )
-            for row in rows:
-                stream = await load_stream(
-                    connection, row["instance_id"], row["execution_start_seq"]
+            for target in await replay_targets_txn(connection, ids):
+                stream = await load_stream_txn(
+                    connection, target.instance_id, target.execution_start_seq
                 )
-                result = check_instance(row["instance_id"], row["name"], stream, orchestrators)
+                result = check_instance(target.instance_id, target.name, stream, orchestrators)
                 summary.add(result)
                 on_result(result)
         progress.update(summary.describe)

@@ -21,34 +21,22 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import aio_pika
 import aiormq
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from services.operations.checkpoint import Checkpoint, Key, save
-from services.operations.records import EVENT_OBJECT
+from durable.store import feed
+from durable.store.feed import EventKey, StartFilter, StoredLine
+from services.operations.checkpoint import Checkpoint, save
 from services.operations.session import EXIT_ATTENTION, EXIT_UNREACHABLE, OperationError, Progress
 
 MESSAGE_ID_NAMESPACE = uuid.UUID("5d0c6a8e-3f57-4c1b-9d0e-2f6b8a1c7e43")
 IN_FLIGHT = 256
 PUBLISH_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.5
-
-
-@dataclass(frozen=True)
-class StoredLine:
-    key: Key
-    instance_id: str
-    execution_id: str
-    seq: int
-    event_type: str
-    body: str
 
 
 class EventPublisher:
@@ -95,21 +83,6 @@ class EventPublisher:
         )
 
 
-@dataclass(frozen=True)
-class StartFilter:
-    """Which events the run covers, besides its cursor."""
-
-    from_position: int | None = None
-    from_time: datetime | None = None
-
-    def sql(self, parameter: int) -> tuple[str, list[Any]]:
-        if self.from_position is not None:
-            return f"e.global_position >= ${parameter}", [self.from_position]
-        if self.from_time is not None:
-            return f"e.recorded_at >= ${parameter}", [self.from_time]
-        return "TRUE", []
-
-
 class Republisher:
     def __init__(
         self,
@@ -143,15 +116,11 @@ class Republisher:
         Without ``follow`` the run ends once every transaction older than the run's start has
         ended and its events are published: everything committed before the start is out.
         """
-        end = (
-            None
-            if self._follow
-            else await self._pool.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
-        )
+        end = None if self._follow else await feed.snapshot_end(self._pool)
         while not self._stopping.is_set():
             if self._limit is not None and self.published >= self._limit:
                 return False
-            horizon = await self._pool.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())")
+            horizon = await feed.snapshot_horizon(self._pool)
             bound = horizon if end is None else min(horizon, end)
             page = await self._page(bound)
             if page:
@@ -166,23 +135,9 @@ class Republisher:
         return False
 
     async def _page(self, bound: int) -> list[StoredLine]:
-        condition, parameters = self._start.sql(4)
-        rows = await self._pool.fetch(
-            f"""
-            SELECT e.transaction_id, e.global_position, e.instance_id, e.execution_id, e.seq,
-                   e.event_type, {EVENT_OBJECT}::text AS body
-            FROM events e
-            WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
-              AND e.transaction_id < $3::xid8 AND {condition}
-            ORDER BY e.transaction_id, e.global_position
-            LIMIT {int(self._page_size)}
-            """,
-            self.checkpoint.cursor.transaction_id,
-            self.checkpoint.cursor.global_position,
-            bound,
-            *parameters,
+        return await feed.events_after(
+            self._pool, self.checkpoint.cursor, bound, self._start, self._page_size
         )
-        return [_line(row) for row in rows]
 
     async def _publish_page(self, page: list[StoredLine]) -> None:
         order = await self._emission_order(page)
@@ -231,7 +186,7 @@ class Republisher:
             return [line for line in page if line.key not in early]
         chains = await self._unpublished(late, page)
         order: list[StoredLine] = []
-        emitted: set[Key] = set()
+        emitted: set[EventKey] = set()
         for line in page:
             if line.key in early or line.key in emitted:
                 continue
@@ -257,24 +212,12 @@ class Republisher:
             ahead.add((line.instance_id, line.seq))
         if not unknown:
             return set()
-        condition, parameters = self._start.sql(3)
-        rows = await self._pool.fetch(
-            f"""
-            SELECT e.instance_id, e.transaction_id, e.global_position
-            FROM unnest($1::text[], $2::bigint[]) AS wanted(instance_id, seq)
-            JOIN events e ON e.instance_id = wanted.instance_id AND e.seq = wanted.seq
-            WHERE {condition}
-            """,
-            [instance_id for instance_id, _ in unknown],
-            [seq for _, seq in unknown],
-            *parameters,
-        )
+        keys = await feed.event_keys(self._pool, unknown, self._start)
         cursor, early = self.checkpoint.cursor, self.checkpoint.early
         return {
-            row["instance_id"]
-            for row in rows
-            if (key := Key(row["transaction_id"], row["global_position"])) > cursor
-            and key not in early
+            instance_id
+            for (instance_id, _), key in keys.items()
+            if key > cursor and key not in early
         }
 
     async def _unpublished(
@@ -286,25 +229,9 @@ class Republisher:
         for line in page:
             if line.instance_id in instance_ids:
                 last_seq[line.instance_id] = max(last_seq.get(line.instance_id, 0), line.seq)
-        condition, parameters = self._start.sql(5)
-        rows = await self._pool.fetch(
-            f"""
-            SELECT e.transaction_id, e.global_position, e.instance_id, e.execution_id, e.seq,
-                   e.event_type, {EVENT_OBJECT}::text AS body
-            FROM unnest($1::text[], $2::bigint[]) AS wanted(instance_id, last_seq)
-            JOIN events e ON e.instance_id = wanted.instance_id AND e.seq <= wanted.last_seq
-            WHERE (e.transaction_id, e.global_position) > ($3::xid8, $4::bigint) AND {condition}
-            ORDER BY e.instance_id, e.seq
-            """,
-            list(last_seq),
-            list(last_seq.values()),
-            self.checkpoint.cursor.transaction_id,
-            self.checkpoint.cursor.global_position,
-            *parameters,
-        )
+        lines = await feed.events_up_to(self._pool, last_seq, self.checkpoint.cursor, self._start)
         chains: dict[str, list[StoredLine]] = {}
-        for row in rows:
-            line = _line(row)
+        for line in lines:
             if line.key not in self.checkpoint.early:
                 chains.setdefault(line.instance_id, []).append(line)
         return chains
@@ -315,32 +242,15 @@ class Republisher:
 
     async def _waiting(self, horizon: int) -> str:
         """What the run waits for: new events, or the oldest transaction still running."""
-        condition, parameters = self._start.sql(4)
-        held_back = await self._pool.fetchval(
-            f"""
-            SELECT count(*) FROM (
-                SELECT 1 FROM events e
-                WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
-                  AND e.transaction_id >= $3::xid8 AND {condition}
-                LIMIT 100000
-            ) AS held
-            """,
-            self.checkpoint.cursor.transaction_id,
-            self.checkpoint.cursor.global_position,
-            horizon,
-            *parameters,
+        held_back = await feed.count_held_back(
+            self._pool, self.checkpoint.cursor, horizon, self._start, 100_000
         )
         if not held_back:
             return f"{self._describe()}; caught up, waiting for new events"
-        oldest = await self._pool.fetchrow(
-            """
-            SELECT pid, state, xact_start FROM pg_stat_activity
-            WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC LIMIT 1
-            """
-        )
+        oldest = await feed.oldest_transaction(self._pool)
         holder = (
-            f" (pid {oldest['pid']}, {oldest['state']} since {oldest['xact_start']:%H:%M:%S})"
-            if oldest is not None and oldest["xact_start"] is not None
+            f" (pid {oldest.pid}, {oldest.state} since {oldest.started_at:%H:%M:%S})"
+            if oldest is not None and oldest.started_at is not None
             else ""
         )
         return (
@@ -353,15 +263,4 @@ def message_id(line: StoredLine) -> str:
     """The same for every publish of an event, so consumers can drop repeats."""
     return str(
         uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{line.instance_id}|{line.execution_id}|{line.seq}")
-    )
-
-
-def _line(row: asyncpg.Record) -> StoredLine:
-    return StoredLine(
-        key=Key(row["transaction_id"], row["global_position"]),
-        instance_id=row["instance_id"],
-        execution_id=row["execution_id"],
-        seq=row["seq"],
-        event_type=row["event_type"],
-        body=row["body"],
     )

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from contracts import limits
 from durable.settings import CommonSettings
-from services.common.db import create_pool
+from durable.store.database import create_pool
 from services.common.logging import configure_logging
 
 EXIT_OK = 0

@@ -30,7 +30,7 @@ from contracts import (
 )
 from contracts.history import HISTORY_EVENT_ADAPTER
 from contracts.limits import STORED
-from services.operations.records import EVENT_OBJECT
+from durable.store.records import EventLine, event_lines_after, instance_status
 from services.operations.session import EXIT_ATTENTION, OperationError
 
 PAGE = 1000
@@ -63,19 +63,19 @@ class StreamPrinter:
             self._write(HEADER)
         self._headed = True
 
-    def event(self, row: asyncpg.Record) -> None:
+    def event(self, row: EventLine) -> None:
         self.shown += 1
         if self._as_json:
-            self._write(row["line"])
+            self._write(row.line)
             return
-        event = HISTORY_EVENT_ADAPTER.validate_json(row["payload"], context=STORED)
+        event = HISTORY_EVENT_ADAPTER.validate_json(row.payload, context=STORED)
         if isinstance(event, ExecutionStarted):
             self._names.clear()  # action ids restart with each execution
         name = self._name(event)
-        recorded = row["recorded_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        recorded = row.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         self._write(
-            f"{row['seq']:>6}  {recorded:<27}  {event.event_type:<33}  {_cut(name, 24):<24}  "
-            f"{_cut(_ids(event, row['execution_id']), 22):<22}  {_payload(event)}".rstrip()
+            f"{row.seq:>6}  {recorded:<27}  {event.event_type:<33}  {_cut(name, 24):<24}  "
+            f"{_cut(_ids(event, row.execution_id), 22):<22}  {_payload(event)}".rstrip()
         )
 
     def _name(self, event: HistoryEvent) -> str:
@@ -151,9 +151,7 @@ async def show_stream(
     interval = FOLLOW_MIN_SECONDS
     while True:
         # The status first: when it says ended, the events read after it are complete.
-        status = await pool.fetchval(
-            "SELECT status FROM instances WHERE instance_id = $1", instance_id
-        )
+        status = await instance_status(pool, instance_id)
         if status is None:
             if last_seq == 0:
                 raise OperationError(EXIT_ATTENTION, f"no instance {instance_id!r}")
@@ -161,16 +159,10 @@ async def show_stream(
         printer.header()
         before = printer.shown
         while True:
-            rows = await pool.fetch(
-                f"SELECT e.seq, e.execution_id, e.recorded_at, e.payload, {EVENT_OBJECT}::text "
-                "AS line FROM events e WHERE e.instance_id = $1 AND e.seq > $2 "
-                f"ORDER BY e.seq LIMIT {PAGE}",
-                instance_id,
-                last_seq,
-            )
+            rows = await event_lines_after(pool, instance_id, last_seq, PAGE)
             for row in rows:
                 printer.event(row)
-                last_seq = row["seq"]
+                last_seq = row.seq
             if len(rows) < PAGE:
                 break
         if not follow or OrchestrationStatus(status).is_terminal:

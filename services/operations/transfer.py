@@ -16,23 +16,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
 import asyncpg
 from pydantic import ValidationError
 
 from contracts.history import HISTORY_EVENT_ADAPTER
+from durable.store import records
+from durable.store.database import Connection
+from durable.store.records import FORMAT_VERSION
+from durable.store.selection import InstanceSelection, selected_ids
 from services.common.migrate import apply_migrations
-from services.operations.records import (
-    EVENT_OBJECT,
-    FORMAT_VERSION,
-    INSERT_EVENTS,
-    INSERT_INSTANCES,
-    INSERT_TIMERS,
-    INSTANCE_OBJECT,
-    TIMER_OBJECT,
-)
-from services.operations.selection import InstanceSelection, selected_ids
 from services.operations.session import EXIT_ATTENTION, EXIT_USAGE, OperationError, Progress
 
 PAGE_INSTANCES = 200
@@ -63,33 +57,17 @@ async def export_streams(
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            rows = await connection.fetch(
-                f"SELECT {INSTANCE_OBJECT}::text AS line FROM instances i "
-                "WHERE i.instance_id = ANY($1::text[]) ORDER BY i.instance_id",
-                ids,
-            )
-            for row in rows:
-                out.write(row["line"].encode() + b"\n")
-            counts["instances"] += len(rows)
-            cursor = connection.cursor(
-                f"SELECT {EVENT_OBJECT}::text AS line FROM events e "
-                "WHERE e.instance_id = ANY($1::text[]) ORDER BY e.instance_id, e.seq",
-                ids,
-                prefetch=FETCH_ROWS,
-            )
-            async for row in cursor:
-                out.write(row["line"].encode() + b"\n")
+            lines = await records.instance_lines_txn(connection, ids)
+            for line in lines:
+                out.write(line.encode() + b"\n")
+            counts["instances"] += len(lines)
+            async for line in records.event_lines_txn(connection, ids, FETCH_ROWS):
+                out.write(line.encode() + b"\n")
                 counts["events"] += 1
                 if counts["events"] % FETCH_ROWS == 0:
                     progress.update(describe)
-            timers = await connection.fetch(
-                f"SELECT {TIMER_OBJECT}::text AS line FROM timers t "
-                "WHERE t.instance_id = ANY($1::text[]) "
-                "ORDER BY t.instance_id, t.execution_id, t.timer_id",
-                ids,
-            )
-            for row in timers:
-                out.write(row["line"].encode() + b"\n")
+            for line in await records.timer_lines_txn(connection, ids):
+                out.write(line.encode() + b"\n")
         progress.update(describe)
     out.flush()
     return counts["instances"], counts["events"]
@@ -101,9 +79,6 @@ class _Batches:
     def __init__(self) -> None:
         self.lines: dict[str, list[str]] = {"instance": [], "event": [], "timer": []}
         self.counts = dict.fromkeys(self.lines, 0)
-
-
-_INSERTS = {"instance": INSERT_INSTANCES, "event": INSERT_EVENTS, "timer": INSERT_TIMERS}
 
 
 async def import_streams(
@@ -118,10 +93,7 @@ async def import_streams(
         await apply_migrations(connection)
         async with connection.transaction():
             # Nobody may start instances in the store while it is being filled.
-            await connection.execute("LOCK TABLE instances, events, timers IN EXCLUSIVE MODE")
-            if await connection.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM instances) OR EXISTS (SELECT 1 FROM events)"
-            ):
+            if not await records.lock_for_import_txn(connection):
                 raise OperationError(
                     EXIT_ATTENTION,
                     "the store is not empty: import restores an export into an empty "
@@ -145,19 +117,16 @@ async def import_streams(
                 raise OperationError(EXIT_USAGE, "the file is empty: no export header")
             for kind in ("instance", "event", "timer"):
                 await _flush(connection, batches, kind)
-            await connection.execute(
-                "SELECT setval(pg_get_serial_sequence('events', 'global_position'), m) "
-                "FROM (SELECT max(global_position) AS m FROM events) AS last WHERE m IS NOT NULL"
-            )
+            await records.continue_global_positions_txn(connection)
     return batches.counts
 
 
-async def _flush(connection: Any, batches: _Batches, kind: str) -> None:
+async def _flush(connection: Connection, batches: _Batches, kind: str) -> None:
     lines = batches.lines[kind]
     if not lines:
         return
     try:
-        await connection.execute(_INSERTS[kind], lines)
+        await records.import_lines_txn(connection, kind, lines)
     except asyncpg.UniqueViolationError as error:
         raise OperationError(
             EXIT_USAGE, f"the file holds the same {kind} twice: {error.detail or error}"

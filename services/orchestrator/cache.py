@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from contracts import EventRaised, ExecutionStarted, ParentInstance
 from durable.app import FunctionApp
+from durable.store.events import StoredEvent
 from engine import OrchestrationExecutor
-from services.common.events import StoredEvent
 
 if TYPE_CHECKING:  # the store's module imports the cache's, through the timers
-    from services.orchestrator.store import InstanceRecord
+    from durable.store.instances import InstanceRecord
 
 
 @dataclass

@@ -39,9 +39,9 @@ from contracts import (
 )
 from durable.app import ActivityDefinition
 from durable.broker import DeadLetter, Publisher, PublishFailedError
+from durable.store.errors import AmbiguousCommitError, ConcurrencyError
+from durable.store.outbox import OutboxRecord
 from services.common.consuming import ChannelWatch, consuming_channel
-from services.common.db import AmbiguousCommitError, ConcurrencyError
-from services.common.outbox import OutboxRecord
 from services.orchestrator.dead_letters import PartitionDeadLetters
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
 from services.orchestrator.handler import Committed, OrchestrationHandler

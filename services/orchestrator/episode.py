@@ -22,12 +22,12 @@ from contracts import (
     Topology,
 )
 from durable.broker import OutgoingMessage
+from durable.store.batch import BatchWrite, InstanceUpdate, NewEvent
+from durable.store.timers import TimerChanges, TimerKey, TimerRow
 from engine import ContinueAsNewRequest, Decision
-from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
-from services.orchestrator.timers import TimerKey, TimerRow
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +46,8 @@ class RefusedMessage:
 class Batch:
     """Everything one transaction writes."""
 
-    events: list[store.NewEvent] = field(default_factory=list)
-    updates: list[store.InstanceUpdate] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+    updates: list[InstanceUpdate] = field(default_factory=list)
     messages: list[OutgoingMessage] = field(default_factory=list)
     states: list[InstanceState] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
@@ -64,7 +64,7 @@ class Batch:
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)
 
-    def put_update(self, update: store.InstanceUpdate) -> None:
+    def put_update(self, update: InstanceUpdate) -> None:
         """Set the instance's row update: an instance stepped more than once in the batch
         (local activities run before the commit) writes its row once, as it ends up."""
         at = self._update_at.setdefault(update.instance_id, len(self.updates))
@@ -73,7 +73,7 @@ class Batch:
         else:
             self.updates[at] = update
 
-    def update_of(self, instance_id: str) -> store.InstanceUpdate:
+    def update_of(self, instance_id: str) -> InstanceUpdate:
         return self.updates[self._update_at[instance_id]]
 
     @property
@@ -82,8 +82,19 @@ class Batch:
         return not (self.children or self.terminated or self.continuations)
 
     @property
-    def timer_changes(self) -> store.TimerChanges:
-        return store.TimerChanges(self.timers_created, self.timers_closed, self.finished)
+    def timer_changes(self) -> TimerChanges:
+        return TimerChanges(self.timers_created, self.timers_closed, self.finished)
+
+    def write(self, partition: int | None) -> BatchWrite:
+        """Everything the batch writes, as one statement writes it (``rows_only``)."""
+        return BatchWrite(
+            events=self.events,
+            updates=self.updates,
+            expected_seqs=self.expected_seqs,
+            messages=self.messages,
+            timers=self.timer_changes,
+            partition=partition,
+        )
 
 
 class EpisodeRecorder:
@@ -103,7 +114,7 @@ class EpisodeRecorder:
         for event, message_id in events:
             state.last_seq += 1
             batch.events.append(
-                store.NewEvent(
+                NewEvent(
                     state.instance_id,
                     state.last_seq,
                     execution_id or state.execution_id,
@@ -123,7 +134,7 @@ class EpisodeRecorder:
         """The decision's events (after the episode's, already appended) and its effects."""
         self.append_events(state, [(event, None) for event in decision.new_events], batch)
         batch.put_update(
-            store.InstanceUpdate(
+            InstanceUpdate(
                 instance_id=state.instance_id,
                 status=decision.status,
                 custom_status=decision.custom_status,

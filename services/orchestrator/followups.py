@@ -25,9 +25,15 @@ from contracts import (
     deterministic_message_id,
 )
 from durable.broker import OutgoingMessage
+from durable.store.database import Connection
+from durable.store.instances import (
+    NewInstance,
+    delete_ended_instance_txn,
+    insert_instances_txn,
+    move_execution_txn,
+    running_children_txn,
+)
 from engine import Decision
-from services.common.db import Connection
-from services.common.instances import NewInstance, insert_instances_txn, json_text
 
 
 @dataclass(frozen=True)
@@ -110,18 +116,7 @@ async def start_children_txn(
     that has ended is replaced (a retried sub-orchestration reuses its instance id)."""
     messages: list[OutgoingMessage] = []
     for child in children:
-        await connection.execute(
-            """
-            WITH gone AS (
-                DELETE FROM instances
-                WHERE instance_id = $1 AND status = ANY($2::text[])
-                RETURNING instance_id
-            )
-            DELETE FROM events WHERE instance_id IN (SELECT instance_id FROM gone)
-            """,
-            child.instance_id,
-            [s.value for s in OrchestrationStatus if s.is_terminal],
-        )
+        await delete_ended_instance_txn(connection, child.instance_id)
         execution_id = deterministic_message_id(
             child.parent.instance_id,
             child.parent.execution_id,
@@ -221,27 +216,17 @@ async def terminate_children_txn(
 ) -> list[OutgoingMessage]:
     """Termination messages for the running children of instances that were terminated
     (their children terminate theirs in turn)."""
-    if not parent_ids:
-        return []
-    rows = await connection.fetch(
-        """
-        SELECT instance_id, correlation_id FROM instances
-        WHERE parent_instance_id = ANY($1::text[]) AND NOT status = ANY($2::text[])
-        """,
-        list(parent_ids),
-        [s.value for s in OrchestrationStatus if s.is_terminal],
-    )
     return [
         _message(
             topology,
-            row["instance_id"],
+            child.instance_id,
             None,
-            row["correlation_id"],
+            child.correlation_id,
             ExecutionTerminated(timestamp=now, reason=reason),
             uuid.uuid4(),
             now,
         )
-        for row in rows
+        for child in await running_children_txn(connection, parent_ids)
     ]
 
 
@@ -252,22 +237,12 @@ async def move_executions_txn(
     drop the events of the executions before it, as Durable Functions does (an eternal
     orchestration stays bounded)."""
     for moved in continuations:
-        await connection.execute(
-            """
-            UPDATE instances SET execution_id = $2, execution_start_seq = $3,
-                                 input = CASE WHEN $5 THEN input ELSE $4::jsonb END,
-                                 completed_at = NULL
-            WHERE instance_id = $1
-            """,
+        await move_execution_txn(
+            connection,
             moved.instance_id,
-            moved.execution_id,
-            moved.first_seq,
-            json_text(moved.input),
-            moved.keep_input,
+            execution_id=moved.execution_id,
+            first_seq=moved.first_seq,
+            input=moved.input,
+            keep_input=moved.keep_input,
+            drop_earlier_events=moved.drop_earlier and not keep_history,
         )
-        if moved.drop_earlier and not keep_history:
-            await connection.execute(
-                "DELETE FROM events WHERE instance_id = $1 AND seq < $2",
-                moved.instance_id,
-                moved.first_seq,
-            )

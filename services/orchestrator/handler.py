@@ -41,17 +41,13 @@ from contracts import (
     Topology,
 )
 from durable.app import FunctionApp
+from durable.store.batch import BatchWrite, write_batch
+from durable.store.database import Connection, in_transaction
+from durable.store.errors import UNSTORABLE_ERRORS, AmbiguousCommitError, is_connection_failure
+from durable.store.events import StoredEvent, load_histories_txn
+from durable.store.instances import NewInstance, insert_instances_txn, lock_instances_txn
+from durable.store.outbox import OutboxRecord, insert_outbox_txn
 from engine import Decision
-from services.common.db import (
-    AmbiguousCommitError,
-    Connection,
-    in_transaction,
-    is_connection_failure,
-)
-from services.common.events import StoredEvent, load_histories_txn
-from services.common.instances import NewInstance, insert_instances_txn
-from services.common.outbox import OutboxRecord, insert_outbox_txn
-from services.orchestrator import store
 from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
 from services.orchestrator.dispatch import batched_tasks
 from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
@@ -63,7 +59,7 @@ from services.orchestrator.followups import (
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.rewind import rewind_instance
-from services.orchestrator.unstorable import UNSTORABLE_ERRORS, fail_unstorable
+from services.orchestrator.unstorable import fail_unstorable
 
 log = structlog.get_logger(__name__)
 
@@ -210,15 +206,7 @@ class OrchestrationHandler:
         """Write a batch of cached instances that has only rows to write: one statement."""
         async with self._pool.acquire() as connection:
             try:
-                return await store.write_batch(
-                    connection,
-                    batch.events,
-                    batch.updates,
-                    batch.expected_seqs,
-                    batch.messages,
-                    batch.timer_changes,
-                    partition,
-                )
+                return await write_batch(connection, batch.write(partition))
             except Exception as error:
                 if is_connection_failure(error):
                     raise AmbiguousCommitError(str(error)) from error
@@ -267,12 +255,15 @@ class OrchestrationHandler:
         return await insert_outbox_txn(connection, batch.messages, partition)
 
     async def _write_txn(self, connection: Connection, batch: Batch, now: datetime) -> None:
-        await store.write_batch(
+        # The outbox rows follow, once the followups have added theirs.
+        await write_batch(
             connection,
-            batch.events,
-            batch.updates,
-            batch.expected_seqs,
-            timers=batch.timer_changes,
+            BatchWrite(
+                events=batch.events,
+                updates=batch.updates,
+                expected_seqs=batch.expected_seqs,
+                timers=batch.timer_changes,
+            ),
         )
         await move_executions_txn(connection, batch.continuations, self._keep_continued_history)
         batch.messages += await start_children_txn(connection, self._topology, batch.children, now)
@@ -288,7 +279,7 @@ class OrchestrationHandler:
         batch: Batch,
     ) -> None:
         """Lock and load the instances of ``groups`` (none of them cached) and decide them."""
-        rows = await store.lock_instances_txn(connection, list(groups))
+        rows = await lock_instances_txn(connection, list(groups))
         missing = [
             _new_instance(start, now)
             for instance_id, group in groups.items()
@@ -297,7 +288,7 @@ class OrchestrationHandler:
         ]
         if missing:
             await insert_instances_txn(connection, missing)
-            rows |= await store.lock_instances_txn(connection, [i.instance_id for i in missing])
+            rows |= await lock_instances_txn(connection, [i.instance_id for i in missing])
         for instance_id, row in rows.items():
             batch.expected_seqs[instance_id] = row.last_seq
 

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contracts import ActivityTaskMessage, OrchestratorMessage, Topology
 from durable.app import ActivityDefinition, FunctionApp
 from durable.broker import OutgoingMessage
+from durable.store.outbox import OutboxRecord
 from services.common.activity_runner import ActivityRunner
-from services.common.outbox import OutboxRecord
 
 InlineTask = tuple[ActivityDefinition, ActivityTaskMessage]
 

@@ -19,10 +19,11 @@ import asyncpg
 import structlog
 
 from durable.broker import Publisher
-from services.common.outbox import (
+from durable.store.outbox import (
     OutboxCleaner,
     OutboxRecord,
     claim_stale_outbox_txn,
+    delete_outbox_txn,
     publish_committed,
 )
 
@@ -89,7 +90,7 @@ class OutboxRelay:
             )
             published = [r.id for r, result in zip(records, results, strict=True) if result is None]
             failures = [result for result in results if isinstance(result, BaseException)]
-            await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", published)
+            await delete_outbox_txn(connection, published)
         if published:
             log.info("outbox.swept", count=len(published))
         if failures:

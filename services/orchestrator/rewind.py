@@ -21,15 +21,15 @@ from contracts import (
     deterministic_message_id,
 )
 from durable.app import FunctionApp
+from durable.store.events import StoredEvent
+from durable.store.instances import InstanceRecord
+from durable.store.timers import TimerRow
 from engine import OrchestrationExecutor
 from engine.rewind import open_work, rewound_history
-from services.common.events import StoredEvent
-from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
 from services.orchestrator.episode import Batch, EpisodeRecorder, child_start
 from services.orchestrator.followups import Continuation
-from services.orchestrator.timers import TimerRow
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 def rewind_instance(
     functions: FunctionApp,
     recorder: EpisodeRecorder,
-    row: store.InstanceRecord,
+    row: InstanceRecord,
     history: list[StoredEvent],
     messages: Sequence[OrchestratorMessage],
     now: datetime,

@@ -12,9 +12,9 @@ import structlog
 from aio_pika.abc import AbstractConnection
 
 from durable.broker import Publisher
+from durable.store.database import create_pool
+from durable.store.registered_functions import record_registered_functions
 from services.common.consuming import ConnectionSupervisor
-from services.common.db import create_pool
-from services.common.functions import record_registered_functions
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations

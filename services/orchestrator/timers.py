@@ -1,18 +1,17 @@
-"""Durable timers in Postgres, and the sweeper that fires timers the broker lost.
+"""The sweeper that fires timers the broker lost.
 
-A timer's row is written with its ``TimerCreated`` event, in the same transaction, and
-deleted when it fires, is cancelled, or its instance ends. The delay cascade normally delivers
-the fire on time; the row is what makes it durable: the sweeper fires any timer that is
-overdue by more than a grace period (queues purged, broker state lost), and keeps firing it
-every grace period until the fire is recorded. Every copy of a fire has the same message id,
-and the orchestrator records a timer's fire once.
+A timer's row (``durable.store.timers``) is written with its ``TimerCreated`` event, in the
+same transaction, and deleted when it fires, is cancelled, or its instance ends. The delay
+cascade normally delivers the fire on time; the row is what makes it durable: the sweeper
+fires any timer that is overdue by more than a grace period (queues purged, broker state
+lost), and keeps firing it every grace period until the fire is recorded. Every copy of a
+fire has the same message id, and the orchestrator records a timer's fire once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,25 +19,10 @@ import structlog
 
 from contracts import Topology
 from durable.broker import Publisher
+from durable.store.timers import claim_overdue_timers_txn, mark_timers_swept_txn
 from services.orchestrator.dispatch import direct, timer_fired_message
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class TimerRow:
-    instance_id: str
-    execution_id: str
-    timer_id: int
-    fire_at: datetime
-    correlation_id: str
-
-
-@dataclass(frozen=True)
-class TimerKey:
-    instance_id: str
-    execution_id: str
-    timer_id: int
 
 
 class TimerSweeper:
@@ -70,49 +54,26 @@ class TimerSweeper:
         """Fire up to one batch of overdue timers; return how many were fired."""
         now = datetime.now(UTC)
         async with self._pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                """
-                SELECT instance_id, execution_id, timer_id, fire_at, correlation_id
-                FROM timers
-                WHERE fire_at < now() - make_interval(secs => $1)
-                  AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $1))
-                ORDER BY fire_at
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-                """,
-                self.grace_seconds,
-                self._batch,
-            )
+            rows = await claim_overdue_timers_txn(connection, self.grace_seconds, self._batch)
             if not rows:
                 return 0
             fires = [
                 direct(
                     self._topology,
                     timer_fired_message(
-                        row["instance_id"],
-                        row["execution_id"],
-                        row["correlation_id"],
-                        row["timer_id"],
-                        row["fire_at"],
+                        row.instance_id,
+                        row.execution_id,
+                        row.correlation_id,
+                        row.timer_id,
+                        row.fire_at,
                         now,
                     ),
                 )
                 for row in rows
             ]
             await self._publisher.publish_many(fires)
-            await connection.execute(
-                """
-                UPDATE timers t SET swept_at = now()
-                FROM unnest($1::text[], $2::text[], $3::int[]) AS d(instance, execution, timer)
-                WHERE t.instance_id = d.instance
-                  AND t.execution_id = d.execution
-                  AND t.timer_id = d.timer
-                """,
-                [row["instance_id"] for row in rows],
-                [row["execution_id"] for row in rows],
-                [row["timer_id"] for row in rows],
-            )
-        log.warning("timers.swept", count=len(rows), oldest=rows[0]["fire_at"].isoformat())
+            await mark_timers_swept_txn(connection, [row.key for row in rows])
+        log.warning("timers.swept", count=len(rows), oldest=rows[0].fire_at.isoformat())
         return len(rows)
 
     async def run(self, stopping: asyncio.Event) -> None:

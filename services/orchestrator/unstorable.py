@@ -31,19 +31,17 @@ from contracts import (
     OrchestratorMessage,
     OrchestratorStarted,
 )
+from durable.store.columns import json_text, refuses_json
+from durable.store.database import Connection, in_transaction
+from durable.store.errors import UNSTORABLE_ERRORS
+from durable.store.events import load_histories_txn
+from durable.store.instances import lock_instances_txn
+from durable.store.outbox import OutboxRecord
 from engine import Decision
-from services.common.db import Connection, in_transaction
-from services.common.events import load_histories_txn
-from services.common.instances import json_text
-from services.common.outbox import OutboxRecord
-from services.orchestrator import store
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 
 log = structlog.get_logger(__name__)
-
-UNSTORABLE_ERRORS = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
-"""SQLSTATE classes 22 (data exception) and 54 (program limit exceeded)."""
 
 UNSTORABLE_VALUE_ERROR = "UnstorableValueError"
 
@@ -103,17 +101,9 @@ async def refused_value(
         for e in batch.events
     ]
     for what, text, column_type in candidates:
-        if text is not None and await _refuses(connection, text, column_type):
+        if text is not None and await refuses_json(connection, text, column_type):
             return what
     return "a value it writes"
-
-
-async def _refuses(connection: Connection, text: str, column_type: str) -> bool:
-    try:
-        await connection.fetchval(f"SELECT $1::{column_type} IS NULL", text)
-    except UNSTORABLE_ERRORS:
-        return True
-    return False
 
 
 def _json(failure: FailureDetails | None) -> str | None:
@@ -174,7 +164,7 @@ async def _fail_txn(
 ) -> bool:
     """Lock the instance and end it as Failed with ``failure`` in ``batch``; False when it
     has no row, or has ended, so there is nothing to fail."""
-    row = (await store.lock_instances_txn(connection, [instance_id])).get(instance_id)
+    row = (await lock_instances_txn(connection, [instance_id])).get(instance_id)
     if row is None or row.status.is_terminal:
         return False
     history = await load_histories_txn(connection, {instance_id: row.execution_start_seq})

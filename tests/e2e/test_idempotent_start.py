@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from durable.client.client import DurableClient
-from services.common.instances import ExistingInstancePolicy
+from durable.store.instances import ExistingInstancePolicy
 from tests.conftest import START_KEY, unique
 from tests.helpers.http import PREFIX, poll_until_ended
 

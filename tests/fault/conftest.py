@@ -13,7 +13,7 @@ from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
 from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.common.db import create_pool
+from durable.store.database import create_pool
 from tests.conftest import (
     AMQP_URL,
     TEST_FUNCTION_MODULES,

@@ -20,8 +20,8 @@ import pytest
 from contracts import Topology
 from deploy.processes import ServiceGroup
 from durable.settings import CommonSettings
-from services.common.db import create_pool
-from services.common.functions import record_registered_functions
+from durable.store.database import create_pool
+from durable.store.registered_functions import record_registered_functions
 from tests.conftest import (
     AMQP_URL,
     MANAGEMENT_KEY,

@@ -28,7 +28,7 @@ from contracts import (
     TaskScheduled,
     Topology,
 )
-from services.common.events import StoredEvent, load_histories_txn
+from durable.store.events import StoredEvent, load_histories_txn
 from tests.conftest import (
     AMQP_URL,
     activity_names_under_test,

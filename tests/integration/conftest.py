@@ -19,8 +19,8 @@ from contracts import Topology
 from durable import FunctionApp
 from durable.broker import Publisher, connect, declare_activity_queues
 from durable.client.client import DurableClient
+from durable.store.database import create_pool
 from services.activities.worker import ActivityWorker
-from services.common.db import create_pool
 from services.common.loader import load_function_apps
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.handler import OrchestrationHandler

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from contracts import FailureDetails, OrchestrationStatus
-from services.common.instances import json_text
+from durable.store.columns import json_text
 
 
 async def set_state(

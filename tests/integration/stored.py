@@ -10,10 +10,10 @@ import asyncpg
 
 from contracts import ActivityTaskMessage, HistoryEvent, OrchestratorMessage
 from contracts.history import HISTORY_EVENT_ADAPTER
-from services.common.db import Connection
-from services.common.outbox import OutboxRecord, delete_outbox
+from durable.store.batch import BatchWrite, NewEvent, write_batch
+from durable.store.database import Connection
+from durable.store.outbox import OutboxRecord, delete_outbox
 from services.orchestrator.handler import OrchestrationHandler
-from services.orchestrator.store import NewEvent, write_batch
 
 
 @dataclass(frozen=True)
@@ -69,4 +69,4 @@ async def handle(
 async def append_events_txn(connection: Connection, events: Sequence[NewEvent]) -> None:
     """Only the events of a batch (no row, no outbox): what the seq fence is tested with."""
     if events:
-        await write_batch(connection, events, [], {})
+        await write_batch(connection, BatchWrite(events=events))

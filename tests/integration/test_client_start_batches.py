@@ -16,8 +16,8 @@ from contracts.limits import ValueRefusedError
 from durable.broker import OutgoingMessage
 from durable.client.client import DurableClient, InstanceExistsError
 from durable.client.starts import StartBatcher
-from services.common.instances import NewInstance
-from services.common.outbox import OutboxCleaner
+from durable.store.instances import NewInstance
+from durable.store.outbox import OutboxCleaner
 from tests.conftest import unique
 from tests.integration.messages import ids_on_one_partition
 from tests.integration.queues import carried, receive

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import asyncpg
 
 from contracts import ExecutionStarted
-from services.common.events import load_history
+from durable.store.events import load_history
 from services.orchestrator.handler import OrchestrationHandler
 from tests.conftest import unique
 from tests.integration import messages

@@ -5,32 +5,36 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
 
 from contracts import OrchestrationStatus
 from durable.broker import OutgoingMessage
-from services.common.db import ConcurrencyError, Connection
-from services.common.events import load_histories_txn, load_history
-from services.common.instances import NewInstance, insert_instances_txn
-from services.common.outbox import insert_outbox_txn
-from services.orchestrator.store import (
+from durable.store import batch as store_batch
+from durable.store.batch import BatchWrite, InstanceUpdate, NewEvent
+from durable.store.database import Connection
+from durable.store.errors import ConcurrencyError
+from durable.store.events import load_histories_txn, load_history
+from durable.store.instances import (
     InstanceRecord,
-    InstanceUpdate,
-    NewEvent,
-    TimerChanges,
+    NewInstance,
+    insert_instances_txn,
     lock_instances_txn,
 )
-from services.orchestrator.store import (
-    write_batch as write_rows,
-)
-from services.orchestrator.timers import TimerKey, TimerRow
+from durable.store.outbox import insert_outbox_txn
+from durable.store.timers import TimerChanges, TimerKey, TimerRow
 from tests.conftest import unique
 from tests.helpers.history import HistoryBuilder
 from tests.integration.stored import append_events_txn, stored_instance
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+async def write_rows(connection: Connection | asyncpg.Pool, *parts: Any, **named: Any) -> None:
+    """One batch statement, its parts given as ``BatchWrite``'s fields."""
+    await store_batch.write_batch(connection, BatchWrite(*parts, **named))
 
 
 def chain_history() -> HistoryBuilder:

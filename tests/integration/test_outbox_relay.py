@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestratorMessage, Topology
 from durable.broker import OutgoingMessage, Publisher, declare_orchestrator_queues
-from services.common.outbox import (
+from durable.store.outbox import (
     OutboxRecord,
     claim_stale_outbox_txn,
     insert_outbox_txn,

@@ -19,7 +19,7 @@ from contracts import OrchestrationStatus, Topology
 from durable import FunctionApp
 from durable.broker import Publisher
 from durable.client.client import DurableClient
-from services.common.outbox import OutboxRecord
+from durable.store.outbox import OutboxRecord
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.common.functions import (
+from durable.store.registered_functions import (
     protected_events,
     record_registered_functions,
     registered_orchestrators,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from durable.client import starts
 from durable.client.starts import settle_start
-from services.client import starts
-from services.common.db import create_pool
-from services.common.instances import NewInstance, insert_instances_txn
+from durable.store.database import create_pool
+from durable.store.instances import NewInstance, insert_instances_txn
 from tests.conftest import unique
 from tests.helpers.proxy import TcpProxy
 

@@ -20,10 +20,10 @@ from contracts import (
     Topology,
 )
 from durable import FunctionApp
-from services.common.db import ConcurrencyError
+from durable.store.batch import NewEvent
+from durable.store.errors import ConcurrencyError
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.handler import OrchestrationHandler
-from services.orchestrator.store import NewEvent
 from tests.conftest import unique
 from tests.helpers.history import HistoryBuilder
 from tests.integration import messages

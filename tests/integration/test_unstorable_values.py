@@ -42,12 +42,12 @@ from contracts import (
 )
 from durable import FunctionApp
 from durable.broker import OutgoingMessage, Publisher, carrier
-from services.common.outbox import delete_outbox
+from durable.store.batch import BatchWrite, InstanceUpdate, NewEvent, write_batch
+from durable.store.outbox import delete_outbox
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.relay import OutboxRelay
-from services.orchestrator.store import InstanceUpdate, NewEvent, write_batch
 from tests.conftest import unique
 from tests.helpers.waiting import assert_eventually
 from tests.integration import messages
@@ -76,23 +76,25 @@ async def append_unchecked(
     async with pool.acquire() as connection:
         await write_batch(
             connection,
-            [
-                NewEvent(instance_id, last_seq + 1 + n, execution_id, event)
-                for n, event in enumerate(events)
-            ],
-            [
-                InstanceUpdate(
-                    instance_id=instance_id,
-                    status=OrchestrationStatus.RUNNING,
-                    custom_status=custom_status,
-                    output=None,
-                    failure=None,
-                    last_seq=last_seq + len(events),
-                    updated_at=now,
-                    completed_at=None,
-                )
-            ],
-            {instance_id: last_seq},
+            BatchWrite(
+                [
+                    NewEvent(instance_id, last_seq + 1 + n, execution_id, event)
+                    for n, event in enumerate(events)
+                ],
+                [
+                    InstanceUpdate(
+                        instance_id=instance_id,
+                        status=OrchestrationStatus.RUNNING,
+                        custom_status=custom_status,
+                        output=None,
+                        failure=None,
+                        last_seq=last_seq + len(events),
+                        updated_at=now,
+                        completed_at=None,
+                    )
+                ],
+                {instance_id: last_seq},
+            ),
         )
 
 

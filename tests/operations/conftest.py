@@ -22,7 +22,7 @@ from contracts import OrchestrationStatus
 from deploy.processes import PROJECT_ROOT, ServiceGroup
 from durable.client.client import DurableClient
 from durable.settings import CommonSettings
-from services.common.db import create_pool
+from durable.store.database import create_pool
 from tests.conftest import (
     AMQP_URL,
     TEST_FUNCTION_MODULES,

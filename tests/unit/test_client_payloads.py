@@ -14,8 +14,8 @@ from durable.client.payloads import (
     format_timestamp,
     status_payload,
 )
+from durable.store.queries import InstanceStatus
 from services.client.filters import parse_statuses, parse_time
-from services.common.instances import InstanceStatus
 
 CREATED = datetime(2026, 1, 31, 9, 0, 0, 987654, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from contracts import (
 )
 from durable import FunctionApp
 from durable.broker import OutgoingMessage
-from services.common.outbox import OutboxRecord
+from durable.store.outbox import OutboxRecord
 from services.orchestrator.local import LocalActivities
 
 TOPOLOGY = Topology(namespace="unit", partitions=2)

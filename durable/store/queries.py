@@ -1,60 +1,19 @@
-"""The ``instances`` read model: creating rows and reading an instance's status.
-
-Shared by the client (which creates Pending rows when it starts an orchestration, so a status
-query right after the start answers Pending) and the orchestrator (which creates the row when a
-start message arrives from a publisher that did not).
-"""
+"""Status queries over the ``instances`` read model: one instance, pages of instances, counts,
+and purging ended instances with their events and timers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
 import asyncpg
-from pydantic import JsonValue, TypeAdapter
+from pydantic import JsonValue
 
 from contracts import FailureDetails, OrchestrationStatus
-from services.common.db import Connection
-
-_JSON_VALUE: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)
-
-
-def json_text(value: JsonValue) -> str | None:
-    """JSON text for a jsonb column; Python ``None`` is stored as SQL NULL."""
-    return None if value is None else _JSON_VALUE.dump_json(value).decode()
-
-
-def json_value(text: str | None) -> JsonValue:
-    return None if text is None else _JSON_VALUE.validate_json(text)
-
-
-class ExistingInstancePolicy(StrEnum):
-    """What a start does when its instance id is already in use."""
-
-    ERROR = "error"
-    """Refuse the start, whatever state the existing instance is in."""
-    REPLACE_ENDED = "replace_ended"
-    """Replace an instance that has ended (Completed, Failed, Terminated): its history is
-    purged in the same transaction. Refuse the start while it has not ended. Durable
-    Functions' default (``overridableExistingInstanceStates: NonRunningStates``)."""
-    USE_EXISTING = "use_existing"
-    """Keep the existing instance, whatever its state, and start nothing: the start is
-    idempotent, so a caller can retry a start whose answer it never got without running
-    the workflow twice."""
-
-
-@dataclass(frozen=True)
-class NewInstance:
-    instance_id: str
-    name: str
-    execution_id: str
-    correlation_id: str
-    input: JsonValue
-    created_at: datetime
-    parent_instance_id: str | None = None
+from durable.store.columns import json_text, json_value
+from durable.store.database import Connection
+from durable.store.instances import ENDED
 
 
 @dataclass(frozen=True)
@@ -74,43 +33,6 @@ class InstanceStatus:
     created_at: datetime
     last_updated_at: datetime
     completed_at: datetime | None
-
-
-async def insert_instances_txn(
-    connection: Connection, instances: Sequence[NewInstance]
-) -> set[str]:
-    """Insert Pending rows; instances that already exist are left alone. Returns the new ids."""
-    if not instances:
-        return set()
-    rows = await connection.fetch(
-        """
-        INSERT INTO instances (instance_id, name, execution_id, status, input, correlation_id,
-                               parent_instance_id, created_at, updated_at)
-        SELECT id, name, execution_id, $8, input::jsonb, correlation_id, parent, created, created
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::timestamptz[])
-             AS t(id, name, execution_id, input, correlation_id, parent, created)
-        ON CONFLICT (instance_id) DO NOTHING
-        RETURNING instance_id
-        """,
-        *instance_columns(instances),
-        OrchestrationStatus.PENDING.value,
-    )
-    return {row["instance_id"] for row in rows}
-
-
-def instance_columns(instances: Sequence[NewInstance]) -> list[list[Any]]:
-    """The columns of new instances' rows, one array each: id, name, execution id, input (JSON
-    text), correlation id, parent instance id, creation time."""
-    return [
-        [i.instance_id for i in instances],
-        [i.name for i in instances],
-        [i.execution_id for i in instances],
-        [json_text(i.input) for i in instances],
-        [i.correlation_id for i in instances],
-        [i.parent_instance_id for i in instances],
-        [i.created_at for i in instances],
-    ]
 
 
 _STATUS_COLUMNS = """
@@ -234,7 +156,6 @@ async def purge_instances_txn(connection: Connection, instance_ids: Sequence[str
     """
     if not instance_ids:
         return 0
-    ended = [s.value for s in OrchestrationStatus if s.is_terminal]
     deleted = await connection.fetch(
         """
         DELETE FROM instances
@@ -242,7 +163,7 @@ async def purge_instances_txn(connection: Connection, instance_ids: Sequence[str
         RETURNING instance_id
         """,
         list(instance_ids),
-        ended,
+        ENDED,
     )
     ids = [row["instance_id"] for row in deleted]
     if ids:
@@ -264,7 +185,7 @@ async def ended_instance_ids_txn(
         LIMIT {int(limit)}
         FOR UPDATE SKIP LOCKED
         """,
-        [s.value for s in OrchestrationStatus if s.is_terminal],
+        ENDED,
         *parameters,
     )
     return [row["instance_id"] for row in rows]

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from contracts import OrchestrationStatus
 from durable.broker import OutgoingMessage, Publisher, PublishFailedError, together
-from services.common.db import Connection
-from services.common.instances import NewInstance, instance_columns
+from durable.store.columns import RowShape, Statement, column
+from durable.store.database import Connection
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +35,28 @@ class OutboxRecord:
     message: OutgoingMessage
 
 
+OUTBOX_ROWS: RowShape[OutgoingMessage] = RowShape(
+    (
+        column("exchange", "text"),
+        column("routing_key", "text"),
+        column("message_id", "uuid"),
+        column("correlation_id", "text"),
+        column("message_type", "text"),
+        column("body", "text", lambda m: m.body.decode()),
+    )
+)
+"""An outgoing message's outbox columns, in the table's order."""
+
+_INSERT = Statement()
+_MESSAGES = _INSERT.rows("messages", OUTBOX_ROWS, "m")
+_PARTITION = _INSERT.value("partition", "smallint")
+_INSERT_SQL = f"""
+    INSERT INTO outbox ({OUTBOX_ROWS.names}, partition)
+    SELECT *, {_PARTITION} FROM {_MESSAGES}
+    RETURNING id
+"""
+
+
 async def insert_outbox_txn(
     connection: Connection, messages: Sequence[OutgoingMessage], partition: int | None = None
 ) -> list[OutboxRecord]:
@@ -44,86 +65,9 @@ async def insert_outbox_txn(
     if not messages:
         return []
     rows = await connection.fetch(
-        """
-        INSERT INTO outbox
-            (exchange, routing_key, message_id, correlation_id, message_type, body, partition)
-        SELECT *, $7::smallint
-        FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])
-        RETURNING id
-        """,
-        *outbox_columns(messages),
-        partition,
+        _INSERT_SQL, *_INSERT.arguments(messages=messages, partition=partition)
     )
     return [OutboxRecord(row["id"], message) for row, message in zip(rows, messages, strict=True)]
-
-
-def outbox_columns(messages: Sequence[OutgoingMessage]) -> list[list[str]]:
-    """The outbox columns of ``messages``, one array each, in the table's column order
-    (exchange, routing_key, message_id, correlation_id, message_type, body)."""
-    return [
-        [m.exchange for m in messages],
-        [m.routing_key for m in messages],
-        [m.message_id for m in messages],
-        [m.correlation_id for m in messages],
-        [m.message_type for m in messages],
-        [m.body.decode() for m in messages],
-    ]
-
-
-async def insert_instance_with_message(
-    connection: Connection | asyncpg.Pool,
-    instance: NewInstance,
-    message: OutgoingMessage,
-) -> OutboxRecord | None:
-    """Create a Pending instance and queue its start message: one statement, so one round
-    trip and its own transaction. ``None`` (and nothing written) when the id is taken."""
-    [record] = await insert_instances_with_messages(connection, [(instance, message)])
-    return record
-
-
-async def insert_instances_with_messages(
-    connection: Connection | asyncpg.Pool,
-    starts: Sequence[tuple[NewInstance, OutgoingMessage]],
-) -> list[OutboxRecord | None]:
-    """``insert_instance_with_message`` for many starts in one statement: for each, its
-    outbox row, or ``None`` (and nothing written for it) when its id is taken, by an existing
-    instance or by a start before it in ``starts``."""
-    instances = [instance for instance, _ in starts]
-    messages = [message for _, message in starts]
-    rows = await connection.fetch(
-        """
-        WITH wanted AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::timestamptz[], $8::text[], $9::text[],
-                                 $10::uuid[], $11::text[], $12::text[], $13::text[])
-                AS w(instance_id, name, execution_id, input, correlation_id, parent_instance_id,
-                     created_at, exchange, routing_key, message_id, message_correlation_id,
-                     message_type, body)
-        ),
-        created AS (
-            INSERT INTO instances (instance_id, name, execution_id, status, input,
-                                   correlation_id, parent_instance_id, created_at, updated_at)
-            SELECT instance_id, name, execution_id, $14, input::jsonb, correlation_id,
-                   parent_instance_id, created_at, created_at
-            FROM wanted
-            ON CONFLICT (instance_id) DO NOTHING
-            RETURNING instance_id, execution_id
-        )
-        INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, message_type, body)
-        SELECT w.exchange, w.routing_key, w.message_id, w.message_correlation_id,
-               w.message_type, w.body
-        FROM wanted w JOIN created c USING (instance_id, execution_id)
-        RETURNING id, message_id
-        """,
-        *instance_columns(instances),
-        *outbox_columns(messages),
-        OrchestrationStatus.PENDING.value,
-    )
-    ids = {str(row["message_id"]): row["id"] for row in rows}
-    return [
-        None if message.message_id not in ids else OutboxRecord(ids[message.message_id], message)
-        for message in messages
-    ]
 
 
 async def delete_outbox(pool: asyncpg.Pool, ids: Sequence[int]) -> None:
@@ -222,6 +166,11 @@ async def claim_stale_outbox_txn(
         )
         for row in rows
     ]
+
+
+async def delete_outbox_txn(connection: Connection, ids: Sequence[int]) -> None:
+    """Delete rows inside the caller's transaction (the sweeper's, which claimed them)."""
+    await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
 
 
 async def publish_committed(

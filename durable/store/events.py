@@ -1,4 +1,7 @@
-"""Reading event streams: an instance's events in seq order, decoded into history events."""
+"""Reading event streams: an instance's events in seq order, decoded into history events.
+
+Events are appended by ``batch`` (the handler's statement) and, for an import, ``transfer``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,16 @@ import asyncpg
 from contracts import HistoryEvent
 from contracts.history import HISTORY_EVENT_ADAPTER
 from contracts.limits import STORED
-from services.common.db import Connection
+from durable.store.database import Connection
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """An event with the execution it belongs to, as the operations tools read streams."""
+
+    seq: int
+    execution_id: str
+    event: HistoryEvent
 
 
 @dataclass(frozen=True)
@@ -57,3 +69,23 @@ async def load_history(pool: asyncpg.Pool, instance_id: str) -> list[StoredEvent
     async with pool.acquire() as connection:
         histories = await load_histories_txn(connection, {instance_id: 1})
     return histories[instance_id]
+
+
+async def load_stream_txn(
+    connection: Connection, instance_id: str, from_seq: int = 1
+) -> list[StreamEvent]:
+    """The instance's events from ``from_seq`` on, in seq order, with their executions."""
+    rows = await connection.fetch(
+        "SELECT seq, execution_id, payload FROM events "
+        "WHERE instance_id = $1 AND seq >= $2 ORDER BY seq",
+        instance_id,
+        from_seq,
+    )
+    return [
+        StreamEvent(
+            row["seq"],
+            row["execution_id"],
+            HISTORY_EVENT_ADAPTER.validate_json(row["payload"], context=STORED),
+        )
+        for row in rows
+    ]

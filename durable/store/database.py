@@ -1,4 +1,7 @@
-"""Postgres connections (asyncpg) and the translation of driver errors into ours."""
+"""Postgres connections (asyncpg): the pool every service opens, and a transaction of its own.
+
+Driver errors are classified in ``durable.store.errors``.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +11,12 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from durable.store.errors import AmbiguousCommitError, is_connection_failure
+
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 """A connection, whether held directly or borrowed from a pool."""
 
 T = TypeVar("T")
-
-
-class ConcurrencyError(Exception):
-    """Another writer appended to the same instance first (the ``(instance_id, seq)`` fence).
-
-    Not transient in the usual sense: the losing work is discarded and redone from the store.
-    """
-
-
-class AmbiguousCommitError(Exception):
-    """The connection failed during COMMIT: the transaction may or may not have committed.
-
-    The messages of such a batch are never acknowledged; their redelivery is deduplicated.
-    """
 
 
 async def _init_connection(connection: Connection) -> None:
@@ -61,50 +52,6 @@ async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 1
     )
     assert pool is not None
     return pool
-
-
-def is_unique_violation(error: BaseException) -> bool:
-    return isinstance(error, asyncpg.UniqueViolationError)
-
-
-def is_write_conflict(error: BaseException) -> bool:
-    """Another writer got to the same instance first: a seq taken, a row moved (the fence of
-    ``durable_fence``), or a deadlock between two writers of overlapping batches."""
-    return isinstance(
-        error,
-        asyncpg.UniqueViolationError | asyncpg.SerializationError | asyncpg.DeadlockDetectedError,
-    )
-
-
-_UNAVAILABLE_CLASSES = ("08", "53", "57")
-"""SQLSTATE classes of a server that cannot take work now: connection exceptions,
-insufficient resources (too many connections), operator intervention (shutting down,
-starting up, a backend terminated by an administrator)."""
-
-
-def is_unavailable(error: BaseException) -> bool:
-    """The database cannot be reached or refuses work for now; the same call may succeed
-    later. (Not a statement's own error, which would fail again.)"""
-    if is_connection_failure(error) or isinstance(error, TimeoutError):
-        return True
-    if isinstance(error, asyncpg.ObjectNotInPrerequisiteStateError):
-        # ALTER DATABASE … ALLOW_CONNECTIONS false, as during maintenance.
-        return "not currently accepting connections" in str(error)
-    if isinstance(error, asyncpg.PostgresError):
-        return (error.sqlstate or "")[:2] in _UNAVAILABLE_CLASSES
-    return False
-
-
-def is_connection_failure(error: BaseException) -> bool:
-    """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
-    return isinstance(
-        error,
-        asyncpg.ConnectionDoesNotExistError
-        | asyncpg.InterfaceError
-        | asyncpg.PostgresConnectionError
-        | ConnectionError
-        | OSError,
-    )
 
 
 async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]]) -> T:

@@ -1,0 +1,73 @@
+"""The store's errors, and the one place driver (asyncpg) errors are classified.
+
+Callers ask these predicates what an error means (another writer was first, the database is
+unavailable, the commit's outcome is unknown, a value cannot be stored) instead of matching
+asyncpg's exception classes themselves.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the same instance first (the ``(instance_id, seq)`` fence).
+
+    Not transient in the usual sense: the losing work is discarded and redone from the store.
+    """
+
+
+class AmbiguousCommitError(Exception):
+    """The connection failed during COMMIT: the transaction may or may not have committed.
+
+    The messages of such a batch are never acknowledged; their redelivery is deduplicated.
+    """
+
+
+UNSTORABLE_ERRORS = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
+"""SQLSTATE classes 22 (data exception) and 54 (program limit exceeded): a value Postgres
+refuses to store, which every retry would refuse the same way (ADR 21)."""
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    return isinstance(error, asyncpg.UniqueViolationError)
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Another writer got to the same instance first: a seq taken, a row moved (the fence of
+    ``durable_fence``), or a deadlock between two writers of overlapping batches."""
+    return isinstance(
+        error,
+        asyncpg.UniqueViolationError | asyncpg.SerializationError | asyncpg.DeadlockDetectedError,
+    )
+
+
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+"""SQLSTATE classes of a server that cannot take work now: connection exceptions,
+insufficient resources (too many connections), operator intervention (shutting down,
+starting up, a backend terminated by an administrator)."""
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached or refuses work for now; the same call may succeed
+    later. (Not a statement's own error, which would fail again.)"""
+    if is_connection_failure(error) or isinstance(error, TimeoutError):
+        return True
+    if isinstance(error, asyncpg.ObjectNotInPrerequisiteStateError):
+        # ALTER DATABASE … ALLOW_CONNECTIONS false, as during maintenance.
+        return "not currently accepting connections" in str(error)
+    if isinstance(error, asyncpg.PostgresError):
+        return (error.sqlstate or "")[:2] in _UNAVAILABLE_CLASSES
+    return False
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
+    return isinstance(
+        error,
+        asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | ConnectionError
+        | OSError,
+    )

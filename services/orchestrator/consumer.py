@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -42,6 +42,7 @@ from durable.broker import DeadLetter, Publisher, PublishFailedError
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
+from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
 from services.orchestrator.handler import Committed, OrchestrationHandler
@@ -79,8 +80,10 @@ class PartitionConsumer:
         self._batch_size = batch_size
         self._prefetch = prefetch
         self._local = local
+        self._log = log.bind(partition=partition)
+        self._acks = Acknowledgements(self._log)
         self._dead_letters = PartitionDeadLetters(
-            publisher, topology, self.queue_name, self._settle
+            publisher, topology, self.queue_name, self._acks.settle
         )
         # Deliveries, and messages with no delivery: timer fires that are due (held until then,
         # already acknowledged, see _hold) and local activities' results; _wake is set when
@@ -103,7 +106,6 @@ class PartitionConsumer:
         self._due_last = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._log = log.bind(partition=partition)
 
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
@@ -219,7 +221,7 @@ class PartitionConsumer:
             committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
-            await self._requeue(deliveries)
+            await self._acks.requeue(deliveries)
             return
         except Exception:
             if carriers:
@@ -237,7 +239,7 @@ class PartitionConsumer:
                 self._local_rows.pop(message_id, None)
                 await asyncio.sleep(_FAILURE_BACKOFF_SECONDS)
                 # A held fire has no delivery to return: the timer sweeper fires it again.
-                await self._requeue([d for d, _ in parsed if d is not None])
+                await self._acks.requeue([d for d, _ in parsed if d is not None])
                 return
             # Isolate whichever message breaks the batch: the others go through one by one,
             # and only the culprit keeps being redelivered until the delivery limit
@@ -330,7 +332,7 @@ class PartitionConsumer:
             # A delivery whose dead letter is not confirmed goes back to the queue, and before
             # the ``multiple`` ack, which must then not name it, nor cover it.
             requeued = await self._dead_letters.send(letters)
-            await self._acknowledge([d for d in deliveries if d not in requeued])
+            await self._acks.ack_batch([d for d in deliveries if d not in requeued])
         except Exception:
             self._log.exception("batch.publish_failed", size=len(records))
 
@@ -357,12 +359,12 @@ class PartitionConsumer:
             try:
                 await self._publisher.publish(delayed(self._topology, message, now))
             except PublishFailedError:
-                await self._requeue([delivery])
+                await self._acks.requeue([delivery])
                 return True
-            await self._settle(delivery.ack())
+            await self._acks.ack(delivery)
             return True
         if delivery is not None:
-            await self._settle(delivery.ack())
+            await self._acks.ack(delivery)
         self._hold(message, early_by)
         return True
 
@@ -382,22 +384,6 @@ class PartitionConsumer:
         for handle in self._held.values():
             handle.cancel()
         self._held.clear()
-
-    async def _acknowledge(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        """Acknowledge a processed batch: one ``multiple`` ack per channel.
-
-        Deliveries reach the batch in the order the channel numbered them, and every one
-        before them is settled already (invalid ones dead-lettered, early fires acknowledged
-        when they were set aside, those whose dead letters failed requeued), so one ack covers
-        the batch. (A carrier's invalid messages are dead-lettered without settling it.)
-        """
-        last: dict[int, AbstractIncomingMessage] = {}
-        for delivery in deliveries:
-            key = id(delivery.channel)
-            if key not in last or (delivery.delivery_tag or 0) > (last[key].delivery_tag or 0):
-                last[key] = delivery
-        for delivery in last.values():
-            await self._settle(delivery.ack(multiple=True))
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):
@@ -421,18 +407,6 @@ class PartitionConsumer:
             try:
                 await self._publisher.publish_many(direct(self._topology, m) for m in messages)
             except PublishFailedError:
-                await self._requeue([carrier])
+                await self._acks.requeue([carrier])
                 continue
-            await self._settle(carrier.ack())
-
-    async def _requeue(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        for delivery in deliveries:
-            await self._settle(delivery.nack(requeue=True))
-
-    async def _settle(self, settlement: Awaitable[None]) -> None:
-        # After a reconnect, old delivery tags are void; the broker redelivers those messages
-        # anyway, and the redelivery is deduplicated, so a failed ack needs no further action.
-        try:
-            await settlement
-        except Exception as error:
-            self._log.debug("delivery.settle_failed", error=repr(error))
+            await self._acks.ack(carrier)

@@ -20,7 +20,6 @@ import contextlib
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import (
@@ -34,7 +33,6 @@ from pydantic import ValidationError
 from contracts import (
     ORCHESTRATOR_MESSAGE_BATCH,
     OrchestratorMessage,
-    TimerFired,
     Topology,
 )
 from durable.app import ActivityDefinition
@@ -44,7 +42,8 @@ from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
 from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters
-from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
+from services.orchestrator.dispatch import direct
+from services.orchestrator.early_fires import EarlyFires
 from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.relay import OutboxRelay
@@ -52,9 +51,6 @@ from services.orchestrator.relay import OutboxRelay
 log = structlog.get_logger(__name__)
 
 _CONFLICT_RETRIES = 3
-# Fires leave the cascade thirty seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier than
-# this means the timer is longer than the cascade's range, or a clock is off.
-_REDELAY_AFTER_SECONDS = ARRIVE_EARLY_SECONDS + 3.0
 _FAILURE_BACKOFF_SECONDS = 0.5
 
 
@@ -85,9 +81,9 @@ class PartitionConsumer:
         self._dead_letters = PartitionDeadLetters(
             publisher, topology, self.queue_name, self._acks.settle
         )
-        # Deliveries, and messages with no delivery: timer fires that are due (held until then,
-        # already acknowledged, see _hold) and local activities' results; _wake is set when
-        # either gains one or a publishing task ends.
+        # Deliveries, and messages with no delivery: timer fires that are due (held until then
+        # by _early_fires, already acknowledged) and local activities' results; _wake is set
+        # when either gains one or a publishing task ends.
         self._inbox: deque[AbstractIncomingMessage] = deque()
         self._due: deque[OrchestratorMessage] = deque()
         self._wake = asyncio.Event()
@@ -95,7 +91,7 @@ class PartitionConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._early_fires = EarlyFires(publisher, topology, self._acks, self._put_due)
         # Publish-and-acknowledge tasks of committed batches, oldest first (_then_publish).
         self._publishing: deque[asyncio.Task[None]] = deque()
         # Local activities running, and the outbox row of each result not yet recorded (by
@@ -137,7 +133,7 @@ class PartitionConsumer:
         self._local_rows.clear()
         # The partition may go to another process: the fires held here are left to the timer
         # sweeper (their rows are still in Postgres), so this one does not write after it.
-        self._drop_held()
+        self._early_fires.drop()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking deliveries, let the batch in flight finish, return the rest to the queue."""
@@ -148,7 +144,7 @@ class PartitionConsumer:
             await asyncio.wait_for(self._idle.wait(), timeout)
         if self._publishing:
             await asyncio.wait(self._publishing, timeout=timeout)
-        self._drop_held()
+        self._early_fires.drop()
         for running in self._running_local:
             running.cancel()
         if self._worker is not None:
@@ -211,7 +207,7 @@ class PartitionConsumer:
             for d, m in parsed
             # A fire in a batch is held without settling its carrier (nothing sends fires in
             # batches today; the carrier is acknowledged with the batch).
-            if not await self._held_until_due(None if d in carriers else d, m)
+            if not await self._early_fires.held_until_due(None if d in carriers else d, m)
         ]
         deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
         if not parsed:
@@ -248,10 +244,7 @@ class PartitionConsumer:
             for delivery, message in parsed:
                 await self._process([delivery if delivery is not None else message])
             return
-        now = datetime.now(UTC)
-        for fire in committed.held_fires:
-            assert isinstance(fire.body, TimerFired)
-            self._hold(fire, max((fire.body.fire_at - now).total_seconds(), 0.0))
+        self._early_fires.hold(committed.held_fires)
         recorded_local = [
             self._local_rows.pop(m.envelope.message_id)
             for _, m in parsed
@@ -336,54 +329,9 @@ class PartitionConsumer:
         except Exception:
             self._log.exception("batch.publish_failed", size=len(records))
 
-    async def _held_until_due(
-        self, delivery: AbstractIncomingMessage | None, message: OrchestratorMessage
-    ) -> bool:
-        """Keep a timer fire that arrived early out of the batch until it is due.
-
-        The delay cascade delivers fires thirty seconds early (dispatch.ARRIVE_EARLY_SECONDS),
-        so that the time it takes to publish a burst of them and to pass the cascade's hops
-        does not make them late. Each is acknowledged and kept in memory until its due time,
-        when it rejoins the partition's inbox; what keeps it durable meanwhile is its timer
-        row in Postgres: if this process dies, the timer sweeper fires it (late by the grace
-        period). A fire earlier than that by more than a few seconds (a timer longer than
-        the cascade's range) is sent through the cascade again.
-        """
-        if not isinstance(message.body, TimerFired):
-            return False
-        now = datetime.now(UTC)
-        early_by = (message.body.fire_at - now).total_seconds()
-        if early_by <= 0:
-            return False
-        if early_by > _REDELAY_AFTER_SECONDS and delivery is not None:
-            try:
-                await self._publisher.publish(delayed(self._topology, message, now))
-            except PublishFailedError:
-                await self._acks.requeue([delivery])
-                return True
-            await self._acks.ack(delivery)
-            return True
-        if delivery is not None:
-            await self._acks.ack(delivery)
-        self._hold(message, early_by)
-        return True
-
-    def _hold(self, message: OrchestratorMessage, seconds: float) -> None:
-        key = message.envelope.message_id
-        if key in self._held:
-            return  # another copy of the same fire is already waiting
-        loop = asyncio.get_running_loop()
-        self._held[key] = loop.call_later(seconds, self._release, message)
-
-    def _release(self, message: OrchestratorMessage) -> None:
-        self._held.pop(message.envelope.message_id, None)
+    def _put_due(self, message: OrchestratorMessage) -> None:
         self._due.append(message)
         self._wake.set()
-
-    def _drop_held(self) -> None:
-        for handle in self._held.values():
-            handle.cancel()
-        self._held.clear()
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiormq.exceptions import ChannelInvalidStateError
 
-from contracts import OrchestratorMessage, Topology
+from contracts import Envelope, OrchestratorMessage, TaskCompleted, Topology
 from durable.broker import OutgoingMessage, PublishFailedError
 from services.orchestrator.dispatch import timer_fired_message
 
@@ -74,4 +74,19 @@ def timer_fire(due_in_seconds: float, timer_id: int = 1) -> OrchestratorMessage:
         timer_id,
         now + timedelta(seconds=due_in_seconds),
         now,
+    )
+
+
+def task_completed(instance_id: str = "i1", task_scheduled_id: int = 1) -> OrchestratorMessage:
+    now = datetime.now(UTC)
+    return OrchestratorMessage(
+        envelope=Envelope(
+            message_id=uuid.uuid4(),
+            instance_id=instance_id,
+            execution_id="e1",
+            correlation_id="c1",
+            type="TaskCompleted",
+            sent_at=now,
+        ),
+        body=TaskCompleted(timestamp=now, task_scheduled_id=task_scheduled_id, result=1),
     )

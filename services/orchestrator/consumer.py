@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Sequence
 
 import structlog
 from aio_pika.abc import (
@@ -36,7 +35,7 @@ from contracts import (
     Topology,
 )
 from durable.app import ActivityDefinition
-from durable.broker import DeadLetter, Publisher, PublishFailedError
+from durable.broker import Publisher, PublishFailedError
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
 from services.common.outbox import OutboxRecord
@@ -46,6 +45,7 @@ from services.orchestrator.dispatch import direct
 from services.orchestrator.early_fires import EarlyFires
 from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.publish_lane import PublishLane
 from services.orchestrator.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -91,9 +91,8 @@ class PartitionConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._lane = PublishLane(relay, self._dead_letters, self._acks, self._wake.set, self._log)
         self._early_fires = EarlyFires(publisher, topology, self._acks, self._put_due)
-        # Publish-and-acknowledge tasks of committed batches, oldest first (_then_publish).
-        self._publishing: deque[asyncio.Task[None]] = deque()
         # Local activities running, and the outbox row of each result not yet recorded (by
         # the result's message id); results of runs started before a detach are dropped.
         self._running_local: set[asyncio.Task[None]] = set()
@@ -142,8 +141,7 @@ class PartitionConsumer:
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        if self._publishing:
-            await asyncio.wait(self._publishing, timeout=timeout)
+        await self._lane.wait(timeout)
         self._early_fires.drop()
         for running in self._running_local:
             running.cancel()
@@ -169,7 +167,7 @@ class PartitionConsumer:
         published; when both are ready, they take turns."""
         while True:
             source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
-            deliveries_ready = bool(self._inbox) and not self._publishing
+            deliveries_ready = bool(self._inbox) and not self._lane.busy
             if self._due and not (self._due_last and deliveries_ready):
                 source = self._due
             elif deliveries_ready:
@@ -179,7 +177,7 @@ class PartitionConsumer:
                 self._idle.clear()
                 count = min(len(source), self._batch_size)
                 return [source.popleft() for _ in range(count)]
-            if not self._inbox and not self._publishing:
+            if not self._inbox and not self._lane.busy:
                 self._idle.set()
             self._wake.clear()
             await self._wake.wait()
@@ -211,7 +209,7 @@ class PartitionConsumer:
         ]
         deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
         if not parsed:
-            self._then_publish([], deliveries, {})  # carriers of invalid messages only
+            self._lane.publish([], deliveries, {})  # carriers of invalid messages only
             return
         try:
             committed = await self._handle([message for _, message in parsed])
@@ -257,7 +255,7 @@ class PartitionConsumer:
             if local_tasks:
                 self._start_local(local_tasks)
         letters = self._dead_letters.refused(committed, parsed, carriers)
-        self._then_publish(records, deliveries, letters)
+        self._lane.publish(records, deliveries, letters)
 
     def _start_local(self, tasks: list[tuple[OutboxRecord, ActivityDefinition]]) -> None:
         task = asyncio.create_task(self._run_local(tasks, self._generation))
@@ -287,47 +285,6 @@ class PartitionConsumer:
             self._local_rows[result.envelope.message_id] = record.id
             self._due.append(result)
         self._wake.set()
-
-    def _then_publish(
-        self,
-        records: Sequence[OutboxRecord],
-        deliveries: list[AbstractIncomingMessage],
-        letters: dict[AbstractIncomingMessage, list[DeadLetter]],
-    ) -> None:
-        """Publish a committed batch's messages and dead ``letters``, then acknowledge its
-        deliveries, after the batches committed before it, in a task of its own, so the
-        worker can go on."""
-        if not records and not deliveries:
-            return  # held fires coming due: nothing to send or settle
-        previous = self._publishing[-1] if self._publishing else None
-        task = asyncio.create_task(self._publish_after(previous, records, deliveries, letters))
-        self._publishing.append(task)
-        task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._publishing.remove(task)
-        self._wake.set()
-
-    async def _publish_after(
-        self,
-        previous: asyncio.Task[None] | None,
-        records: Sequence[OutboxRecord],
-        deliveries: list[AbstractIncomingMessage],
-        letters: dict[AbstractIncomingMessage, list[DeadLetter]],
-    ) -> None:
-        if previous is not None:
-            # In order: one ``multiple`` ack must not cover an earlier batch's deliveries
-            # before that batch's messages are confirmed.
-            await asyncio.wait({previous})
-        try:
-            # Rows that cannot be published stay in the outbox for the relay's sweeper.
-            await self._relay.publish_committed(records)
-            # A delivery whose dead letter is not confirmed goes back to the queue, and before
-            # the ``multiple`` ack, which must then not name it, nor cover it.
-            requeued = await self._dead_letters.send(letters)
-            await self._acks.ack_batch([d for d in deliveries if d not in requeued])
-        except Exception:
-            self._log.exception("batch.publish_failed", size=len(records))
 
     def _put_due(self, message: OrchestratorMessage) -> None:
         self._due.append(message)

@@ -11,6 +11,7 @@ from aiormq.exceptions import ChannelInvalidStateError
 
 from contracts import Envelope, OrchestratorMessage, TaskCompleted, Topology
 from durable.broker import OutgoingMessage, PublishFailedError
+from services.common.outbox import OutboxRecord
 from services.orchestrator.dispatch import timer_fired_message
 
 TOPOLOGY = Topology(namespace="unit", partitions=2)
@@ -89,4 +90,18 @@ def task_completed(instance_id: str = "i1", task_scheduled_id: int = 1) -> Orche
             sent_at=now,
         ),
         body=TaskCompleted(timestamp=now, task_scheduled_id=task_scheduled_id, result=1),
+    )
+
+
+def outbox_record(row_id: int) -> OutboxRecord:
+    return OutboxRecord(
+        row_id,
+        OutgoingMessage(
+            exchange="unit.activities",
+            routing_key="work",
+            message_id=str(uuid.uuid4()),
+            correlation_id="c1",
+            message_type="ActivityTask",
+            body=b"{}",
+        ),
     )

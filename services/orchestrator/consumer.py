@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import deque
 
 import structlog
 from aio_pika.abc import (
@@ -44,6 +43,7 @@ from services.orchestrator.dead_letters import PartitionDeadLetters
 from services.orchestrator.dispatch import direct
 from services.orchestrator.early_fires import EarlyFires
 from services.orchestrator.handler import Committed, OrchestrationHandler
+from services.orchestrator.inbox import BatchItem, PartitionInbox
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.publish_lane import PublishLane
 from services.orchestrator.relay import OutboxRelay
@@ -73,7 +73,6 @@ class PartitionConsumer:
         self._relay = relay
         self._publisher = publisher
         self._topology = topology
-        self._batch_size = batch_size
         self._prefetch = prefetch
         self._local = local
         self._log = log.bind(partition=partition)
@@ -81,26 +80,19 @@ class PartitionConsumer:
         self._dead_letters = PartitionDeadLetters(
             publisher, topology, self.queue_name, self._acks.settle
         )
-        # Deliveries, and messages with no delivery: timer fires that are due (held until then
-        # by _early_fires, already acknowledged) and local activities' results; _wake is set
-        # when either gains one or a publishing task ends.
-        self._inbox: deque[AbstractIncomingMessage] = deque()
-        self._due: deque[OrchestratorMessage] = deque()
-        self._wake = asyncio.Event()
+        # Deliveries wait for the lane; the lane wakes the inbox when a batch leaves it.
+        self._inbox = PartitionInbox(batch_size, lambda: self._lane.busy)
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._lane = PublishLane(relay, self._dead_letters, self._acks, self._wake.set, self._log)
-        self._early_fires = EarlyFires(publisher, topology, self._acks, self._put_due)
+        self._lane = PublishLane(relay, self._dead_letters, self._acks, self._inbox.wake, self._log)
+        self._early_fires = EarlyFires(publisher, topology, self._acks, self._inbox.put_due)
         # Local activities running, and the outbox row of each result not yet recorded (by
         # the result's message id); results of runs started before a detach are dropped.
         self._running_local: set[asyncio.Task[None]] = set()
         self._local_rows: dict[uuid.UUID, int] = {}
         self._generation = 0
-        self._due_last = False
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
@@ -116,8 +108,7 @@ class PartitionConsumer:
         self._consumer_tag = await self._queue.consume(self._receive)
 
     async def _receive(self, delivery: AbstractIncomingMessage) -> None:
-        self._inbox.append(delivery)
-        self._wake.set()
+        self._inbox.put_delivery(delivery)
 
     def detach(self) -> None:
         """The connection is gone: its unprocessed deliveries are void (the broker redelivers
@@ -125,7 +116,6 @@ class PartitionConsumer:
         self._channel = self._queue = None
         self._consumer_tag = None
         self._inbox.clear()
-        self._due.clear()
         # Local runs in flight and results not yet recorded: their outbox rows stay, and the
         # relay's sweeper hands those tasks to the activity service.
         self._generation += 1
@@ -140,7 +130,7 @@ class PartitionConsumer:
             with contextlib.suppress(Exception):
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._inbox.wait_idle(), timeout)
         await self._lane.wait(timeout)
         self._early_fires.drop()
         for running in self._running_local:
@@ -156,33 +146,13 @@ class PartitionConsumer:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._next_batch()
+            batch = await self._inbox.next_batch()
             try:
                 await self._process(batch)
             except Exception:
                 self._log.exception("batch.unexpected_error", size=len(batch))
 
-    async def _next_batch(self) -> list[AbstractIncomingMessage | OrchestratorMessage]:
-        """Due fires and local results first, deliveries once the batches before them are
-        published; when both are ready, they take turns."""
-        while True:
-            source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
-            deliveries_ready = bool(self._inbox) and not self._lane.busy
-            if self._due and not (self._due_last and deliveries_ready):
-                source = self._due
-            elif deliveries_ready:
-                source = self._inbox
-            if source is not None:
-                self._due_last = source is self._due
-                self._idle.clear()
-                count = min(len(source), self._batch_size)
-                return [source.popleft() for _ in range(count)]
-            if not self._inbox and not self._lane.busy:
-                self._idle.set()
-            self._wake.clear()
-            await self._wake.wait()
-
-    async def _process(self, items: list[AbstractIncomingMessage | OrchestratorMessage]) -> None:
+    async def _process(self, items: list[BatchItem]) -> None:
         parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
         # Deliveries that carry several messages (ADR 17), with them: settled as a whole,
         # after all of their messages are committed.
@@ -269,8 +239,7 @@ class PartitionConsumer:
 
         async def report_started(started: OrchestratorMessage) -> None:
             if generation == self._generation:
-                self._due.append(started)
-                self._wake.set()
+                self._inbox.put_due(started)
 
         try:
             results = await self._local.run(tasks, report_started)
@@ -283,12 +252,7 @@ class PartitionConsumer:
             return
         for record, result in results:
             self._local_rows[result.envelope.message_id] = record.id
-            self._due.append(result)
-        self._wake.set()
-
-    def _put_due(self, message: OrchestratorMessage) -> None:
-        self._due.append(message)
-        self._wake.set()
+            self._inbox.put_due(result)
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 
 import structlog
 from aio_pika.abc import (
@@ -33,11 +32,9 @@ from contracts import (
     OrchestratorMessage,
     Topology,
 )
-from durable.app import ActivityDefinition
 from durable.broker import Publisher, PublishFailedError
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
-from services.common.outbox import OutboxRecord
 from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters
 from services.orchestrator.dispatch import direct
@@ -45,6 +42,7 @@ from services.orchestrator.early_fires import EarlyFires
 from services.orchestrator.handler import Committed, OrchestrationHandler
 from services.orchestrator.inbox import BatchItem, PartitionInbox
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.local_runs import LocalRuns
 from services.orchestrator.publish_lane import PublishLane
 from services.orchestrator.relay import OutboxRelay
 
@@ -70,11 +68,9 @@ class PartitionConsumer:
         self.partition = partition
         self.queue_name = topology.partition_queue(partition)
         self._handler = handler
-        self._relay = relay
         self._publisher = publisher
         self._topology = topology
         self._prefetch = prefetch
-        self._local = local
         self._log = log.bind(partition=partition)
         self._acks = Acknowledgements(self._log)
         self._dead_letters = PartitionDeadLetters(
@@ -88,11 +84,9 @@ class PartitionConsumer:
         self._worker: asyncio.Task[None] | None = None
         self._lane = PublishLane(relay, self._dead_letters, self._acks, self._inbox.wake, self._log)
         self._early_fires = EarlyFires(publisher, topology, self._acks, self._inbox.put_due)
-        # Local activities running, and the outbox row of each result not yet recorded (by
-        # the result's message id); results of runs started before a detach are dropped.
-        self._running_local: set[asyncio.Task[None]] = set()
-        self._local_rows: dict[uuid.UUID, int] = {}
-        self._generation = 0
+        self._local_runs = (
+            None if local is None else LocalRuns(local, relay, self._inbox.put_due, self._log)
+        )
 
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
@@ -118,8 +112,8 @@ class PartitionConsumer:
         self._inbox.clear()
         # Local runs in flight and results not yet recorded: their outbox rows stay, and the
         # relay's sweeper hands those tasks to the activity service.
-        self._generation += 1
-        self._local_rows.clear()
+        if self._local_runs is not None:
+            self._local_runs.detach()
         # The partition may go to another process: the fires held here are left to the timer
         # sweeper (their rows are still in Postgres), so this one does not write after it.
         self._early_fires.drop()
@@ -133,8 +127,8 @@ class PartitionConsumer:
             await asyncio.wait_for(self._inbox.wait_idle(), timeout)
         await self._lane.wait(timeout)
         self._early_fires.drop()
-        for running in self._running_local:
-            running.cancel()
+        if self._local_runs is not None:
+            self._local_runs.cancel()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,8 +193,8 @@ class PartitionConsumer:
             if len(parsed) == 1:
                 message_id = parsed[0][1].envelope.message_id
                 self._log.exception("message.failed", message_id=str(message_id))
-                # A local result is not retried from here: its row stays for the sweeper.
-                self._local_rows.pop(message_id, None)
+                if self._local_runs is not None:
+                    self._local_runs.not_recorded(message_id)
                 await asyncio.sleep(_FAILURE_BACKOFF_SECONDS)
                 # A held fire has no delivery to return: the timer sweeper fires it again.
                 await self._acks.requeue([d for d, _ in parsed if d is not None])
@@ -213,46 +207,12 @@ class PartitionConsumer:
                 await self._process([delivery if delivery is not None else message])
             return
         self._early_fires.hold(committed.held_fires)
-        recorded_local = [
-            self._local_rows.pop(m.envelope.message_id)
-            for _, m in parsed
-            if m.envelope.message_id in self._local_rows
-        ]
-        self._relay.discard(recorded_local)
         records = committed.records
-        if self._local is not None:
-            records, local_tasks = self._local.split(records)
-            if local_tasks:
-                self._start_local(local_tasks)
+        if self._local_runs is not None:
+            self._local_runs.recorded(m for _, m in parsed)
+            records = self._local_runs.start(records)
         letters = self._dead_letters.refused(committed, parsed, carriers)
         self._lane.publish(records, deliveries, letters)
-
-    def _start_local(self, tasks: list[tuple[OutboxRecord, ActivityDefinition]]) -> None:
-        task = asyncio.create_task(self._run_local(tasks, self._generation))
-        self._running_local.add(task)
-        task.add_done_callback(self._running_local.discard)
-
-    async def _run_local(
-        self, tasks: list[tuple[OutboxRecord, ActivityDefinition]], generation: int
-    ) -> None:
-        assert self._local is not None
-
-        async def report_started(started: OrchestratorMessage) -> None:
-            if generation == self._generation:
-                self._inbox.put_due(started)
-
-        try:
-            results = await self._local.run(tasks, report_started)
-        except Exception:
-            # Not an activity failing (that is a TaskFailed result): the tasks could not be
-            # run here at all. Their rows stay; the sweeper hands them to the activity service.
-            self._log.exception("local_activity.not_run", count=len(tasks))
-            return
-        if generation != self._generation:
-            return
-        for record, result in results:
-            self._local_rows[result.envelope.message_id] = record.id
-            self._inbox.put_due(result)
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):

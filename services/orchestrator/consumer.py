@@ -1,16 +1,12 @@
-"""Consuming one partition queue in batches.
+"""Consuming one partition queue in batches: the worker, and the pieces it coordinates.
 
-Deliveries are buffered as they arrive; a worker takes everything buffered (up to
-``batch_size``) as one batch, so under load many messages share one transaction and one
-round of confirms, and when idle a single message goes through at once.
-
-A batch is decided and committed by the worker; publishing what it sends and then acknowledging
-its deliveries runs in a task of its own, chained after the batch before it. The next batch of
-deliveries waits for that task (while it publishes, more deliveries gather into the next
-batch), but timer fires coming due do not: they are committed at once, in their own batches,
-so a batch that publishes thousands of messages (a fan-out, many timers) does not make them
-late. The results of local activities (``services.orchestrator.local``) take the same lane as
-fires: they are run here after the commit that schedules them, and come back without a broker.
+The worker takes what arrived as batches (``inbox``), sets aside timer fires that arrived early
+(``early_fires``), runs each batch through the handler's transaction, and hands what the commit
+sends to the publish lane (``publish_lane``), which publishes it and then acknowledges the
+batch's deliveries (``acknowledgements``), one batch after another. The local activities a
+batch schedules run here after its commit (``local_runs``). What is not a valid message is
+dead-lettered (``dead_letters``); a batch that fails is retried in parts, until only the
+message that breaks it is redelivered.
 """
 
 from __future__ import annotations
@@ -27,11 +23,7 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from contracts import (
-    ORCHESTRATOR_MESSAGE_BATCH,
-    OrchestratorMessage,
-    Topology,
-)
+from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
 from durable.broker import Publisher, PublishFailedError
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.common.db import AmbiguousCommitError, ConcurrencyError
@@ -53,6 +45,9 @@ _FAILURE_BACKOFF_SECONDS = 0.5
 
 
 class PartitionConsumer:
+    """Consumes one partition queue: attached to each new connection, its worker processes
+    what arrives, in batches, until stopped."""
+
     def __init__(
         self,
         partition: int,
@@ -78,15 +73,15 @@ class PartitionConsumer:
         )
         # Deliveries wait for the lane; the lane wakes the inbox when a batch leaves it.
         self._inbox = PartitionInbox(batch_size, lambda: self._lane.busy)
-        self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
-        self._worker: asyncio.Task[None] | None = None
         self._lane = PublishLane(relay, self._dead_letters, self._acks, self._inbox.wake, self._log)
         self._early_fires = EarlyFires(publisher, topology, self._acks, self._inbox.put_due)
         self._local_runs = (
             None if local is None else LocalRuns(local, relay, self._inbox.put_due, self._log)
         )
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._worker: asyncio.Task[None] | None = None
 
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
@@ -147,23 +142,7 @@ class PartitionConsumer:
                 self._log.exception("batch.unexpected_error", size=len(batch))
 
     async def _process(self, items: list[BatchItem]) -> None:
-        parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
-        # Deliveries that carry several messages (ADR 17), with them: settled as a whole,
-        # after all of their messages are committed.
-        carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]] = {}
-        for item in items:
-            if isinstance(item, OrchestratorMessage):
-                parsed.append((None, item))  # no delivery: a due fire or a local result
-            elif item.type == ORCHESTRATOR_MESSAGE_BATCH:
-                messages = await self._dead_letters.unpack(item)
-                if messages is not None:
-                    carriers[item] = messages
-                    parsed += [(item, message) for message in messages]
-            else:
-                try:
-                    parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
-                except ValidationError as error:
-                    await self._dead_letters.reject(item, f"invalid message: {error}")
+        parsed, carriers = await self._parse(items)
         parsed = [
             (d, m)
             for d, m in parsed
@@ -213,6 +192,33 @@ class PartitionConsumer:
             records = self._local_runs.start(records)
         letters = self._dead_letters.refused(committed, parsed, carriers)
         self._lane.publish(records, deliveries, letters)
+
+    async def _parse(
+        self, items: list[BatchItem]
+    ) -> tuple[
+        list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]],
+        dict[AbstractIncomingMessage, list[OrchestratorMessage]],
+    ]:
+        """The batch's messages, each with the delivery that brought it (None for a due fire
+        or a local result), and the deliveries that carry several messages (ADR 17), with
+        them: those are settled as a whole, after all of their messages are committed. What
+        is not a valid message is dead-lettered."""
+        parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
+        carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]] = {}
+        for item in items:
+            if isinstance(item, OrchestratorMessage):
+                parsed.append((None, item))
+            elif item.type == ORCHESTRATOR_MESSAGE_BATCH:
+                messages = await self._dead_letters.unpack(item)
+                if messages is not None:
+                    carriers[item] = messages
+                    parsed += [(item, message) for message in messages]
+            else:
+                try:
+                    parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
+                except ValidationError as error:
+                    await self._dead_letters.reject(item, f"invalid message: {error}")
+        return parsed, carriers
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):

@@ -1,26 +1,18 @@
-"""Consuming one partition queue in batches.
+"""Consuming one partition queue in batches: the worker, and the pieces it coordinates.
 
-Deliveries are buffered as they arrive; a worker takes everything buffered (up to
-``batch_size``) as one batch, so under load many messages share one transaction and one
-round of confirms, and when idle a single message goes through at once.
-
-A batch is decided and committed by the worker; publishing what it sends and then acknowledging
-its deliveries runs in a task of its own, chained after the batch before it. The next batch of
-deliveries waits for that task (while it publishes, more deliveries gather into the next
-batch), but timer fires coming due do not: they are committed at once, in their own batches,
-so a batch that publishes thousands of messages (a fan-out, many timers) does not make them
-late. The results of local activities (``services.orchestrator.local``) take the same lane as
-fires: they are run here after the commit that schedules them, and come back without a broker.
+The worker takes what arrived as batches (``inbox``), sets aside timer fires that arrived early
+(``early_fires``), runs each batch through the handler's transaction, and hands what the commit
+sends to the publish lane (``publish_lane``), which publishes it and then acknowledges the
+batch's deliveries (``acknowledgements``), one batch after another. The local activities a
+batch schedules run here after its commit (``local_runs``). What is not a valid message is
+dead-lettered (``dead_letters``); a batch that fails is retried in parts, until only the
+message that breaks it is redelivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections import deque
-from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import (
@@ -31,33 +23,31 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from contracts import (
-    ORCHESTRATOR_MESSAGE_BATCH,
-    OrchestratorMessage,
-    TimerFired,
-    Topology,
-)
-from durable.app import ActivityDefinition
-from durable.broker import DeadLetter, Publisher, PublishFailedError
+from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
+from durable.broker import Publisher, PublishFailedError
 from durable.store.errors import AmbiguousCommitError, ConcurrencyError
-from durable.store.outbox import OutboxRecord
 from services.common.consuming import ChannelWatch, consuming_channel
+from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters
-from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS, delayed, direct
+from services.orchestrator.dispatch import direct
+from services.orchestrator.early_fires import EarlyFires
 from services.orchestrator.handler import Committed, OrchestrationHandler
+from services.orchestrator.inbox import BatchItem, PartitionInbox
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.local_runs import LocalRuns
+from services.orchestrator.publish_lane import PublishLane
 from services.orchestrator.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
 _CONFLICT_RETRIES = 3
-# Fires leave the cascade thirty seconds early (dispatch.ARRIVE_EARLY_SECONDS); earlier than
-# this means the timer is longer than the cascade's range, or a clock is off.
-_REDELAY_AFTER_SECONDS = ARRIVE_EARLY_SECONDS + 3.0
 _FAILURE_BACKOFF_SECONDS = 0.5
 
 
 class PartitionConsumer:
+    """Consumes one partition queue: attached to each new connection, its worker processes
+    what arrives, in batches, until stopped."""
+
     def __init__(
         self,
         partition: int,
@@ -73,37 +63,25 @@ class PartitionConsumer:
         self.partition = partition
         self.queue_name = topology.partition_queue(partition)
         self._handler = handler
-        self._relay = relay
         self._publisher = publisher
         self._topology = topology
-        self._batch_size = batch_size
         self._prefetch = prefetch
-        self._local = local
+        self._log = log.bind(partition=partition)
+        self._acks = Acknowledgements(self._log)
         self._dead_letters = PartitionDeadLetters(
-            publisher, topology, self.queue_name, self._settle
+            publisher, topology, self.queue_name, self._acks.settle
         )
-        # Deliveries, and messages with no delivery: timer fires that are due (held until then,
-        # already acknowledged, see _hold) and local activities' results; _wake is set when
-        # either gains one or a publishing task ends.
-        self._inbox: deque[AbstractIncomingMessage] = deque()
-        self._due: deque[OrchestratorMessage] = deque()
-        self._wake = asyncio.Event()
+        # Deliveries wait for the lane; the lane wakes the inbox when a batch leaves it.
+        self._inbox = PartitionInbox(batch_size, lambda: self._lane.busy)
+        self._lane = PublishLane(relay, self._dead_letters, self._acks, self._inbox.wake, self._log)
+        self._early_fires = EarlyFires(publisher, topology, self._acks, self._inbox.put_due)
+        self._local_runs = (
+            None if local is None else LocalRuns(local, relay, self._inbox.put_due, self._log)
+        )
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
-        # Publish-and-acknowledge tasks of committed batches, oldest first (_then_publish).
-        self._publishing: deque[asyncio.Task[None]] = deque()
-        # Local activities running, and the outbox row of each result not yet recorded (by
-        # the result's message id); results of runs started before a detach are dropped.
-        self._running_local: set[asyncio.Task[None]] = set()
-        self._local_rows: dict[uuid.UUID, int] = {}
-        self._generation = 0
-        self._due_last = False
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._log = log.bind(partition=partition)
 
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
@@ -119,8 +97,7 @@ class PartitionConsumer:
         self._consumer_tag = await self._queue.consume(self._receive)
 
     async def _receive(self, delivery: AbstractIncomingMessage) -> None:
-        self._inbox.append(delivery)
-        self._wake.set()
+        self._inbox.put_delivery(delivery)
 
     def detach(self) -> None:
         """The connection is gone: its unprocessed deliveries are void (the broker redelivers
@@ -128,14 +105,13 @@ class PartitionConsumer:
         self._channel = self._queue = None
         self._consumer_tag = None
         self._inbox.clear()
-        self._due.clear()
         # Local runs in flight and results not yet recorded: their outbox rows stay, and the
         # relay's sweeper hands those tasks to the activity service.
-        self._generation += 1
-        self._local_rows.clear()
+        if self._local_runs is not None:
+            self._local_runs.detach()
         # The partition may go to another process: the fires held here are left to the timer
         # sweeper (their rows are still in Postgres), so this one does not write after it.
-        self._drop_held()
+        self._early_fires.drop()
 
     async def stop(self, timeout: float) -> None:
         """Stop taking deliveries, let the batch in flight finish, return the rest to the queue."""
@@ -143,12 +119,11 @@ class PartitionConsumer:
             with contextlib.suppress(Exception):
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        if self._publishing:
-            await asyncio.wait(self._publishing, timeout=timeout)
-        self._drop_held()
-        for running in self._running_local:
-            running.cancel()
+            await asyncio.wait_for(self._inbox.wait_idle(), timeout)
+        await self._lane.wait(timeout)
+        self._early_fires.drop()
+        if self._local_runs is not None:
+            self._local_runs.cancel()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,66 +135,30 @@ class PartitionConsumer:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._next_batch()
+            batch = await self._inbox.next_batch()
             try:
                 await self._process(batch)
             except Exception:
                 self._log.exception("batch.unexpected_error", size=len(batch))
 
-    async def _next_batch(self) -> list[AbstractIncomingMessage | OrchestratorMessage]:
-        """Due fires and local results first, deliveries once the batches before them are
-        published; when both are ready, they take turns."""
-        while True:
-            source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
-            deliveries_ready = bool(self._inbox) and not self._publishing
-            if self._due and not (self._due_last and deliveries_ready):
-                source = self._due
-            elif deliveries_ready:
-                source = self._inbox
-            if source is not None:
-                self._due_last = source is self._due
-                self._idle.clear()
-                count = min(len(source), self._batch_size)
-                return [source.popleft() for _ in range(count)]
-            if not self._inbox and not self._publishing:
-                self._idle.set()
-            self._wake.clear()
-            await self._wake.wait()
-
-    async def _process(self, items: list[AbstractIncomingMessage | OrchestratorMessage]) -> None:
-        parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
-        # Deliveries that carry several messages (ADR 17), with them: settled as a whole,
-        # after all of their messages are committed.
-        carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]] = {}
-        for item in items:
-            if isinstance(item, OrchestratorMessage):
-                parsed.append((None, item))  # no delivery: a due fire or a local result
-            elif item.type == ORCHESTRATOR_MESSAGE_BATCH:
-                messages = await self._dead_letters.unpack(item)
-                if messages is not None:
-                    carriers[item] = messages
-                    parsed += [(item, message) for message in messages]
-            else:
-                try:
-                    parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
-                except ValidationError as error:
-                    await self._dead_letters.reject(item, f"invalid message: {error}")
+    async def _process(self, items: list[BatchItem]) -> None:
+        parsed, carriers = await self._parse(items)
         parsed = [
             (d, m)
             for d, m in parsed
             # A fire in a batch is held without settling its carrier (nothing sends fires in
             # batches today; the carrier is acknowledged with the batch).
-            if not await self._held_until_due(None if d in carriers else d, m)
+            if not await self._early_fires.held_until_due(None if d in carriers else d, m)
         ]
         deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
         if not parsed:
-            self._then_publish([], deliveries, {})  # carriers of invalid messages only
+            self._lane.publish([], deliveries, {})  # carriers of invalid messages only
             return
         try:
             committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
-            await self._requeue(deliveries)
+            await self._acks.requeue(deliveries)
             return
         except Exception:
             if carriers:
@@ -233,11 +172,11 @@ class PartitionConsumer:
             if len(parsed) == 1:
                 message_id = parsed[0][1].envelope.message_id
                 self._log.exception("message.failed", message_id=str(message_id))
-                # A local result is not retried from here: its row stays for the sweeper.
-                self._local_rows.pop(message_id, None)
+                if self._local_runs is not None:
+                    self._local_runs.not_recorded(message_id)
                 await asyncio.sleep(_FAILURE_BACKOFF_SECONDS)
                 # A held fire has no delivery to return: the timer sweeper fires it again.
-                await self._requeue([d for d, _ in parsed if d is not None])
+                await self._acks.requeue([d for d, _ in parsed if d is not None])
                 return
             # Isolate whichever message breaks the batch: the others go through one by one,
             # and only the culprit keeps being redelivered until the delivery limit
@@ -246,158 +185,40 @@ class PartitionConsumer:
             for delivery, message in parsed:
                 await self._process([delivery if delivery is not None else message])
             return
-        now = datetime.now(UTC)
-        for fire in committed.held_fires:
-            assert isinstance(fire.body, TimerFired)
-            self._hold(fire, max((fire.body.fire_at - now).total_seconds(), 0.0))
-        recorded_local = [
-            self._local_rows.pop(m.envelope.message_id)
-            for _, m in parsed
-            if m.envelope.message_id in self._local_rows
-        ]
-        self._relay.discard(recorded_local)
+        self._early_fires.hold(committed.held_fires)
         records = committed.records
-        if self._local is not None:
-            records, local_tasks = self._local.split(records)
-            if local_tasks:
-                self._start_local(local_tasks)
+        if self._local_runs is not None:
+            self._local_runs.recorded(m for _, m in parsed)
+            records = self._local_runs.start(records)
         letters = self._dead_letters.refused(committed, parsed, carriers)
-        self._then_publish(records, deliveries, letters)
+        self._lane.publish(records, deliveries, letters)
 
-    def _start_local(self, tasks: list[tuple[OutboxRecord, ActivityDefinition]]) -> None:
-        task = asyncio.create_task(self._run_local(tasks, self._generation))
-        self._running_local.add(task)
-        task.add_done_callback(self._running_local.discard)
-
-    async def _run_local(
-        self, tasks: list[tuple[OutboxRecord, ActivityDefinition]], generation: int
-    ) -> None:
-        assert self._local is not None
-
-        async def report_started(started: OrchestratorMessage) -> None:
-            if generation == self._generation:
-                self._due.append(started)
-                self._wake.set()
-
-        try:
-            results = await self._local.run(tasks, report_started)
-        except Exception:
-            # Not an activity failing (that is a TaskFailed result): the tasks could not be
-            # run here at all. Their rows stay; the sweeper hands them to the activity service.
-            self._log.exception("local_activity.not_run", count=len(tasks))
-            return
-        if generation != self._generation:
-            return
-        for record, result in results:
-            self._local_rows[result.envelope.message_id] = record.id
-            self._due.append(result)
-        self._wake.set()
-
-    def _then_publish(
-        self,
-        records: Sequence[OutboxRecord],
-        deliveries: list[AbstractIncomingMessage],
-        letters: dict[AbstractIncomingMessage, list[DeadLetter]],
-    ) -> None:
-        """Publish a committed batch's messages and dead ``letters``, then acknowledge its
-        deliveries, after the batches committed before it, in a task of its own, so the
-        worker can go on."""
-        if not records and not deliveries:
-            return  # held fires coming due: nothing to send or settle
-        previous = self._publishing[-1] if self._publishing else None
-        task = asyncio.create_task(self._publish_after(previous, records, deliveries, letters))
-        self._publishing.append(task)
-        task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._publishing.remove(task)
-        self._wake.set()
-
-    async def _publish_after(
-        self,
-        previous: asyncio.Task[None] | None,
-        records: Sequence[OutboxRecord],
-        deliveries: list[AbstractIncomingMessage],
-        letters: dict[AbstractIncomingMessage, list[DeadLetter]],
-    ) -> None:
-        if previous is not None:
-            # In order: one ``multiple`` ack must not cover an earlier batch's deliveries
-            # before that batch's messages are confirmed.
-            await asyncio.wait({previous})
-        try:
-            # Rows that cannot be published stay in the outbox for the relay's sweeper.
-            await self._relay.publish_committed(records)
-            # A delivery whose dead letter is not confirmed goes back to the queue, and before
-            # the ``multiple`` ack, which must then not name it, nor cover it.
-            requeued = await self._dead_letters.send(letters)
-            await self._acknowledge([d for d in deliveries if d not in requeued])
-        except Exception:
-            self._log.exception("batch.publish_failed", size=len(records))
-
-    async def _held_until_due(
-        self, delivery: AbstractIncomingMessage | None, message: OrchestratorMessage
-    ) -> bool:
-        """Keep a timer fire that arrived early out of the batch until it is due.
-
-        The delay cascade delivers fires thirty seconds early (dispatch.ARRIVE_EARLY_SECONDS),
-        so that the time it takes to publish a burst of them and to pass the cascade's hops
-        does not make them late. Each is acknowledged and kept in memory until its due time,
-        when it rejoins the partition's inbox; what keeps it durable meanwhile is its timer
-        row in Postgres: if this process dies, the timer sweeper fires it (late by the grace
-        period). A fire earlier than that by more than a few seconds (a timer longer than
-        the cascade's range) is sent through the cascade again.
-        """
-        if not isinstance(message.body, TimerFired):
-            return False
-        now = datetime.now(UTC)
-        early_by = (message.body.fire_at - now).total_seconds()
-        if early_by <= 0:
-            return False
-        if early_by > _REDELAY_AFTER_SECONDS and delivery is not None:
-            try:
-                await self._publisher.publish(delayed(self._topology, message, now))
-            except PublishFailedError:
-                await self._requeue([delivery])
-                return True
-            await self._settle(delivery.ack())
-            return True
-        if delivery is not None:
-            await self._settle(delivery.ack())
-        self._hold(message, early_by)
-        return True
-
-    def _hold(self, message: OrchestratorMessage, seconds: float) -> None:
-        key = message.envelope.message_id
-        if key in self._held:
-            return  # another copy of the same fire is already waiting
-        loop = asyncio.get_running_loop()
-        self._held[key] = loop.call_later(seconds, self._release, message)
-
-    def _release(self, message: OrchestratorMessage) -> None:
-        self._held.pop(message.envelope.message_id, None)
-        self._due.append(message)
-        self._wake.set()
-
-    def _drop_held(self) -> None:
-        for handle in self._held.values():
-            handle.cancel()
-        self._held.clear()
-
-    async def _acknowledge(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        """Acknowledge a processed batch: one ``multiple`` ack per channel.
-
-        Deliveries reach the batch in the order the channel numbered them, and every one
-        before them is settled already (invalid ones dead-lettered, early fires acknowledged
-        when they were set aside, those whose dead letters failed requeued), so one ack covers
-        the batch. (A carrier's invalid messages are dead-lettered without settling it.)
-        """
-        last: dict[int, AbstractIncomingMessage] = {}
-        for delivery in deliveries:
-            key = id(delivery.channel)
-            if key not in last or (delivery.delivery_tag or 0) > (last[key].delivery_tag or 0):
-                last[key] = delivery
-        for delivery in last.values():
-            await self._settle(delivery.ack(multiple=True))
+    async def _parse(
+        self, items: list[BatchItem]
+    ) -> tuple[
+        list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]],
+        dict[AbstractIncomingMessage, list[OrchestratorMessage]],
+    ]:
+        """The batch's messages, each with the delivery that brought it (None for a due fire
+        or a local result), and the deliveries that carry several messages (ADR 17), with
+        them: those are settled as a whole, after all of their messages are committed. What
+        is not a valid message is dead-lettered."""
+        parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
+        carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]] = {}
+        for item in items:
+            if isinstance(item, OrchestratorMessage):
+                parsed.append((None, item))
+            elif item.type == ORCHESTRATOR_MESSAGE_BATCH:
+                messages = await self._dead_letters.unpack(item)
+                if messages is not None:
+                    carriers[item] = messages
+                    parsed += [(item, message) for message in messages]
+            else:
+                try:
+                    parsed.append((item, OrchestratorMessage.model_validate_json(item.body)))
+                except ValidationError as error:
+                    await self._dead_letters.reject(item, f"invalid message: {error}")
+        return parsed, carriers
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):
@@ -421,18 +242,6 @@ class PartitionConsumer:
             try:
                 await self._publisher.publish_many(direct(self._topology, m) for m in messages)
             except PublishFailedError:
-                await self._requeue([carrier])
+                await self._acks.requeue([carrier])
                 continue
-            await self._settle(carrier.ack())
-
-    async def _requeue(self, deliveries: list[AbstractIncomingMessage]) -> None:
-        for delivery in deliveries:
-            await self._settle(delivery.nack(requeue=True))
-
-    async def _settle(self, settlement: Awaitable[None]) -> None:
-        # After a reconnect, old delivery tags are void; the broker redelivers those messages
-        # anyway, and the redelivery is deduplicated, so a failed ack needs no further action.
-        try:
-            await settlement
-        except Exception as error:
-            self._log.debug("delivery.settle_failed", error=repr(error))
+            await self._acks.ack(carrier)

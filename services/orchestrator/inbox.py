@@ -1,0 +1,89 @@
+"""What a partition's worker takes next, as one batch.
+
+Deliveries are buffered as they arrive; the worker takes everything buffered (up to
+``batch_size``) as one batch, so under load many messages share one transaction and one
+round of confirms, and when idle a single message goes through at once.
+
+Messages that come without a delivery (timer fires that have come due, local activities'
+results) wait in a lane of their own, which does not wait for publishing: deliveries wait
+until the batches before them are published (``deliveries_wait``), so that meanwhile more of
+them gather into the next batch, but a fire coming due is committed at once. When both are
+ready, they take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts import OrchestratorMessage
+
+BatchItem = AbstractIncomingMessage | OrchestratorMessage
+"""A delivery, or a message that came without one (a due fire, a local result)."""
+
+
+class PartitionInbox:
+    """The deliveries and the due messages of one partition, taken in batches.
+
+    ``deliveries_wait`` says whether deliveries must wait (the partition is still publishing);
+    call ``wake`` when that changes.
+    """
+
+    def __init__(self, batch_size: int, deliveries_wait: Callable[[], bool]) -> None:
+        self._batch_size = batch_size
+        self._deliveries_wait = deliveries_wait
+        self._deliveries: deque[AbstractIncomingMessage] = deque()
+        self._due: deque[OrchestratorMessage] = deque()
+        # Set when either lane gains one, or what deliveries wait for may have ended.
+        self._wake = asyncio.Event()
+        self._due_last = False
+        # Set while the worker waits, no delivery buffered and nothing publishing (wait_idle).
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def put_delivery(self, delivery: AbstractIncomingMessage) -> None:
+        self._deliveries.append(delivery)
+        self._wake.set()
+
+    def put_due(self, message: OrchestratorMessage) -> None:
+        """Add a message that came without a delivery: it does not wait for publishing."""
+        self._due.append(message)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look again whether deliveries may be taken (a publishing task has ended)."""
+        self._wake.set()
+
+    def clear(self) -> None:
+        """Forget what is buffered (the deliveries' channel is gone: the broker redelivers
+        them; the due messages are the timer sweeper's and the outbox sweeper's now)."""
+        self._deliveries.clear()
+        self._due.clear()
+
+    async def next_batch(self) -> list[BatchItem]:
+        """Due messages first, deliveries once they need not wait; when both are ready,
+        they take turns."""
+        while True:
+            source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
+            deliveries_ready = bool(self._deliveries) and not self._deliveries_wait()
+            if self._due and not (self._due_last and deliveries_ready):
+                source = self._due
+            elif deliveries_ready:
+                source = self._deliveries
+            if source is not None:
+                self._due_last = source is self._due
+                self._idle.clear()
+                count = min(len(source), self._batch_size)
+                return [source.popleft() for _ in range(count)]
+            if not self._deliveries and not self._deliveries_wait():
+                self._idle.set()
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def wait_idle(self) -> None:
+        """Wait until the worker, asking for a batch, finds no delivery buffered and none
+        waiting for publishing: the deliveries it took are processed."""
+        await self._idle.wait()

@@ -216,7 +216,7 @@ class EntryPointConsumers:
         except InstanceEndedError as error:
             log.info(entry.logs.after_end, status=error.status.value)
         else:
-            log.info(entry.logs.raised, event=action.event)
+            log.info(entry.logs.raised, event_name=action.event)
         return None
 
     # --- settling ----------------------------------------------------------------------------

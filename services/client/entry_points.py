@@ -181,19 +181,20 @@ class EntryPointConsumers:
     async def _start(
         self, entry: EntryPoint[Any], action: StartOrchestration[Any], message: BaseModel
     ) -> None:
+        instance_id = action.instance_id(message)
         try:
             await self._client.start_new(
                 action.orchestrator,
-                action.instance_id(message),
+                instance_id,
                 action.input(message),
                 correlation_id=correlation_id_of(message),
                 # Whatever DF_START_EXISTING says: a re-sent message starts nothing.
                 if_exists=ExistingInstancePolicy.ERROR,
             )
         except InstanceExistsError as error:
-            log.info(entry.logs.duplicate, status=error.status.value)
+            log.info(entry.logs.duplicate, instance_id=instance_id, status=error.status.value)
         else:
-            log.info(entry.logs.started, orchestrator=action.orchestrator)
+            log.info(entry.logs.started, instance_id=instance_id, orchestrator=action.orchestrator)
 
     async def _raise(
         self, entry: EntryPoint[Any], action: RaiseEvent[Any], message: BaseModel, key: str
@@ -214,9 +215,9 @@ class EntryPointConsumers:
         except InstanceNotFoundError:  # purged since the status read
             return missing
         except InstanceEndedError as error:
-            log.info(entry.logs.after_end, status=error.status.value)
+            log.info(entry.logs.after_end, instance_id=instance_id, status=error.status.value)
         else:
-            log.info(entry.logs.raised, event_name=action.event)
+            log.info(entry.logs.raised, instance_id=instance_id, event_name=action.event)
         return None
 
     # --- settling ----------------------------------------------------------------------------

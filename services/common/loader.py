@@ -63,6 +63,8 @@ def load_entry_points(settings: CommonSettings) -> EntryPoints:
         value = getattr(module, name, None)
         if value is None and not required:
             continue
+        if value is None:
+            raise EntryPointsError(f"{reference!r} (from DF_ENTRY_POINTS) defines no {name!r}")
         if callable(value):
             value = value()
         if not isinstance(value, EntryPoints):

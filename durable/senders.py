@@ -48,7 +48,7 @@ class SenderIdentities:
         broker_users: party id -> broker user, for the parties whose broker user is not
             named by their id. A listed party speaks only as the listed user.
         gateways: broker users that speak for any party.
-        role: what a party is, in the refusals' words (e.g. "approver").
+        role: what a party is, in the refusals' words (e.g. "payer").
         broker_users_setting: the setting ``broker_users`` comes from, named in errors.
         gateways_setting: the setting ``gateways`` comes from, named in refusals.
     """
@@ -114,7 +114,7 @@ class Senders(Generic[M]):
     """An entry point's sender check: the party a message speaks for must have published it.
 
     Attributes:
-        party: the id of the party a message speaks for (e.g. its ``approver`` field).
+        party: the id of the party a message speaks for (e.g. its ``payer`` field).
         identities: which broker user speaks for whom.
     """
 

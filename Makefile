@@ -49,8 +49,9 @@ format: venv  ## apply ruff's formatting and safe fixes
 typecheck: venv  ## mypy --strict
 	$(VENV)/bin/mypy
 
-schema: venv  ## regenerate contracts/schema from the pydantic models
+schema: venv  ## regenerate contracts/schema and the workflows' schemas from the pydantic models
 	$(PY) -m contracts.jsonschema
+	$(PY) -m workflows.approval.jsonschema
 
 # The benchmark: our runtime against DBOS and Celery (docs/performance.md). The peers are the
 # optional `bench` dependencies, installed on first use; without them the suite still runs

@@ -4,20 +4,6 @@ Pydantic v2 models only; nothing here performs I/O. Other languages read the gen
 Schema in ``contracts/schema/``.
 """
 
-from contracts.approval import (
-    ApprovalProgress,
-    ApprovalRecord,
-    ApprovalRequest,
-    ApprovalRequestMessage,
-    ApprovalResponse,
-    ApprovalResponseMessage,
-    Escalation,
-    IgnoredResponse,
-    ProposalOutcome,
-    ProposalOutcomeMessage,
-    ProposalSubmitted,
-    ProposalSubmittedMessage,
-)
 from contracts.envelope import SCHEMA_VERSION, Envelope, deterministic_message_id
 from contracts.failure import FailureDetails
 from contracts.history import (
@@ -65,15 +51,8 @@ __all__ = [
     "ActivityTask",
     "ActivityTaskBatch",
     "ActivityTaskMessage",
-    "ApprovalProgress",
-    "ApprovalRecord",
-    "ApprovalRequest",
-    "ApprovalRequestMessage",
-    "ApprovalResponse",
-    "ApprovalResponseMessage",
     "ContinueAsNew",
     "Envelope",
-    "Escalation",
     "EventRaised",
     "EventSent",
     "ExecutionCompleted",
@@ -85,17 +64,12 @@ __all__ = [
     "ExecutionTerminated",
     "FailureDetails",
     "HistoryEvent",
-    "IgnoredResponse",
     "InboundEvent",
     "OrchestrationStatus",
     "OrchestratorMessage",
     "OrchestratorMessageBatch",
     "OrchestratorStarted",
     "ParentInstance",
-    "ProposalOutcome",
-    "ProposalOutcomeMessage",
-    "ProposalSubmitted",
-    "ProposalSubmittedMessage",
     "SubOrchestrationInstanceCompleted",
     "SubOrchestrationInstanceCreated",
     "SubOrchestrationInstanceFailed",

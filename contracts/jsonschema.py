@@ -1,26 +1,20 @@
 """JSON Schema of the contracts, for services written in other languages.
 
 ``python -m contracts.jsonschema`` (or ``make schema``) rewrites ``contracts/schema/``; a test
-fails when the checked-in files differ from what the models generate.
+fails when the checked-in files differ from what the models generate. A workflow's own messages
+are published the same way from its package (``generate`` and ``write`` take any models).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from contracts.approval import (
-    ApprovalProgress,
-    ApprovalRecord,
-    ApprovalRequestMessage,
-    ApprovalResponseMessage,
-    ProposalOutcomeMessage,
-    ProposalSubmittedMessage,
-)
 from contracts.envelope import Envelope
 from contracts.failure import FailureDetails
 from contracts.history import HistoryEvent
@@ -38,35 +32,36 @@ _DOCUMENTS: dict[str, Any] = {
     "envelope": Envelope,
     "failure-details": FailureDetails,
     "orchestration-status": OrchestrationStatus,
-    "proposal-submitted-message": ProposalSubmittedMessage,
-    "approval-request-message": ApprovalRequestMessage,
-    "approval-response-message": ApprovalResponseMessage,
-    "proposal-outcome-message": ProposalOutcomeMessage,
-    "approval-progress": ApprovalProgress,
-    "approval-record": ApprovalRecord,
 }
 
 
-def generate() -> dict[str, str]:
-    """File name → schema text, for every published contract."""
-    documents: dict[str, str] = {}
-    for name, model in _DOCUMENTS.items():
+def generate(
+    documents: Mapping[str, Any] = _DOCUMENTS, urn: str = "urn:durable-rabbit:contracts"
+) -> dict[str, str]:
+    """File name → schema text, for every model of ``documents`` (name → model); each
+    schema's ``$id`` is ``<urn>:<name>``. By default: every published contract."""
+    texts: dict[str, str] = {}
+    for name, model in documents.items():
         schema = TypeAdapter(model).json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"urn:durable-rabbit:contracts:{name}"
-        documents[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    return documents
+        schema["$id"] = f"{urn}:{name}"
+        texts[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return texts
 
 
-def main() -> None:
-    SCHEMA_DIR.mkdir(exist_ok=True)
-    documents = generate()
-    for stale in SCHEMA_DIR.glob("*.schema.json"):
+def write(directory: Path, documents: Mapping[str, str]) -> None:
+    """Make ``directory`` hold exactly ``documents`` (file name → text) as schema files."""
+    directory.mkdir(exist_ok=True)
+    for stale in directory.glob("*.schema.json"):
         if stale.name not in documents:
             stale.unlink()
     for file_name, text in documents.items():
-        (SCHEMA_DIR / file_name).write_text(text, encoding="utf-8")
-    sys.stdout.write(f"wrote {len(documents)} schemas to {SCHEMA_DIR}\n")
+        (directory / file_name).write_text(text, encoding="utf-8")
+    sys.stdout.write(f"wrote {len(documents)} schemas to {directory}\n")
+
+
+def main() -> None:
+    write(SCHEMA_DIR, generate())
 
 
 if __name__ == "__main__":

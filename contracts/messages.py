@@ -39,6 +39,12 @@ class _Message(BaseModel):
         return self
 
 
+EnvelopedMessage = _Message
+"""The base of a message with an envelope, for the messages workflows exchange with other
+systems over the broker (their bodies are their own): strict, frozen, and refused when their
+``schema_version`` is newer than this code knows."""
+
+
 class OrchestratorMessage(_Message):
     body: InboundEvent
 

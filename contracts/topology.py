@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -249,51 +250,31 @@ class Topology:
             )
         return exchanges, queues, bindings, exchange_bindings
 
-    # --- the proposal-approval workflow's entry and exit points -------------------------------
+    # --- workflows' own queues and exchanges (broker entry points, ADR 26) -------------------
     #
-    # In: submitting systems and approvers publish to two work queues through the default
-    # exchange (routing key = queue name). Out: the workflow publishes to two topic exchanges,
-    # routed by person, so approver- and author-facing apps bind what they want ("mia" for one
-    # person's messages, "#" for all); nothing is lost by the workflow when nobody is bound.
+    # A workflow names the queues outside systems publish to, and the exchanges it publishes
+    # to, within the namespace ("orders.placed" is "<namespace>.orders.placed"). Its queues are
+    # work queues like the others: a delivery limit and a dead-letter queue.
 
-    @property
-    def proposal_submissions_queue(self) -> str:
-        """ProposalSubmitted in: each starts an approval orchestration."""
-        return f"{self.namespace}.approval.submissions"
+    def workflow_name(self, name: str) -> str:
+        """The full name of a workflow's queue or exchange ``name``."""
+        return f"{self.namespace}.{name}"
 
-    @property
-    def approval_responses_queue(self) -> str:
-        """ApprovalResponse in: each becomes the instance's external event."""
-        return f"{self.namespace}.approval.responses"
-
-    @property
-    def approval_requests_exchange(self) -> str:
-        """ApprovalRequest out (topic), routing key: the assignee."""
-        return f"{self.namespace}.approval.requests"
-
-    @property
-    def proposal_outcomes_exchange(self) -> str:
-        """ProposalOutcome out (topic), routing key: the author."""
-        return f"{self.namespace}.approval.outcomes"
-
-    def approval_declarations(
-        self,
-    ) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec]]:
-        """The two outbound exchanges, the two inbound queues with their dead-letter queues."""
-        exchanges = [
-            ExchangeSpec(self.approval_requests_exchange, "topic"),
-            ExchangeSpec(self.proposal_outcomes_exchange, "topic"),
-        ]
-        queues: list[QueueSpec] = []
+    def entry_queue_declarations(
+        self, queues: Iterable[str]
+    ) -> tuple[list[QueueSpec], list[BindingSpec]]:
+        """Work queues (full names) outside systems publish to, with their dead-letter queues
+        and bindings."""
+        specs: list[QueueSpec] = []
         bindings: list[BindingSpec] = []
-        for name in (self.proposal_submissions_queue, self.approval_responses_queue):
+        for name in queues:
             dlq = self.dead_letter_queue(name)
-            queues += [
+            specs += [
                 self._work_queue(name, single_active_consumer=False),
                 self._dead_letter_queue(name),
             ]
             bindings.append(BindingSpec(dlq, self.dead_letter_exchange, dlq))
-        return exchanges, queues, bindings
+        return specs, bindings
 
     # --- declarations ------------------------------------------------------------------------
 

@@ -25,19 +25,19 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from contracts import (
+from contracts import OrchestrationStatus, Topology
+from durable.client.client import DurableClient
+from workflows.approval.messages import (
     ApprovalRequest,
     ApprovalRequestMessage,
     ApprovalResponse,
     ApprovalResponseMessage,
-    OrchestrationStatus,
     ProposalOutcomeMessage,
     ProposalSubmitted,
     ProposalSubmittedMessage,
-    Topology,
+    approval_envelope,
 )
-from contracts.approval import approval_envelope
-from durable.client.client import DurableClient
+from workflows.approval.topology import ApprovalTopology
 
 DEMO_DEADLINES = {"DF_APPROVAL_RESPONSE_SECONDS": "3", "DF_APPROVAL_REMINDER_SECONDS": "2"}
 """Seconds rather than days, so the demo escalates while you watch (unless set already)."""
@@ -53,7 +53,7 @@ class ApprovalDemo:
         self, client: DurableClient, topology: Topology, amqp_url: str, say: Callable[[str], None]
     ) -> None:
         self._client = client
-        self._topology = topology
+        self._topology = ApprovalTopology(topology)
         self._amqp_url = amqp_url
         self._say = say
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()

@@ -33,6 +33,7 @@ from durable.client.client import DurableClient
 from services.client.settings import ClientSettings
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations, ensure_database
+from workflows.approval.inbound import ApprovalEntrySettings
 
 LOG_DIR = PROJECT_ROOT / ".run" / "logs"
 
@@ -117,7 +118,7 @@ def _local_approvers(settings: ClientSettings) -> dict[str, str]:
     """Without configured gateways, the broker user of ``DF_AMQP_URL`` (guest) may answer for
     every approver, as the demo's head of department does: on a developer's machine the
     approvers have no broker users of their own (docs/approval.md, trust model)."""
-    if settings.approval_gateway_users.strip():
+    if ApprovalEntrySettings().approval_gateway_users.strip():
         return {}
     return {"DF_APPROVAL_GATEWAY_USERS": broker_user(settings.amqp_url)}
 

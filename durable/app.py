@@ -18,9 +18,9 @@ the services::
 azure-functions-durable's decorators (``orchestration_trigger``, ``activity_trigger``,
 ``function_name``) are accepted too, so function apps written for it load unchanged.
 
-An orchestrator may name *protected events*: events that decide something (an approval) and
+An orchestrator may name *protected events*: events that decide something (a sign-off) and
 that only a management key may raise over the HTTP API, never a start key
-(``@app.orchestrator(protected_events=["ApprovalResponse"])``, ADR 20).
+(``@app.orchestrator(protected_events=["SignOff"])``, ADR 20).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class FunctionApp:
 
         ``protected_events``: events that only a management key may raise on its instances
         over the HTTP API; a start key may raise every other event. For events that decide
-        something, such as an approver's answer.
+        something, such as the answer of the person who signs off.
         """
         protected = _protected_events(protected_events)
 

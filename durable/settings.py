@@ -23,13 +23,17 @@ class CommonSettings(BaseSettings):
         namespace: prefix of every exchange and queue (several deployments can share a broker).
         partitions: orchestrator partitions; every service of a deployment must agree.
         function_modules: comma-separated importable modules holding ``FunctionApp``s.
+        entry_points: the broker entry points the client service consumes
+            (``durable.entry_points``), comma-separated ``module`` or ``module:name``
+            references; unset, those the function modules define (``entry_points``); empty,
+            none. The operator tool finds the entry points' dead-letter queues from it.
         log_format: ``console`` for people, ``json`` for log pipelines.
         start_existing: what ``DurableClient.start_new`` does by default when the instance id
             it is given is in use: ``error`` refuses it whatever the instance's state;
             ``replace_ended`` replaces an instance that has ended and refuses one that has
             not. A call can choose otherwise (``if_exists=``); the HTTP API always follows
-            Durable Functions (``replace_ended``) and the approval workflow's submissions
-            consumer always refuses (a re-sent submission starts nothing).
+            Durable Functions (``replace_ended``) and a broker entry point's start always
+            refuses (a re-sent message starts nothing).
         max_json_depth: how deeply objects and arrays may nest in one value (an input, a
             result, event data, a custom status); every service of a deployment must agree.
         max_value_bytes: how large one value's compact JSON text may be, in bytes.
@@ -43,6 +47,7 @@ class CommonSettings(BaseSettings):
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=1024)
     delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1)
     function_modules: str = "workflows.samples,workflows.patterns,workflows.approval"
+    entry_points: str | None = None
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR

@@ -24,6 +24,7 @@ import pytest
 from contracts import Topology
 from deploy.processes import ServiceGroup
 from durable.client.client import DurableClient
+from durable.entry_points import EntryPoints
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
 from services.common.migrate import apply_migrations
@@ -35,7 +36,7 @@ ADMIN_URL = os.environ.get(
 )
 AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TEST_FUNCTION_MODULES = (
-    "workflows.samples,workflows.patterns,workflows.approval,tests.apps.functions"
+    "workflows.samples,workflows.patterns,workflows.approval,tests.apps.functions,tests.apps.orders"
 )
 # The client service's access keys for the session: two management keys (as during a
 # rotation) and a start key that may only start orchestrations and raise events.
@@ -145,16 +146,29 @@ async def delete_broker_objects(topology: Topology, activity_names: list[str]) -
     try:
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()
-        approval_exchanges, approval_queues, _ = topology.approval_declarations()
-        names = [q.name for q in queues + approval_queues]
+        declared = entry_points_under_test()
+        entry_queues, _ = topology.entry_queue_declarations(
+            topology.workflow_name(entry.queue) for entry in declared.entry_points
+        )
+        names = [q.name for q in queues + entry_queues]
         for activity in activity_names:
             names += [q.name for q in topology.activity_declarations(activity)[0]]
         for name in names:
             await channel.queue_delete(name)
-        for exchange in topology.exchanges() + approval_exchanges:
-            await channel.exchange_delete(exchange.name)
+        exchanges = [e.name for e in topology.exchanges()]
+        exchanges += [topology.workflow_name(e.name) for e in declared.exchanges]
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
     finally:
         await connection.close()
+
+
+def entry_points_under_test() -> EntryPoints:
+    """The broker entry points the test function modules declare (``DF_ENTRY_POINTS`` unset)."""
+    from services.common.loader import load_entry_points
+
+    settings = CommonSettings(function_modules=TEST_FUNCTION_MODULES, entry_points=None)
+    return load_entry_points(settings)
 
 
 def activity_names_under_test() -> list[str]:

@@ -1,5 +1,5 @@
-"""The client service: Durable Functions' HTTP API, and the approval workflow's broker entry
-points (submissions and approval responses, ``services.client.consumers``) alongside it.
+"""The client service: Durable Functions' HTTP API, and the broker entry points the deployment's
+settings name (``DF_ENTRY_POINTS``, ``services.client.entry_points``) alongside it.
 
 Run with ``python -m services.client``; configure with ``DF_*`` environment variables.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from typing import Any
 
 import structlog
 import uvicorn
@@ -17,21 +18,22 @@ from aio_pika.abc import AbstractConnection
 from contracts import limits
 from durable.broker import Publisher
 from durable.client.client import DurableClient
+from durable.entry_points import EntryPoint, EntryPoints
 from durable.store.database import create_pool
 from services.client.api import create_app
-from services.client.approvers import ApproverIdentities, ApproverIdentitiesError
 from services.client.auth import AccessKeys, AccessKeysError
-from services.client.consumers import ApprovalConsumers
+from services.client.entry_points import EntryPointConsumers
 from services.client.settings import ClientSettings
 from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
+from services.common.loader import load_entry_points
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations
 
 log = structlog.get_logger("services.client")
 
 
-async def serve(settings: ClientSettings, identities: ApproverIdentities) -> None:
+async def serve(settings: ClientSettings, declared: EntryPoints) -> None:
     # Installed before uvicorn's own handlers: uvicorn re-raises the signal once it has shut
     # down, which then sets this event instead of killing the process before the clean-up.
     stopping = stop_event_on_signals()
@@ -62,26 +64,15 @@ async def serve(settings: ClientSettings, identities: ApproverIdentities) -> Non
             log_config=None,
         )
         server = uvicorn.Server(config)
-        if not settings.approval_consumers:
+        if not (declared.entry_points or declared.exchanges):
             await server.serve()
             return
         # The consumers start before the API answers, so a deployment that is "ready" (its
-        # health check passes) already takes submissions and responses.
+        # health check passes) already takes the messages of its entry points.
         publisher = await Publisher.open(
             settings.amqp_url, settings.topology, "client-service.dead-letters"
         )
-        consumers = ApprovalConsumers(
-            client,
-            publisher,
-            settings.topology,
-            identities=identities,
-            orchestrator=settings.approval_orchestrator,
-        )
-        log.info(
-            "approval.identities",
-            mapped_people=len(identities.broker_users),
-            gateways=sorted(identities.gateways),
-        )
+        consumers = EntryPointConsumers(client, publisher, settings.topology, declared)
 
         async def attach(connection: AbstractConnection) -> None:
             await consumers.attach(connection, consuming.watch)
@@ -116,13 +107,23 @@ def main() -> None:
         log.error("service.cannot_start", error=str(error), hint="see README, Configuration")
         sys.exit(2)
     try:
-        identities = ApproverIdentities.from_settings(settings)
-    except ApproverIdentitiesError as error:
-        log.error("service.cannot_start", error=str(error), hint="see docs/approval.md")
+        declared = load_entry_points(settings)
+    except Exception as error:  # an unknown reference, or a declaration refusing its settings
+        log.error("service.cannot_start", error=str(error), hint="check DF_ENTRY_POINTS")
         sys.exit(2)
+    for entry in declared.entry_points:
+        log.info("entry_point.declared", queue=entry.queue, message=entry.title, **_senders(entry))
     if keys.disabled:
         log.warning("http.access_keys_disabled", hint="anyone who reaches the port has full access")
-    run_service("client", serve(settings, identities))
+    run_service("client", serve(settings, declared))
+
+
+def _senders(entry: EntryPoint[Any]) -> dict[str, object]:
+    """What a start-up line says about who may publish to an entry point."""
+    if entry.senders is None:
+        return {"senders": "unchecked"}
+    identities = entry.senders.identities
+    return {"mapped_people": len(identities.broker_users), "gateways": sorted(identities.gateways)}
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from contracts.approval import APPROVAL_ORCHESTRATOR
 from durable.settings import CommonSettings
 
 
@@ -14,9 +13,6 @@ class ClientSettings(CommonSettings):
     http_port: its port (7071, as Azure Functions' local host uses).
     base_url: the public base URL put into status and management links; defaults to
         ``http://{http_host}:{http_port}``.
-    approval_consumers: consume the approval workflow's submissions and responses queues
-        (``DF_APPROVAL_CONSUMERS=false`` in deployments that do not run it).
-    approval_orchestrator: the orchestrator a ``ProposalSubmitted`` starts.
     management_keys: comma-separated access keys that open every route of the HTTP API
         (Durable Functions' system key); several, so a key can be rotated.
     start_keys: comma-separated access keys that only start orchestrations and raise events.
@@ -30,26 +26,17 @@ class ClientSettings(CommonSettings):
         gets the check-status payload to poll, as when any wait runs out.
     shutdown_seconds: how long a stop (SIGTERM) lets requests in progress finish before
         they are cancelled and the service exits.
-    approval_broker_users: the broker user that answers for a person, by person id, where
-        the two differ (JSON object); a person not listed answers as the broker user named
-        by their person id. See ``services.client.approvers`` and docs/approval.md.
-    approval_gateway_users: comma-separated broker users trusted to answer on behalf of any
-        approver (an approval app that authenticates people itself); none by default.
     """
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=7071, ge=1, le=65535)
     base_url: str | None = None
-    approval_consumers: bool = True
-    approval_orchestrator: str = APPROVAL_ORCHESTRATOR
     management_keys: SecretStr = SecretStr("")
     start_keys: SecretStr = SecretStr("")
     auth_disabled: bool = False
     http_max_body_bytes: int | None = Field(default=None, ge=1024)
     http_max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     shutdown_seconds: float = Field(default=10.0, gt=0, le=600)
-    approval_broker_users: dict[str, str] = Field(default_factory=dict)
-    approval_gateway_users: str = ""
 
     @property
     def max_body_bytes(self) -> int:

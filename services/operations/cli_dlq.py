@@ -1,4 +1,4 @@
-"""durable-ops dlq: the deployment's dead-letter queues (partitions, activities, approval).
+"""durable-ops dlq: the deployment's dead-letter queues (partitions, activities, entry points).
 
 ``list`` and ``show`` move nothing. ``redrive`` and ``discard`` take the first messages of one
 dead-letter queue (all that were there when the command started, or ``--limit``) and nothing
@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from durable.store.registered_functions import registered_activities
+from services.common.loader import load_entry_points
 from services.operations import cli_output
 from services.operations.dead_letters import (
     Action,
@@ -21,7 +22,7 @@ from services.operations.dead_letters import (
     depth,
     find_queue,
 )
-from services.operations.session import EXIT_INTERRUPTED, EXIT_OK, Session, run
+from services.operations.session import EXIT_INTERRUPTED, EXIT_OK, Session, run, usage
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] if __doc__ else None, no_args_is_help=True)
 
@@ -32,8 +33,14 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines instead o
 
 
 async def _queues(session: Session) -> list[DeadLetterQueue]:
+    topology = session.settings.topology
+    try:
+        declared = load_entry_points(session.settings)
+    except Exception as error:  # an unknown reference, or a declaration refusing its settings
+        raise usage(f"loading the entry points (DF_ENTRY_POINTS) failed: {error}") from None
+    entry_queues = [topology.workflow_name(entry.queue) for entry in declared.entry_points]
     pool = await session.pool()
-    return dead_letter_queues(session.settings.topology, await registered_activities(pool))
+    return dead_letter_queues(topology, await registered_activities(pool), entry_queues)
 
 
 @app.command("list")

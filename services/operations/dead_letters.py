@@ -1,9 +1,9 @@
 """The system's dead-letter queues: finding them, reading them, re-driving and discarding.
 
 Every work queue ``Q`` of a deployment dead-letters into ``Q.dlq``: the orchestrator's partition
-queues, one queue per registered activity, and the approval workflow's two inbound queues
-(``contracts.topology``). Nothing else is touched: a queue name that is not one of these is
-refused.
+queues, one queue per registered activity, and the queues of the broker entry points its
+settings name (``contracts.topology``, ``durable.entry_points``). Nothing else is touched: a
+queue name that is not one of these is refused.
 
 Quorum queues do not serve ``basic.get``, so messages are taken with a short-lived consumer
 whose prefetch is exactly the number of messages wanted; every delivery is settled explicitly,
@@ -67,11 +67,14 @@ Action = Literal["show", "redrive", "discard"]
 class DeadLetterQueue:
     name: str
     source: str
-    kind: Literal["partition", "activity", "approval"]
+    kind: Literal["partition", "activity", "entry"]
 
 
-def dead_letter_queues(topology: Topology, activities: Iterable[str]) -> list[DeadLetterQueue]:
-    """Every dead-letter queue of the deployment, sources first by kind, then by name."""
+def dead_letter_queues(
+    topology: Topology, activities: Iterable[str], entry_queues: Iterable[str] = ()
+) -> list[DeadLetterQueue]:
+    """Every dead-letter queue of the deployment, sources first by kind, then by name
+    (``entry_queues``: the entry points' queues, full names, in their declared order)."""
     queues = [
         DeadLetterQueue(topology.dead_letter_queue(source), source, "partition")
         for source in (topology.partition_queue(p) for p in range(topology.partitions))
@@ -81,8 +84,8 @@ def dead_letter_queues(topology: Topology, activities: Iterable[str]) -> list[De
         for source in sorted(topology.activity_queue(name) for name in set(activities))
     ]
     queues += [
-        DeadLetterQueue(topology.dead_letter_queue(source), source, "approval")
-        for source in (topology.proposal_submissions_queue, topology.approval_responses_queue)
+        DeadLetterQueue(topology.dead_letter_queue(source), source, "entry")
+        for source in entry_queues
     ]
     return queues
 

@@ -28,6 +28,7 @@ from tests.helpers.approval import (
     submission,
 )
 from tests.helpers.waiting import assert_eventually
+from workflows.approval.topology import ApprovalTopology
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +78,7 @@ async def test_invalid_submissions_are_dead_lettered_and_the_consumer_keeps_goin
     mismatched["envelope"]["type"] = "ApprovalResponse"
     wrong_type = json.dumps(mismatched).encode()
     for body in (GARBAGE, violating, wrong_type):
-        await bus.publish(topology.proposal_submissions_queue, body)
+        await bus.publish(ApprovalTopology(topology).proposal_submissions_queue, body)
 
     proposal_id = unique("p-")
     await bus.submit(proposal(proposal_id))
@@ -86,7 +87,7 @@ async def test_invalid_submissions_are_dead_lettered_and_the_consumer_keeps_goin
     final = await client.wait_for_completion(proposal_id, timeout=30)
     assert final.output["outcome"] == "approved"
 
-    queue_name = topology.proposal_submissions_queue
+    queue_name = ApprovalTopology(topology).proposal_submissions_queue
     expected = {
         GARBAGE: "Invalid JSON",
         violating: "amount",
@@ -114,12 +115,17 @@ async def test_invalid_and_unusable_responses_are_dead_lettered_with_the_reason(
     not_an_approval = response(waiting_elsewhere, MANAGER)
     manager = broker_user_of(MANAGER)  # so they fail for what they say, not who sent them
     for body in (GARBAGE, violating, unknown, not_an_approval):
-        await bus.publish(topology.approval_responses_queue, body, as_user=manager, user_id=manager)
+        await bus.publish(
+            ApprovalTopology(topology).approval_responses_queue,
+            body,
+            as_user=manager,
+            user_id=manager,
+        )
     await bus.respond(proposal_id, MANAGER)
 
     final = await client.wait_for_completion(proposal_id, timeout=30)
     assert final.output["outcome"] == "approved"
-    queue_name = topology.approval_responses_queue
+    queue_name = ApprovalTopology(topology).approval_responses_queue
     expected = {
         GARBAGE: "invalid ApprovalResponse",
         violating: "'approve' or 'reject'",

@@ -30,6 +30,7 @@ from tests.helpers.approval import (
     proposal,
     response,
 )
+from workflows.approval.topology import ApprovalTopology
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +96,7 @@ async def test_an_answer_not_proven_to_come_from_its_approver_is_dead_lettered_a
 
     await bus.respond_as(publisher, forged, user_id=user_id)
 
-    queue_name = topology.approval_responses_queue
+    queue_name = ApprovalTopology(topology).approval_responses_queue
     body = forged.model_dump_json().encode()
     [dead] = await dead_letters(bus.channel, queue_name, lambda m: m.body == body, 1)
     assert reason in header(dead, "x-dead-letter-reason")
@@ -152,7 +153,7 @@ async def test_the_broker_refuses_a_user_id_that_is_not_the_publishing_user(
                 aio_pika.Message(
                     forged.model_dump_json().encode(), user_id=broker_user_of(MANAGER)
                 ),
-                topology.approval_responses_queue,
+                ApprovalTopology(topology).approval_responses_queue,
             )
     finally:
         await connection.close()

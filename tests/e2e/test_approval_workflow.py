@@ -13,7 +13,6 @@ from datetime import datetime
 import pytest
 
 from contracts import EventRaised, OrchestrationStatus, TimerCreated, Topology
-from contracts.approval import APPROVAL_ORCHESTRATOR
 from deploy.processes import ServiceGroup
 from durable.client.client import DurableClient
 from tests.conftest import AMQP_URL, activity_names_under_test, unique
@@ -29,6 +28,7 @@ from tests.helpers.approval import (
     proposal,
 )
 from tests.helpers.waiting import assert_eventually
+from workflows.approval.messages import APPROVAL_ORCHESTRATOR
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,10 @@ import uuid
 import httpx
 import pytest
 
-from contracts.approval import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
 from tests.helpers import approval
 from tests.helpers.http import PREFIX, poll_until_ended, poll_until_status
 from tests.helpers.waiting import assert_eventually
+from workflows.approval.messages import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
 
 pytestmark = pytest.mark.e2e
 

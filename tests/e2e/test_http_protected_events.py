@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 from contracts import EventRaised
-from contracts.approval import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
 from durable.client.client import DurableClient, InstanceEndedError
 from durable.client.payloads import RPC_PREFIX
 from tests.conftest import MANAGEMENT_KEY, START_KEY, unique
 from tests.helpers import approval
 from tests.helpers.http import PREFIX
 from tests.helpers.waiting import assert_eventually
+from workflows.approval.messages import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
 
 pytestmark = pytest.mark.e2e
 

@@ -32,6 +32,7 @@ from tests.helpers.approval import (
 )
 from tests.helpers.http import PREFIX, poll_until_ended, poll_until_status
 from tests.helpers.waiting import assert_eventually
+from workflows.approval.topology import ApprovalTopology
 
 pytestmark = pytest.mark.e2e
 
@@ -144,9 +145,11 @@ async def test_an_approvers_comment_holding_nul_is_dead_lettered_and_the_proposa
     answer = json.loads(response(proposal_id, "anyone").model_dump_json())
     answer["body"]["comment"] = "ok\x00"
 
-    await bus.publish(topology.approval_responses_queue, json.dumps(answer).encode())
+    await bus.publish(
+        ApprovalTopology(topology).approval_responses_queue, json.dumps(answer).encode()
+    )
 
-    queue_name = topology.approval_responses_queue
+    queue_name = ApprovalTopology(topology).approval_responses_queue
     [dead] = await dead_letters(
         bus.channel, queue_name, lambda m: proposal_id.encode() in m.body, count=1
     )
@@ -238,11 +241,13 @@ async def test_a_submission_whose_correlation_id_is_too_long_is_dead_lettered_an
     bad = json.loads(submission(proposal(proposal_id)).model_dump_json())
     bad["envelope"]["correlation_id"] = "c" * 300
 
-    await bus.publish(topology.proposal_submissions_queue, json.dumps(bad).encode())
+    await bus.publish(
+        ApprovalTopology(topology).proposal_submissions_queue, json.dumps(bad).encode()
+    )
 
     [dead] = await dead_letters(
         bus.channel,
-        topology.proposal_submissions_queue,
+        ApprovalTopology(topology).proposal_submissions_queue,
         lambda m: proposal_id.encode() in m.body,
         count=1,
     )

@@ -77,7 +77,7 @@ async def alone(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clien
     )
     port = free_port()
     env = service_env(settings, port) | {
-        "DF_APPROVAL_CONSUMERS": "false",
+        "DF_ENTRY_POINTS": "",  # no broker consumers: the HTTP API alone
         "DF_SHUTDOWN_SECONDS": str(SHUTDOWN_SECONDS),
         "DF_HTTP_MAX_WAIT_SECONDS": str(MAX_WAIT_SECONDS),
     }

@@ -15,12 +15,12 @@ import aio_pika
 import pytest
 
 from contracts import OrchestrationStatus
-from contracts.approval import APPROVAL_ORCHESTRATOR
 from contracts.topology import DELAY_LEVELS
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS
 from tests.conftest import AMQP_URL
 from tests.fault.conftest import Deployment
 from tests.helpers import approval
+from workflows.approval.messages import APPROVAL_ORCHESTRATOR
 
 pytestmark = pytest.mark.fault
 

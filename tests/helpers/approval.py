@@ -29,7 +29,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from pydantic import BaseModel
 
-from contracts import (
+from contracts import Topology
+from tests.helpers.broker_users import BrokerUser
+from tests.helpers.waiting import assert_eventually
+from workflows.approval.messages import (
     ApprovalRequest,
     ApprovalRequestMessage,
     ApprovalResponse,
@@ -38,11 +41,9 @@ from contracts import (
     ProposalOutcomeMessage,
     ProposalSubmitted,
     ProposalSubmittedMessage,
-    Topology,
+    approval_envelope,
 )
-from contracts.approval import approval_envelope
-from tests.helpers.broker_users import BrokerUser
-from tests.helpers.waiting import assert_eventually
+from workflows.approval.topology import ApprovalTopology
 
 RESPONSE_SECONDS = 2.0
 REMINDER_SECONDS = 1.0
@@ -129,6 +130,7 @@ class ApprovalBus:
     def __init__(self, channel: AbstractChannel, topology: Topology, amqp_url: str) -> None:
         self.channel = channel
         self.topology = topology
+        self.names = ApprovalTopology(topology)
         self.received: list[Received] = []
         self._amqp_url = amqp_url
         self._connections: dict[str, AbstractConnection] = {}
@@ -136,8 +138,8 @@ class ApprovalBus:
 
     async def listen(self) -> None:
         queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self.topology.approval_requests_exchange, "#")
-        await queue.bind(self.topology.proposal_outcomes_exchange, "#")
+        await queue.bind(self.names.approval_requests_exchange, "#")
+        await queue.bind(self.names.proposal_outcomes_exchange, "#")
         await queue.consume(self._collect, no_ack=True)
 
     async def _collect(self, delivery: AbstractIncomingMessage) -> None:
@@ -186,7 +188,7 @@ class ApprovalBus:
 
     async def submit(self, body: ProposalSubmitted | ProposalSubmittedMessage) -> None:
         message = body if isinstance(body, ProposalSubmittedMessage) else submission(body)
-        await self.publish(self.topology.proposal_submissions_queue, message)
+        await self.publish(self.names.proposal_submissions_queue, message)
 
     async def respond(
         self, proposal_id: str, approver: str, decision: str = "approve", comment: str = ""
@@ -201,7 +203,7 @@ class ApprovalBus:
     ) -> None:
         """Publish ``message`` to the responses queue as session broker user ``user``
         (``None``: the bus's own user, ``own_user``) with this ``user_id`` property."""
-        queue_name = self.topology.approval_responses_queue
+        queue_name = self.names.approval_responses_queue
         await self.publish(queue_name, message, as_user=user, user_id=user_id)
 
     @property

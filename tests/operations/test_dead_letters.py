@@ -12,6 +12,7 @@ from durable.broker import declare
 from tests.conftest import AMQP_URL, activity_names_under_test, delete_broker_objects, unique
 from tests.helpers.approval import MANAGER, approval_bus, dead_letters, header, proposal
 from tests.operations.conftest import OpsDeployment
+from workflows.approval.topology import ApprovalTopology
 
 pytestmark = pytest.mark.e2e
 
@@ -26,15 +27,16 @@ async def test_redriven_dead_letters_are_processed_discarded_ones_are_gone_nothi
     deployment: OpsDeployment,
 ) -> None:
     topology = deployment.settings.topology
-    responses_dlq = topology.dead_letter_queue(topology.approval_responses_queue)
-    submissions_dlq = topology.dead_letter_queue(topology.proposal_submissions_queue)
+    approval = ApprovalTopology(topology)
+    responses_dlq = topology.dead_letter_queue(approval.approval_responses_queue)
+    submissions_dlq = topology.dead_letter_queue(approval.proposal_submissions_queue)
     partition_dlq = topology.dead_letter_queue(topology.partition_queue(0))
     proposal_id = unique("p-early-")
     async with approval_bus(AMQP_URL, topology) as bus:
         # The manager's answer arrives before the proposal: no such instance yet.
         await bus.respond(proposal_id, MANAGER, "approve")
         for number in range(3):
-            await bus.publish(topology.proposal_submissions_queue, f"not json {number}".encode())
+            await bus.publish(approval.proposal_submissions_queue, f"not json {number}".encode())
         orchestrator = await bus.channel.get_exchange(topology.orchestrator_exchange)
         await orchestrator.publish(aio_pika.Message(b"garbage"), "p00", mandatory=True)
 
@@ -52,20 +54,20 @@ async def test_redriven_dead_letters_are_processed_discarded_ones_are_gone_nothi
         assert shown.code == 0, shown
         [letter] = shown.lines()
         assert letter["reason"] == f"no proposal {proposal_id!r}: no instance has this id"
-        assert letter["original_queue"] == topology.approval_responses_queue
+        assert letter["original_queue"] == approval.approval_responses_queue
         assert await depths(deployment) == before  # showing moves nothing
 
         await bus.submit(proposal(proposal_id, amount=800))
         await bus.request(proposal_id, 1)
         redriven = await deployment.ops("dlq", "redrive", responses_dlq)
         assert redriven.code == 0, redriven
-        assert f"1 message(s) re-driven to {topology.approval_responses_queue}" in redriven.stdout
+        assert f"1 message(s) re-driven to {approval.approval_responses_queue}" in redriven.stdout
         # The copy is the operator's publish, not the manager's: RabbitMQ vouched for the first
         # publisher only, so the consumer takes the answer for no one's and dead-letters it
         # again (docs/approval.md, trust model). The manager answers again.
         await dead_letters(
             bus.channel,
-            topology.approval_responses_queue,
+            approval.approval_responses_queue,
             lambda m: "no user_id" in header(m, "x-dead-letter-reason"),
             1,
         )
@@ -82,7 +84,7 @@ async def test_redriven_dead_letters_are_processed_discarded_ones_are_gone_nothi
     [left] = (await deployment.ops("dlq", "show", submissions_dlq, "--json")).lines()
     assert left["body"] == "not json 2"
 
-    refused = await deployment.ops("dlq", "discard", topology.approval_responses_queue + ".x")
+    refused = await deployment.ops("dlq", "discard", approval.approval_responses_queue + ".x")
     assert refused.code == 2
     assert await depths(deployment) == after
 

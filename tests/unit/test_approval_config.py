@@ -7,12 +7,12 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from contracts import ProposalSubmitted
-from workflows.approval_config import (
+from workflows.approval.config import (
     DEFAULT_HIERARCHY,
     ApprovalSettings,
     Hierarchy,
 )
+from workflows.approval.messages import ProposalSubmitted
 
 HIERARCHY = {
     "levels": [

@@ -14,11 +14,11 @@ from contracts import (
     TaskScheduled,
     TimerCreated,
 )
-from contracts.approval import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
 from engine import OrchestrationExecutor
 from tests.helpers.history import T0, HistoryBuilder
-from workflows.approval import NOTIFY_RETRY_SECONDS, proposal_approval
-from workflows.approval_config import ApprovalPlan, Assignment
+from workflows.approval.config import ApprovalPlan, Assignment
+from workflows.approval.messages import APPROVAL_ORCHESTRATOR, RESPONSE_EVENT
+from workflows.approval.orchestrator import NOTIFY_RETRY_SECONDS, proposal_approval
 
 PROPOSAL = {
     "proposal_id": "p-1",

@@ -1,4 +1,4 @@
-"""Which broker user may answer for which approver, from the client service's settings."""
+"""Which broker user may answer for which approver, from the approval entry points' settings."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import json
 
 import pytest
 
-from services.client.approvers import ApproverIdentities, ApproverIdentitiesError
-from services.client.settings import ClientSettings
+from durable.senders import SenderIdentities
+from durable.senders import SenderIdentitiesError as ApproverIdentitiesError
+from workflows.approval.inbound import ApprovalEntrySettings, approver_identities
 
 
-def identities(monkeypatch: pytest.MonkeyPatch, **env: str) -> ApproverIdentities:
+def identities(monkeypatch: pytest.MonkeyPatch, **env: str) -> SenderIdentities:
     monkeypatch.delenv("DF_APPROVAL_BROKER_USERS", raising=False)
     monkeypatch.delenv("DF_APPROVAL_GATEWAY_USERS", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return ApproverIdentities.from_settings(ClientSettings())
+    return approver_identities(ApprovalEntrySettings())
 
 
 def test_by_default_a_person_answers_as_the_broker_user_named_by_their_id_and_nobody_else(

@@ -7,12 +7,13 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from contracts import (
+from contracts import Topology
+from workflows.approval.messages import (
     ApprovalResponseMessage,
     ProposalOutcomeMessage,
     ProposalSubmittedMessage,
-    Topology,
 )
+from workflows.approval.topology import ApprovalTopology
 
 SUBMITTED_AT = "2026-01-01T09:00:00+00:00"
 
@@ -115,14 +116,19 @@ def test_an_outcome_names_the_proposal_in_its_envelope():
 def test_approval_queues_are_quorum_work_queues_with_dead_letter_queues():
     topology = Topology(namespace="t1")
 
-    exchanges, queues, bindings = topology.approval_declarations()
+    approval = ApprovalTopology(topology)
+
+    exchanges, queues, bindings = approval.declarations()
 
     assert {(e.name, e.type) for e in exchanges} == {
         ("t1.approval.requests", "topic"),
         ("t1.approval.outcomes", "topic"),
     }
     by_name = {q.name: q.arguments for q in queues}
-    for name in (topology.proposal_submissions_queue, topology.approval_responses_queue):
+    for name in (
+        approval.proposal_submissions_queue,
+        approval.approval_responses_queue,
+    ):
         assert by_name[name]["x-queue-type"] == "quorum"
         assert by_name[name]["x-delivery-limit"] == topology.delivery_limit
         assert by_name[name]["x-dead-letter-routing-key"] == f"{name}.dlq"

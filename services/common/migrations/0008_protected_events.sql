@@ -1,7 +1,7 @@
 -- The events of each orchestrator that only a management key may raise over HTTP (ADR 0020).
 --
--- A start key may raise events, but an event that decides something (the approval workflow's
--- ApprovalResponse) must not be open to whoever holds one. The orchestrator declares these
+-- A start key may raise events, but an event that decides something (a person's sign-off)
+-- must not be open to whoever holds one. The orchestrator declares these
 -- events (@app.orchestrator(protected_events=[...])); the orchestrator service records them
 -- here with the orchestrator's name, where the client service, which does not load the
 -- function apps, reads them. Names are stored as declared and compared case-insensitively,

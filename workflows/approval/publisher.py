@@ -21,9 +21,10 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractConnection, AbstractExchange
 
-from contracts.approval import ApprovalRequestMessage, ProposalOutcomeMessage
 from contracts.topology import Topology
 from durable.settings import CommonSettings
+from workflows.approval.messages import ApprovalRequestMessage, ProposalOutcomeMessage
+from workflows.approval.topology import ApprovalTopology
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,7 @@ class ApprovalPublisher:
 
     def __init__(self, amqp_url: str, topology: Topology) -> None:
         self._amqp_url = amqp_url
-        self._topology = topology
+        self._topology = ApprovalTopology(topology)
         self._connection: AbstractConnection | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._opening = asyncio.Lock()
@@ -90,7 +91,7 @@ class ApprovalPublisher:
                 )
                 try:
                     channel = await connection.channel(publisher_confirms=True)
-                    exchanges, _, _ = self._topology.approval_declarations()
+                    exchanges, _, _ = self._topology.declarations()
                     self._exchanges = {
                         spec.name: await channel.declare_exchange(
                             spec.name, spec.type, durable=True

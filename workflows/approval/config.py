@@ -30,8 +30,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from contracts.approval import PersonId, ProposalSubmitted
 from durable.settings import CommonSettings
+from workflows.approval.messages import PersonId, ProposalSubmitted
 
 Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400)]
 StageName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -6,12 +6,13 @@ answer. If they don't, they get a reminder with a new deadline; if that passes t
 is reassigned to the next level up, and so on up to the top level, after which the configured
 outcome (``expired`` or ``auto_rejected``) applies. Only the current assignee's answer decides;
 any other answer is recorded and the wait goes on with the same deadline. The author gets a
-``ProposalOutcome``. Deadlines and hierarchy: ``workflows.approval_config``.
+``ProposalOutcome``. Deadlines and hierarchy: ``workflows.approval.config``.
 
-Built only from the public orchestration API. Loaded through ``DF_FUNCTION_MODULES``; the client
-service's broker consumers start ``proposal_approval`` for every ``ProposalSubmitted`` and turn
-every ``ApprovalResponse`` its approver published into its ``ApprovalResponse`` external event,
-which is a protected event: over HTTP only a management key may raise it.
+Built only from the public orchestration API. Loaded through ``DF_FUNCTION_MODULES``; the
+workflow's broker entry points (``workflows.approval.inbound``), which the client service
+consumes, start ``proposal_approval`` for every ``ProposalSubmitted`` and turn every
+``ApprovalResponse`` its approver published into its ``ApprovalResponse`` external event, which
+is a protected event: over HTTP only a management key may raise it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from contracts import deterministic_message_id
-from contracts.approval import (
+from durable import (
+    ActivityContext,
+    EventTimeoutError,
+    FunctionApp,
+    OrchestrationContext,
+    TaskFailedError,
+)
+from workflows.approval.config import ApprovalPlan, ApprovalSettings, Assignment
+from workflows.approval.messages import (
     APPROVAL_ORCHESTRATOR,
     RESPONSE_EVENT,
     ApprovalProgress,
@@ -40,15 +49,7 @@ from contracts.approval import (
     ProposalSubmitted,
     approval_envelope,
 )
-from durable import (
-    ActivityContext,
-    EventTimeoutError,
-    FunctionApp,
-    OrchestrationContext,
-    TaskFailedError,
-)
-from workflows.approval_broker import approval_publisher
-from workflows.approval_config import ApprovalPlan, ApprovalSettings, Assignment
+from workflows.approval.publisher import approval_publisher
 
 app = FunctionApp()
 

@@ -26,7 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from contracts.envelope import Envelope
 from contracts.limits import SHORT_STRING, STORABLE_TEXT
-from contracts.messages import _Message
+from contracts.messages import EnvelopedMessage
 
 APPROVAL_ORCHESTRATOR = "proposal_approval"
 """The orchestrator a ``ProposalSubmitted`` starts (its default name; deployments may rename)."""
@@ -180,7 +180,7 @@ class ApprovalProgress(_Body):
 # --- messages --------------------------------------------------------------------------------
 
 
-class _ApprovalMessage(_Message):
+class _ApprovalMessage(EnvelopedMessage):
     """An envelope whose ``type`` names the body and whose ``instance_id`` is the proposal id."""
 
     TYPE: ClassVar[str]

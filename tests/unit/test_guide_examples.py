@@ -185,3 +185,17 @@ def test_human_interaction_without_any_answer() -> None:
 
     assert run.output == {"approved": False, "by": None, "reason": "nobody answered"}
     assert run.history.now >= T0 + timedelta(hours=48)
+
+
+def test_the_entry_points_example_declares_what_the_guide_says_it_does() -> None:
+    module = load("entry-points")
+    placed, payments = module["entry_points"].entry_points
+    order = placed.message.model_validate({"order_id": "o-7", "items": ["tea"]})
+    payment = payments.message.model_validate({"order_id": "o-7", "payer": "ann"})
+
+    assert (placed.queue, payments.queue) == ("orders.placed", "orders.payments")
+    assert placed.action.instance_id(order) == payments.action.instance_id(payment) == "order-o-7"
+    assert placed.action.input(order) == {"order_id": "o-7", "items": ["tea"]}
+    assert payments.action.event == "PaymentReceived"
+    assert payments.senders is not None and placed.senders is None
+    assert "order_received" in app_of(module).orchestrators

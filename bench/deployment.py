@@ -20,7 +20,7 @@ from bench.measure import create_database, drop_database, unique_name, wait_unti
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
 from durable.broker import Publisher
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.store.database import create_pool
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations

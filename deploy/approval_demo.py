@@ -26,7 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from contracts import OrchestrationStatus, Topology
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from workflows.approval.messages import (
     ApprovalRequest,
     ApprovalRequestMessage,

@@ -29,7 +29,7 @@ from contracts import (
 )
 from deploy.approval_demo import DEMO_DEADLINES, ApprovalDemo, broker_user
 from deploy.processes import PROJECT_ROOT, ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from services.client.settings import ClientSettings
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations, ensure_database

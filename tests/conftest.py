@@ -23,7 +23,7 @@ import pytest
 
 from contracts import Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.entry_points import EntryPoints
 from durable.settings import CommonSettings
 from durable.store.database import create_pool

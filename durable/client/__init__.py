@@ -7,7 +7,7 @@ by and the choices a start takes.
 
 from contracts import OrchestrationStatus
 from durable.client.check_status import CheckStatusResponse
-from durable.client.client import DurableClient, ExistingInstancePolicy, Started
+from durable.client.client import DurableClient, Started
 from durable.client.errors import (
     InstanceEndedError,
     InstanceExistsError,
@@ -17,6 +17,7 @@ from durable.client.errors import (
     StartOutcomeUnknownError,
 )
 from durable.client.paging import InstancePage
+from durable.store.instances import ExistingInstancePolicy
 
 __all__ = [
     "CheckStatusResponse",

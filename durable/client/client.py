@@ -48,10 +48,8 @@ from durable.client.errors import (
     InstanceExistsError,
     InstanceNotFailedError,
     InstanceNotFoundError,
-    InstanceRunningError,
     StartOutcomeUnknownError,
 )
-from durable.client.paging import InstancePage
 from durable.client.queries import InstanceQueries
 from durable.client.starts import StartBatcher, settle_start
 from durable.settings import CommonSettings
@@ -61,19 +59,7 @@ from durable.store.outbox import OutboxCleaner, publish_committed
 from durable.store.queries import InstanceStatus, fetch_instance, purge_instances_txn
 from durable.store.starts import Start, insert_start
 
-__all__ = [
-    "CheckStatusResponse",
-    "DurableClient",
-    "ExistingInstancePolicy",
-    "InstanceEndedError",
-    "InstanceExistsError",
-    "InstanceNotFailedError",
-    "InstanceNotFoundError",
-    "InstancePage",
-    "InstanceRunningError",
-    "StartOutcomeUnknownError",
-    "Started",
-]
+__all__ = ["DurableClient", "Started"]
 
 
 @dataclass(frozen=True)

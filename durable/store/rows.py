@@ -20,23 +20,23 @@ ROW_COLUMNS = """
     execution_start_seq
 """
 JSON_COLUMNS = frozenset({"input", "output", "custom_status", "failure"})
-_REPAIRABLE = frozenset(
-    {
-        "name",
-        "execution_id",
-        "status",
-        "input",
-        "output",
-        "custom_status",
-        "failure",
-        "parent_instance_id",
-        "created_at",
-        "updated_at",
-        "completed_at",
-        "last_seq",
-        "execution_start_seq",
-    }
+PROJECTED_COLUMNS = (
+    "name",
+    "execution_id",
+    "status",
+    "input",
+    "output",
+    "custom_status",
+    "failure",
+    "parent_instance_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "last_seq",
+    "execution_start_seq",
 )
+"""The columns an instance's events decide (its projection), so the ones a repair may set."""
+_REPAIRABLE = frozenset(PROJECTED_COLUMNS)
 
 
 def live_row(record: asyncpg.Record) -> dict[str, Any]:

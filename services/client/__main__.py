@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractConnection
 
 from contracts import limits
 from durable.broker import Publisher
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.entry_points import EntryPoint, EntryPoints
 from durable.store.database import create_pool
 from services.client.api import create_app

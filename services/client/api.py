@@ -32,7 +32,7 @@ from starlette.routing import compile_path
 
 from contracts.limits import ValueRefusedError
 from durable.broker import PublishFailedError
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.client.errors import StartOutcomeUnknownError
 from durable.client.payloads import PREFIX, RPC_PREFIX
 from durable.store.errors import is_unavailable

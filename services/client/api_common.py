@@ -17,7 +17,7 @@ from pydantic import BaseModel, JsonValue
 
 from contracts import OrchestrationStatus
 from contracts.limits import ValueRefusedError, check_json_value
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.client.payloads import RPC_PREFIX
 from services.client.filters import parse_statuses, parse_time
 

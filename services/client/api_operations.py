@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.client.errors import (
     InstanceEndedError,
     InstanceNotFailedError,

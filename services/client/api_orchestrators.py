@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import JsonValue
 
 from contracts.limits import ValueRefusedError
+from durable.client import DurableClient, ExistingInstancePolicy
 from durable.client.check_status import START_RETRY_AFTER_SECONDS
-from durable.client.client import DurableClient, ExistingInstancePolicy
 from durable.client.errors import InstanceExistsError
 from durable.client.payloads import check_status_payload, status_payload
 from services.client.api_common import (

@@ -24,7 +24,7 @@ import typer
 from pydantic import JsonValue
 
 from contracts import OrchestrationStatus
-from durable.client.client import (
+from durable.client import (
     DurableClient,
     ExistingInstancePolicy,
     InstanceEndedError,

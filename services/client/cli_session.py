@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from contracts import limits
 from contracts.limits import ValueRefusedError
 from durable.broker import Publisher, PublishFailedError
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.client.errors import StartOutcomeUnknownError
 from durable.settings import CommonSettings
 from durable.store.database import create_pool

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ValidationError
 from contracts import Topology, deterministic_message_id
 from contracts.limits import ValueRefusedError
 from durable.broker import Publisher, PublishFailedError, dead_letter, declare
-from durable.client.client import (
+from durable.client import (
     DurableClient,
     ExistingInstancePolicy,
     InstanceEndedError,

@@ -50,24 +50,8 @@ from contracts import (
     OrchestratorStarted,
 )
 from durable.store.events import StreamEvent
+from durable.store.rows import JSON_COLUMNS
 from engine import Decision, OrchestrationExecutor, OrchestratorFunction
-
-FIELDS = (
-    "name",
-    "execution_id",
-    "status",
-    "input",
-    "output",
-    "custom_status",
-    "failure",
-    "parent_instance_id",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "last_seq",
-    "execution_start_seq",
-)
-JSON_FIELDS = frozenset({"input", "output", "custom_status", "failure"})
 
 
 @dataclass(frozen=True)
@@ -250,7 +234,7 @@ def differences(projection: Projection, live: Mapping[str, Any]) -> dict[str, tu
     found: dict[str, tuple[Any, Any]] = {}
     for name, rebuilt in projection.values.items():
         current = live.get(name)
-        if name in JSON_FIELDS:
+        if name in JSON_COLUMNS:
             if _canonical(current) != _canonical(rebuilt):
                 found[name] = (current, rebuilt)
         elif current != rebuilt:

@@ -13,7 +13,7 @@ import pytest
 
 from contracts import EventRaised, ExecutionStarted, OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.approval import (
     INTERN,

@@ -14,7 +14,7 @@ import pytest
 
 from contracts import EventRaised, OrchestrationStatus, TimerCreated, Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import AMQP_URL, activity_names_under_test, unique
 from tests.helpers.approval import (
     HEAD,

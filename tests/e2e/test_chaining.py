@@ -6,7 +6,7 @@ import pytest
 
 from contracts import OrchestrationStatus, TaskCompleted, TaskScheduled
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from workflows.samples import CITIES
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import pytest
 
 from contracts import OrchestrationStatus
 from deploy.processes import PROJECT_ROOT, ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.settings import CommonSettings
 from tests.conftest import free_port, unique
 from tests.helpers.waiting import assert_eventually

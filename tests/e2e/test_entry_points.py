@@ -11,7 +11,7 @@ import pytest
 
 from contracts import ExecutionStarted, OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.apps.orders import PAYMENTS_QUEUE, PLACED_QUEUE, instance_of
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.approval import INTERN, ApprovalBus, approval_bus, dead_letters, header

@@ -11,7 +11,7 @@ from contracts import (
     TaskFailed,
 )
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import pytest
 
 from contracts import OrchestrationStatus, TaskCompleted, TaskScheduled
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 
 pytestmark = pytest.mark.e2e
 

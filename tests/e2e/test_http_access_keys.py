@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from contracts import EventRaised, OrchestrationStatus
-from durable.client.client import DurableClient, InstanceEndedError
+from durable.client import DurableClient, InstanceEndedError
 from durable.client.payloads import RPC_PREFIX
 from tests.conftest import MANAGEMENT_KEY, ROTATED_MANAGEMENT_KEY, START_KEY, unique
 from tests.helpers.http import PREFIX, poll_until_status

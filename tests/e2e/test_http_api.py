@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import MANAGEMENT_KEY, unique
 from tests.helpers.http import PREFIX, poll_until_ended, poll_until_status
 from tests.helpers.waiting import assert_eventually

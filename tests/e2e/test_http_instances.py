@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import unique
 from tests.helpers.http import PREFIX, poll_until_status
 

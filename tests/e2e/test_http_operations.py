@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from contracts import EventRaised
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import unique
 from tests.helpers.http import PREFIX, poll_until_ended, poll_until_status
 from tests.helpers.waiting import assert_eventually

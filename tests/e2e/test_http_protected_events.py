@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from contracts import EventRaised
-from durable.client.client import DurableClient, InstanceEndedError
+from durable.client import DurableClient, InstanceEndedError
 from durable.client.payloads import RPC_PREFIX
 from tests.conftest import MANAGEMENT_KEY, START_KEY, unique
 from tests.helpers import approval

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import unique
 from tests.helpers.http import PREFIX
 

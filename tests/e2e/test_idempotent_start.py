@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.store.instances import ExistingInstancePolicy
 from tests.conftest import START_KEY, unique
 from tests.helpers.http import PREFIX, poll_until_ended

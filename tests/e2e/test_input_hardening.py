@@ -19,7 +19,7 @@ import pytest
 
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import AMQP_URL, START_KEY, unique
 from tests.helpers.approval import (
     ApprovalBus,

@@ -9,7 +9,7 @@ import pytest
 
 from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient, InstanceNotFailedError
+from durable.client import DurableClient, InstanceNotFailedError
 from tests.helpers.http import PREFIX
 from tests.helpers.waiting import wait_for_status
 

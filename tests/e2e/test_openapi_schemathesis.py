@@ -21,7 +21,7 @@ from schemathesis.config import SchemathesisConfig
 
 from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.settings import CommonSettings
 from services.client.api import create_app
 from services.client.settings import ClientSettings

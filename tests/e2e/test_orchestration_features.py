@@ -10,7 +10,7 @@ import pytest
 
 from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.helpers.waiting import assert_eventually, wait_for_status
 
 pytestmark = pytest.mark.e2e

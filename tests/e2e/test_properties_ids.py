@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from contracts import OrchestrationStatus
 from contracts.limits import ValueRefusedError
-from durable.client.client import DurableClient, ExistingInstancePolicy
+from durable.client import DurableClient, ExistingInstancePolicy
 from tests.helpers.http import PREFIX, poll_until_ended
 from tests.helpers.properties import (
     DEADLINE_SECONDS,

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from contracts import OrchestrationStatus
 from contracts.limits import ValueRefusedError
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import unique
 from tests.helpers.http import PREFIX, poll_until_ended
 from tests.helpers.properties import (

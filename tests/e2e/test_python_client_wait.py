@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import START_KEY
 from tests.helpers.http import poll_until_ended
 

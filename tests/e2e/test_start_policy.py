@@ -10,7 +10,7 @@ import pytest
 
 from contracts import ExecutionStarted, OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import AMQP_URL, unique
 from tests.helpers.approval import MANAGER, ApprovalBus, approval_bus, proposal, submission
 from tests.helpers.waiting import assert_eventually

@@ -11,7 +11,7 @@ import pytest
 
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
 from tests.conftest import (

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from contracts import OrchestrationStatus
-    from durable.client.client import DurableClient
+    from durable.client import DurableClient
 
 T = TypeVar("T")
 

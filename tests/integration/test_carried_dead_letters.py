@@ -29,7 +29,7 @@ from contracts import (
 )
 from durable import FunctionApp
 from durable.broker import OutgoingMessage, Publisher, carrier
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from services.activities.worker import ActivityWorker
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer

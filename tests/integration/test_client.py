@@ -8,7 +8,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from contracts import ExecutionStarted, OrchestrationStatus, OrchestratorMessage, Topology
-from durable.client.client import DurableClient, InstanceExistsError
+from durable.client import DurableClient, InstanceExistsError
 from tests.conftest import unique
 from tests.integration.queues import message_count, receive
 

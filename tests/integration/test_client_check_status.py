@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from contracts import FailureDetails, OrchestrationStatus
-from durable.client.client import DurableClient, InstanceNotFoundError
+from durable.client import DurableClient, InstanceNotFoundError
 from durable.client.payloads import PREFIX
 from tests.conftest import unique
 from tests.integration.read_model import set_state

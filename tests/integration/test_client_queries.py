@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from contracts import OrchestrationStatus
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import unique
 from tests.integration.read_model import set_state
 

@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractChannel
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestrationStatus, Topology
 from contracts.limits import ValueRefusedError
 from durable.broker import OutgoingMessage
-from durable.client.client import DurableClient, InstanceExistsError
+from durable.client import DurableClient, InstanceExistsError
 from durable.client.starts import StartBatcher
 from durable.store.instances import NewInstance
 from durable.store.outbox import OutboxCleaner

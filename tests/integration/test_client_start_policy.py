@@ -9,7 +9,7 @@ from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestrationStatus, OrchestratorMessage, Topology
 from durable.broker import Publisher
-from durable.client.client import DurableClient, ExistingInstancePolicy, InstanceExistsError
+from durable.client import DurableClient, ExistingInstancePolicy, InstanceExistsError
 from durable.settings import CommonSettings
 from tests.conftest import unique
 from tests.integration.queues import receive

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractConnection
 from contracts import OrchestrationStatus, Topology
 from durable import FunctionApp
 from durable.broker import Publisher, connect, declare_activity_queues
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from services.activities.worker import ActivityWorker
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer

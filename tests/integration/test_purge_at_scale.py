@@ -17,7 +17,7 @@ import pytest
 
 from contracts import OrchestrationStatus, Topology
 from durable.broker import Publisher
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from tests.conftest import AMQP_URL, unique
 
 ENDED = 10_000

@@ -20,7 +20,7 @@ import pytest
 
 from contracts import OrchestrationStatus
 from deploy.processes import PROJECT_ROOT, ServiceGroup
-from durable.client.client import DurableClient
+from durable.client import DurableClient
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
 from tests.conftest import (

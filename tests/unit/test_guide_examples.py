@@ -197,5 +197,6 @@ def test_the_entry_points_example_declares_what_the_guide_says_it_does() -> None
     assert placed.action.instance_id(order) == payments.action.instance_id(payment) == "order-o-7"
     assert placed.action.input(order) == {"order_id": "o-7", "items": ["tea"]}
     assert payments.action.event == "PaymentReceived"
-    assert payments.senders is not None and placed.senders is None
+    assert payments.senders is not None
+    assert placed.senders is None
     assert "order_received" in app_of(module).orchestrators

@@ -1,15 +1,32 @@
-"""The checked-in JSON Schema is what the models generate."""
+"""The checked-in JSON Schema is what the models generate: the contracts' and the approval
+workflow's."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
-from contracts.jsonschema import SCHEMA_DIR, generate
+import pytest
+
+from contracts import jsonschema
+from contracts.jsonschema import generate
+from workflows.approval import jsonschema as approval_jsonschema
 
 
-def test_checked_in_json_schema_matches_the_models():
-    generated = generate()
-    checked_in = {path.name: path.read_text(encoding="utf-8") for path in SCHEMA_DIR.glob("*.json")}
+@pytest.mark.parametrize(
+    ("directory", "generator"),
+    [
+        (jsonschema.SCHEMA_DIR, jsonschema.generate),
+        (approval_jsonschema.SCHEMA_DIR, approval_jsonschema.schemas),
+    ],
+    ids=["contracts", "approval"],
+)
+def test_checked_in_json_schema_matches_the_models(
+    directory: Path, generator: Callable[[], dict[str, str]]
+) -> None:
+    generated = generator()
+    checked_in = {path.name: path.read_text(encoding="utf-8") for path in directory.glob("*.json")}
 
     stale = sorted(
         name
@@ -17,7 +34,7 @@ def test_checked_in_json_schema_matches_the_models():
         if generated.get(name) != checked_in.get(name)
     )
 
-    assert not stale, f"contracts/schema is stale ({', '.join(stale)}): run `make schema`"
+    assert not stale, f"{directory} is stale ({', '.join(stale)}): run `make schema`"
 
 
 def test_published_schemas_cover_history_events_and_messages():

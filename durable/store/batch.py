@@ -23,7 +23,13 @@ from contracts import FailureDetails, HistoryEvent, OrchestrationStatus
 from durable.broker import OutgoingMessage
 from durable.store.columns import RowShape, Statement, column, json_text
 from durable.store.database import Connection
-from durable.store.errors import ConcurrencyError, is_write_conflict
+from durable.store.errors import (
+    ConcurrencyError,
+    LeaseLostError,
+    is_lease_lost,
+    is_write_conflict,
+)
+from durable.store.leases import Lease, lease_arguments
 from durable.store.outbox import OUTBOX_ROWS, OutboxRecord
 from durable.store.timers import TIMER_KEYS, TIMER_ROWS, TimerChanges
 
@@ -100,6 +106,10 @@ class BatchWrite:
         messages: outbox rows, recorded as written by ``partition`` (None: by no
             partition), for the sweepers.
         timers: the timer rows added and removed.
+        partition: the partition whose batch this is (None: none's).
+        lease: the lease the writer holds on ``partition``; the statement fails with
+            ``LeaseLostError`` unless it still holds (None: no check, as when the
+            orchestrator runs without leases).
     """
 
     events: Sequence[NewEvent] = ()
@@ -108,6 +118,7 @@ class BatchWrite:
     messages: Sequence[OutgoingMessage] = ()
     timers: TimerChanges = field(default_factory=TimerChanges)
     partition: int | None = None
+    lease: Lease | None = None
 
     def arguments(self) -> list[object]:
         # A fixed lock order: concurrent batches over the same rows cannot deadlock.
@@ -123,6 +134,7 @@ class BatchWrite:
             timers_closed=closed,
             ended_instances=ended,
             partition=self.partition,
+            **lease_arguments(self.lease),
         )
 
 
@@ -135,6 +147,12 @@ _TIMERS_CREATED = _WRITE.rows("timers_created", TIMER_ROWS, "c")
 _TIMERS_CLOSED = _WRITE.rows("timers_closed", TIMER_KEYS, "d")
 _ENDED = _WRITE.value("ended_instances", "text[]")
 _PARTITION = _WRITE.value("partition", "smallint")
+_LEASE = (
+    _WRITE.value("lease_namespace", "text"),
+    _WRITE.value("lease_partition", "smallint"),
+    _WRITE.value("lease_member", "text"),
+    _WRITE.value("lease_epoch", "bigint"),
+)
 
 WRITE_BATCH = f"""
 WITH appended AS (
@@ -176,7 +194,9 @@ timers_ended AS (
     DELETE FROM timers WHERE instance_id = ANY({_ENDED})
 )
 SELECT durable_fence({_UPDATED_ROWS}, (SELECT count(*) FROM updated)) AS updated,
-       ARRAY(SELECT id FROM queued ORDER BY id) AS outbox_ids
+       ARRAY(SELECT id FROM queued ORDER BY id) AS outbox_ids,
+       CASE WHEN {_LEASE[0]} IS NULL THEN true
+            ELSE durable_lease_fence({", ".join(_LEASE)}) END AS fenced
 """
 """The one statement of a batch (built once, at import)."""
 
@@ -185,11 +205,14 @@ async def write_batch(connection: Connection, write: BatchWrite) -> list[OutboxR
     """Write ``write`` in one statement; return its outbox rows (with their ids).
 
     Raises ``ConcurrencyError`` when another writer moved one of the rows or appended one of
-    the seqs first: nothing of the statement is written.
+    the seqs first, and ``LeaseLostError`` when the writer's lease moved on: either way
+    nothing of the statement is written.
     """
     try:
         row = await connection.fetchrow(WRITE_BATCH, *write.arguments())
     except asyncpg.PostgresError as error:
+        if is_lease_lost(error):
+            raise LeaseLostError(str(error)) from error
         if is_write_conflict(error):
             raise ConcurrencyError(str(error)) from error
         raise

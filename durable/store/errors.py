@@ -24,6 +24,18 @@ class AmbiguousCommitError(Exception):
     """
 
 
+class LeaseLostError(Exception):
+    """The partition's lease moved on (``durable_lease_fence``): this process no longer owns
+    the partition, and nothing of the transaction was written (ADR 27)."""
+
+
+LEASE_LOST_SQLSTATE = "DF001"
+
+
+def is_lease_lost(error: BaseException) -> bool:
+    return isinstance(error, asyncpg.PostgresError) and error.sqlstate == LEASE_LOST_SQLSTATE
+
+
 UNSTORABLE_ERRORS = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
 """SQLSTATE classes 22 (data exception) and 54 (program limit exceeded): a value Postgres
 refuses to store, which every retry would refuse the same way (ADR 21)."""

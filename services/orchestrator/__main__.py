@@ -18,7 +18,6 @@ from services.common.logging import configure_logging
 from services.orchestrator.processes import (
     PROCESS_INDEX_VARIABLE,
     die_with_supervisor,
-    owned_partitions,
     supervise,
 )
 from services.orchestrator.settings import OrchestratorSettings
@@ -36,11 +35,10 @@ def main() -> None:
     if index is not None:
         die_with_supervisor()
         structlog.contextvars.bind_contextvars(process=index)
-    partitions = owned_partitions(settings.partitions, processes, index)
     # Imported here, not above: a supervisor never loads the service's libraries.
     from services.orchestrator.service import serve
 
-    serve(settings, partitions)
+    serve(settings)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,11 @@ class InstanceCache:
             del self._entries[instance_id]
             evicted += 1
         return evicted
+
+    def evict_where(self, belongs: Callable[[str], bool]) -> int:
+        """Drop the entries whose instance id ``belongs`` (a partition this process no longer
+        holds: the next owner rebuilds them from the store); return how many went."""
+        gone = [instance_id for instance_id in self._entries if belongs(instance_id)]
+        for instance_id in gone:
+            del self._entries[instance_id]
+        return len(gone)

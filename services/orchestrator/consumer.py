@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 from aio_pika.abc import (
@@ -25,7 +26,8 @@ from pydantic import ValidationError
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
 from durable.broker import Publisher, PublishFailedError
-from durable.store.errors import AmbiguousCommitError, ConcurrencyError
+from durable.store.errors import AmbiguousCommitError, ConcurrencyError, LeaseLostError
+from durable.store.leases import Lease
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters
@@ -59,8 +61,12 @@ class PartitionConsumer:
         batch_size: int,
         prefetch: int,
         local: LocalActivities | None = None,
+        lease: Lease | None = None,
+        on_lease_lost: Callable[[int], None] | None = None,
     ) -> None:
         self.partition = partition
+        self.lease = lease
+        self._on_lease_lost = on_lease_lost
         self.queue_name = topology.partition_queue(partition)
         self._handler = handler
         self._publisher = publisher
@@ -121,7 +127,7 @@ class PartitionConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._inbox.wait_idle(), timeout)
         await self._lane.wait(timeout)
-        self._early_fires.drop()
+        await self._hand_over_fires()
         if self._local_runs is not None:
             self._local_runs.cancel()
         if self._worker is not None:
@@ -132,6 +138,19 @@ class PartitionConsumer:
             # Unacknowledged deliveries (buffered, not yet processed) go back to the queue.
             with contextlib.suppress(Exception):
                 await self._channel.close()
+
+    async def _hand_over_fires(self) -> None:
+        """Send the fires held back to the partition queue, for whoever consumes it next to
+        hold until due; those that cannot be sent are left to the timer sweeper."""
+        fires = self._early_fires.hand_over()
+        if not fires:
+            return
+        try:
+            await self._publisher.publish_many(direct(self._topology, fire) for fire in fires)
+        except Exception as error:
+            self._log.warning("timers.hand_over_failed", count=len(fires), error=repr(error))
+            return
+        self._log.info("timers.handed_over", count=len(fires))
 
     async def _run(self) -> None:
         while True:
@@ -159,6 +178,14 @@ class PartitionConsumer:
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
             await self._acks.requeue(deliveries)
+            return
+        except LeaseLostError as error:
+            # Another member owns the partition now: nothing was written, and what this
+            # batch took goes back to the queue for it.
+            self._log.warning("batch.lease_lost", size=len(parsed), error=str(error))
+            await self._acks.requeue(deliveries)
+            if self._on_lease_lost is not None:
+                self._on_lease_lost(self.partition)
             return
         except Exception:
             if carriers:
@@ -223,7 +250,7 @@ class PartitionConsumer:
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             try:
-                return await self._handler.handle(messages, self.partition)
+                return await self._handler.handle(messages, self.partition, self.lease)
             except ConcurrencyError:
                 # Another writer won; our cached state is gone, so the retry reloads.
                 self._log.info("batch.conflict_retry", attempt=attempt)

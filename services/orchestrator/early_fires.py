@@ -5,7 +5,9 @@ that the time it takes to publish a burst of them and to pass the cascade's hops
 them late; the handler returns the fires of timers due within that margin without sending them
 at all. Each is acknowledged and kept in memory until its due time, when it is released into
 the partition's batches; what keeps it durable meanwhile is its timer row in Postgres: if this
-process dies, or loses the partition, the timer sweeper fires it (late by the grace period). A
+process dies, or loses the partition, the timer sweeper fires it (late by the grace period).
+When the process hands the partition over (a rebalance, a stop), it sends the fires it holds
+back to the partition queue instead, for the next owner to hold (``hand_over``). A
 fire earlier than the margin by more than a few seconds (a timer longer than the cascade's
 range, or a clock that is off) is sent through the cascade again.
 """
@@ -42,7 +44,7 @@ class EarlyFires:
         self._topology = topology
         self._acks = acks
         self._release = release
-        self._held: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._held: dict[uuid.UUID, tuple[OrchestratorMessage, asyncio.TimerHandle]] = {}
 
     async def held_until_due(
         self, delivery: AbstractIncomingMessage | None, message: OrchestratorMessage
@@ -77,16 +79,23 @@ class EarlyFires:
 
     def drop(self) -> None:
         """Forget every fire held (the timer sweeper fires them)."""
-        for handle in self._held.values():
+        self.hand_over()
+
+    def hand_over(self) -> list[OrchestratorMessage]:
+        """Stop holding the fires held, and return them (to send them to the next owner)."""
+        fires = []
+        for message, handle in self._held.values():
             handle.cancel()
+            fires.append(message)
         self._held.clear()
+        return fires
 
     def _hold(self, message: OrchestratorMessage, seconds: float) -> None:
         key = message.envelope.message_id
         if key in self._held:
             return  # another copy of the same fire is already waiting
         loop = asyncio.get_running_loop()
-        self._held[key] = loop.call_later(seconds, self._due, message)
+        self._held[key] = (message, loop.call_later(seconds, self._due, message))
 
     def _due(self, message: OrchestratorMessage) -> None:
         self._held.pop(message.envelope.message_id, None)

@@ -23,6 +23,7 @@ from contracts import (
 )
 from durable.broker import OutgoingMessage
 from durable.store.batch import BatchWrite, InstanceUpdate, NewEvent
+from durable.store.leases import Lease
 from durable.store.timers import TimerChanges, TimerKey, TimerRow
 from engine import ContinueAsNewRequest, Decision
 from services.orchestrator.cache import InstanceState
@@ -62,6 +63,8 @@ class Batch:
     """Messages not recorded that go to the dead-letter queue."""
     expected_seqs: dict[str, int] = field(default_factory=dict)
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
+    lease: Lease | None = None
+    """The lease of the partition the batch is for; its writes fail unless it still holds."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)
 
     def put_update(self, update: InstanceUpdate) -> None:
@@ -94,6 +97,7 @@ class Batch:
             messages=self.messages,
             timers=self.timer_changes,
             partition=partition,
+            lease=self.lease,
         )
 
 

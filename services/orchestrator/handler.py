@@ -46,6 +46,7 @@ from durable.store.database import Connection, in_transaction
 from durable.store.errors import UNSTORABLE_ERRORS, AmbiguousCommitError, is_connection_failure
 from durable.store.events import StoredEvent, load_histories_txn
 from durable.store.instances import NewInstance, insert_instances_txn, lock_instances_txn
+from durable.store.leases import Lease
 from durable.store.outbox import OutboxRecord, insert_outbox_txn
 from engine import Decision
 from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
@@ -107,11 +108,15 @@ class OrchestrationHandler:
         self._activity_batch = activity_batch
 
     async def handle(
-        self, messages: Sequence[OrchestratorMessage], partition: int | None = None
+        self,
+        messages: Sequence[OrchestratorMessage],
+        partition: int | None = None,
+        lease: Lease | None = None,
     ) -> Committed:
         """Process ``messages`` (of ``partition``, which their outbox rows record) in one
         transaction; return the outbox rows to publish, the timer fires to hold and the
-        messages to dead-letter.
+        messages to dead-letter. With ``lease``, nothing is written unless the process still
+        holds the partition at the lease's epoch (``LeaseLostError``).
 
         Raises ``ConcurrencyError`` when another writer appended to one of the instances
         first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
@@ -120,7 +125,7 @@ class OrchestrationHandler:
         groups: dict[str, list[OrchestratorMessage]] = {}
         for message in messages:
             groups.setdefault(message.envelope.instance_id, []).append(message)
-        batch = Batch()
+        batch = Batch(lease=lease)
         try:
             records = await self._decide_and_write(batch, groups, self._clock(), partition)
         except UNSTORABLE_ERRORS as error:
@@ -149,7 +154,7 @@ class OrchestrationHandler:
         write the others as they are. One statement does not say whose value it was, so a
         batch of several instances is written again one instance at a time."""
         if len(groups) > 1:
-            parts = [await self.handle(group, partition) for group in groups.values()]
+            parts = [await self.handle(group, partition, batch.lease) for group in groups.values()]
             return Committed(
                 [record for part in parts for record in part.records],
                 [fire for part in parts for fire in part.held_fires],
@@ -263,6 +268,7 @@ class OrchestrationHandler:
                 updates=batch.updates,
                 expected_seqs=batch.expected_seqs,
                 timers=batch.timer_changes,
+                lease=batch.lease,
             ),
         )
         await move_executions_txn(connection, batch.continuations, self._keep_continued_history)

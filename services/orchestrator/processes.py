@@ -1,12 +1,11 @@
-"""Several orchestrator processes in one service, the partitions shared out among them.
+"""Several orchestrator processes in one service, on one host.
 
 One process runs one event loop on one core, and under load the orchestrator's is the busiest
 of the system (ADR 15). With ``DF_ORCHESTRATOR_PROCESSES`` above 1, ``python -m
-services.orchestrator`` becomes a supervisor that starts that many copies of itself; copy
-``i`` of ``n`` consumes the partitions ``p`` with ``p % n == i``, so each instance, its cache
-entry and its batches live in exactly one of them. Every other replica of the service (on
-another machine) shares the partitions out the same way and stands by for the same ones, as
-the single-active-consumer queues allow.
+services.orchestrator`` becomes a supervisor that starts that many copies of itself. Each
+copy is a member of the deployment like any replica on another host, and holds leases on its
+share of the partitions (``leases``, ADR 27), so each instance, its cache entry and its
+batches live in exactly one process.
 
 The service fails as a whole: when a copy exits on its own the supervisor stops the others
 and exits with its status, for whatever runs the service to restart it; a copy whose
@@ -32,13 +31,6 @@ log = structlog.get_logger("services.orchestrator")
 PROCESS_INDEX_VARIABLE = "DF_ORCHESTRATOR_PROCESS_INDEX"
 SUPERVISOR_VARIABLE = "DF_ORCHESTRATOR_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
-
-
-def owned_partitions(partitions: int, processes: int, index: int | None) -> list[int]:
-    """The partitions copy ``index`` of ``processes`` consumes (all of them for a lone one)."""
-    if index is None or processes <= 1:
-        return list(range(partitions))
-    return [p for p in range(partitions) if p % processes == index]
 
 
 def supervise(processes: int) -> int:

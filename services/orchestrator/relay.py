@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import structlog
 
 from durable.broker import Publisher
+from durable.store.leases import Lease, fence_all_txn
 from durable.store.outbox import (
     OutboxCleaner,
     OutboxRecord,
@@ -40,6 +41,7 @@ class OutboxRelay:
         sweep_interval_seconds: float = 1.0,
         sweep_batch: int = 500,
         partitions: Sequence[int] | None = None,
+        leases: Callable[[], Sequence[Lease]] | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -47,8 +49,10 @@ class OutboxRelay:
         self._sweep_interval_seconds = sweep_interval_seconds
         self._sweep_batch = sweep_batch
         self._cleaner = OutboxCleaner(pool)
-        # The partitions whose rows the sweeper takes (None: every row).
+        # The partitions whose rows the sweeper takes (None: every row), or the leases this
+        # process holds at the moment of each sweep, which its writes then check.
         self._partitions = partitions
+        self._leases = leases
         # Rows of this process being published right now: never the sweeper's.
         self._in_flight: set[int] = set()
 
@@ -72,12 +76,18 @@ class OutboxRelay:
 
     async def sweep_once(self) -> int:
         """Publish and delete up to one batch of stale rows; return how many were published."""
+        held = None if self._leases is None else self._leases()
+        partitions = self._partitions if held is None else [lease.partition for lease in held]
+        if partitions is not None and not partitions:
+            return 0
         async with self._pool.acquire() as connection, connection.transaction():
+            if held:
+                await fence_all_txn(connection, held)
             records = await claim_stale_outbox_txn(
                 connection,
                 self._grace_seconds,
                 self._sweep_batch,
-                self._partitions,
+                partitions,
                 self._in_flight,
             )
             if not records:

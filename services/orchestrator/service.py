@@ -1,6 +1,7 @@
 """The orchestrator service as one process runs it: settings → pool → store → handler →
-partition consumers. ``python -m services.orchestrator`` (``__main__``) starts it, in each
-process when there are several.
+membership → partition consumers. ``python -m services.orchestrator`` (``__main__``) starts
+it, in each process when there are several. The process consumes the partitions it holds
+leases on (``leases``, ADR 27), whichever they are at the moment (``assignments``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from aio_pika.abc import AbstractConnection
 
 from durable.broker import Publisher
 from durable.store.database import create_pool
+from durable.store.leases import Lease
 from durable.store.registered_functions import record_registered_functions
 from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations
+from services.orchestrator.assignments import Assignments
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
+from services.orchestrator.leases import LeaseKeeper, default_member_id
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
@@ -31,7 +35,7 @@ log = structlog.get_logger("services.orchestrator")
 _CACHE_SWEEP_SECONDS = 10.0
 
 
-async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
+async def run(settings: OrchestratorSettings) -> None:
     stopping = stop_event_on_signals()
     functions = load_function_apps(settings.modules)
     topology = settings.topology
@@ -47,13 +51,24 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
     publisher = await Publisher.open(
         settings.amqp_url, topology, "orchestrator.publish", delays=True
     )
+    # Built below; the sweepers ask them, when they run, which partitions are this process's.
+    assignments: Assignments
+    keeper: LeaseKeeper
+    consuming: ConnectionSupervisor
     relay = OutboxRelay(
         pool,
         publisher,
         grace_seconds=settings.outbox_grace_seconds,
-        partitions=partitions,
+        leases=lambda: assignments.leases(),
     )
-    timers = TimerSweeper(pool, publisher, topology, grace_seconds=settings.timer_grace_seconds)
+    timers = TimerSweeper(
+        pool,
+        publisher,
+        topology,
+        grace_seconds=settings.timer_grace_seconds,
+        # The sweeper's reach is every timer: the holder of partition 0 runs it.
+        lease=lambda: keeper.lease(0),
+    )
     local = None
     if any(definition.local for definition in functions.activities.values()):
         local = LocalActivities(functions, topology, threads=settings.local_activity_threads)
@@ -68,9 +83,17 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
         inline_seconds=settings.local_inline_seconds,
         activity_batch=settings.activity_batch,
     )
-    consumers = [
-        PartitionConsumer(
-            partition,
+    losing: set[asyncio.Task[None]] = set()
+
+    def lease_lost(partition: int) -> None:
+        # Called from the partition's own worker: the keeper stops it from another task.
+        task = asyncio.create_task(keeper.lost(partition), name=f"lease-lost-{partition}")
+        losing.add(task)
+        task.add_done_callback(losing.discard)
+
+    def consumer_for(lease: Lease) -> PartitionConsumer:
+        return PartitionConsumer(
+            lease.partition,
             handler,
             relay,
             publisher,
@@ -78,31 +101,52 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
             batch_size=settings.batch_size,
             prefetch=settings.prefetch,
             local=local,
+            lease=lease,
+            on_lease_lost=lease_lost,
         )
-        for partition in partitions
-    ]
-    for consumer in consumers:
-        consumer.start_worker()
+
+    assignments = Assignments(consumer_for, cache, topology.partition_for)
+
+    async def released(lease: Lease) -> None:
+        # Handed over to another member: quickly, the other leases must still be renewed;
+        # at a stop, as long as a stop may take.
+        timeout = settings.shutdown_seconds if stopping.is_set() else settings.lease_seconds / 3
+        await assignments.stop(lease, timeout)
+
+    async def lost(lease: Lease) -> None:
+        await assignments.stop(lease, 0.0)
+
+    keeper = LeaseKeeper(
+        pool,
+        topology.namespace,
+        settings.partitions,
+        member=settings.member_id or default_member_id(),
+        lease_seconds=settings.lease_seconds,
+        on_acquired=assignments.start,
+        on_released=released,
+        on_lost=lost,
+    )
 
     async def attach(connection: AbstractConnection) -> None:
-        for consumer in consumers:
-            await consumer.attach(connection, consuming.watch)
+        await assignments.attach(connection, consuming.watch)
 
     async def detach() -> None:
-        for consumer in consumers:
-            consumer.detach()
+        assignments.detach()
 
     consuming = ConnectionSupervisor(settings.amqp_url, "orchestrator.consume", attach, detach)
-    keeper = await consuming.start(stopping)
+    connection_keeper = await consuming.start(stopping)
+    await keeper.join()
     background = [
-        keeper,
+        connection_keeper,
+        asyncio.create_task(keeper.run(stopping), name="lease-keeper"),
         asyncio.create_task(relay.run_sweeper(stopping), name="outbox-sweeper"),
         asyncio.create_task(timers.run(stopping), name="timer-sweeper"),
         asyncio.create_task(_evict_idle(cache, stopping), name="cache-eviction"),
     ]
     log.info(
         "service.ready",
-        partitions=partitions,
+        member=keeper.member,
+        partitions=sorted(keeper.held),
         orchestrators=sorted(functions.orchestrators),
         local_activities=sorted(n for n, d in functions.activities.items() if d.local),
         namespace=topology.namespace,
@@ -110,7 +154,12 @@ async def run(settings: OrchestratorSettings, partitions: list[int]) -> None:
 
     await stopping.wait()
     log.info("service.stopping")
-    await asyncio.gather(*(c.stop(settings.shutdown_seconds) for c in consumers))
+    try:
+        await keeper.leave()
+    except Exception as error:
+        # The leases expire on their own; the consumers still stop below.
+        log.warning("member.leave_failed", error=repr(error))
+    await assignments.stop_all(settings.shutdown_seconds)
     for task in background:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +182,6 @@ async def _evict_idle(cache: InstanceCache, stopping: asyncio.Event) -> None:
             log.debug("cache.evicted_idle", count=evicted, cached=len(cache))
 
 
-def serve(settings: OrchestratorSettings, partitions: list[int]) -> None:
-    """Run the service on ``partitions`` until a signal stops it."""
-    run_service("orchestrator", run(settings, partitions))
+def serve(settings: OrchestratorSettings) -> None:
+    """Run the service until a signal stops it."""
+    run_service("orchestrator", run(settings))

@@ -33,6 +33,11 @@ class OrchestratorSettings(CommonSettings):
     activity_batch: most activity tasks carried by one message: the tasks a batch schedules
         for one activity travel together (ADR 17); 1: each in a message of its own (for
         activity workers that do not read batches).
+    lease_seconds: how long a partition lease lasts unless renewed (ADR 27): the longest a
+        crashed process's partitions wait for another member, and a third of it is how often
+        members heartbeat, renew and even out their shares.
+    member_id: this process's id among the deployment's members (default: host, pid and a
+        random suffix); unique per process.
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
@@ -51,6 +56,8 @@ class OrchestratorSettings(CommonSettings):
     orchestrator_processes: int = Field(default=0, ge=0)
     activity_batch: int = Field(default=64, ge=1)
     keep_continued_history: bool = False
+    lease_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    member_id: str = Field(default="", max_length=200)
 
     @property
     def processes(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -19,6 +20,7 @@ import structlog
 
 from contracts import Topology
 from durable.broker import Publisher
+from durable.store.leases import Lease, fence_txn
 from durable.store.timers import claim_overdue_timers_txn, mark_timers_swept_txn
 from services.orchestrator.dispatch import direct, timer_fired_message
 
@@ -42,6 +44,7 @@ class TimerSweeper:
         grace_seconds: float = 5.0,
         interval_seconds: float = 1.0,
         batch: int = 500,
+        lease: Callable[[], Lease | None] | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -49,11 +52,19 @@ class TimerSweeper:
         self.grace_seconds = grace_seconds
         self._interval_seconds = interval_seconds
         self._batch = batch
+        # The lease this sweeper's writes check (None: none); when it returns None, this
+        # process does not hold the partition the sweeper runs with, and does not sweep.
+        self._lease = lease
 
     async def sweep_once(self) -> int:
         """Fire up to one batch of overdue timers; return how many were fired."""
         now = datetime.now(UTC)
+        lease = None if self._lease is None else self._lease()
+        if self._lease is not None and lease is None:
+            return 0
         async with self._pool.acquire() as connection, connection.transaction():
+            if lease is not None:
+                await fence_txn(connection, lease)
             rows = await claim_overdue_timers_txn(connection, self.grace_seconds, self._batch)
             if not rows:
                 return 0

@@ -133,7 +133,7 @@ async def fail_unstorable(
     problem = unstorable_problem(what, cause)
     failure = unstorable_failure(problem)
     log.warning("orchestration.unstorable_value", instance_id=instance_id, problem=problem)
-    batch = Batch()
+    batch = Batch(lease=refused.lease)
 
     async def fail(connection: Connection) -> list[OutboxRecord] | None:
         if not await _fail_txn(connection, recorder, instance_id, messages, failure, now, batch):

@@ -1,24 +1,31 @@
-"""How the orchestrator service shares its partitions out among its processes."""
+"""How many processes the orchestrator service runs, and the share of the partitions each
+member of a deployment aims to hold (ADR 27)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.orchestrator.processes import owned_partitions
+from services.orchestrator.leases import fair_share
 from services.orchestrator.settings import OrchestratorSettings
 
 
-@pytest.mark.parametrize(("partitions", "processes"), [(16, 2), (16, 3), (4, 4), (5, 2)])
-def test_every_partition_belongs_to_exactly_one_process(partitions: int, processes: int):
-    shares = [owned_partitions(partitions, processes, index) for index in range(processes)]
+@pytest.mark.parametrize(
+    ("partitions", "members"), [(16, 1), (16, 2), (16, 3), (4, 4), (5, 2), (3, 5)]
+)
+def test_the_shares_cover_every_partition_and_differ_by_one_at_most(partitions: int, members: int):
+    ids = [f"member-{index}" for index in range(members)]
+    shares = [fair_share(ids, member, partitions) for member in ids]
 
-    assert sorted(p for share in shares for p in share) == list(range(partitions))
-    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert sum(shares) == partitions
+    assert max(shares) - min(shares) <= 1
 
 
-def test_a_lone_process_owns_every_partition():
-    assert owned_partitions(4, 1, None) == [0, 1, 2, 3]
-    assert owned_partitions(4, 3, None) == [0, 1, 2, 3]  # not started by a supervisor
+def test_a_member_not_yet_counted_aims_at_nothing():
+    assert fair_share(["a", "b"], "c", 16) == 0
+
+
+def test_the_larger_shares_go_to_the_first_members_in_id_order():
+    assert [fair_share(["a", "b", "c"], m, 16) for m in "abc"] == [6, 5, 5]
 
 
 def test_one_process_per_usable_core_by_default(monkeypatch: pytest.MonkeyPatch):

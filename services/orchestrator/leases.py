@@ -1,0 +1,188 @@
+"""This process's membership and partition leases: which partitions it consumes (ADR 27).
+
+Every orchestrator process, on whatever host, is a member of its deployment. Every
+``lease_seconds / 3`` it heartbeats, renews its leases, and evens out its share: with N live
+members and P partitions each holds ⌊P/N⌋ or ⌈P/N⌉ (the first ``P mod N`` members in id
+order hold one more). A member over its share releases the extra partitions (after its
+consumers of them have stopped); a member under it takes free or expired ones. So a join
+moves only the partitions the newcomer takes, a graceful stop hands its partitions over at
+once, and a crash frees them when their leases expire.
+
+A lease that fails to renew (another member took it, or the database was out of reach for
+longer than the lease) is lost at once: the partition's consumer stops without finishing
+anything, and whatever it had not committed comes back from the broker to the next owner.
+Every write checks its lease in its own transaction (``durable.store.leases``), so a process
+that has not noticed yet commits nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import structlog
+
+from durable.store import leases as store
+from durable.store.leases import Lease
+
+log = structlog.get_logger(__name__)
+
+PartitionCallback = Callable[[Lease], Awaitable[None]]
+
+
+def default_member_id() -> str:
+    """``host-pid-xxxxxx``: unique per process, readable in ``durable-ops members``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def fair_share(members: list[str], member: str, partitions: int) -> int:
+    """How many partitions ``member`` should hold among ``members`` (sorted ids)."""
+    if member not in members:
+        return 0
+    base, extra = divmod(partitions, len(members))
+    return base + (1 if members.index(member) < extra else 0)
+
+
+class LeaseKeeper:
+    """Keeps this member's leases and tells the service which partitions to consume.
+
+    ``on_acquired`` starts consuming a partition; ``on_released`` stops consuming it
+    gracefully (the batch in flight finishes) before the lease is given up; ``on_lost`` stops
+    at once, since another member may already own the partition.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        namespace: str,
+        partitions: int,
+        *,
+        member: str,
+        lease_seconds: float,
+        on_acquired: PartitionCallback,
+        on_released: PartitionCallback,
+        on_lost: PartitionCallback,
+    ) -> None:
+        self._pool = pool
+        self.namespace = namespace
+        self.partitions = partitions
+        self.member = member
+        self.lease_seconds = lease_seconds
+        self._on_acquired = on_acquired
+        self._on_released = on_released
+        self._on_lost = on_lost
+        self.held: dict[int, Lease] = {}
+        self._renewed_at = time.monotonic()
+        self._host = socket.gethostname()
+        self._log = log.bind(member=member)
+
+    @property
+    def interval(self) -> float:
+        return self.lease_seconds / 3
+
+    def lease(self, partition: int) -> Lease | None:
+        return self.held.get(partition)
+
+    async def join(self) -> None:
+        """Register and take a first share (all partitions, for the first member)."""
+        async with self._pool.acquire() as connection:
+            await store.join_txn(
+                connection, self.namespace, self.member, self._host, os.getpid(), self.partitions
+            )
+        await self.tick()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Keep the leases until ``stopping`` is set; a failed round is logged and retried."""
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.interval)
+            if stopping.is_set():
+                return
+            try:
+                await self.tick()
+            except Exception as error:
+                self._log.warning("lease.round_failed", error=repr(error))
+                await self._expire_if_stale()
+
+    async def tick(self) -> None:
+        """One round: heartbeat, renew, and even out the share."""
+        started = time.monotonic()
+        async with self._pool.acquire() as connection:
+            await store.heartbeat(connection, self.namespace, self.member, self._host, os.getpid())
+            renewed = await store.renew(connection, list(self.held.values()), self.lease_seconds)
+            members = await store.live_members(connection, self.namespace, self.lease_seconds)
+        self._renewed_at = started
+        for partition in sorted(self.held.keys() - renewed):
+            await self._lose(partition, "taken over")
+        target = fair_share(members, self.member, self.partitions)
+        if len(self.held) > target:
+            await self._release(sorted(self.held)[target:], members=len(members))
+        elif len(self.held) < target:
+            await self._acquire(target - len(self.held), members=len(members))
+
+    async def leave(self) -> None:
+        """Stop consuming every partition, then give them up and leave (a graceful stop)."""
+        await self._release(sorted(self.held), members=None)
+        async with self._pool.acquire() as connection:
+            await store.leave(connection, self.namespace, self.member)
+        self._log.info("member.left")
+
+    async def _acquire(self, count: int, *, members: int) -> None:
+        async with self._pool.acquire() as connection:
+            taken = await store.acquire(
+                connection, self.namespace, self.member, self.partitions, count, self.lease_seconds
+            )
+        for acquired in taken:
+            lease = acquired.lease
+            self.held[lease.partition] = lease
+            if acquired.previous is None or acquired.previous == self.member:
+                self._log.info(
+                    "lease.acquired", partition=lease.partition, epoch=lease.epoch, members=members
+                )
+            else:
+                self._log.warning(
+                    "lease.stolen",
+                    partition=lease.partition,
+                    epoch=lease.epoch,
+                    previous=acquired.previous,
+                    members=members,
+                )
+            await self._on_acquired(lease)
+
+    async def _release(self, partitions: list[int], *, members: int | None) -> None:
+        if not partitions:
+            return
+        leases = [self.held[p] for p in partitions]
+        for lease in leases:
+            await self._on_released(lease)
+        async with self._pool.acquire() as connection:
+            await store.release(connection, leases)
+        for lease in leases:
+            del self.held[lease.partition]
+            self._log.info(
+                "lease.released", partition=lease.partition, epoch=lease.epoch, members=members
+            )
+
+    async def lost(self, partition: int) -> None:
+        """A write found the lease gone (``LeaseLostError``)."""
+        if partition in self.held:
+            await self._lose(partition, "refused a write")
+
+    async def _lose(self, partition: int, why: str) -> None:
+        lease = self.held.pop(partition)
+        self._log.warning("lease.lost", partition=partition, epoch=lease.epoch, why=why)
+        await self._on_lost(lease)
+
+    async def _expire_if_stale(self) -> None:
+        """Out of touch with the database for a whole lease: others may own our partitions
+        by now, so stop consuming them (the writes would be refused anyway)."""
+        if time.monotonic() - self._renewed_at < self.lease_seconds:
+            return
+        for partition in sorted(self.held):
+            await self._lose(partition, "not renewed in time")

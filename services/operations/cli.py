@@ -4,8 +4,8 @@ Connects with the ``DF_*`` variables every service reads. Read-only unless the c
 says it writes: ``import``, ``rebuild-projections --apply``, ``republish``, ``dlq redrive`` and
 ``dlq discard``. Long runs report progress on stderr; results go to stdout (text, or JSON with
 ``--json``). Errors are one line on stderr. Exit codes: 0 done; 1 something needs attention
-(mismatches, differing rows) or refused; 2 bad arguments; 3 database or broker unreachable;
-130 stopped by Ctrl-C.
+(mismatches, violations, differing rows) or refused; 2 bad arguments; 3 database or broker
+unreachable; 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Events are appended by ``batch`` (the handler's statement) and, for an import, `
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,3 +89,32 @@ async def load_stream_txn(
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class RawStreamEvent:
+    """An event as stored, its payload not decoded: for checks that must see events whose
+    payload no longer reads as a history event (``durable-ops check-invariants``)."""
+
+    seq: int
+    execution_id: str
+    event_type: str
+    payload: str
+
+
+async def raw_streams_txn(
+    connection: Connection, instance_ids: Sequence[str]
+) -> dict[str, list[RawStreamEvent]]:
+    """The stored events of ``instance_ids`` (every execution), each instance's in seq order;
+    an instance without events has an empty list."""
+    streams: dict[str, list[RawStreamEvent]] = {instance_id: [] for instance_id in instance_ids}
+    rows = await connection.fetch(
+        "SELECT instance_id, seq, execution_id, event_type, payload::text AS payload "
+        "FROM events WHERE instance_id = ANY($1::text[]) ORDER BY instance_id, seq",
+        list(instance_ids),
+    )
+    for row in rows:
+        streams[row["instance_id"]].append(
+            RawStreamEvent(row["seq"], row["execution_id"], row["event_type"], row["payload"])
+        )
+    return streams

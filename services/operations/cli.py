@@ -4,8 +4,8 @@ Connects with the ``DF_*`` variables every service reads. Read-only unless the c
 says it writes: ``import``, ``rebuild-projections --apply``, ``republish``, ``dlq redrive`` and
 ``dlq discard``. Long runs report progress on stderr; results go to stdout (text, or JSON with
 ``--json``). Errors are one line on stderr. Exit codes: 0 done; 1 something needs attention
-(mismatches, differing rows) or refused; 2 bad arguments; 3 database or broker unreachable;
-130 stopped by Ctrl-C.
+(mismatches, violations, differing rows) or refused; 2 bad arguments; 3 database or broker
+unreachable; 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from durable.store.selection import InstanceSelection
 from engine import OrchestratorFunction
 from services.common.loader import FunctionModuleError, load_function_apps
 from services.operations import cli_dlq, cli_output
+from services.operations.check_invariants import check_selection as check_invariants
 from services.operations.checkpoint import Checkpoint, exclusive, load
 from services.operations.rebuild import ProjectionRebuild
 from services.operations.replay_check import check_selection
@@ -186,6 +187,45 @@ def replay_check(
         )
         cli_output.summary(as_json, summary.to_json(), summary.describe())
         return EXIT_ATTENTION if summary.mismatched else EXIT_OK
+
+    run(work)
+
+
+@app.command("check-invariants")
+def check_invariants_command(
+    instances: Instances = None,
+    names: Names = None,
+    statuses: Statuses = None,
+    created_from: Annotated[
+        str | None, typer.Option("--from", help="Created at or after (ISO 8601).")
+    ] = None,
+    created_to: Annotated[
+        str | None, typer.Option("--to", help="Created at or before (ISO 8601).")
+    ] = None,
+    batch_size: BatchSize = 100,
+    as_json: AsJson = False,
+) -> None:
+    """Check stored histories are well formed and agree with their rows; exit 1 on any
+    violation, naming the instance and the rule. Default: every instance."""
+    selection = InstanceSelection(
+        instance_ids=tuple(instances or ()),
+        names=tuple(names or ()),
+        statuses=parse_or_exit(lambda: parse_statuses(statuses)),
+        created_from=parse_or_exit(lambda: parse_time(created_from, "--from")),
+        created_to=parse_or_exit(lambda: parse_time(created_to, "--to")),
+    )
+
+    async def work(session: Session) -> int:
+        pool = await session.pool()
+        summary = await check_invariants(
+            pool,
+            selection,
+            lambda violation: cli_output.violation(violation, as_json),
+            Progress("check-invariants"),
+            page_size=batch_size,
+        )
+        cli_output.summary(as_json, summary.to_json(), summary.describe())
+        return EXIT_OK if summary.clean else EXIT_ATTENTION
 
     run(work)
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.operations.dead_letters import DeadLetter
+from services.operations.invariants import Violation
 from services.operations.rebuild import RebuildSummary, RowReport
 from services.operations.replay_check import ReplayResult
 
@@ -80,6 +81,29 @@ def replay_result(result: ReplayResult, as_json: bool) -> None:
         line(f"MISMATCH  {result.instance_id}  {result.name}: {result.mismatch.describe()}")
     else:
         line(f"ok        {result.instance_id}  {result.name} ({result.events} events)")
+
+
+def violation(found: Violation, as_json: bool) -> None:
+    if as_json:
+        line(
+            dumps(
+                {
+                    "kind": "violation",
+                    "instance_id": found.instance_id,
+                    "execution_id": found.execution_id,
+                    "seq": found.seq,
+                    "rule": found.rule,
+                    "reason": found.reason,
+                }
+            )
+        )
+        return
+    where = f"execution {found.execution_id}" if found.execution_id is not None else ""
+    if found.seq is not None:
+        where += f"{' ' if where else ''}seq {found.seq}"
+    line(
+        f"VIOLATION  {found.instance_id}  {found.rule}  {where}: {found.reason}".replace("  :", ":")
+    )
 
 
 def row_report(report: RowReport, as_json: bool) -> None:

@@ -298,7 +298,11 @@ class OrchestrationExecutor:
             # Code that has finished may still have actions to match: those it scheduled in
             # its last step are recorded just before the completion, and a recorded action it
             # no longer reaches means the code now finishes earlier than it did.
-            if not isinstance(event, _RECORDED_ACTIONS):
+            if not isinstance(event, _RECORDED_ACTIONS) or isinstance(
+                self._completion, ExecutionTerminated
+            ):
+                # After a termination, a recorded action can only be one an earlier version
+                # recorded there by mistake: it is history, not the code's to match.
                 return
         try:
             self._dispatch(event)
@@ -358,6 +362,10 @@ class OrchestrationExecutor:
 
     def _on_ending_event(self, event: HistoryEvent) -> None:
         if isinstance(event, ExecutionTerminated) and not self.is_finished:
+            # What the code asked for in the step the termination ends (its start, a result
+            # that came with the termination) is not dispatched: nothing runs for an
+            # instance that has ended.
+            self._actions.drop()
             self._output = event.reason
             self._finish(event)
         self._completion_recorded = True

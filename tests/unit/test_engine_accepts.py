@@ -211,6 +211,48 @@ def test_result_arriving_with_the_termination_does_not_resume_the_code():
     assert decision.new_events == []
 
 
+def test_a_termination_in_the_episode_of_the_start_schedules_nothing():
+    # The code runs on its start and asks for its first activity; the termination that came
+    # in the same batch ends the execution before anything is dispatched.
+    executor = OrchestrationExecutor(two_steps, "i1")
+
+    decision = executor.execute(
+        [
+            ExecutionStarted(timestamp=T0, name="steps", execution_id="e1"),
+            ExecutionTerminated(timestamp=T0, reason="stop"),
+        ]
+    )
+
+    assert decision.status is OrchestrationStatus.TERMINATED
+    assert decision.new_events == []
+
+
+def test_a_termination_in_the_episode_of_a_result_schedules_nothing_after_it():
+    executor = OrchestrationExecutor(two_steps, "i1")
+    executor.replay(HistoryBuilder().start("steps").scheduled(0, "one").events)
+
+    decision = executor.execute(
+        [
+            TaskCompleted(timestamp=LATER, task_scheduled_id=0, result="1"),
+            ExecutionTerminated(timestamp=LATER, reason="stop"),
+        ]
+    )
+
+    assert decision.status is OrchestrationStatus.TERMINATED
+    assert decision.new_events == []
+
+
+def test_an_action_recorded_after_a_termination_by_an_earlier_version_replays():
+    # Before the fix, such a step recorded the action after the termination; replaying that
+    # history keeps the instance terminated.
+    history = HistoryBuilder().start("steps").terminated("stop").scheduled(0, "one")
+
+    decision = executor_after(history).execute([])
+
+    assert decision.status is OrchestrationStatus.TERMINATED
+    assert decision.new_events == []
+
+
 def test_replaying_a_terminated_history_stays_terminated():
     history = first_step_done().episode().terminated("stop")
 

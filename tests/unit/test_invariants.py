@@ -422,16 +422,6 @@ def test_numbers_compare_by_value_between_jsonb_and_json() -> None:
 # --- what the checker found in real histories ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: an ExecutionTerminated applied in the same episode as an event that "
-        "resumes the code (its start, a result) ends the execution, but decide() still "
-        "returns the calls the code made before it, so they are recorded after the end and "
-        "dispatched (an ActivityTask is published, a timer fire sent); _fail drops them, a "
-        "termination does not"
-    ),
-)
 def test_a_termination_in_the_episode_of_a_result_records_nothing_after_it() -> None:
     past = HistoryBuilder().start("hello_cities").scheduled(0, "say_hello", "Tokyo")
     executor = OrchestrationExecutor(hello_cities, "i1")

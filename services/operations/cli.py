@@ -22,7 +22,7 @@ from durable.store.feed import StartFilter
 from durable.store.selection import InstanceSelection
 from engine import OrchestratorFunction
 from services.common.loader import FunctionModuleError, load_function_apps
-from services.operations import cli_dlq, cli_output
+from services.operations import cli_dlq, cli_members, cli_output
 from services.operations.check_invariants import check_selection as check_invariants
 from services.operations.checkpoint import Checkpoint, exclusive, load
 from services.operations.rebuild import ProjectionRebuild
@@ -52,6 +52,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_dlq.app, name="dlq")
+app.command("members")(cli_members.members)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
 Instances = Annotated[

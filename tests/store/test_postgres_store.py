@@ -17,6 +17,7 @@ from durable.store.database import create_pool
 from tests.conftest import create_database, drop_database
 from tests.store.contract_events import EventsContract
 from tests.store.contract_instances import InstancesContract
+from tests.store.contract_leases import LeasesContract
 from tests.store.contract_operations import OperationsContract
 from tests.store.contract_outbox import OutboxContract
 
@@ -31,7 +32,9 @@ async def _migrated_pool() -> AsyncIterator[asyncpg.Pool]:
         await drop_database(url)
 
 
-class TestPostgresEventStore(EventsContract, InstancesContract, OutboxContract, OperationsContract):
+class TestPostgresEventStore(
+    EventsContract, InstancesContract, OutboxContract, OperationsContract, LeasesContract
+):
     @pytest.fixture(scope="class")
     @classmethod
     async def store(cls) -> AsyncIterator[asyncpg.Pool]:

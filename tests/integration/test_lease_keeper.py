@@ -1,0 +1,120 @@
+"""Lease keepers on the real Postgres: members share the partitions out fairly, a join moves
+only what the newcomer takes, a member that leaves hands its partitions over at once, and a
+member whose lease was taken over loses it at its next round (ADR 27)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import asyncpg
+
+from durable.store.leases import Lease
+from services.orchestrator.leases import LeaseKeeper
+from tests.conftest import unique
+from tests.helpers.waiting import assert_eventually
+
+PARTITIONS = 16
+
+
+class Member:
+    """A keeper whose callbacks record what the service would do."""
+
+    def __init__(self, pool: asyncpg.Pool, namespace: str, name: str, lease_seconds: float = 30):
+        self.consuming: dict[int, Lease] = {}
+        self.events: list[tuple[str, int]] = []
+        self.keeper = LeaseKeeper(
+            pool,
+            namespace,
+            PARTITIONS,
+            member=name,
+            lease_seconds=lease_seconds,
+            on_acquired=self._acquired,
+            on_released=self._released,
+            on_lost=self._lost,
+        )
+
+    async def _acquired(self, lease: Lease) -> None:
+        self.consuming[lease.partition] = lease
+        self.events.append(("acquired", lease.partition))
+
+    async def _released(self, lease: Lease) -> None:
+        del self.consuming[lease.partition]
+        self.events.append(("released", lease.partition))
+
+    async def _lost(self, lease: Lease) -> None:
+        del self.consuming[lease.partition]
+        self.events.append(("lost", lease.partition))
+
+
+async def settle(*members: Member) -> None:
+    """Rounds until no member's share changes (what the keepers' loops do every interval)."""
+    for _ in range(4):
+        for member in members:
+            await member.keeper.tick()
+
+
+async def test_members_share_the_partitions_out_evenly_and_a_join_moves_only_what_it_takes(
+    private_pool: asyncpg.Pool,
+) -> None:
+    namespace = unique("leases")
+    a, b = Member(private_pool, namespace, "a"), Member(private_pool, namespace, "b")
+    await a.keeper.join()
+    assert sorted(a.consuming) == list(range(PARTITIONS))  # alone: all of them
+    await b.keeper.join()
+    await settle(a, b)
+    before = {m: set(m.consuming) for m in (a, b)}
+
+    c = Member(private_pool, namespace, "c")
+    await c.keeper.join()
+    await settle(a, b, c)
+
+    shares = sorted(len(m.consuming) for m in (a, b, c))
+    assert shares == [5, 5, 6]
+    assert set(a.consuming) <= before[a]
+    assert set(b.consuming) <= before[b]
+    moved = (before[a] - set(a.consuming)) | (before[b] - set(b.consuming))
+    assert moved == set(c.consuming)  # sticky: only what the newcomer took moved
+    owners = Counter(p for m in (a, b, c) for p in m.consuming)
+    assert set(owners) == set(range(PARTITIONS))
+    assert set(owners.values()) == {1}
+
+
+async def test_a_member_that_leaves_hands_its_partitions_over_at_the_next_round(
+    private_pool: asyncpg.Pool,
+) -> None:
+    namespace = unique("leases")
+    a, b = Member(private_pool, namespace, "a"), Member(private_pool, namespace, "b")
+    await a.keeper.join()
+    await b.keeper.join()
+    await settle(a, b)
+    leaving = set(a.consuming)
+
+    await a.keeper.leave()
+    await b.keeper.tick()
+
+    assert a.consuming == {}
+    assert sorted(b.consuming) == list(range(PARTITIONS))
+    assert all(b.consuming[p].epoch >= 2 for p in leaving)
+
+
+async def test_a_member_whose_expired_lease_was_taken_loses_it_at_its_next_round(
+    private_pool: asyncpg.Pool,
+) -> None:
+    namespace = unique("leases")
+    paused = Member(private_pool, namespace, "a", lease_seconds=0.5)
+    await paused.keeper.join()
+    taken = set(paused.consuming)
+    other = Member(private_pool, namespace, "b", lease_seconds=0.5)
+    await other.keeper.join()
+
+    async def took_over() -> bool:
+        # "a" is paused: it neither heartbeats nor renews, and "b" ends up with everything.
+        await other.keeper.tick()
+        assert sorted(other.consuming) == list(range(PARTITIONS))
+        return True
+
+    await assert_eventually(took_over, timeout=10)
+    await paused.keeper.tick()
+
+    assert paused.consuming == {}
+    assert sorted(p for kind, p in paused.events if kind == "lost") == sorted(taken)

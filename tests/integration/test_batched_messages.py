@@ -28,6 +28,7 @@ from contracts import (
 from durable import FunctionApp
 from durable.broker import OutgoingMessage, Publisher, carrier
 from durable.client import DurableClient
+from durable.store.leases import Lease
 from services.activities.results import ResultSender
 from services.activities.worker import ActivityWorker
 from services.orchestrator.cache import InstanceCache
@@ -163,11 +164,14 @@ class PickyHandler(OrchestrationHandler):
     poison: uuid.UUID | None = None
 
     async def handle(
-        self, messages: Sequence[OrchestratorMessage], partition: int | None = None
+        self,
+        messages: Sequence[OrchestratorMessage],
+        partition: int | None = None,
+        lease: Lease | None = None,
     ) -> Committed:
         if len(messages) > 1 and any(m.envelope.message_id == self.poison for m in messages):
             raise RuntimeError("poisoned batch")
-        return await super().handle(messages, partition)
+        return await super().handle(messages, partition, lease)
 
 
 async def test_a_message_that_breaks_its_batch_is_retried_alone_and_the_rest_are_recorded(

@@ -65,10 +65,12 @@ class Assignments:
                 # next one.
                 log.warning("partition.attach_failed", partition=lease.partition, error=repr(error))
 
-    async def stop(self, lease: Lease, timeout: float) -> None:
+    async def stop(self, lease: Lease, timeout: float, *, lost: bool = False) -> None:
+        """Stop consuming ``lease``'s partition: given up (the timer fires held go to the next
+        owner through the queue) or ``lost`` (they are dropped: this process may be stale)."""
         consumer = self.consumers.pop(lease.partition, None)
         if consumer is not None:
-            await consumer.stop(timeout)
+            await consumer.stop(timeout, hand_over=not lost)
         evicted = self._cache.evict_where(lambda i: self._partition_of(i) == lease.partition)
         log.debug("partition.stopped", partition=lease.partition, evicted=evicted)
 

@@ -119,15 +119,22 @@ class PartitionConsumer:
         # sweeper (their rows are still in Postgres), so this one does not write after it.
         self._early_fires.drop()
 
-    async def stop(self, timeout: float) -> None:
-        """Stop taking deliveries, let the batch in flight finish, return the rest to the queue."""
+    async def stop(self, timeout: float, *, hand_over: bool = True) -> None:
+        """Stop taking deliveries, let the batch in flight finish, return the rest to the queue.
+
+        With ``hand_over``, the timer fires held go back to the queue for the next consumer;
+        without (the partition was lost: another process owns it), they are dropped and the
+        timer sweeper fires them."""
         if self._queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(Exception):
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._inbox.wait_idle(), timeout)
         await self._lane.wait(timeout)
-        await self._hand_over_fires()
+        if hand_over:
+            await self._hand_over_fires()
+        else:
+            self._early_fires.drop()
         if self._local_runs is not None:
             self._local_runs.cancel()
         if self._worker is not None:

@@ -114,7 +114,7 @@ async def run(settings: OrchestratorSettings) -> None:
         await assignments.stop(lease, timeout)
 
     async def lost(lease: Lease) -> None:
-        await assignments.stop(lease, 0.0)
+        await assignments.stop(lease, 0.0, lost=True)
 
     keeper = LeaseKeeper(
         pool,

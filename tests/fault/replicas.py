@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
+import psutil
 
 from contracts import Topology
 from deploy.processes import PROJECT_ROOT, ServiceProcess
@@ -84,6 +85,11 @@ class Replica:
     def exit_status(self) -> int | None:
         assert self.service.process is not None
         return self.service.process.poll()
+
+    def database_ports(self) -> list[int]:
+        """The local ports of this process's connections to Postgres."""
+        connections = psutil.Process(self.pid).net_connections("tcp")
+        return [c.laddr.port for c in connections if c.raddr and c.raddr.port == 5432]
 
     def stop(self) -> None:
         self.resume()
@@ -170,6 +176,14 @@ class ScaleOut:
             return holdings
 
         return await self.eventually(balanced, timeout=timeout, interval=0.1)
+
+    async def open_transactions(self, replica: Replica) -> int:
+        """How many of ``replica``'s sessions are inside a transaction, between statements."""
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY($1::int[]) "
+            "AND state = 'idle in transaction'"
+        )
+        return int(await self.pool.fetchval(query, replica.database_ports()))
 
     async def first_commits_after(
         self, since: datetime, partitions: set[int]

@@ -10,6 +10,7 @@ takeover times are printed (``-s``/``-rP``): ``scale-out figure: ...`` lines.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -293,6 +294,46 @@ async def test_a_stale_owner_is_fenced_off_after_a_pause_past_its_lease(
     assert all(
         rejoined[p].epoch > taken[p].epoch for p in held if rejoined[p].owner == stale.member
     )
+    await assert_every_instance_completed_once(scale_out, workload)
+
+
+async def test_a_replica_paused_inside_a_transaction_does_not_hold_up_the_new_owners(
+    scale_out: ScaleOut,
+) -> None:
+    await start_replicas(scale_out, MEMBERS)
+    workload = MixedWorkload(scale_out.client, scale_out.pool)
+    starting = asyncio.create_task(workload.start())
+    stale = scale_out.replica("replica-0")
+    # Pause it while it has a transaction open (its instances' rows locked): the first
+    # steps of new instances are written in transactions of several statements.
+    for _ in range(300):
+        stale.pause()
+        if await scale_out.open_transactions(stale):
+            break
+        stale.resume()
+        await asyncio.sleep(0.02)
+    assert stale.paused, "never caught the replica inside a transaction"
+    paused_at = await scale_out.now()
+    held = await scale_out.held_by(stale.member)
+    await starting
+    await workload.raise_events()
+
+    # Postgres ends the paused transaction after a lease, so the new owners' writes to
+    # those instances do not wait on its locks while it sleeps.
+    async def committed_by_new_owners() -> dict[int, datetime]:
+        firsts = await scale_out.first_commits_after(paused_at, set(held))
+        assert set(firsts) == set(held), f"no commit yet on {set(held) - set(firsts)}"
+        stuck = await scale_out.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        )
+        assert not stuck, f"{stuck} sessions wait on a lock"
+        return firsts
+
+    await taken_from(scale_out, stale.member, held, timeout=TAKEOVER_SECONDS + 10)
+    await scale_out.eventually(committed_by_new_owners, timeout=60, interval=0.2)
+    assert stale.paused
+    stale.resume()
+    await scale_out.wait_balanced(MEMBERS, timeout=READY_SECONDS)
     await assert_every_instance_completed_once(scale_out, workload)
 
 

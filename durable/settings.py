@@ -19,7 +19,9 @@ class CommonSettings(BaseSettings):
 
     Attributes:
         database_url: Postgres DSN of the event store.
-        amqp_url: RabbitMQ URL.
+        amqp_url: RabbitMQ URL; ``?heartbeat=N`` sets the AMQP heartbeat (default 10 s,
+            ``durable.broker.DEFAULT_HEARTBEAT_SECONDS``), which bounds how long a process
+            that stopped without closing its connection keeps its deliveries.
         namespace: prefix of every exchange and queue (several deployments can share a broker).
         partitions: orchestrator partitions; every service of a deployment must agree.
         function_modules: comma-separated importable modules holding ``FunctionApp``s.

@@ -5,7 +5,7 @@ Driver errors are classified in ``durable.store.errors``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -41,14 +41,22 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool whose json/jsonb columns read and write JSON text."""
+async def create_pool(
+    database_url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: Mapping[str, str] | None = None,
+) -> asyncpg.Pool:
+    """A connection pool whose json/jsonb columns read and write JSON text; its sessions run
+    with ``server_settings`` (Postgres parameters, such as time-outs)."""
     pool = await asyncpg.create_pool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         reset=_keep_session,
+        server_settings=None if server_settings is None else dict(server_settings),
     )
     assert pool is not None
     return pool

@@ -40,7 +40,16 @@ async def run(settings: OrchestratorSettings) -> None:
     functions = load_function_apps(settings.modules)
     topology = settings.topology
     pool = await create_pool(
-        settings.database_url, min_size=2, max_size=settings.pool_size_per_process
+        settings.database_url,
+        min_size=2,
+        max_size=settings.pool_size_per_process,
+        # A process paused inside a transaction (SIGSTOP, a frozen VM) would keep its
+        # instances' rows locked, and the member that took its partitions waiting on them,
+        # for as long as the pause lasts: Postgres ends the transaction after a lease, by
+        # when its lease has gone and its write would be refused anyway (ADR 27).
+        server_settings={
+            "idle_in_transaction_session_timeout": str(round(settings.lease_seconds * 1000))
+        },
     )
     async with pool.acquire() as connection:
         await apply_migrations(connection)

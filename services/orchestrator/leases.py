@@ -159,8 +159,9 @@ class LeaseKeeper:
         if not partitions:
             return
         leases = [self.held[p] for p in partitions]
-        for lease in leases:
-            await self._on_released(lease)
+        # Together: each stop may wait for its batch in flight, and the leases kept meanwhile
+        # must still be renewed in time.
+        await asyncio.gather(*(self._on_released(lease) for lease in leases))
         async with self._pool.acquire() as connection:
             await store.release(connection, leases)
         for lease in leases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,8 +23,10 @@ from deploy.processes import ServiceGroup
 from durable.broker import Publisher
 from durable.client import DurableClient
 from durable.store.database import create_pool
+from durable.store.leases import members_and_leases
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations
+from services.orchestrator.leases import fair_share
 
 FUNCTION_MODULES = "workflows.samples,bench.apps"
 TERMINAL = [s.value for s in OrchestrationStatus if s.is_terminal]
@@ -84,11 +87,42 @@ class OurDeployment:
 
     async def start_services(self) -> None:
         self.group.start()
-        await self.group.wait_ready(self.topology, self.activity_names, timeout=120)
+        await self._settle([self.group])
 
     async def restart_services(self) -> None:
         self.group.stop()
         await self.start_services()
+
+    async def _settle(self, groups: list[ServiceGroup]) -> None:
+        """Wait until the services of ``groups`` are ready and their orchestrator members
+        hold their fair shares of the partitions. The first member to start takes every
+        partition and hands the others theirs over the next seconds (ADR 27); a workload
+        started before then sees its partitions change hands (W1's chain stalled 5 s)."""
+        for group in groups:  # first, so that a service that exits says why
+            await group.wait_ready(self.topology, self.activity_names, timeout=120)
+        await self._wait_fair_shares(sum(_members(group) for group in groups), timeout=120)
+        for group in groups:  # a partition's consumer starts just after its lease is taken
+            await group.wait_ready(self.topology, self.activity_names, timeout=120)
+
+    async def _wait_fair_shares(self, members: int, timeout: float) -> None:
+        """Wait until ``members`` members hold unexpired leases on every partition, each its
+        fair share (16 partitions among two: 8 and 8; among three: 6, 5 and 5)."""
+        assert self.pool is not None
+        pool, namespace, partitions = self.pool, self.topology.namespace, self.topology.partitions
+
+        async def fair() -> bool:
+            _, leases = await members_and_leases(pool, namespace)
+            held = Counter(
+                lease.owner
+                for lease in leases
+                if lease.owner is not None and (lease.expires_in_seconds or 0) > 0
+            )
+            owners = sorted(held)
+            return len(owners) == members and all(
+                held[owner] == fair_share(owners, owner, partitions) for owner in owners
+            )
+
+        await wait_until(fair, timeout, 0.1, f"{members} orchestrator members with fair shares")
 
     async def close(self) -> None:
         self.group.stop()
@@ -211,6 +245,13 @@ class OurDeployment:
             event_type,
         )
         return [row["at"] for row in rows]
+
+
+def _members(group: ServiceGroup) -> int:
+    """The orchestrator members a group runs: the service's copies (ADR 15), or itself."""
+    process = group["orchestrator"].process
+    assert process is not None
+    return len(psutil.Process(process.pid).children()) or 1
 
 
 def _output(row: asyncpg.Record) -> Any:

@@ -67,6 +67,8 @@ class OurDeployment:
             "DF_LOG_FORMAT": "console",
         }
         self.group = ServiceGroup(self.env, log_dir, names=("orchestrator", "activities"))
+        # Orchestrator replicas that run instead of the service's own orchestrator (W2R).
+        self.replicas: list[ServiceGroup] = []
         self.pool: asyncpg.Pool | None = None
         self.publisher: Publisher | None = None
         self.client: DurableClient | None = None
@@ -90,8 +92,32 @@ class OurDeployment:
         await self._settle([self.group])
 
     async def restart_services(self) -> None:
+        self._stop_replicas()
         self.group.stop()
         await self.start_services()
+
+    async def run_replicas(self, count: int) -> None:
+        """Run the orchestrator as ``count`` replicas instead of the service as configured
+        (0: back to the service). Each replica is one process with a member id of its own
+        (``DF_ORCHESTRATOR_PROCESSES=1``, ``DF_MEMBER_ID``), its own pool, connections and
+        sweepers, as on separate hosts (ADR 27)."""
+        self._stop_replicas()
+        self.group["orchestrator"].stop()
+        if count == 0:
+            self.group["orchestrator"].start()
+            await self._settle([self.group])
+            return
+        self.replicas = [
+            ServiceGroup(
+                {**self.env, "DF_ORCHESTRATOR_PROCESSES": "1", "DF_MEMBER_ID": f"replica-{index}"},
+                self.log_dir / f"replica-{index}",
+                names=("orchestrator",),
+            )
+            for index in range(1, count + 1)
+        ]
+        for replica in self.replicas:
+            replica.start()
+        await self._settle(self.replicas)
 
     async def _settle(self, groups: list[ServiceGroup]) -> None:
         """Wait until the services of ``groups`` are ready and their orchestrator members
@@ -124,7 +150,13 @@ class OurDeployment:
 
         await wait_until(fair, timeout, 0.1, f"{members} orchestrator members with fair shares")
 
+    def _stop_replicas(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+        self.replicas = []
+
     async def close(self) -> None:
+        self._stop_replicas()
         self.group.stop()
         if self.publisher is not None:
             await self.publisher.close()
@@ -137,21 +169,30 @@ class OurDeployment:
 
     def orchestrator_rss(self) -> int:
         """The orchestrator service's resident memory: all its processes (ADR 15)."""
-        process = self.group["orchestrator"].process
-        assert process is not None
-        top = psutil.Process(process.pid)
-        return sum(p.memory_info().rss for p in [top, *top.children(recursive=True)])
+        return sum(p.memory_info().rss for p in self._processes("orchestrator"))
 
-    def cpu_seconds_by_process(self) -> dict[str, float]:
-        """CPU time so far of the orchestrator and activity services (with their child
-        processes), of Postgres and RabbitMQ (every process of theirs on this machine) and of
-        this harness, which is also the client that starts the instances."""
-        groups: dict[str, list[psutil.Process]] = {"harness": [psutil.Process()]}
-        for name in ("orchestrator", "activities"):
-            process = self.group[name].process
+    def _processes(self, service: str) -> list[psutil.Process]:
+        """A service's processes with their children; the orchestrator's are the replicas'
+        while they run."""
+        groups = [self.group]
+        if service == "orchestrator" and self.replicas:
+            groups = self.replicas
+        processes = []
+        for group in groups:
+            process = group[service].process
             assert process is not None
             top = psutil.Process(process.pid)
-            groups[name] = [top, *top.children(recursive=True)]
+            processes += [top, *top.children(recursive=True)]
+        return processes
+
+    def cpu_seconds_by_process(self) -> dict[str, float]:
+        """CPU time so far of the orchestrator (the replicas, while they run) and activity
+        services (with their child processes), of Postgres and RabbitMQ (every process of
+        theirs on this machine) and of this harness, which is also the client that starts the
+        instances."""
+        groups: dict[str, list[psutil.Process]] = {"harness": [psutil.Process()]}
+        for name in ("orchestrator", "activities"):
+            groups[name] = self._processes(name)
         groups["postgres"], groups["rabbitmq"] = [], []
         for process in psutil.process_iter(["name"]):
             name = process.info["name"] or ""

@@ -267,6 +267,18 @@ class OurDeployment:
             )
         )
 
+    async def transactions(self, instance_ids: list[str]) -> int:
+        """How many transactions wrote the events of ``instance_ids``: the client's batches
+        of starts and the orchestrator's batches (ADR 11: one statement each)."""
+        assert self.pool is not None
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(DISTINCT transaction_id) FROM events "
+                "WHERE instance_id = ANY($1::text[])",
+                instance_ids,
+            )
+        )
+
     async def last_seq(self, instance_id: str) -> int:
         assert self.pool is not None
         return int(

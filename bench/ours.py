@@ -84,13 +84,16 @@ async def run_hello_batch(
 async def hello_round(
     deployment: OurDeployment, count: int, name: str, outcome: Outcome
 ) -> dict[str, float]:
-    """One batch of ``count`` chains of ``name``: its rate, and what it cost in CPU, the whole
-    machine's and each process group's; its results are checked into ``outcome``."""
+    """One batch of ``count`` chains of ``name``: its rate, what it cost in CPU, the whole
+    machine's and each process group's, and how many transactions wrote its events (fewer,
+    larger batches when the orchestrator is busier); its results are checked into
+    ``outcome``."""
     processes_before = deployment.cpu_seconds_by_process()
     busy_before = busy_cpu_seconds()
     wall, rows = await run_hello_batch(deployment, count, name)
     busy = busy_cpu_seconds() - busy_before
     processes_after = deployment.cpu_seconds_by_process()
+    transactions = await deployment.transactions([row["instance_id"] for row in rows])
     outcome.check(f"{name}: {count} completed", _completed(rows) == count, _completed(rows))
     outcome.check(
         f"{name}: every output is the five greetings",
@@ -100,6 +103,7 @@ async def hello_round(
         "orchestrations_per_s": round(count / wall, 1),
         "wall_s": round(wall, 3),
         "cpu_ms_per_orchestration": cpu_ms_per(busy, count),
+        "transactions_per_orchestration": round(transactions / count, 3),
         **{
             f"cpu_ms_per_orchestration_{process}": cpu_ms_per(
                 processes_after[process] - seconds, count

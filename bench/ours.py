@@ -135,8 +135,9 @@ async def w2r_replicas(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     """W2's batch (through the activities service) against one orchestrator replica holding
     every partition and against three, each one process and a member of its own as on
     separate hosts (ADR 27), alternated ``w2r_rounds`` times on replicas started afresh for
-    every round; each side's best round, and the ratio three ÷ one. On two cores three
-    replicas cannot be faster: the ratio is what sharing the partitions out costs."""
+    every round; each side's best round, and the ratio three ÷ one: what sharing the
+    partitions out costs. Three replicas can come out ahead here: one replica is one event
+    loop and leaves part of the second core idle (docs/performance.md, issue 16)."""
     outcome = Outcome()
     rounds: dict[str, list[dict[str, float]]] = {prefix: [] for prefix in REPLICAS}
     try:

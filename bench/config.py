@@ -9,7 +9,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-WORKLOADS = ("ceilings", "W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("ceilings", "W1", "W2", "W2R", "W3", "W4", "W5", "W6", "W7")
 SYSTEMS = ("ours", "dbos", "celery")
 
 
@@ -20,6 +20,9 @@ class Sizes:
     w2_instances: int = 1000
     # W2 runs its batch this many times on every system; the best round is reported.
     w2_rounds: int = 3
+    # W2R alternates one orchestrator replica and three this many times (a round each, every
+    # one on replicas started afresh); each side's best round is reported.
+    w2r_rounds: int = 3
     w3_fan_out: tuple[int, ...] = (1000, 10_000)
     # The peers run the fan-outs up to this size: DBOS needs about five minutes for 10,000
     # here, which alone would break the full mode's fifteen minutes.
@@ -56,6 +59,7 @@ MODES: dict[str, Sizes] = {
         ceiling_seconds=1.0,
         w1_steps=100,
         w2_instances=100,
+        w2r_rounds=1,
         w3_fan_out=(1000,),
         w4_pings=20,
         w4_loaded_instances=100,
@@ -76,6 +80,7 @@ MODES: dict[str, Sizes] = {
         w1_steps=10,
         w2_instances=10,
         w2_rounds=1,
+        w2r_rounds=1,
         w3_fan_out=(20,),
         w4_pings=3,
         w4_loaded_instances=10,

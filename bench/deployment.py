@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,8 +23,10 @@ from deploy.processes import ServiceGroup
 from durable.broker import Publisher
 from durable.client import DurableClient
 from durable.store.database import create_pool
+from durable.store.leases import members_and_leases
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations
+from services.orchestrator.leases import fair_share
 
 FUNCTION_MODULES = "workflows.samples,bench.apps"
 TERMINAL = [s.value for s in OrchestrationStatus if s.is_terminal]
@@ -64,6 +67,8 @@ class OurDeployment:
             "DF_LOG_FORMAT": "console",
         }
         self.group = ServiceGroup(self.env, log_dir, names=("orchestrator", "activities"))
+        # Orchestrator replicas that run instead of the service's own orchestrator (W2R).
+        self.replicas: list[ServiceGroup] = []
         self.pool: asyncpg.Pool | None = None
         self.publisher: Publisher | None = None
         self.client: DurableClient | None = None
@@ -84,13 +89,74 @@ class OurDeployment:
 
     async def start_services(self) -> None:
         self.group.start()
-        await self.group.wait_ready(self.topology, self.activity_names, timeout=120)
+        await self._settle([self.group])
 
     async def restart_services(self) -> None:
+        self._stop_replicas()
         self.group.stop()
         await self.start_services()
 
+    async def run_replicas(self, count: int) -> None:
+        """Run the orchestrator as ``count`` replicas instead of the service as configured
+        (0: back to the service). Each replica is one process with a member id of its own
+        (``DF_ORCHESTRATOR_PROCESSES=1``, ``DF_MEMBER_ID``), its own pool, connections and
+        sweepers, as on separate hosts (ADR 27)."""
+        self._stop_replicas()
+        self.group["orchestrator"].stop()
+        if count == 0:
+            self.group["orchestrator"].start()
+            await self._settle([self.group])
+            return
+        self.replicas = [
+            ServiceGroup(
+                {**self.env, "DF_ORCHESTRATOR_PROCESSES": "1", "DF_MEMBER_ID": f"replica-{index}"},
+                self.log_dir / f"replica-{index}",
+                names=("orchestrator",),
+            )
+            for index in range(1, count + 1)
+        ]
+        for replica in self.replicas:
+            replica.start()
+        await self._settle(self.replicas)
+
+    async def _settle(self, groups: list[ServiceGroup]) -> None:
+        """Wait until the services of ``groups`` are ready and their orchestrator members
+        hold their fair shares of the partitions. The first member to start takes every
+        partition and hands the others theirs over the next seconds (ADR 27); a workload
+        started before then sees its partitions change hands (W1's chain stalled 5 s)."""
+        for group in groups:  # first, so that a service that exits says why
+            await group.wait_ready(self.topology, self.activity_names, timeout=120)
+        await self._wait_fair_shares(sum(_members(group) for group in groups), timeout=120)
+        for group in groups:  # a partition's consumer starts just after its lease is taken
+            await group.wait_ready(self.topology, self.activity_names, timeout=120)
+
+    async def _wait_fair_shares(self, members: int, timeout: float) -> None:
+        """Wait until ``members`` members hold unexpired leases on every partition, each its
+        fair share (16 partitions among two: 8 and 8; among three: 6, 5 and 5)."""
+        assert self.pool is not None
+        pool, namespace, partitions = self.pool, self.topology.namespace, self.topology.partitions
+
+        async def fair() -> bool:
+            _, leases = await members_and_leases(pool, namespace)
+            held = Counter(
+                lease.owner
+                for lease in leases
+                if lease.owner is not None and (lease.expires_in_seconds or 0) > 0
+            )
+            owners = sorted(held)
+            return len(owners) == members and all(
+                held[owner] == fair_share(owners, owner, partitions) for owner in owners
+            )
+
+        await wait_until(fair, timeout, 0.1, f"{members} orchestrator members with fair shares")
+
+    def _stop_replicas(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+        self.replicas = []
+
     async def close(self) -> None:
+        self._stop_replicas()
         self.group.stop()
         if self.publisher is not None:
             await self.publisher.close()
@@ -103,21 +169,30 @@ class OurDeployment:
 
     def orchestrator_rss(self) -> int:
         """The orchestrator service's resident memory: all its processes (ADR 15)."""
-        process = self.group["orchestrator"].process
-        assert process is not None
-        top = psutil.Process(process.pid)
-        return sum(p.memory_info().rss for p in [top, *top.children(recursive=True)])
+        return sum(p.memory_info().rss for p in self._processes("orchestrator"))
 
-    def cpu_seconds_by_process(self) -> dict[str, float]:
-        """CPU time so far of the orchestrator and activity services (with their child
-        processes), of Postgres and RabbitMQ (every process of theirs on this machine) and of
-        this harness, which is also the client that starts the instances."""
-        groups: dict[str, list[psutil.Process]] = {"harness": [psutil.Process()]}
-        for name in ("orchestrator", "activities"):
-            process = self.group[name].process
+    def _processes(self, service: str) -> list[psutil.Process]:
+        """A service's processes with their children; the orchestrator's are the replicas'
+        while they run."""
+        groups = [self.group]
+        if service == "orchestrator" and self.replicas:
+            groups = self.replicas
+        processes = []
+        for group in groups:
+            process = group[service].process
             assert process is not None
             top = psutil.Process(process.pid)
-            groups[name] = [top, *top.children(recursive=True)]
+            processes += [top, *top.children(recursive=True)]
+        return processes
+
+    def cpu_seconds_by_process(self) -> dict[str, float]:
+        """CPU time so far of the orchestrator (the replicas, while they run) and activity
+        services (with their child processes), of Postgres and RabbitMQ (every process of
+        theirs on this machine) and of this harness, which is also the client that starts the
+        instances."""
+        groups: dict[str, list[psutil.Process]] = {"harness": [psutil.Process()]}
+        for name in ("orchestrator", "activities"):
+            groups[name] = self._processes(name)
         groups["postgres"], groups["rabbitmq"] = [], []
         for process in psutil.process_iter(["name"]):
             name = process.info["name"] or ""
@@ -192,6 +267,18 @@ class OurDeployment:
             )
         )
 
+    async def transactions(self, instance_ids: list[str]) -> int:
+        """How many transactions wrote the events of ``instance_ids``: the client's batches
+        of starts and the orchestrator's batches (ADR 11: one statement each)."""
+        assert self.pool is not None
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(DISTINCT transaction_id) FROM events "
+                "WHERE instance_id = ANY($1::text[])",
+                instance_ids,
+            )
+        )
+
     async def last_seq(self, instance_id: str) -> int:
         assert self.pool is not None
         return int(
@@ -211,6 +298,13 @@ class OurDeployment:
             event_type,
         )
         return [row["at"] for row in rows]
+
+
+def _members(group: ServiceGroup) -> int:
+    """The orchestrator members a group runs: the service's copies (ADR 15), or itself."""
+    process = group["orchestrator"].process
+    assert process is not None
+    return len(psutil.Process(process.pid).children()) or 1
 
 
 def _output(row: asyncpg.Record) -> Any:

@@ -190,6 +190,35 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             False,
             peer_key="cpu_ms_per_orchestration",
         ),
+        Metric(
+            "W2R",
+            "one_replica_orchestrations_per_s",
+            "Hello cities, one orchestrator replica: orchestrations/s",
+            "1/s",
+            True,
+        ),
+        Metric(
+            "W2R",
+            "three_replicas_orchestrations_per_s",
+            "Hello cities, three orchestrator replicas: orchestrations/s",
+            "1/s",
+            True,
+        ),
+        Metric("W2R", "three_over_one", "three replicas ÷ one", "x", True, ("min", 0.9)),
+        Metric(
+            "W2R",
+            "one_replica_cpu_ms_per_orchestration",
+            "CPU per orchestration, one replica, whole machine",
+            "ms",
+            False,
+        ),
+        Metric(
+            "W2R",
+            "three_replicas_cpu_ms_per_orchestration",
+            "CPU per orchestration, three replicas, whole machine",
+            "ms",
+            False,
+        ),
         *fan_out,
         Metric(
             "W4", "idle_p50_ms", "event → recorded, idle, p50", "ms", False, ("ratio", "dbos", 2)

@@ -156,14 +156,21 @@ async def acquire(
 
 
 async def release(connection: Connection, leases: Sequence[Lease]) -> None:
-    """Give ``leases`` up at once, so another member takes them without waiting for expiry."""
+    """Give ``leases`` up at once, so another member takes them without waiting for expiry.
+
+    Every change of owner locks the row ``FOR UPDATE`` first, so that it waits for the writes
+    in flight, which hold it ``FOR KEY SHARE`` (``durable_lease_fence``); renewals do not.
+    """
     if not leases:
         return
     await connection.execute(
+        "WITH locked AS ("
+        " SELECT l.partition FROM partition_leases AS l"
+        " JOIN unnest($2::smallint[], $3::bigint[]) AS h(partition, epoch)"
+        " ON l.partition = h.partition AND l.epoch = h.epoch"
+        " WHERE l.namespace = $1 AND l.owner = $4 FOR UPDATE OF l) "
         "UPDATE partition_leases AS l SET owner = NULL, expires_at = NULL "
-        "FROM unnest($2::smallint[], $3::bigint[]) AS h(partition, epoch) "
-        "WHERE l.namespace = $1 AND l.partition = h.partition AND l.epoch = h.epoch "
-        "AND l.owner = $4",
+        "FROM locked WHERE l.namespace = $1 AND l.partition = locked.partition",
         leases[0].namespace,
         [lease.partition for lease in leases],
         [lease.epoch for lease in leases],
@@ -174,8 +181,10 @@ async def release(connection: Connection, leases: Sequence[Lease]) -> None:
 async def leave(connection: Connection, namespace: str, member: str) -> None:
     """``member`` stops: its leases are freed and it is no longer counted."""
     await connection.execute(
-        "UPDATE partition_leases SET owner = NULL, expires_at = NULL "
-        "WHERE namespace = $1 AND owner = $2",
+        "WITH locked AS (SELECT partition FROM partition_leases"
+        " WHERE namespace = $1 AND owner = $2 FOR UPDATE) "
+        "UPDATE partition_leases AS l SET owner = NULL, expires_at = NULL "
+        "FROM locked WHERE l.namespace = $1 AND l.partition = locked.partition",
         namespace,
         member,
     )
@@ -187,8 +196,8 @@ async def leave(connection: Connection, namespace: str, member: str) -> None:
 
 
 async def fence_txn(connection: Connection, lease: Lease) -> None:
-    """Fail the transaction unless ``lease`` still holds; the lease row stays locked (shared)
-    until it ends, so the partition cannot change owner while it writes."""
+    """Fail the transaction unless ``lease`` still holds; the lease row stays locked (``FOR KEY
+    SHARE``) until it ends, so the partition cannot change owner while it writes."""
     try:
         await connection.execute(
             "SELECT durable_lease_fence($1, $2::smallint, $3, $4)",

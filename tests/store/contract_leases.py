@@ -8,6 +8,8 @@ flight.
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -161,3 +163,14 @@ class LeasesContract:
         async with store.acquire() as connection, connection.transaction():
             with pytest.raises(LeaseLostError):
                 await leases.fence_txn(connection, lease)
+
+    async def test_a_renewal_does_not_wait_for_a_write_in_flight(self, store: asyncpg.Pool) -> None:
+        namespace = unique("ns")
+        await joined(store, namespace, "a")
+        [lease] = await acquire(store, namespace, "a", 1)
+        async with store.acquire() as writer, writer.transaction():
+            await leases.fence_txn(writer, lease)
+            async with store.acquire() as keeper:
+                # With the write's lock held: a renewal that waited would time out here.
+                renewed = await asyncio.wait_for(leases.renew(keeper, [lease], 30.0), 5)
+        assert renewed == {lease.partition}

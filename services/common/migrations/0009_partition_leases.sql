@@ -28,15 +28,17 @@ CREATE TABLE partition_leases (
 );
 
 -- Fails the transaction unless `member` holds the partition at `held_epoch`. The row lock
--- (FOR SHARE) makes a change of owner wait for the writes in flight: the next owner reads
--- what the last one committed, and a write can never commit after its lease moved on.
+-- makes a change of owner wait for the writes in flight: the next owner reads what the last
+-- one committed, and a write can never commit after its lease moved on. FOR KEY SHARE, the
+-- weakest lock: a renewal (an UPDATE of expires_at) does not wait for it, while a change of
+-- owner locks the row FOR UPDATE first (durable/store/leases.py), which does.
 CREATE FUNCTION durable_lease_fence(ns text, p smallint, member text, held_epoch bigint)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM partition_leases
     WHERE namespace = ns AND partition = p AND owner = member AND epoch = held_epoch
-    FOR SHARE;
+    FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'partition % of % is no longer held by % at epoch %',
             p, ns, member, held_epoch

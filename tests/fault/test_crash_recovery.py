@@ -14,7 +14,6 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-import aio_pika
 import pytest
 
 from contracts import (
@@ -26,14 +25,13 @@ from contracts import (
     TaskCompleted,
     TaskFailed,
     TaskScheduled,
-    Topology,
 )
 from durable.store.events import StoredEvent, load_histories_txn
 from tests.conftest import (
-    AMQP_URL,
     activity_names_under_test,
 )
 from tests.fault.conftest import Deployment
+from tests.fault.replicas import dead_lettered
 
 pytestmark = pytest.mark.fault
 
@@ -142,7 +140,9 @@ async def assert_recovered(deployment: Deployment, instance_ids: list[str]) -> N
         return True
 
     await deployment.eventually(outbox_empty, timeout=30, interval=0.1)
-    assert await dead_lettered(deployment.topology) == {}, deployment.group.logs()
+    assert await dead_lettered(deployment.topology, activity_names_under_test()) == {}, (
+        deployment.group.logs()
+    )
 
 
 def expected_output(instance_id: str, execution_id: str) -> list[dict[str, Any]]:
@@ -172,25 +172,6 @@ def history_problems(history: list[StoredEvent]) -> list[str]:
     if len(completions) != 1 or not isinstance(events[-1], COMPLETIONS):
         problems.append(f"completion events {completions}, last event {events[-1].event_type}")
     return problems
-
-
-async def dead_lettered(topology: Topology) -> dict[str, int]:
-    """Messages waiting in the deployment's dead-letter queues, by queue."""
-    queues, _ = topology.orchestrator_declarations()
-    for activity in activity_names_under_test():
-        queues += topology.activity_declarations(activity)[0]
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        counts = {}
-        for spec in queues:
-            if spec.name.endswith(".dlq"):
-                queue = await channel.declare_queue(spec.name, passive=True)
-                if queue.declaration_result.message_count:
-                    counts[spec.name] = queue.declaration_result.message_count
-        return counts
-    finally:
-        await connection.close()
 
 
 def first(mapping: dict[str, Any]) -> tuple[str, Any]:

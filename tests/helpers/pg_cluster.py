@@ -1,0 +1,175 @@
+"""A Postgres primary with a synchronous standby, built by a test from the installed binaries.
+
+For the high-availability tests (issue 17): ``PostgresPair`` makes a primary with ``initdb``
+and a streaming standby with ``pg_basebackup``, each on a free loopback port in a temporary
+directory of its own, with ``synchronous_standby_names`` so that a commit is acknowledged only
+once the standby has it. The test kills the primary and promotes the standby itself, as
+Patroni or CloudNativePG would. Nothing of the machine's own Postgres is touched; everything
+is removed at the end.
+
+``initdb`` and ``pg_ctl`` refuse to run as root, so they run as the ``postgres`` user
+(``runuser``), who owns the temporary directory. Usage::
+
+    async with PostgresPair.started() as pair:
+        pool = await create_pool(pair.dsn)        # both hosts, target_session_attrs=read-write
+        ...
+        pair.kill_primary()
+        pair.promote_standby()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+BINARIES = Path("/usr/lib/postgresql/15/bin")
+STANDBY_NAME = "standby"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_postgres(*command: str) -> None:
+    result = subprocess.run(
+        ["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr or result.stdout}")
+
+
+@dataclass
+class Node:
+    """One server: its data directory, port and log."""
+
+    directory: Path
+    port: int
+
+    @property
+    def log(self) -> Path:
+        return self.directory.with_suffix(".log")
+
+    def start(self) -> None:
+        _as_postgres(
+            str(BINARIES / "pg_ctl"), "-D", str(self.directory), "-l", str(self.log), "-w", "start"
+        )
+
+    def stop(self) -> None:
+        _as_postgres(str(BINARIES / "pg_ctl"), "-D", str(self.directory), "-m", "immediate", "stop")
+
+    def kill(self) -> None:
+        """kill -9 of the postmaster (its backends end when they find it gone)."""
+        pid = int((self.directory / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGKILL)
+
+    def running(self) -> bool:
+        pid_file = self.directory / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            os.kill(int(pid_file.read_text().splitlines()[0]), 0)
+        except (ProcessLookupError, ValueError):
+            return False
+        return True
+
+
+class PostgresPair:
+    """A primary and a synchronous streaming standby (see the module's docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.primary = Node(root / "primary", _free_port())
+        self.standby = Node(root / "standby", _free_port())
+
+    @property
+    def dsn(self) -> str:
+        """Both hosts; a connection goes to whichever accepts writes."""
+        hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
+        return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+
+    def node_dsn(self, node: Node) -> str:
+        return f"postgresql://postgres@127.0.0.1:{node.port}/postgres"
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def started(cls) -> AsyncIterator[PostgresPair]:
+        with cls._directory() as root:
+            pair = cls(root)
+            try:
+                pair._build()
+                yield pair
+            finally:
+                pair._remove()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _directory() -> Iterator[Path]:
+        root = Path(tempfile.mkdtemp(prefix="df-pg-pair-"))
+        try:
+            shutil.chown(root, "postgres")
+            root.chmod(0o700)
+            yield root
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def _build(self) -> None:
+        primary, standby = self.primary, self.standby
+        _as_postgres(
+            str(BINARIES / "initdb"),
+            "-D",
+            str(primary.directory),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-N",
+        )
+        with (primary.directory / "postgresql.auto.conf").open("a") as conf:
+            conf.write(
+                f"port = {primary.port}\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                # A commit is acknowledged once the standby has it.
+                f"synchronous_standby_names = '{STANDBY_NAME}'\n"
+                # Test data: a crash of the machine need not keep it.
+                "fsync = off\n"
+            )
+        with (primary.directory / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+        primary.start()
+        _as_postgres(
+            str(BINARIES / "pg_basebackup"),
+            "-D",
+            str(standby.directory),
+            "-R",
+            "-X",
+            "stream",
+            "-d",
+            f"host=127.0.0.1 port={primary.port} user=postgres application_name={STANDBY_NAME}",
+        )
+        with (standby.directory / "postgresql.auto.conf").open("a") as conf:
+            # The copy has the primary's settings: once promoted, with no standby of its own,
+            # it must not wait for one (an operator would add a new standby later).
+            conf.write(f"port = {standby.port}\nsynchronous_standby_names = ''\n")
+        standby.start()
+
+    def kill_primary(self) -> None:
+        self.primary.kill()
+
+    def promote_standby(self) -> None:
+        _as_postgres(str(BINARIES / "pg_ctl"), "-D", str(self.standby.directory), "-w", "promote")
+
+    def _remove(self) -> None:
+        for node in (self.standby, self.primary):
+            if node.running():
+                with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                    node.stop()

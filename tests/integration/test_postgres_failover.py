@@ -1,0 +1,70 @@
+"""The event store on a Postgres primary with a synchronous standby (issue 17, first part): a
+commit is acknowledged only once the standby has it, and after the primary is killed and the
+standby promoted, the store's pool finds the new primary through the multi-host DSN with
+every acknowledged write there.
+
+The pair is built by the test itself (``tests/helpers/pg_cluster.py``); the machine's own
+Postgres is not involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from durable.store.database import create_pool
+from durable.store.events import load_history
+from durable.store.queries import fetch_instance
+from services.common.migrate import apply_migrations
+from tests.helpers.pg_cluster import PostgresPair
+from tests.helpers.waiting import assert_eventually
+from tests.store.factories import running_instance
+
+pytestmark = pytest.mark.ha
+
+
+async def test_a_commit_waits_for_the_standby() -> None:
+    async with PostgresPair.started() as pair:
+        primary = await asyncpg.connect(pair.node_dsn(pair.primary))
+        try:
+            await primary.execute("CREATE TABLE acknowledged (n int)")
+            pair.standby.stop()
+            commit = asyncio.ensure_future(primary.execute("INSERT INTO acknowledged VALUES (1)"))
+            # Not acknowledged while no standby has it (a second is plenty for a local commit).
+            done, _ = await asyncio.wait({commit}, timeout=1.0)
+            assert not done
+            pair.standby.start()
+            await asyncio.wait_for(commit, 30)
+        finally:
+            await primary.close()
+
+
+async def test_the_store_follows_a_promoted_standby_and_keeps_every_acknowledged_write() -> None:
+    async with PostgresPair.started() as pair:
+        pool = await create_pool(pair.dsn, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as connection:
+                await apply_migrations(connection)
+            instance_id, last_seq = await running_instance(pool)
+
+            pair.kill_primary()
+            pair.promote_standby()
+
+            async def history_on_the_new_primary() -> int:
+                try:
+                    events = await load_history(pool, instance_id)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                    raise AssertionError(f"not yet: {error!r}") from error
+                return len(events)
+
+            assert await assert_eventually(history_on_the_new_primary, timeout=30) == last_seq
+            row = await fetch_instance(pool, instance_id)
+            assert row is not None
+            assert row.runtime_status.value == "Running"
+            assert await pool.fetchval("SELECT pg_is_in_recovery()") is False
+            # The pool writes to the new primary.
+            assert (await running_instance(pool))[1] == last_seq
+        finally:
+            await pool.close()

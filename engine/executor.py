@@ -298,11 +298,9 @@ class OrchestrationExecutor:
             # Code that has finished may still have actions to match: those it scheduled in
             # its last step are recorded just before the completion, and a recorded action it
             # no longer reaches means the code now finishes earlier than it did.
-            if not isinstance(event, _RECORDED_ACTIONS) or isinstance(
-                self._completion, ExecutionTerminated
-            ):
-                # After a termination, a recorded action can only be one an earlier version
-                # recorded there by mistake: it is history, not the code's to match.
+            # After a termination, only an earlier version recorded actions (by mistake).
+            terminated = isinstance(self._completion, ExecutionTerminated)
+            if terminated or not isinstance(event, _RECORDED_ACTIONS):
                 return
         try:
             self._dispatch(event)
@@ -362,12 +360,8 @@ class OrchestrationExecutor:
 
     def _on_ending_event(self, event: HistoryEvent) -> None:
         if isinstance(event, ExecutionTerminated) and not self.is_finished:
-            # What the code asked for in the step the termination ends (its start, a result
-            # that came with the termination) is not dispatched: nothing runs for an
-            # instance that has ended.
-            self._actions.drop()
             self._output = event.reason
-            self._finish(event)
+            self._abandon(event)
         self._completion_recorded = True
 
     def _start(self, event: ExecutionStarted) -> None:
@@ -424,14 +418,17 @@ class OrchestrationExecutor:
         self._finish(ExecutionCompleted(timestamp=now, result=output))
 
     def _fail(self, error: BaseException) -> None:
-        # A failed execution has no further effects: what the code scheduled in the step that
-        # failed (or, after a history mismatch, what diverged code asked for) is not dispatched.
-        self._actions.drop()
         self._output = None
         self._failure = FailureDetails.from_exception(error)
-        self._finish(
+        self._abandon(
             ExecutionFailed(timestamp=self.context.current_utc_datetime, failure=self._failure)
         )
+
+    def _abandon(self, completion: HistoryEvent) -> None:
+        """End with nothing more dispatched: what the code asked for in the step that failed
+        or was terminated (or, after a history mismatch, what diverged code asked for)."""
+        self._actions.drop()
+        self._finish(completion)
 
     def _fail_non_deterministic(self, error: NonDeterminismError) -> None:
         self._non_determinism = error

@@ -63,6 +63,8 @@ Statuses = Annotated[
     list[str] | None,
     typer.Option("--status", help="Runtime status (repeat or comma-separate)."),
 ]
+CreatedFrom = Annotated[str | None, typer.Option("--from", help="Created at or after (ISO 8601).")]
+CreatedTo = Annotated[str | None, typer.Option("--to", help="Created at or before (ISO 8601).")]
 BatchSize = Annotated[
     int, typer.Option("--batch-size", min=1, max=1000, help="Instances per transaction.")
 ]
@@ -95,24 +97,14 @@ def export_command(
     instances: Instances = None,
     names: Names = None,
     statuses: Statuses = None,
-    created_from: Annotated[
-        str | None, typer.Option("--from", help="Created at or after (ISO 8601).")
-    ] = None,
-    created_to: Annotated[
-        str | None, typer.Option("--to", help="Created at or before (ISO 8601).")
-    ] = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
     """Write instances (rows, events, timers) as JSON lines, streaming."""
-    selection = InstanceSelection(
-        instance_ids=tuple(instances or ()),
-        names=tuple(names or ()),
-        statuses=parse_or_exit(lambda: parse_statuses(statuses)),
-        created_from=parse_or_exit(lambda: parse_time(created_from, "--from")),
-        created_to=parse_or_exit(lambda: parse_time(created_to, "--to")),
-    )
+    selection = selected(instances, names, statuses, created_from, created_to)
 
     async def work(session: Session) -> int:
         pool = await session.pool()
@@ -197,24 +189,14 @@ def check_invariants_command(
     instances: Instances = None,
     names: Names = None,
     statuses: Statuses = None,
-    created_from: Annotated[
-        str | None, typer.Option("--from", help="Created at or after (ISO 8601).")
-    ] = None,
-    created_to: Annotated[
-        str | None, typer.Option("--to", help="Created at or before (ISO 8601).")
-    ] = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
     batch_size: BatchSize = 100,
     as_json: AsJson = False,
 ) -> None:
     """Check stored histories are well formed and agree with their rows; exit 1 on any
     violation, naming the instance and the rule. Default: every instance."""
-    selection = InstanceSelection(
-        instance_ids=tuple(instances or ()),
-        names=tuple(names or ()),
-        statuses=parse_or_exit(lambda: parse_statuses(statuses)),
-        created_from=parse_or_exit(lambda: parse_time(created_from, "--from")),
-        created_to=parse_or_exit(lambda: parse_time(created_to, "--to")),
-    )
+    selection = selected(instances, names, statuses, created_from, created_to)
 
     async def work(session: Session) -> int:
         pool = await session.pool()
@@ -365,6 +347,23 @@ def _orchestrators(session: Session) -> dict[str, OrchestratorFunction]:
 
 
 T = TypeVar("T")
+
+
+def selected(
+    instances: list[str] | None,
+    names: list[str] | None,
+    statuses: list[str] | None,
+    created_from: str | None,
+    created_to: str | None,
+) -> InstanceSelection:
+    """The instances the selection options name (every one when none is given)."""
+    return InstanceSelection(
+        instance_ids=tuple(instances or ()),
+        names=tuple(names or ()),
+        statuses=parse_or_exit(lambda: parse_statuses(statuses)),
+        created_from=parse_or_exit(lambda: parse_time(created_from, "--from")),
+        created_to=parse_or_exit(lambda: parse_time(created_to, "--to")),
+    )
 
 
 def parse_or_exit(parse: Callable[[], T]) -> T:

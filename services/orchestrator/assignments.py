@@ -40,9 +40,6 @@ class Assignments:
         self._connection: AbstractConnection | None = None
         self._watch: ChannelWatch | None = None
 
-    def leases(self) -> list[Lease]:
-        return [c.lease for c in self.consumers.values() if c.lease is not None]
-
     async def attach(self, connection: AbstractConnection, watch: ChannelWatch) -> None:
         self._connection, self._watch = connection, watch
         for consumer in list(self.consumers.values()):

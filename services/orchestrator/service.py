@@ -60,15 +60,14 @@ async def run(settings: OrchestratorSettings) -> None:
     publisher = await Publisher.open(
         settings.amqp_url, topology, "orchestrator.publish", delays=True
     )
-    # Built below; the sweepers ask them, when they run, which partitions are this process's.
-    assignments: Assignments
+    # Built below; the sweepers ask it, when they run, which partitions are this process's.
     keeper: LeaseKeeper
     consuming: ConnectionSupervisor
     relay = OutboxRelay(
         pool,
         publisher,
         grace_seconds=settings.outbox_grace_seconds,
-        leases=lambda: assignments.leases(),
+        leases=lambda: list(keeper.held.values()),
     )
     timers = TimerSweeper(
         pool,

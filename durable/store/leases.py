@@ -6,10 +6,15 @@ members on hosts whose clocks disagree still agree on what has expired. A lease'
 each time the partition changes owner; ``fence_txn`` (and the batch statement, through
 ``LEASE_FENCE``) fails a transaction whose process no longer holds its partition at that
 epoch, with ``LeaseLostError``.
+
+A member's database sessions carry its ``session_name``, so that the others can end them once
+it has lapsed (``end_lapsed_sessions``): a process paused between two messages of a statement
+keeps its transaction's row locks, and Postgres 15 has no time-out for that state.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +60,54 @@ class LeaseRow:
     epoch: int
     held_seconds: float | None
     expires_in_seconds: float | None
+
+
+# Postgres keeps the first 63 bytes of an application_name, and only printable ASCII.
+_MAX_SESSION_NAME = 63
+
+
+def session_name(namespace: str, member: str) -> str:
+    """The ``application_name`` of ``member``'s sessions: readable in ``pg_stat_activity``
+    when it fits, a digest of the two otherwise."""
+    name = f"durable orchestrator {member}@{namespace}"
+    if len(name) <= _MAX_SESSION_NAME and name.isascii() and name.isprintable():
+        return name
+    digest = hashlib.blake2s(f"{namespace}\0{member}".encode(), digest_size=8).hexdigest()
+    return f"durable orchestrator {digest}"
+
+
+async def end_lapsed_sessions(
+    connection: Connection, namespace: str, lease_seconds: float, *, wait_seconds: float
+) -> dict[str, int]:
+    """End the database sessions of every member of ``namespace`` whose last heartbeat is a
+    lease old, waiting up to ``wait_seconds`` for each to go; how many each member had.
+
+    A lapsed member holds no lease any more, and every write it tries is refused; but a
+    transaction it had open keeps its row locks until its session ends, which, for a process
+    paused between a statement's Parse and its Bind, Postgres 15 would not do by itself.
+    Needs the right to signal those sessions: the same role, or ``pg_signal_backend``.
+    """
+    lapsed = await connection.fetch(
+        "SELECT member_id FROM orchestrator_members "
+        "WHERE namespace = $1 AND heartbeat_at <= now() - make_interval(secs => $2)",
+        namespace,
+        lease_seconds,
+    )
+    names = {session_name(namespace, row["member_id"]): row["member_id"] for row in lapsed}
+    if not names:
+        return {}
+    rows = await connection.fetch(
+        "SELECT application_name, pg_terminate_backend(pid, $2) AS ended "
+        "FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = ANY($1::text[]) AND pid <> pg_backend_pid()",
+        list(names),
+        max(1, round(wait_seconds * 1000)),
+    )
+    ended: dict[str, int] = {}
+    for row in rows:
+        member = names[row["application_name"]]
+        ended[member] = ended.get(member, 0) + 1
+    return ended
 
 
 async def join_txn(

@@ -29,6 +29,7 @@ import asyncpg
 import structlog
 
 from durable.store import leases as store
+from durable.store.database import Connection
 from durable.store.leases import Lease
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,7 @@ class LeaseKeeper:
         self._on_lost = on_lost
         self.held: dict[int, Lease] = {}
         self._renewed_at = time.monotonic()
+        self._cannot_end_sessions = False
         self._host = socket.gethostname()
         self._log = log.bind(member=member)
 
@@ -117,6 +119,7 @@ class LeaseKeeper:
             await store.heartbeat(connection, self.namespace, self.member, self._host, os.getpid())
             renewed = await store.renew(connection, list(self.held.values()), self.lease_seconds)
             members = await store.live_members(connection, self.namespace, self.lease_seconds)
+            await self._end_lapsed_sessions(connection)
         self._renewed_at = started
         for partition in sorted(self.held.keys() - renewed):
             await self._lose(partition, "taken over")
@@ -125,6 +128,22 @@ class LeaseKeeper:
             await self._release(sorted(self.held)[target:], members=len(members))
         elif len(self.held) < target:
             await self._acquire(target - len(self.held), members=len(members))
+
+    async def _end_lapsed_sessions(self, connection: Connection) -> None:
+        """End the sessions of members that have lapsed, before their partitions are taken:
+        a lapsed process (paused, cut off) may have a transaction open, whose row locks
+        would hold up the writes of the partitions' next owners for as long as it lasts."""
+        try:
+            ended = await store.end_lapsed_sessions(
+                connection, self.namespace, self.lease_seconds, wait_seconds=self.interval / 2
+            )
+        except asyncpg.InsufficientPrivilegeError as error:
+            if not self._cannot_end_sessions:
+                self._cannot_end_sessions = True
+                self._log.warning("member.cannot_end_sessions", error=str(error))
+            return
+        for member, sessions in sorted(ended.items()):
+            self._log.warning("member.sessions_ended", lapsed=member, sessions=sessions)
 
     async def leave(self) -> None:
         """Stop consuming every partition, then give them up and leave (a graceful stop)."""
@@ -165,7 +184,8 @@ class LeaseKeeper:
         async with self._pool.acquire() as connection:
             await store.release(connection, leases)
         for lease in leases:
-            del self.held[lease.partition]
+            # A write may have found one lost meanwhile (``lost``).
+            self.held.pop(lease.partition, None)
             self._log.info(
                 "lease.released", partition=lease.partition, epoch=lease.epoch, members=members
             )
@@ -176,7 +196,9 @@ class LeaseKeeper:
             await self._lose(partition, "refused a write")
 
     async def _lose(self, partition: int, why: str) -> None:
-        lease = self.held.pop(partition)
+        lease = self.held.pop(partition, None)
+        if lease is None:  # lost already, while an earlier one was being stopped
+            return
         self._log.warning("lease.lost", partition=partition, epoch=lease.epoch, why=why)
         await self._on_lost(lease)
 

@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractConnection
 
 from durable.broker import Publisher
 from durable.store.database import create_pool
-from durable.store.leases import Lease
+from durable.store.leases import Lease, session_name
 from durable.store.registered_functions import record_registered_functions
 from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
@@ -39,16 +39,19 @@ async def run(settings: OrchestratorSettings) -> None:
     stopping = stop_event_on_signals()
     functions = load_function_apps(settings.modules)
     topology = settings.topology
+    member = settings.member_id or default_member_id()
     pool = await create_pool(
         settings.database_url,
         min_size=2,
         max_size=settings.pool_size_per_process,
         # A process paused inside a transaction (SIGSTOP, a frozen VM) would keep its
         # instances' rows locked, and the member that took its partitions waiting on them,
-        # for as long as the pause lasts: Postgres ends the transaction after a lease, by
-        # when its lease has gone and its write would be refused anyway (ADR 27).
+        # for as long as the pause lasts. The other members end the sessions named for it
+        # once it has lapsed; Postgres itself ends one idle in its transaction for a lease
+        # (ADR 27). Either way its lease has gone, and its writes would be refused anyway.
         server_settings={
-            "idle_in_transaction_session_timeout": str(round(settings.lease_seconds * 1000))
+            "application_name": session_name(topology.namespace, member),
+            "idle_in_transaction_session_timeout": str(round(settings.lease_seconds * 1000)),
         },
     )
     async with pool.acquire() as connection:
@@ -128,7 +131,7 @@ async def run(settings: OrchestratorSettings) -> None:
         pool,
         topology.namespace,
         settings.partitions,
-        member=settings.member_id or default_member_id(),
+        member=member,
         lease_seconds=settings.lease_seconds,
         on_acquired=assignments.start,
         on_released=released,

@@ -185,6 +185,26 @@ class ScaleOut:
         )
         return int(await self.pool.fetchval(query, replica.database_ports()))
 
+    async def lock_waits(self) -> list[str]:
+        """Each session waiting on a lock, with the sessions that block it: what a failure
+        of a takeover test prints."""
+        rows = await self.pool.fetch(
+            "SELECT w.pid, w.query AS waiting, b.pid AS blocker, b.state, b.client_port, "
+            "clock_timestamp() - b.state_change AS since, b.wait_event, b.query AS holding, "
+            "b.query_start - b.xact_start AS into_transaction "
+            "FROM pg_stat_activity w "
+            "CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocking(pid) "
+            "JOIN pg_stat_activity b ON b.pid = blocking.pid "
+            "WHERE w.wait_event_type = 'Lock'"
+        )
+        return [
+            f"{r['pid']} waits ({r['waiting'][:80]!r}) on {r['blocker']} "
+            f"(port {r['client_port']}, {r['state']} for {r['since']}, "
+            f"wait {r['wait_event']}, last {r['holding'][:80]!r} "
+            f"begun {r['into_transaction']} into its transaction)"
+            for r in rows
+        ]
+
     async def first_commits_after(
         self, since: datetime, partitions: set[int]
     ) -> dict[int, datetime]:

@@ -1,6 +1,7 @@
 """Lease keepers on the real Postgres: members share the partitions out fairly, a join moves
-only what the newcomer takes, a member that leaves hands its partitions over at once, and a
-member whose lease was taken over loses it at its next round (ADR 27)."""
+only what the newcomer takes, a member that leaves hands its partitions over at once, a
+member whose lease was taken over loses it at its next round, and the sessions of a member
+that lapsed are ended, so its transactions' locks hold up no one (ADR 27)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections import Counter
 
 import asyncpg
 
-from durable.store.leases import Lease
+from durable.store.leases import Lease, session_name
 from services.orchestrator.leases import LeaseKeeper
-from tests.conftest import unique
+from tests.conftest import database_url_for, unique
 from tests.helpers.waiting import assert_eventually
 
 PARTITIONS = 16
@@ -118,3 +119,42 @@ async def test_a_member_whose_expired_lease_was_taken_loses_it_at_its_next_round
 
     assert paused.consuming == {}
     assert sorted(p for kind, p in paused.events if kind == "lost") == sorted(taken)
+
+
+async def test_the_sessions_of_a_lapsed_member_are_ended_and_its_locks_go_with_them(
+    private_pool: asyncpg.Pool,
+) -> None:
+    namespace = unique("leases")
+    url = database_url_for(await private_pool.fetchval("SELECT current_database()"))
+    paused = Member(private_pool, namespace, "a", lease_seconds=0.5)
+    other = Member(private_pool, namespace, "b", lease_seconds=0.5)
+    await paused.keeper.join()
+    await other.keeper.join()
+
+    async def session(namespace: str, member: str) -> asyncpg.Connection:
+        name = session_name(namespace, member)
+        return await asyncpg.connect(url, server_settings={"application_name": name})
+
+    # "a" stops inside a transaction that holds a lock; a member of the same name in another
+    # deployment, and "b" itself, are left alone.
+    stale = await session(namespace, "a")
+    await stale.execute("BEGIN; SELECT pg_advisory_xact_lock(42)")
+    elsewhere = await session(unique("leases"), "a")
+    live = await session(namespace, "b")
+
+    async def running(pid: int) -> bool:
+        return bool(await private_pool.fetchval("SELECT 1 FROM pg_stat_activity WHERE pid=$1", pid))
+
+    async def ended() -> bool:
+        await other.keeper.tick()
+        assert not await running(stale.get_server_pid()), "the lapsed member's session runs"
+        return True
+
+    await assert_eventually(ended, timeout=10)
+    assert await running(elsewhere.get_server_pid())
+    assert await running(live.get_server_pid())
+    async with private_pool.acquire() as waiter, waiter.transaction():
+        # The lock went with the session: taking it does not wait.
+        assert await waiter.fetchval("SELECT pg_try_advisory_xact_lock(42)")
+    for connection in (stale, elsewhere, live):
+        connection.terminate()

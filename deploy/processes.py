@@ -12,15 +12,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import aio_pika
+import asyncpg
 import httpx
 
 from contracts.topology import Topology
+from durable.settings import CommonSettings
+from durable.store.leases import members_and_leases
+from services.orchestrator.leases import fair_share
+from services.orchestrator.settings import process_count
 
 SERVICES = ("orchestrator", "activities", "client")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +123,8 @@ class ServiceGroup:
         activity_names: Iterable[str] = (),
         timeout: float = 60.0,
     ) -> None:
-        """Wait until every partition and activity queue has a consumer and the API answers."""
+        """Wait until every partition and activity queue has a consumer, the orchestrator's
+        processes have joined and shared the partitions out, and the API answers."""
         deadline = time.monotonic() + timeout
         queues = [topology.partition_queue(p) for p in range(topology.partitions)]
         if "activities" in self.services:
@@ -128,7 +135,11 @@ class ServiceGroup:
         try:
             while True:
                 self._raise_if_exited()
-                if await _all_consumed(connection, queues) and await self._client_answers():
+                if (
+                    await _all_consumed(connection, queues)
+                    and await self._members_settled(topology)
+                    and await self._client_answers()
+                ):
                     return
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"services not ready after {timeout} s\n{self.logs()}")
@@ -144,6 +155,39 @@ class ServiceGroup:
         for name, service in self.services.items():
             if service.process is not None and not service.running:
                 raise RuntimeError(f"service {name} exited early\n{service.log_tail()}")
+
+    async def _members_settled(self, topology: Topology) -> bool:
+        """Every orchestrator process is a live member holding its fair share, and no
+        partition is free: just after a start, one may have released a partition that
+        another has not taken yet (ADR 27)."""
+        if "orchestrator" not in self.services:
+            return True
+        expected = process_count(
+            int(self._setting("DF_ORCHESTRATOR_PROCESSES", "0")), topology.partitions
+        )
+        lease_seconds = float(self._setting("DF_LEASE_SECONDS", "5"))
+        url = self._setting("DF_DATABASE_URL", CommonSettings.model_fields["database_url"].default)
+        try:
+            connection = await asyncpg.connect(url)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        try:
+            members, leases = await members_and_leases(connection, topology.namespace)
+        except asyncpg.UndefinedTableError:
+            return False  # not migrated yet
+        finally:
+            await connection.close()
+        live = sorted(m.member_id for m in members if m.heartbeat_age_seconds <= lease_seconds)
+        held = Counter(
+            lease.owner
+            for lease in leases
+            if lease.owner is not None and (lease.expires_in_seconds or 0) > 0
+        )
+        return (
+            len(live) >= expected
+            and sum(held.values()) == topology.partitions
+            and all(held[m] == fair_share(live, m, topology.partitions) for m in live)
+        )
 
     async def _client_answers(self) -> bool:
         if "client" not in self.services:

@@ -62,9 +62,7 @@ class OrchestratorSettings(CommonSettings):
     @property
     def processes(self) -> int:
         """How many processes run the service (``orchestrator_processes``; 0: per core)."""
-        if self.orchestrator_processes > 0:
-            return min(self.orchestrator_processes, self.partitions)
-        return max(1, min(_usable_cores(), _MOST_PROCESSES_BY_CORES, self.partitions))
+        return process_count(self.orchestrator_processes, self.partitions)
 
     @property
     def pool_size_per_process(self) -> int:
@@ -72,6 +70,14 @@ class OrchestratorSettings(CommonSettings):
 
 
 _MOST_PROCESSES_BY_CORES = 4
+
+
+def process_count(orchestrator_processes: int, partitions: int) -> int:
+    """How many processes run the service: ``orchestrator_processes``, or one per usable core
+    (at most 4) when it is 0; never more than one per partition."""
+    if orchestrator_processes > 0:
+        return min(orchestrator_processes, partitions)
+    return max(1, min(_usable_cores(), _MOST_PROCESSES_BY_CORES, partitions))
 
 
 def _usable_cores() -> int:

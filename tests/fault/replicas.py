@@ -121,6 +121,9 @@ class ScaleOut:
     pool: asyncpg.Pool
     activities: ServiceProcess
     replicas: list[Replica] = field(default_factory=list)
+    others: list[ServiceProcess] = field(default_factory=list)
+    """More processes of the deployment (more activity workers, the client service), whose
+    logs a failure shows too."""
 
     def replica(self, member: str) -> Replica:
         return next(r for r in self.replicas if r.member == member)
@@ -135,7 +138,7 @@ class ScaleOut:
             raise AssertionError(f"{error}\n{self.logs()}") from error
 
     def logs(self) -> str:
-        services = [self.activities] + [r.service for r in self.replicas]
+        services = [self.activities, *self.others] + [r.service for r in self.replicas]
         return "\n".join(
             f"----- {s.log_path.name} -----\n{s.log_tail(25)}" for s in services if s.process
         )

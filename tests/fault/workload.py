@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,15 @@ COMPLETIONS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated)
 
 @dataclass(frozen=True)
 class Shape:
+    """``count`` instances of ``orchestrator``; ``inputs`` gives the input of the i-th (by
+    default ``input_for``)."""
+
     orchestrator: str
     count: int
+    inputs: Callable[[int], Any] | None = None
+
+    def input(self, index: int) -> Any:
+        return input_for(self.orchestrator, index) if self.inputs is None else self.inputs(index)
 
 
 # 2,000 instances: the chains and fan-outs keep activities flowing, the timers (due 6 to 15 s
@@ -65,9 +73,12 @@ def input_for(shape: str, index: int) -> Any:
 class MixedWorkload:
     """Starts the instances, raises their events, waits for them and checks every one."""
 
-    def __init__(self, client: DurableClient, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, client: DurableClient, pool: asyncpg.Pool, shapes: Sequence[Shape] = SHAPES
+    ) -> None:
         self._client = client
         self._pool = pool
+        self._shapes = shapes
         self.shapes: dict[str, str] = {}  # instance id -> orchestrator
 
     @property
@@ -75,20 +86,24 @@ class MixedWorkload:
         return len(self.shapes)
 
     async def start(self) -> None:
-        for shape in SHAPES:
+        for shape in self._shapes:
             for first in range(0, shape.count, 250):
                 ids = await asyncio.gather(
                     *(
-                        self._client.start_new(
-                            shape.orchestrator, input=input_for(shape.orchestrator, i)
-                        )
+                        self._client.start_new(shape.orchestrator, input=shape.input(i))
                         for i in range(first, min(first + 250, shape.count))
                     )
                 )
                 self.shapes.update(dict.fromkeys(ids, shape.orchestrator))
 
-    async def raise_events(self) -> None:
-        waiting = [i for i, shape in self.shapes.items() if shape == "waits_for_approval"]
+    @property
+    def waiting(self) -> list[str]:
+        """The instances that wait for an event, in the order they were started."""
+        return [i for i, shape in self.shapes.items() if shape == "waits_for_approval"]
+
+    async def raise_events(self, waiting: Sequence[str] | None = None) -> None:
+        """Raise the event of each of ``waiting`` (by default every instance that waits)."""
+        waiting = self.waiting if waiting is None else waiting
         for first in range(0, len(waiting), 250):
             await asyncio.gather(
                 *(

@@ -73,6 +73,23 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+_A_STATEMENT_OF_ITS_OWN = "57014"
+"""query_canceled (a statement time-out, a cancel request): this statement, not the server."""
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """The server cannot take any work now (down, failing over, starting up or shutting down,
+    out of connections): whatever was asked will fail the same way until it is back, and
+    then succeed. Narrower than ``is_unavailable``: not a statement cancelled, nor one short
+    of memory or disk, which smaller work might get through."""
+    if not is_unavailable(error):
+        return False
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    if sqlstate == _A_STATEMENT_OF_ITS_OWN:
+        return False
+    return not (sqlstate.startswith("53") and sqlstate != "53300")  # 53300: too many connections
+
+
 def is_connection_failure(error: BaseException) -> bool:
     """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
     return isinstance(

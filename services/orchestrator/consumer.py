@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 import structlog
@@ -26,7 +27,12 @@ from pydantic import ValidationError
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
 from durable.broker import Publisher, PublishFailedError
-from durable.store.errors import AmbiguousCommitError, ConcurrencyError, LeaseLostError
+from durable.store.errors import (
+    AmbiguousCommitError,
+    ConcurrencyError,
+    LeaseLostError,
+    is_unreachable,
+)
 from durable.store.leases import Lease
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.orchestrator.acknowledgements import Acknowledgements
@@ -44,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 _CONFLICT_RETRIES = 3
 _FAILURE_BACKOFF_SECONDS = 0.5
+_UNREACHABLE_RETRY_SECONDS = 0.5
 
 
 class PartitionConsumer:
@@ -255,15 +262,41 @@ class PartitionConsumer:
         return parsed, carriers
 
     async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
-        for attempt in range(1, _CONFLICT_RETRIES + 1):
+        """Commit ``messages``, waiting while the database cannot be reached.
+
+        An unreachable database (down, failing over) is no message's fault: splitting the
+        batch and requeueing its messages one by one would spend their deliveries (the
+        broker dead-letters a message at the delivery limit) and log each as failed. The
+        batch keeps its deliveries and is tried again until the database is back, or until
+        the partition's lease lapses and the consumer is stopped (ADR 27), which returns
+        them to the queue once.
+        """
+        conflicts = 0
+        unreachable_since: float | None = None
+        while True:
             try:
-                return await self._handler.handle(messages, self.partition, self.lease)
+                committed = await self._handler.handle(messages, self.partition, self.lease)
             except ConcurrencyError:
                 # Another writer won; our cached state is gone, so the retry reloads.
-                self._log.info("batch.conflict_retry", attempt=attempt)
-                if attempt == _CONFLICT_RETRIES:
+                conflicts += 1
+                self._log.info("batch.conflict_retry", attempt=conflicts)
+                if conflicts == _CONFLICT_RETRIES:
                     raise
-        raise AssertionError("unreachable")
+                continue
+            except Exception as error:
+                if not is_unreachable(error):
+                    raise
+                if unreachable_since is None:
+                    unreachable_since = time.monotonic()
+                    self._log.warning(
+                        "batch.store_unreachable", size=len(messages), error=repr(error)
+                    )
+                await asyncio.sleep(_UNREACHABLE_RETRY_SECONDS)
+                continue
+            if unreachable_since is not None:
+                waited = round(time.monotonic() - unreachable_since, 2)
+                self._log.info("batch.store_reachable", size=len(messages), waited=waited)
+            return committed
 
     async def _unbatch(
         self, carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]]

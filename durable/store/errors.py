@@ -91,12 +91,26 @@ def is_unreachable(error: BaseException) -> bool:
 
 
 def is_connection_failure(error: BaseException) -> bool:
-    """Errors after which the connection state (and any in-flight COMMIT) is unknown."""
-    return isinstance(
-        error,
-        asyncpg.ConnectionDoesNotExistError
-        | asyncpg.InterfaceError
-        | asyncpg.PostgresConnectionError
-        | ConnectionError
-        | OSError,
+    """Errors after which the connection state (and any in-flight COMMIT) is unknown.
+
+    Among them two of asyncpg's client errors, seen when a primary fails over: no host of a
+    multi-host DSN takes writes (``TargetServerAttributeNotMatched``: none is a primary yet);
+    and its plain ``InternalClientError``, "cannot switch to state …; another operation (2)
+    is in progress", which an operation gets on a pooled session that the server ended
+    unasked ("terminating connection due to unexpected postmaster exit") before the socket's
+    end has been read. (Not its other subclasses: ``OutdatedSchemaCacheError`` is a
+    statement's.)
+    """
+    return (
+        isinstance(
+            error,
+            asyncpg.ConnectionDoesNotExistError
+            | asyncpg.InterfaceError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.exceptions.TargetServerAttributeNotMatched
+            | asyncpg.exceptions.ProtocolError
+            | ConnectionError
+            | OSError,
+        )
+        or type(error) is asyncpg.InternalClientError
     )

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from durable.store.database import create_pool
+from durable.store.errors import is_unreachable
 from durable.store.events import load_history
 from durable.store.queries import fetch_instance
 from services.common.migrate import apply_migrations
@@ -68,3 +69,24 @@ async def test_the_store_follows_a_promoted_standby_and_keeps_every_acknowledged
             assert (await running_instance(pool))[1] == last_seq
         finally:
             await pool.close()
+
+
+async def test_while_no_host_takes_writes_the_store_is_unreachable_until_one_is_promoted() -> None:
+    async with PostgresPair.started() as pair:
+        # Only standbys among the hosts, all of them up: a switchover between the old
+        # primary's demotion and the promotion. asyncpg says so with a client error of its
+        # own, which must read as an outage (wait, answer 503), not as the work's fault.
+        standbys_only = (
+            f"postgresql://postgres@127.0.0.1:{pair.standby.port}/postgres"
+            "?target_session_attrs=read-write"
+        )
+        with pytest.raises(asyncpg.InternalClientError) as refused:
+            await asyncpg.connect(standbys_only)
+        assert is_unreachable(refused.value)
+
+        pair.promote_standby()
+        connection = await asyncpg.connect(standbys_only)
+        try:
+            assert await connection.fetchval("SELECT pg_is_in_recovery()") is False
+        finally:
+            await connection.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from durable.store.errors import is_unavailable, is_unreachable
+from durable.store.errors import is_connection_failure, is_unavailable, is_unreachable
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,14 @@ from durable.store.errors import is_unavailable, is_unreachable
         asyncpg.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg.TooManyConnectionsError("sorry, too many clients already"),
         TimeoutError(),
+        # No host of the DSN takes writes: none is a primary yet.
+        asyncpg.exceptions.TargetServerAttributeNotMatched(
+            "None of the hosts match the target attribute requirement read-write"
+        ),
+        # A pooled session the server ended unasked, used before its socket's end was read.
+        asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
     ],
     ids=lambda error: type(error).__name__,
 )
@@ -45,4 +53,10 @@ def test_a_statement_cancelled_or_short_of_resources_is_unavailable_not_unreacha
 def test_a_statements_own_error_is_neither() -> None:
     error = asyncpg.UniqueViolationError("duplicate key value")
     assert not is_unavailable(error)
+    assert not is_unreachable(error)
+
+
+def test_a_statement_cache_gone_stale_is_not_a_connection_failure() -> None:
+    error = asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid")
+    assert not is_connection_failure(error)
     assert not is_unreachable(error)

@@ -55,12 +55,12 @@ async def consume(handler: Handler, count: int) -> tuple[list[uuid.UUID], Channe
     messages = [task_completed(f"i{n}") for n in range(count)]
     consumer = PartitionConsumer(
         0,
-        handler,
-        Relay(),
-        Publisher(),
+        handler,  # type: ignore[arg-type]
+        Relay(),  # type: ignore[arg-type]
+        Publisher(),  # type: ignore[arg-type]
         TOPOLOGY,
         batch_size=16,
-        prefetch=32,  # type: ignore[arg-type]
+        prefetch=32,
     )
     consumer.start_worker()
     with capture_logs() as logs:

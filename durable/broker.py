@@ -11,6 +11,7 @@ work is durable, reject/requeue otherwise).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 15.0
 RECONNECT_PAUSE_SECONDS = 0.5
+_FIRST_RETRY_PAUSE_SECONDS = 0.2
+_MOST_RETRY_PAUSE_SECONDS = 2.0
 """The mean pause (jittered) before a publisher whose connection was lost connects again."""
 
 SINGLE_NODE_CONNECT_TIMEOUT_SECONDS = 30.0
@@ -285,10 +288,37 @@ class Publisher:
             except Exception as error:
                 raise _publish_failed(message, error) from error
 
-    async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
-        """Publish concurrently (many confirms in flight); raise if any is not confirmed."""
+    async def publish_patiently(self, message: OutgoingMessage, *, within: float) -> None:
+        """``publish``, tried again with jittered, growing pauses while it fails, for up to
+        ``within`` seconds.
+
+        For a sender whose alternative is to have its own delivery redelivered: a quorum
+        queue whose leader's node was lost refuses publishes (nacks) until the others have
+        elected a new one, a few seconds; each redelivery counts towards the queue's
+        delivery limit, and a few seconds of immediate retries spend it (ADR 28).
+        """
+        deadline = time.monotonic() + within
+        pause = _FIRST_RETRY_PAUSE_SECONDS
+        while True:
+            try:
+                await self.publish(message)
+                return
+            except PublishFailedError as error:
+                if self._closed or time.monotonic() + pause >= deadline:
+                    raise
+                log.info("publisher.retrying", error=str(error), pause=round(pause, 2))
+                await asyncio.sleep(jittered(pause))
+                pause = min(pause * 2, _MOST_RETRY_PAUSE_SECONDS)
+
+    async def publish_many(self, messages: Iterable[OutgoingMessage], *, within: float = 0) -> None:
+        """Publish concurrently (many confirms in flight); raise if any is not confirmed.
+        ``within``: keep trying each for that long (``publish_patiently``)."""
         results = await asyncio.gather(
-            *(self.publish(message) for message in messages), return_exceptions=True
+            *(
+                self.publish_patiently(message, within=within) if within else self.publish(message)
+                for message in messages
+            ),
+            return_exceptions=True,
         )
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:

@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 
 from bench import ceilings, ours
 from bench.config import SYSTEMS, WORKLOADS, Endpoints, Sizes, sizes_for
 from bench.deployment import FUNCTION_MODULES, OurDeployment
 from bench.report import build_rows, format_markdown, format_table, write_json
+from durable.broker import connect
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ async def environment(endpoints: Endpoints) -> dict[str, Any]:
         synchronous_commit = await connection.fetchval("SHOW synchronous_commit")
     finally:
         await connection.close()
-    amqp = await aio_pika.connect(endpoints.amqp_url, timeout=30)
+    amqp = await connect(endpoints.amqp_url, "bench.versions")
     try:
         properties = amqp.transport.connection.server_properties  # type: ignore[union-attr]
         rabbitmq = properties.get("version", "?")

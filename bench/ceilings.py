@@ -25,6 +25,7 @@ import asyncpg
 
 from bench.config import Endpoints
 from bench.measure import create_database, drop_database, unique_name
+from durable.broker import connect
 
 
 async def _commits(url: str, seconds: float, connections: int) -> float:
@@ -70,7 +71,7 @@ async def postgres_ceilings(endpoints: Endpoints, seconds: float) -> dict[str, f
 
 
 async def rabbitmq_ceilings(endpoints: Endpoints, seconds: float) -> dict[str, float]:
-    connection = await aio_pika.connect(endpoints.amqp_url)
+    connection = await connect(endpoints.amqp_url, "bench.ceilings")
     queue_name = unique_name("bench.ceiling.")
     try:
         channel = await connection.channel(publisher_confirms=True)
@@ -111,7 +112,7 @@ async def _round_trips_per_s(
     consumer on its own connection publishes a reply (confirmed) to the second and then
     acknowledges, the reply is delivered back and acknowledged."""
     task_queue, result_queue = unique_name("bench.ceiling.task."), unique_name("bench.ceiling.")
-    relay = await aio_pika.connect(endpoints.amqp_url)
+    relay = await connect(endpoints.amqp_url, "bench.ceilings.relay")
     channel = await connection.channel(publisher_confirms=True)
     queues = [await _quorum_queue(channel, name) for name in (task_queue, result_queue)]
     try:

@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 import psutil
 
@@ -20,7 +19,7 @@ from bench.config import Endpoints
 from bench.measure import create_database, drop_database, unique_name, wait_until
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
-from durable.broker import Publisher
+from durable.broker import Publisher, connect
 from durable.client import DurableClient
 from durable.store.database import create_pool
 from durable.store.leases import members_and_leases
@@ -330,7 +329,7 @@ async def delete_broker_objects(
     amqp_url: str, topology: Topology, activity_names: list[str]
 ) -> None:
     """Delete the namespace's queues and exchanges; the shared delay cascade stays."""
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect(amqp_url, "bench.cleanup")
     try:
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()

@@ -31,10 +31,20 @@ class ExchangeSpec:
     arguments: QueueArguments = field(default_factory=dict)
 
 
+QUORUM_GROUP_SIZE_ARGUMENT = "x-quorum-initial-group-size"
+
+
 @dataclass(frozen=True)
 class QueueSpec:
     name: str
     arguments: QueueArguments = field(default_factory=dict)
+
+    def with_quorum_group_size(self, size: int) -> QueueSpec:
+        """This queue with ``size`` replicas when it is created (0: the broker's default)."""
+        arguments = {k: v for k, v in self.arguments.items() if k != QUORUM_GROUP_SIZE_ARGUMENT}
+        if size > 0:
+            arguments[QUORUM_GROUP_SIZE_ARGUMENT] = size
+        return QueueSpec(self.name, arguments)
 
 
 @dataclass(frozen=True)
@@ -72,16 +82,23 @@ class Topology:
         delay_prefix: prefix of the delay cascade's 28 levels. The cascade carries no
             deployment-specific state, so deployments (and test runs) on one broker share it
             rather than each creating and deleting 28 quorum queues.
+        quorum_group_size: how many nodes of the cluster each quorum queue is created on
+            (``x-quorum-initial-group-size``); 0 leaves it to the broker, which on 3.10 takes
+            its ``quorum_cluster_size`` (3 unless configured), or every node when there are
+            fewer. Only a queue's creation uses it (ADR 28).
     """
 
     namespace: str = "df"
     partitions: int = DEFAULT_PARTITIONS
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
     delay_prefix: str = "durable.timers"
+    quorum_group_size: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.partitions <= 1024:
             raise ValueError(f"partitions must be between 1 and 1024, not {self.partitions}")
+        if self.quorum_group_size < 0:
+            raise ValueError(f"quorum_group_size must be 0 or more, not {self.quorum_group_size}")
         # A namespace is one word of a topic routing key (delayed messages are routed by it).
         if not _NAMESPACE.match(self.namespace):
             raise ValueError(
@@ -197,10 +214,9 @@ class Topology:
             ExchangeSpec(delivery, "topic", {"alternate-exchange": orphans}),
         ]
         queues = [
-            QueueSpec(
+            self._quorum_queue(
                 orphans,
                 {
-                    "x-queue-type": "quorum",
                     "x-message-ttl": 7 * 24 * 3600 * 1000,
                     "x-max-length": 100_000,
                     "x-overflow": "drop-head",
@@ -216,10 +232,9 @@ class Topology:
             consumed = DELAY_LEVELS - level  # bits of this level and above
             exchanges.append(ExchangeSpec(after, "topic"))
             queues.append(
-                QueueSpec(
+                self._quorum_queue(
                     name,
                     {
-                        "x-queue-type": "quorum",
                         "x-message-ttl": (2**level) * 1000,
                         "x-dead-letter-exchange": after,
                         "x-dead-letter-strategy": "at-least-once",
@@ -278,9 +293,13 @@ class Topology:
 
     # --- declarations ------------------------------------------------------------------------
 
+    def _quorum_queue(self, name: str, arguments: QueueArguments) -> QueueSpec:
+        """A quorum queue with ``arguments``, created on ``quorum_group_size`` nodes."""
+        spec = QueueSpec(name, {"x-queue-type": "quorum", **arguments})
+        return spec.with_quorum_group_size(self.quorum_group_size)
+
     def _work_queue(self, name: str, *, single_active_consumer: bool) -> QueueSpec:
         arguments: QueueArguments = {
-            "x-queue-type": "quorum",
             "x-delivery-limit": self.delivery_limit,
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": self.dead_letter_queue(name),
@@ -291,10 +310,10 @@ class Topology:
         }
         if single_active_consumer:
             arguments["x-single-active-consumer"] = True
-        return QueueSpec(name, arguments)
+        return self._quorum_queue(name, arguments)
 
     def _dead_letter_queue(self, queue: str) -> QueueSpec:
-        return QueueSpec(self.dead_letter_queue(queue), {"x-queue-type": "quorum"})
+        return self._quorum_queue(self.dead_letter_queue(queue), {})
 
     def exchanges(self) -> list[ExchangeSpec]:
         return [

@@ -26,6 +26,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from contracts import OrchestrationStatus, Topology
+from durable.broker import connect
+from durable.broker_nodes import node_urls
 from durable.client import DurableClient
 from workflows.approval.messages import (
     ApprovalRequest,
@@ -44,8 +46,9 @@ DEMO_DEADLINES = {"DF_APPROVAL_RESPONSE_SECONDS": "3", "DF_APPROVAL_REMINDER_SEC
 
 
 def broker_user(amqp_url: str) -> str:
-    """The broker user a connection to ``amqp_url`` logs in as (aio-pika's default: guest)."""
-    return unquote(urlsplit(amqp_url).username or "guest")
+    """The broker user a connection to ``amqp_url`` logs in as (aio-pika's default: guest);
+    of a list of nodes, the first's (the nodes of one cluster share their users)."""
+    return unquote(urlsplit(node_urls(amqp_url)[0]).username or "guest")
 
 
 class ApprovalDemo:
@@ -61,7 +64,7 @@ class ApprovalDemo:
 
     async def run(self, timeout: float = 45.0) -> dict[str, Any]:
         """Submit, escalate, approve; return the instance's output."""
-        connection = await aio_pika.connect(self._amqp_url)
+        connection = await connect(self._amqp_url, "approval-demo")
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             await self._listen(channel)

@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 
 from contracts.topology import Topology
+from durable.broker import connect
 from durable.settings import CommonSettings
 from durable.store.leases import members_and_leases
 from services.orchestrator.leases import fair_share
@@ -129,8 +130,8 @@ class ServiceGroup:
         queues = [topology.partition_queue(p) for p in range(topology.partitions)]
         if "activities" in self.services:
             queues += [topology.activity_queue(name) for name in activity_names]
-        connection = await aio_pika.connect(
-            self._setting("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1/")
+        connection = await connect(
+            self._setting("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1/"), "deploy.wait-ready"
         )
         try:
             while True:

@@ -11,10 +11,10 @@ work is durable, reject/requeue otherwise).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
 import aiormq
@@ -29,11 +29,27 @@ from pydantic import BaseModel
 
 from contracts.limits import MAX_SHORT_STRING_BYTES
 from contracts.messages import batch_body
-from contracts.topology import BindingSpec, QueueSpec, Topology
+from contracts.topology import Topology
+from durable.broker_nodes import BrokerUnreachableError, heartbeat_of, jittered, node_urls, rotation
+from durable.declarations import (
+    declare_activity_queues,
+    declare_delay_queues,
+    declare_orchestrator_queues,
+)
+from durable.redaction import mask_url
 
 log = structlog.get_logger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 15.0
+RECONNECT_PAUSE_SECONDS = 0.5
+_FIRST_RETRY_PAUSE_SECONDS = 0.2
+_MOST_RETRY_PAUSE_SECONDS = 2.0
+"""The mean pause (jittered) before a publisher whose connection was lost connects again."""
+
+SINGLE_NODE_CONNECT_TIMEOUT_SECONDS = 30.0
+NODE_CONNECT_TIMEOUT_SECONDS = 5.0
+"""How long a connection waits for one node of a list before it tries the next: a node
+that is down refuses at once, but one whose host is gone answers nothing at all."""
 
 DEFAULT_HEARTBEAT_SECONDS = 10
 """The AMQP heartbeat of a connection whose URL names none (``?heartbeat=N`` wins).
@@ -125,66 +141,56 @@ def together(
     return sent
 
 
-async def connect(amqp_url: str, connection_name: str) -> AbstractConnection:
-    """A plain connection; whoever owns it re-connects when it drops. Its heartbeat is the
-    URL's ``heartbeat`` (seconds), else ``DEFAULT_HEARTBEAT_SECONDS``."""
-    named = "heartbeat" in parse_qs(urlsplit(amqp_url).query)
+async def connect(
+    amqp_url: str, connection_name: str, *, timeout: float | None = None
+) -> AbstractConnection:
+    """A plain connection to one node of ``amqp_url``; whoever owns it re-connects when it
+    drops.
+
+    ``amqp_url`` is one URL or a comma-separated list of the nodes of one cluster
+    (``durable.broker_nodes``): they are tried in turn from a random one, each for
+    ``NODE_CONNECT_TIMEOUT_SECONDS``, and the first that answers is used (a single URL is
+    given ``SINGLE_NODE_CONNECT_TIMEOUT_SECONDS`` and its own error, as before lists). The
+    heartbeat is the URL's ``heartbeat`` (seconds), else ``DEFAULT_HEARTBEAT_SECONDS``.
+
+    Raises:
+        BrokerUnreachableError: no node of a list answered (a ``ConnectionError``).
+    """
+    urls = node_urls(amqp_url)
+    if len(urls) == 1:
+        single = SINGLE_NODE_CONNECT_TIMEOUT_SECONDS if timeout is None else timeout
+        return await _connect_node(urls[0], connection_name, single)
+    each = NODE_CONNECT_TIMEOUT_SECONDS if timeout is None else timeout
+    failures: list[str] = []
+    for url in rotation(urls):
+        try:
+            connection = await _connect_node(url, connection_name, each)
+        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as error:
+            log.info("amqp.node_unreachable", node=mask_url(url), error=repr(error))
+            failures.append(f"{mask_url(url)}: {error!r}")
+            continue
+        log.info("amqp.connected", node=mask_url(url), connection=connection_name)
+        return connection
+    raise BrokerUnreachableError(failures)
+
+
+async def _connect_node(url: str, connection_name: str, timeout: float) -> AbstractConnection:
+    heartbeat = heartbeat_of(url)
     return await aio_pika.connect(
-        amqp_url,
+        url,
         client_properties={"connection_name": connection_name},
-        timeout=30,
+        timeout=timeout,
         # None adds nothing to the URL: its own heartbeat stands.
-        heartbeat=None if named else DEFAULT_HEARTBEAT_SECONDS,
+        heartbeat=None if heartbeat is not None else DEFAULT_HEARTBEAT_SECONDS,
     )
-
-
-async def declare(
-    channel: AbstractChannel,
-    topology: Topology,
-    queues: Iterable[QueueSpec] = (),
-    bindings: Iterable[BindingSpec] = (),
-) -> None:
-    """Declare the exchanges, then ``queues`` and ``bindings`` (all idempotent)."""
-    for spec in topology.exchanges():
-        await channel.declare_exchange(spec.name, spec.type, durable=True)
-    for queue in queues:
-        await channel.declare_queue(queue.name, durable=True, arguments=dict(queue.arguments))
-    for binding in bindings:
-        queue_ = await channel.get_queue(binding.queue, ensure=False)
-        await queue_.bind(binding.exchange, binding.routing_key)
-
-
-async def declare_orchestrator_queues(channel: AbstractChannel, topology: Topology) -> None:
-    queues, bindings = topology.orchestrator_declarations()
-    await declare(channel, topology, queues, bindings)
-
-
-async def declare_delay_queues(channel: AbstractChannel, topology: Topology) -> None:
-    """The durable-timer cascade: 28 level exchanges and queues, and the delivery exchange."""
-    exchanges, queues, bindings, exchange_bindings = topology.delay_declarations()
-    for spec in exchanges:
-        await channel.declare_exchange(
-            spec.name, spec.type, durable=True, arguments=dict(spec.arguments) or None
-        )
-    await declare(channel, topology, queues, bindings)
-    for link in exchange_bindings:
-        destination = await channel.get_exchange(link.destination, ensure=False)
-        await destination.bind(link.source, link.routing_key)
-
-
-async def declare_activity_queues(
-    channel: AbstractChannel, topology: Topology, activity_names: Iterable[str]
-) -> None:
-    for name in activity_names:
-        queues, bindings = topology.activity_declarations(name)
-        await declare(channel, topology, queues, bindings)
 
 
 class Publisher:
     """Publishes with confirms on its own connection, re-connecting when it has dropped.
 
     A publish that fails because the connection or channel is gone is retried once on a fresh
-    one; a nack, an unroutable message or a timeout raises ``PublishFailedError`` (the caller
+    one (to another node of the cluster, if its node failed), after a short jittered pause; a
+    nack, an unroutable message or a timeout raises ``PublishFailedError`` (the caller
     decides: not acknowledging, leaving the outbox row, ...).
 
     Activity queues are declared on first use, so a task for an activity whose workers have not
@@ -261,9 +267,9 @@ class Publisher:
         )
         for attempt in (1, 2):
             try:
-                channel = await self._ready()
+                await self._ready()
                 if message.exchange == self._topology.activities_exchange:
-                    await self._ensure_activity_queue(channel, message.routing_key)
+                    await self._ensure_activity_queue(message.routing_key)
                 exchange = self._exchanges.get(message.exchange)
                 if exchange is None:
                     raise PublishFailedError(f"unknown exchange {message.exchange!r}")
@@ -277,26 +283,64 @@ class Publisher:
                 if attempt == 2:
                     raise _publish_failed(message, error) from error
                 log.info("publisher.reconnecting", error=repr(error))
+                # The publishers of every process a failed node held get here together.
+                await asyncio.sleep(jittered(RECONNECT_PAUSE_SECONDS))
             except Exception as error:
                 raise _publish_failed(message, error) from error
 
-    async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
-        """Publish concurrently (many confirms in flight); raise if any is not confirmed."""
+    async def publish_patiently(self, message: OutgoingMessage, *, within: float) -> None:
+        """``publish``, tried again with jittered, growing pauses while it fails, for up to
+        ``within`` seconds.
+
+        For a sender whose alternative is to have its own delivery redelivered: a quorum
+        queue whose leader's node was lost refuses publishes (nacks) until the others have
+        elected a new one, a few seconds; each redelivery counts towards the queue's
+        delivery limit, and a few seconds of immediate retries spend it (ADR 28).
+        """
+        deadline = time.monotonic() + within
+        pause = _FIRST_RETRY_PAUSE_SECONDS
+        while True:
+            try:
+                await self.publish(message)
+                return
+            except PublishFailedError as error:
+                if self._closed or time.monotonic() + pause >= deadline:
+                    raise
+                log.info("publisher.retrying", error=str(error), pause=round(pause, 2))
+                await asyncio.sleep(jittered(pause))
+                pause = min(pause * 2, _MOST_RETRY_PAUSE_SECONDS)
+
+    async def publish_many(self, messages: Iterable[OutgoingMessage], *, within: float = 0) -> None:
+        """Publish concurrently (many confirms in flight); raise if any is not confirmed.
+        ``within``: keep trying each for that long (``publish_patiently``)."""
         results = await asyncio.gather(
-            *(self.publish(message) for message in messages), return_exceptions=True
+            *(
+                self.publish_patiently(message, within=within) if within else self.publish(message)
+                for message in messages
+            ),
+            return_exceptions=True,
         )
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise failures[0]
 
-    async def _ensure_activity_queue(self, channel: AbstractChannel, activity_name: str) -> None:
+    async def _ensure_activity_queue(self, activity_name: str) -> None:
         if activity_name in self._declared_activities:
             return
         # One declaration, however many publishes are waiting for it (a fan-out's first
         # thousands would otherwise each declare the queue, and wait on each other's RPCs).
         async with self._declaring:
             if activity_name not in self._declared_activities:
-                await declare_activity_queues(channel, self._topology, [activity_name])
+                # On a channel of its own: a refused declaration closes its channel, and
+                # other publishes are in flight on the confirm channel.
+                connection = self._connection
+                if connection is None:
+                    raise PublishFailedError("the publisher is not connected")
+                declaring = await connection.channel()
+                try:
+                    await declare_activity_queues(declaring, self._topology, [activity_name])
+                finally:
+                    await declaring.close()
                 self._declared_activities.add(activity_name)
 
 

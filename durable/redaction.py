@@ -4,7 +4,7 @@ replaced by ``MASK``.
 What counts as a secret (ADR 22):
 
 - the value of every ``SecretStr`` setting, split at commas (the client's access keys);
-- the password of every URL setting (``DF_DATABASE_URL``, ``DF_AMQP_URL``);
+- the password of every URL setting (``DF_DATABASE_URL``, each URL of ``DF_AMQP_URL``);
 - in any text, the userinfo of a URL (``amqp://user:password@host`` reads
   ``amqp://***@host``), the value of a ``code`` query parameter (the access keys that travel
   in check-status links), and the value of an ``x-functions-key`` header, whatever key they
@@ -74,9 +74,11 @@ class Redactor:
             if isinstance(value, SecretStr):
                 secrets += [part.strip() for part in value.get_secret_value().split(",")]
             elif isinstance(value, str) and "://" in value:
-                password = _url_password(value)
-                if password:
-                    secrets += [password, unquote(password)]
+                # A list of URLs (the broker's nodes) may hold a password for each.
+                for url in value.split(","):
+                    password = _url_password(url.strip())
+                    if password:
+                        secrets += [password, unquote(password)]
         return cls(secret for secret in secrets if secret)
 
     def redact(self, text: str) -> str:
@@ -93,8 +95,22 @@ class Redactor:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its userinfo (user and password) replaced by ``MASK``."""
-    return _URL_USERINFO.sub(_KEEP_AND_MASK + "@", url)
+    """``url`` with its userinfo (user and password) replaced by ``MASK``; in a
+    comma-separated list of URLs (``DF_AMQP_URL``'s nodes), that of each."""
+    return ",".join(_URL_USERINFO.sub(_KEEP_AND_MASK + "@", part) for part in url.split(","))
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password (not its user) replaced by ``MASK``, for messages that name
+    where a connection went; in a comma-separated list of URLs, that of each."""
+    return ",".join(_hide_one_password(part) for part in url.split(","))
+
+
+def _hide_one_password(url: str) -> str:
+    password = _url_password(url.strip())
+    if password is None:
+        return url
+    return url.replace(f":{password}@", f":{MASK}@", 1)
 
 
 def _spellings(secret: str) -> set[str]:

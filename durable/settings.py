@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUE_BYTES, Limits
 from contracts.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PARTITIONS, Topology
+from durable.broker_nodes import node_urls
 from durable.redaction import mask_url
 from durable.store.instances import ExistingInstancePolicy
+
+MAX_QUORUM_GROUP_SIZE = 99
+"""More replicas than any cluster this runs on would have (Raft's writes cost each one)."""
 
 
 class CommonSettings(BaseSettings):
@@ -19,9 +23,13 @@ class CommonSettings(BaseSettings):
 
     Attributes:
         database_url: Postgres DSN of the event store.
-        amqp_url: RabbitMQ URL; ``?heartbeat=N`` sets the AMQP heartbeat (default 10 s,
+        amqp_url: RabbitMQ URL, or several comma-separated, the nodes of one cluster
+            (``durable.broker_nodes``: a connection tries them in turn from a random one);
+            ``?heartbeat=N`` on a URL sets the AMQP heartbeat (default 10 s,
             ``durable.broker.DEFAULT_HEARTBEAT_SECONDS``), which bounds how long a process
             that stopped without closing its connection keeps its deliveries.
+        quorum_group_size: how many nodes each quorum queue the deployment declares is
+            created on (``x-quorum-initial-group-size``); 0 leaves it to the broker (ADR 28).
         namespace: prefix of every exchange and queue (several deployments can share a broker).
         partitions: orchestrator partitions; every service of a deployment must agree.
         function_modules: comma-separated importable modules holding ``FunctionApp``s.
@@ -41,13 +49,19 @@ class CommonSettings(BaseSettings):
         max_value_bytes: how large one value's compact JSON text may be, in bytes.
     """
 
-    model_config = SettingsConfigDict(env_prefix="DF_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DF_",
+        extra="ignore",
+        # A refused URL or key must not end up in a log whole: the message names what is wrong.
+        hide_input_in_errors=True,
+    )
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/durable"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     namespace: str = "df"
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=1024)
     delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1)
+    quorum_group_size: int = Field(default=0, ge=0, le=MAX_QUORUM_GROUP_SIZE)
     function_modules: str = "workflows.samples,workflows.patterns,workflows.approval"
     entry_points: str | None = None
     log_format: Literal["console", "json"] = "console"
@@ -55,6 +69,12 @@ class CommonSettings(BaseSettings):
     start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR
     max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=1, le=150)
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, ge=1024, le=64 * 1024 * 1024)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _node_urls(cls, value: str) -> str:
+        node_urls(value)  # raises ValueError, naming the item that is wrong
+        return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The URLs' userinfo holds passwords; a repr may end up anywhere (ADR 22).
@@ -67,6 +87,7 @@ class CommonSettings(BaseSettings):
             namespace=self.namespace,
             partitions=self.partitions,
             delivery_limit=self.delivery_limit,
+            quorum_group_size=self.quorum_group_size,
         )
 
     @property

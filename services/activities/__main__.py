@@ -12,7 +12,8 @@ import structlog
 from aio_pika.abc import AbstractConnection
 
 from contracts import limits
-from durable.broker import Publisher, declare_activity_queues
+from durable.broker import Publisher
+from durable.declarations import declare_activity_queues
 from durable.store.database import create_pool
 from durable.store.registered_functions import record_registered_functions
 from services.activities.settings import ActivitiesSettings

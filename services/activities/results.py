@@ -13,18 +13,31 @@ import asyncio
 from contracts import ORCHESTRATOR_MESSAGE_BATCH, OrchestratorMessage, Topology
 from durable.broker import OutgoingMessage, Publisher, carrier
 
+RESULT_PATIENCE_SECONDS = 30.0
+
 
 class ResultSender:
     """Sends results with a confirm, several to a message when they finish together.
 
     Attributes:
         most: most results carried by one message.
+        patience: how long a result's publish is tried again before its task is given back
+            to the queue (and run again): long enough for a quorum queue to elect a new
+            leader when a broker node is lost.
     """
 
-    def __init__(self, publisher: Publisher, topology: Topology, *, most: int = 64) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        topology: Topology,
+        *,
+        most: int = 64,
+        patience: float = RESULT_PATIENCE_SECONDS,
+    ) -> None:
         self._publisher = publisher
         self._topology = topology
         self.most = most
+        self.patience = patience
         self._pending: dict[str, list[tuple[OutgoingMessage, asyncio.Future[None]]]] = {}
         self._flush: asyncio.Handle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -53,8 +66,11 @@ class ResultSender:
     async def _publish(self, results: list[tuple[OutgoingMessage, asyncio.Future[None]]]) -> None:
         messages = [message for message, _ in results]
         try:
-            await self._publisher.publish(
-                messages[0] if len(messages) == 1 else carrier(messages, ORCHESTRATOR_MESSAGE_BATCH)
+            await self._publisher.publish_patiently(
+                messages[0]
+                if len(messages) == 1
+                else carrier(messages, ORCHESTRATOR_MESSAGE_BATCH),
+                within=self.patience,
             )
         except Exception as error:
             for _, confirmed in results:

@@ -35,7 +35,7 @@ from durable.broker import (
     dead_letter,
     publish_dead_letters,
 )
-from services.activities.results import ResultSender
+from services.activities.results import RESULT_PATIENCE_SECONDS, ResultSender
 from services.common.acks import AckBatcher
 from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches
 from services.common.carriers import CarrierError, InvalidElement, Unpacked, unpack
@@ -221,7 +221,8 @@ class ActivityWorker:
         log.warning("activity.unbatching", tasks=len(messages), routing_key=routing_key)
         try:
             await self._publisher.publish_many(
-                OutgoingMessage.of(m, exchange, routing_key) for m in messages
+                (OutgoingMessage.of(m, exchange, routing_key) for m in messages),
+                within=RESULT_PATIENCE_SECONDS,
             )
         except PublishFailedError:
             await self._acks.settle_alone(delivery, _requeue(delivery))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import aiormq
 import asyncpg
@@ -20,6 +19,7 @@ from contracts.limits import ValueRefusedError
 from durable.broker import Publisher, PublishFailedError
 from durable.client import DurableClient
 from durable.client.errors import StartOutcomeUnknownError
+from durable.redaction import hide_password
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
 from services.common.logging import configure_logging
@@ -134,9 +134,5 @@ def _reason(error: BaseException) -> str:
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL (each, of a list) without its password, for messages."""
+    return hide_password(url)

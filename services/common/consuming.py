@@ -5,7 +5,9 @@ seen here to come back without their consumers (a service that silently stops wo
 The supervisor owns the consuming connection instead: each time it connects, it calls
 ``attach`` (declare, open channels, start consuming); when the connection drops it calls
 ``detach`` (forget deliveries of the dead channels: the broker redelivers them) and connects
-again with backoff, until stopped.
+again with backoff, until stopped. Each connect tries every node ``DF_AMQP_URL`` lists
+(``durable.broker.connect``), so a failed node's consumers come back on another; the pauses
+between rounds are jittered, so the processes that node held do not all arrive at once.
 
 A channel can also be closed by the broker alone, its connection staying up: a channel error
 (an acknowledgement of a delivery tag the broker no longer knows, a queue deleted under a
@@ -25,6 +27,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import AMQPChannelError, ChannelClosed
 
 from durable.broker import connect
+from durable.broker_nodes import jittered
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +124,7 @@ class ConnectionSupervisor:
     async def _reconnect(self, stopping: asyncio.Event) -> asyncio.Event | None:
         attempt = 0
         while not stopping.is_set():
-            delay = _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)]
+            delay = jittered(_BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
             if stopping.is_set():

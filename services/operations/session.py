@@ -22,9 +22,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
-import aio_pika
 import aiormq
 import asyncpg
 import typer
@@ -32,6 +30,8 @@ from aio_pika.abc import AbstractConnection
 from pydantic import ValidationError
 
 from contracts import limits
+from durable.broker import connect
+from durable.redaction import hide_password
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
 from services.common.logging import configure_logging
@@ -96,10 +96,8 @@ class Session:
     async def broker(self) -> AbstractConnection:
         if self._broker is None:
             try:
-                self._broker = await aio_pika.connect(
-                    self.settings.amqp_url,
-                    client_properties={"connection_name": "durable-ops"},
-                    timeout=CONNECT_TIMEOUT_SECONDS,
+                self._broker = await connect(
+                    self.settings.amqp_url, "durable-ops", timeout=CONNECT_TIMEOUT_SECONDS
                 )
             except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as error:
                 raise OperationError(
@@ -230,9 +228,5 @@ def reason(error: BaseException) -> str:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL (each, of a list) without its password, for messages."""
+    return hide_password(url)

@@ -17,8 +17,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import Topology
 from durable import FunctionApp
-from durable.broker import Publisher, connect, declare_activity_queues
+from durable.broker import Publisher, connect
 from durable.client import DurableClient
+from durable.declarations import declare_activity_queues
 from durable.store.database import create_pool
 from services.activities.worker import ActivityWorker
 from services.common.loader import load_function_apps

@@ -16,8 +16,9 @@ from aio_pika.abc import AbstractConnection
 
 from contracts import OrchestrationStatus, Topology
 from durable import FunctionApp
-from durable.broker import Publisher, connect, declare_activity_queues
+from durable.broker import Publisher, connect
 from durable.client import DurableClient
+from durable.declarations import declare_activity_queues
 from services.activities.worker import ActivityWorker
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer

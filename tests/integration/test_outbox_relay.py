@@ -15,7 +15,8 @@ from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractChannel
 
 from contracts import OrchestratorMessage, Topology
-from durable.broker import OutgoingMessage, Publisher, declare_orchestrator_queues
+from durable.broker import OutgoingMessage, Publisher
+from durable.declarations import declare_orchestrator_queues
 from durable.store.outbox import (
     OutboxRecord,
     claim_stale_outbox_txn,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import subprocess
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,7 +14,7 @@ from aio_pika.abc import AbstractChannel
 
 from contracts import Topology
 from durable import broker
-from durable.broker import OutgoingMessage, Publisher
+from durable.broker import OutgoingMessage, Publisher, PublishFailedError
 from tests.conftest import AMQP_URL
 from tests.helpers.waiting import assert_eventually
 from tests.integration.queues import message_count
@@ -49,3 +53,68 @@ async def test_concurrent_first_publishes_to_an_activity_declare_its_queue_once(
         return True
 
     await assert_eventually(all_queued, timeout=10)
+
+
+@pytest.fixture
+def full_partition_queue(private_topology: Topology) -> Iterator[str]:
+    """Partition 0's queue, limited by a policy to one message and refusing (nacking) the
+    publishes beyond it: as a quorum queue refuses them while it elects a new leader."""
+    queue = private_topology.partition_queue(0)
+    name = f"df-test-full-{uuid.uuid4().hex[:8]}"
+    definition = '{"max-length": 1, "overflow": "reject-publish"}'
+    subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "set_policy",
+            "--apply-to",
+            "queues",
+            "--priority",
+            "100",
+            name,
+            f"^{re.escape(queue)}$",
+            definition,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield queue
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], capture_output=True, timeout=60)
+
+
+async def test_a_refused_publish_is_tried_again_until_the_queue_takes_it(
+    private_topology: Topology, channel: AbstractChannel, full_partition_queue: str
+) -> None:
+    instance_id = next(
+        f"i-{n}" for n in range(1000) if private_topology.partition_for(f"i-{n}") == 0
+    )
+    exchange, routing_key = private_topology.orchestrator_route(instance_id)
+
+    def message() -> OutgoingMessage:
+        return OutgoingMessage(exchange, routing_key, str(uuid.uuid4()), "c", "Task", b"{}")
+
+    publisher = await Publisher.open(AMQP_URL, private_topology, "integration.patience")
+    try:
+        # Fill the queue until it refuses (a quorum queue's limit is approximate).
+        async def fill() -> None:
+            for _ in range(10):
+                await publisher.publish(message())
+
+        with pytest.raises(PublishFailedError):
+            await fill()
+        last = message()
+        waiting = asyncio.create_task(publisher.publish_patiently(last, within=30))
+        # Room is made while it retries (as a new leader is elected): it goes through.
+        queue = await channel.get_queue(full_partition_queue, ensure=False)
+        await queue.purge()
+        await asyncio.wait_for(waiting, 30)
+    finally:
+        await publisher.close()
+    async with queue.iterator() as deliveries:
+        async for delivery in deliveries:
+            assert delivery.message_id == last.message_id
+            await delivery.ack()
+            break

@@ -8,7 +8,7 @@ import aio_pika
 import pytest
 
 from contracts import OrchestrationStatus, Topology
-from durable.broker import declare
+from durable.declarations import declare
 from tests.conftest import AMQP_URL, activity_names_under_test, delete_broker_objects, unique
 from tests.helpers.approval import MANAGER, approval_bus, dead_letters, header, proposal
 from tests.operations.conftest import OpsDeployment

@@ -98,3 +98,44 @@ def test_activity_queues_are_competing_consumers():
     assert queues[0].name == "t1.activity.say_hello"
     assert queues[0].arguments["x-queue-type"] == "quorum"
     assert "x-single-active-consumer" not in queues[0].arguments
+
+
+def _every_quorum_queue(topology):
+    """Every queue the product declares: partitions, an activity's, the delay cascade's,
+    the dead-letter queues and a broker entry point's."""
+    queues, _ = topology.orchestrator_declarations()
+    queues += topology.activity_declarations("say_hello")[0]
+    queues += topology.delay_declarations()[1]
+    queues += topology.entry_queue_declarations([topology.workflow_name("orders.placed")])[0]
+    assert all(q.arguments["x-queue-type"] == "quorum" for q in queues)
+    return queues
+
+
+def test_a_quorum_group_size_is_given_to_every_quorum_queue():
+    queues = _every_quorum_queue(Topology(partitions=2, quorum_group_size=3))
+
+    assert {q.arguments.get("x-quorum-initial-group-size") for q in queues} == {3}
+    assert any(q.name.endswith(".dlq") for q in queues)
+
+
+def test_without_a_group_size_the_broker_chooses():
+    queues = _every_quorum_queue(Topology(partitions=2))
+
+    assert not any("x-quorum-initial-group-size" in q.arguments for q in queues)
+
+
+def test_a_queue_spec_takes_another_group_size_or_none_and_keeps_its_other_arguments():
+    spec = Topology(quorum_group_size=5).activity_declarations("a")[0][0]
+
+    assert spec.with_quorum_group_size(2).arguments == {
+        **spec.arguments,
+        "x-quorum-initial-group-size": 2,
+    }
+    without = spec.with_quorum_group_size(0).arguments
+    assert "x-quorum-initial-group-size" not in without
+    assert without["x-delivery-limit"] == spec.arguments["x-delivery-limit"]
+
+
+def test_topology_rejects_a_negative_group_size():
+    with pytest.raises(ValueError, match="quorum_group_size"):
+        Topology(quorum_group_size=-1)

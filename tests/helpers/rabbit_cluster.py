@@ -1,0 +1,331 @@
+"""A RabbitMQ cluster of three nodes on 127.0.0.1, built by a test from the installed binaries.
+
+For the high-availability tests (issue 17): ``RabbitCluster`` starts nodes with the machine's
+``rabbitmq-server`` (``/usr/lib/rabbitmq/bin``, the scripts ``/usr/sbin/rabbitmq-server``
+wraps), each with a node name of its own (unique per run), an AMQP port and an Erlang
+distribution port (free loopback ports), its own ``RABBITMQ_CONFIG_FILE`` (the machine's
+``/etc/rabbitmq/rabbitmq.conf`` pins port 5672), its own env file and an empty plugin list
+(no management listener to clash on), and data and log directories in a temporary directory
+owned by the ``rabbitmq`` user, who runs the nodes (``runuser``). They share one Erlang
+cookie, written to that directory, which is their ``HOME``; the machine's node (on 5672,
+with the machine's cookie) is not touched, and epmd (4369) is shared with it.
+
+The nodes start together, then every other node joins the first (``rabbitmqctl
+join_cluster``): about ten seconds for three on the two-core test machine. The test can
+kill a node (kill -9 of its Erlang VM, by the pid in its pid file), start it again (it
+rejoins with its data), and ask which node leads a quorum queue. Everything is stopped and
+removed at the end, whether the test passed or not. Usage::
+
+    async with RabbitCluster.started(nodes=3) as cluster:
+        connection = await connect(cluster.amqp_url, "test")   # the comma-separated list
+        leader = await cluster.node_leading_most(queue_names)
+        cluster.kill(leader)
+        ...
+        await cluster.start(leader)
+
+RabbitMQ 3.10 gives a quorum queue declared without ``x-quorum-initial-group-size`` a
+replica on ``quorum_cluster_size`` nodes (3), so on this cluster every queue is on all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+HOST = "localhost"  # short node names, as the machine's own node (rabbit@localhost)
+START_TIMEOUT_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RabbitNode:
+    """One node: its name, ports, directory and (while it runs) its process."""
+
+    index: int
+    name: str
+    amqp_port: int
+    dist_port: int
+    directory: Path
+    home: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _output: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "beam.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "server.out"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "HOME": str(self.home),
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_CONF_ENV_FILE": str(self.home / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.directory / "data"),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_PID_FILE": str(self.pid_file),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+        }
+
+    def write_files(self) -> None:
+        for sub in ("data", "log"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        (self.directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+        )
+        (self.directory / "enabled_plugins").write_text("[].\n")
+
+    def launch(self) -> None:
+        """Start the server in the background (``wait_running`` waits for it)."""
+        self.pid_file.unlink(missing_ok=True)
+        self._output = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                "runuser",
+                "-u",
+                "rabbitmq",
+                "--",
+                "env",
+                *(f"{key}={value}" for key, value in self.env().items()),
+                str(RABBITMQ_BIN / "rabbitmq-server"),
+            ],
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def vm_pid(self) -> int | None:
+        """The pid of the node's Erlang VM, while it runs."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def kill(self) -> None:
+        """kill -9 of the Erlang VM: the node is gone at once, its sockets with it."""
+        pid = self.vm_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        self._reap()
+
+    def _reap(self, timeout: float = 30.0) -> None:
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class RabbitCluster:
+    """Nodes clustered on 127.0.0.1 (see the module's docstring)."""
+
+    def __init__(self, root: Path, nodes: int) -> None:
+        self.root = root
+        run = uuid.uuid4().hex[:6]
+        self.nodes = [
+            RabbitNode(
+                index=index,
+                name=f"dfha{run}n{index}@{HOST}",
+                amqp_port=_free_port(),
+                dist_port=_free_port(),
+                directory=root / f"node{index}",
+                home=root,
+            )
+            for index in range(nodes)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def amqp_url(self) -> str:
+        """Every node's URL, comma-separated: ``DF_AMQP_URL`` for the cluster."""
+        return ",".join(self.urls)
+
+    def node(self, name_or_index: str | int) -> RabbitNode:
+        for node in self.nodes:
+            if name_or_index in (node.index, node.name):
+                return node
+        raise KeyError(name_or_index)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def started(cls, nodes: int = 3) -> AsyncIterator[RabbitCluster]:
+        """Start ``nodes`` nodes and cluster them; stop and remove them all at the end."""
+        with cls._directory() as root:
+            cluster = cls(root, nodes)
+            try:
+                await cluster._build()
+                yield cluster
+            finally:
+                await cluster._remove()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _directory() -> Iterator[Path]:
+        root = Path(tempfile.mkdtemp(prefix="df-rabbit-cluster-"))
+        try:
+            yield root
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    async def _build(self) -> None:
+        started = time.monotonic()
+        cookie = self.root / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.chmod(0o400)
+        # The machine's env file sets the machine node's name; ours keeps only loopback.
+        (self.root / "rabbitmq-env.conf").write_text(
+            'export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n'
+        )
+        for node in self.nodes:
+            node.write_files()
+        for path in [self.root, *self.root.rglob("*")]:
+            shutil.chown(path, "rabbitmq", "rabbitmq")
+        self.root.chmod(0o755)
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            await self._wait_running(node)
+        seed = self.nodes[0]
+        for node in self.nodes[1:]:
+            await self.ctl(node, "stop_app")
+            await self.ctl(node, "join_cluster", seed.name)
+            await self.ctl(node, "start_app")
+        self.build_seconds = time.monotonic() - started
+
+    async def start(self, node: RabbitNode | int) -> None:
+        """Start a node again (after ``kill``); it rejoins the cluster with its data."""
+        target = node if isinstance(node, RabbitNode) else self.node(node)
+        target.launch()
+        await self._wait_running(target)
+
+    def kill(self, node: RabbitNode | int) -> None:
+        """kill -9 of the node's Erlang VM, by its pid only."""
+        (node if isinstance(node, RabbitNode) else self.node(node)).kill()
+
+    def running(self) -> list[RabbitNode]:
+        return [node for node in self.nodes if node.vm_pid() is not None]
+
+    async def leaders(self, queues: Iterable[str]) -> dict[str, str]:
+        """The node leading each of ``queues`` (by node name), as a running node sees it."""
+        wanted = set(queues)
+        rows = await self._list_queues("name", "leader")
+        return {row["name"]: row["leader"] for row in rows if row["name"] in wanted}
+
+    async def leader_of(self, queue: str) -> RabbitNode:
+        return self.node((await self.leaders([queue]))[queue])
+
+    async def node_leading_most(self, queues: Iterable[str]) -> RabbitNode:
+        """The node that leads more of ``queues`` than any other."""
+        counts = Counter((await self.leaders(queues)).values())
+        return self.node(counts.most_common(1)[0][0])
+
+    async def members_of(self, queue: str) -> list[str]:
+        """The nodes (names) holding a replica of the quorum queue ``queue``."""
+        rows = await self._list_queues("name", "members")
+        return next(list(row["members"]) for row in rows if row["name"] == queue)
+
+    async def cluster_nodes(self) -> list[str]:
+        """The running nodes of the cluster, as a running node sees it."""
+        status = json.loads(
+            await self.ctl(self.running()[0], "cluster_status", "--formatter", "json")
+        )
+        return sorted(status["running_nodes"])
+
+    async def ctl(self, node: RabbitNode, *arguments: str, timeout: float = 60.0) -> str:
+        """Run ``rabbitmqctl -n <node> ...`` as the nodes' user, with their cookie."""
+        process = await asyncio.create_subprocess_exec(
+            "runuser",
+            "-u",
+            "rabbitmq",
+            "--",
+            "env",
+            f"HOME={self.root}",
+            f"RABBITMQ_CONF_ENV_FILE={self.root / 'rabbitmq-env.conf'}",
+            str(RABBITMQ_BIN / "rabbitmqctl"),
+            "-n",
+            node.name,
+            "-q",
+            *arguments,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        if process.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl -n {node.name} {' '.join(arguments)} failed: "
+                f"{err.decode(errors='replace') or out.decode(errors='replace')}"
+            )
+        return out.decode()
+
+    async def _list_queues(self, *columns: str) -> list[dict[str, object]]:
+        out = await self.ctl(self.running()[0], "list_queues", *columns, "--formatter", "json")
+        rows: list[dict[str, object]] = json.loads(out or "[]")
+        return rows
+
+    async def _wait_running(self, node: RabbitNode) -> None:
+        # `rabbitmqctl wait` returns once the pid file is there and the broker has booted.
+        try:
+            await self.ctl(
+                node, "wait", str(node.pid_file), "--timeout", str(START_TIMEOUT_SECONDS)
+            )
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{node.name} did not start: {error}\n{node.log_tail()}") from None
+
+    async def _remove(self) -> None:
+        for node in self.nodes:
+            if node.vm_pid() is None:
+                node._reap(timeout=5)
+                continue
+            try:
+                await self.ctl(node, "stop", timeout=30)
+            except (RuntimeError, TimeoutError):
+                node.kill()
+            node._reap()

@@ -12,6 +12,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from durable.store.errors import AmbiguousCommitError, is_connection_failure
+from durable.store.hosts import connect_per_host
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 """A connection, whether held directly or borrowed from a pool."""
@@ -49,9 +50,11 @@ async def create_pool(
     server_settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
     """A connection pool whose json/jsonb columns read and write JSON text; its sessions run
-    with ``server_settings`` (Postgres parameters, such as time-outs)."""
+    with ``server_settings`` (Postgres parameters, such as time-outs). Of several hosts in
+    ``database_url``, each is tried in turn for a time of its own (``durable.store.hosts``)."""
     pool = await asyncpg.create_pool(
         database_url,
+        connect=connect_per_host(database_url),
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,

@@ -48,12 +48,21 @@ def _as_postgres(*command: str) -> None:
         raise RuntimeError(f"{' '.join(command)} failed: {result.stderr or result.stdout}")
 
 
+def _parent_of(stat: Path) -> int | None:
+    try:
+        # pid (comm) state ppid ...: comm may hold spaces, so split after its closing paren.
+        return int(stat.read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass
 class Node:
     """One server: its data directory, port and log."""
 
     directory: Path
     port: int
+    frozen: bool = False
 
     @property
     def log(self) -> Path:
@@ -71,6 +80,28 @@ class Node:
         """kill -9 of the postmaster (its backends end when they find it gone)."""
         pid = int((self.directory / "postmaster.pid").read_text().splitlines()[0])
         os.kill(pid, signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and its backends: the host answers TCP (its kernel still
+        runs) but no server process does, as with a frozen VM whose sockets stay open."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = False
+
+    def _processes(self) -> list[int]:
+        postmaster = int((self.directory / "postmaster.pid").read_text().splitlines()[0])
+        children = [
+            int(stat.parent.name)
+            for stat in Path("/proc").glob("[0-9]*/stat")
+            if _parent_of(stat) == postmaster
+        ]
+        return [postmaster, *children]
 
     def running(self) -> bool:
         pid_file = self.directory / "postmaster.pid"
@@ -170,6 +201,8 @@ class PostgresPair:
 
     def _remove(self) -> None:
         for node in (self.standby, self.primary):
+            if node.frozen:
+                node.thaw()
             if node.running():
                 with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                     node.stop()

@@ -10,6 +10,7 @@ Postgres is not involved.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from durable.store.database import create_pool
 from durable.store.errors import is_unreachable
 from durable.store.events import load_history
+from durable.store.hosts import HOST_CONNECT_SECONDS
 from durable.store.queries import fetch_instance
 from services.common.migrate import apply_migrations
 from tests.helpers.pg_cluster import PostgresPair
@@ -90,3 +92,19 @@ async def test_while_no_host_takes_writes_the_store_is_unreachable_until_one_is_
             assert await connection.fetchval("SELECT pg_is_in_recovery()") is False
         finally:
             await connection.close()
+
+
+async def test_a_new_connection_skips_a_primary_that_stopped_answering() -> None:
+    # A frozen primary (its kernel still accepts TCP connections, no server process answers)
+    # must not take the whole connect time: the next host, promoted meanwhile, is tried.
+    async with PostgresPair.started() as pair:
+        pair.primary.freeze()
+        pair.promote_standby()
+        started = time.monotonic()
+        pool = await asyncio.wait_for(create_pool(pair.dsn, min_size=1, max_size=1), 30)
+        try:
+            assert not await pool.fetchval("SELECT pg_is_in_recovery()")
+            assert await pool.fetchval("SELECT current_setting('port')::int") == pair.standby.port
+        finally:
+            await pool.close()
+        assert time.monotonic() - started < HOST_CONNECT_SECONDS + 5

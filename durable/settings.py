@@ -22,7 +22,13 @@ class CommonSettings(BaseSettings):
     """Where the database and broker are, how the topology is named, how to log.
 
     Attributes:
-        database_url: Postgres DSN of the event store.
+        database_url: Postgres DSN of the event store; several hosts (``h1:5432,h2:5432``)
+            with ``target_session_attrs=read-write`` for a primary and its standbys, each
+            tried in turn for 5 s (``durable.store.hosts``).
+        database_timeout_seconds: the longest one database call of a service may take; past
+            it the call fails as if the connection were lost, and the connection is dropped.
+            A server that stops answering (a frozen host) would otherwise hold the call, and
+            the connection, forever.
         amqp_url: RabbitMQ URL, or several comma-separated, the nodes of one cluster
             (``durable.broker_nodes``: a connection tries them in turn from a random one);
             ``?heartbeat=N`` on a URL sets the AMQP heartbeat (default 10 s,
@@ -57,6 +63,7 @@ class CommonSettings(BaseSettings):
     )
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/durable"
+    database_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     namespace: str = "df"
     partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=1024)

@@ -109,7 +109,12 @@ class DurableClient(InstanceQueries):
         client refuses what the deployment's services would.
         """
         limits.configure(settings.limits)
-        pool = await create_pool(settings.database_url, min_size=1, max_size=5)
+        pool = await create_pool(
+            settings.database_url,
+            min_size=1,
+            max_size=5,
+            command_timeout=settings.database_timeout_seconds,
+        )
         try:
             if lazy_broker:
                 publisher = Publisher(settings.amqp_url, settings.topology, f"{name}.publish")

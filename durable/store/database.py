@@ -48,10 +48,13 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     server_settings: Mapping[str, str] | None = None,
+    command_timeout: float | None = None,
 ) -> asyncpg.Pool:
     """A connection pool whose json/jsonb columns read and write JSON text; its sessions run
     with ``server_settings`` (Postgres parameters, such as time-outs). Of several hosts in
-    ``database_url``, each is tried in turn for a time of its own (``durable.store.hosts``)."""
+    ``database_url``, each is tried in turn for a time of its own (``durable.store.hosts``).
+    ``command_timeout``: the longest one call may take; asyncpg then cancels it, drops the
+    connection and raises ``TimeoutError`` (a connection failure, ``is_connection_failure``)."""
     pool = await asyncpg.create_pool(
         database_url,
         connect=connect_per_host(database_url),
@@ -60,6 +63,7 @@ async def create_pool(
         init=_init_connection,
         reset=_keep_session,
         server_settings=None if server_settings is None else dict(server_settings),
+        command_timeout=command_timeout,
     )
     assert pool is not None
     return pool

@@ -57,7 +57,14 @@ def connect_per_host(
                 return await asyncpg.connect(
                     dsn, host=host, port=port, timeout=per_host_seconds, **options
                 )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                # Among them TargetServerAttributeNotMatched: a standby, not the primary.
+                asyncpg.InternalClientError,
+            ) as error:
                 failures.append(error)
         raise failures[-1]
 

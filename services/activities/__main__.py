@@ -32,7 +32,12 @@ async def run(settings: ActivitiesSettings) -> None:
     functions = load_function_apps(settings.modules)
     topology = settings.topology
 
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2,
+        command_timeout=settings.database_timeout_seconds,
+    )
     try:
         async with pool.acquire() as connection:
             await apply_migrations(connection)

@@ -53,6 +53,8 @@ UNAVAILABLE_RETRY_AFTER_SECONDS = "5"
 _INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # No host of a multi-host DF_DATABASE_URL is a primary (a failover under way).
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
     OSError,
     TimeoutError,
     aiormq.exceptions.AMQPError,

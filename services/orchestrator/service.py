@@ -53,6 +53,17 @@ async def run(settings: OrchestratorSettings) -> None:
             "application_name": session_name(topology.namespace, member),
             "idle_in_transaction_session_timeout": str(round(settings.lease_seconds * 1000)),
         },
+        command_timeout=settings.database_timeout_seconds,
+    )
+    # The lease keeper's own connections, whose calls may take a lease at most: a member
+    # whose database stops answering gives its partitions up after about two leases, rather
+    # than waiting as long as any call may.
+    lease_pool = await create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2,
+        server_settings={"application_name": session_name(topology.namespace, member)},
+        command_timeout=settings.lease_seconds,
     )
     async with pool.acquire() as connection:
         await apply_migrations(connection)
@@ -128,7 +139,7 @@ async def run(settings: OrchestratorSettings) -> None:
         await assignments.stop(lease, 0.0, lost=True)
 
     keeper = LeaseKeeper(
-        pool,
+        lease_pool,
         topology.namespace,
         settings.partitions,
         member=member,
@@ -180,6 +191,7 @@ async def run(settings: OrchestratorSettings) -> None:
         local.close()
     await relay.close()
     await publisher.close()
+    await lease_pool.close()
     await pool.close()
     log.info("service.stopped")
 

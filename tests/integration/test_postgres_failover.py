@@ -108,3 +108,16 @@ async def test_a_new_connection_skips_a_primary_that_stopped_answering() -> None
         finally:
             await pool.close()
         assert time.monotonic() - started < HOST_CONNECT_SECONDS + 5
+
+
+async def test_a_standby_listed_first_is_passed_over_for_the_primary() -> None:
+    # After a failover the first host of DF_DATABASE_URL is often the old primary, now a
+    # standby: the pool must go on to the next host rather than stop at the first answer.
+    async with PostgresPair.started() as pair:
+        hosts = f"127.0.0.1:{pair.standby.port},127.0.0.1:{pair.primary.port}"
+        dsn = f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+        pool = await create_pool(dsn, min_size=1, max_size=1)
+        try:
+            assert await pool.fetchval("SELECT current_setting('port')::int") == pair.primary.port
+        finally:
+            await pool.close()

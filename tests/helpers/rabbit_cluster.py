@@ -67,13 +67,19 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO
 
 from tests.helpers.netns import Member, NamespaceNetwork
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 HOST = "localhost"  # short node names, as the machine's own node (rabbit@localhost)
 START_TIMEOUT_SECONDS = 60
+# One line per quorum queue of the default vhost: its name, leader and members.
+QUORUM_QUEUES = (
+    '[io:format("~ts ~ts~ts~n", [element(4, amqqueue:get_name(Q)), element(2, amqqueue:get_pid(Q)),'
+    ' [[" ", atom_to_list(N)] || N <- maps:get(nodes, amqqueue:get_type_state(Q))]])'
+    " || Q <- rabbit_amqqueue:list(), amqqueue:get_type(Q) =:= rabbit_quorum_queue], ok."
+)
 
 
 def _free_port() -> int:
@@ -234,7 +240,8 @@ class RabbitCluster:
                 home=self.root,
                 config=config,
             )
-        # Alone in its namespace, the node has the usual ports to itself.
+        # Alone in its namespace, the node has the usual ports to itself. The host's
+        # processes connect from the bridge's address, not loopback: guest must be let in.
         return RabbitNode(
             index=index,
             name=f"dfha{run}n{index}@{member.address}",
@@ -244,7 +251,7 @@ class RabbitCluster:
             home=self.root,
             host=member.address,
             member=member,
-            config=config,
+            config=("loopback_users.guest = false", *config),
         )
 
     @property
@@ -354,8 +361,8 @@ class RabbitCluster:
     async def leaders(self, queues: Iterable[str]) -> dict[str, str]:
         """The node leading each of ``queues`` (by node name), as a running node sees it."""
         wanted = set(queues)
-        rows = await self._list_queues("name", "leader")
-        return {str(row["name"]): str(row["leader"]) for row in rows if row["name"] in wanted}
+        rows = await self._quorum_queues()
+        return {name: members[0] for name, members in rows.items() if name in wanted}
 
     async def leader_of(self, queue: str) -> RabbitNode:
         return self.node((await self.leaders([queue]))[queue])
@@ -367,12 +374,7 @@ class RabbitCluster:
 
     async def members_of(self, queue: str) -> list[str]:
         """The nodes (names) holding a replica of the quorum queue ``queue``."""
-        rows = await self._list_queues("name", "members")
-        return next(
-            [str(member) for member in cast(list[object], row["members"])]
-            for row in rows
-            if row["name"] == queue
-        )
+        return (await self._quorum_queues())[queue][1:]
 
     async def cluster_nodes(self, seen_by: RabbitNode | None = None) -> list[str]:
         """The running nodes of the cluster, as ``seen_by`` (else ``observer()``) sees it."""
@@ -380,6 +382,10 @@ class RabbitCluster:
             await self.ctl(seen_by or self.observer(), "cluster_status", "--formatter", "json")
         )
         return sorted(status["running_nodes"])
+
+    async def app_running(self, node: RabbitNode) -> bool:
+        """Whether the node's broker runs, as the node itself says (false while it is paused)."""
+        return (await self.ctl(node, "eval", "rabbit:is_running().")).strip() == "true"
 
     async def ctl(self, node: RabbitNode, *arguments: str, timeout: float = 60.0) -> str:
         """Run ``rabbitmqctl -n <node> ...`` as the nodes' user, with their cookie."""
@@ -412,10 +418,16 @@ class RabbitCluster:
             )
         return out.decode()
 
-    async def _list_queues(self, *columns: str) -> list[dict[str, object]]:
-        out = await self.ctl(self.observer(), "list_queues", *columns, "--formatter", "json")
-        rows: list[dict[str, object]] = json.loads(out or "[]")
-        return rows
+    async def _quorum_queues(self) -> dict[str, list[str]]:
+        """Each quorum queue's leader, then its members, as ``observer()`` records them.
+
+        Asked with ``eval`` rather than ``list_queues``: that command has every node send its
+        rows to the CLI's own node, whose host name (``vm``) is loopback in every namespace,
+        so in a cluster of namespaces the other nodes never reach it and the command hangs.
+        """
+        out = await self.ctl(self.observer(), "eval", QUORUM_QUEUES)
+        rows = (line.split() for line in out.splitlines())
+        return {row[0]: row[1:] for row in rows if len(row) > 2}
 
     async def _wait_running(self, node: RabbitNode) -> None:
         # `rabbitmqctl wait` returns once the pid file is there and the broker has booted.

@@ -40,9 +40,8 @@ from the host's processes, and ``heal(node)`` join it again. The nodes of such a
 - listen for AMQP on 5672 and for the distribution on 25672 of their own address; the
   machine's node (127.0.0.1 of the host) is not in their namespaces, so nothing clashes.
 - are reached by ``rabbitmqctl`` run inside the node's namespace (``ip netns exec``): there
-  it finds the node through the namespace's epmd. Run on the host, it finds no epmd to
-  register its own long-named node with (the machine's refuses nothing, but the host name
-  ``vm`` has no domain, and the CLI's distribution fails to start).
+  it finds the node through the namespace's epmd. Run on the host, its own long-named node
+  (``rabbitmqcli-…@vm.localdomain``) failed to start its distribution (``nodistribution``).
 
 ``config`` adds lines to every node's ``rabbitmq.conf`` (the partition test sets
 ``net_ticktime`` and ``cluster_partition_handling`` there). Cutting a node's veth loses its
@@ -421,9 +420,9 @@ class RabbitCluster:
     async def _quorum_queues(self) -> dict[str, list[str]]:
         """Each quorum queue's leader, then its members, as ``observer()`` records them.
 
-        Asked with ``eval`` rather than ``list_queues``: that command has every node send its
-        rows to the CLI's own node, whose host name (``vm``) is loopback in every namespace,
-        so in a cluster of namespaces the other nodes never reach it and the command hangs.
+        Asked with ``eval`` rather than ``list_queues``, which timed out (60 s) on a cluster
+        of namespaces: as we read it, every node sends its rows to the CLI's own node, whose
+        host name (``vm``) is loopback in every namespace, so only the CLI's own node answers.
         """
         out = await self.ctl(self.observer(), "eval", QUORUM_QUEUES)
         rows = (line.split() for line in out.splitlines())

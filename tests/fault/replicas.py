@@ -259,12 +259,14 @@ def seconds(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds()
 
 
-async def dead_lettered(topology: Topology, activity_names: list[str]) -> dict[str, int]:
-    """Messages waiting in the deployment's dead-letter queues, by queue."""
+async def dead_lettered(
+    topology: Topology, activity_names: list[str], amqp_url: str = AMQP_URL
+) -> dict[str, int]:
+    """Messages waiting in the deployment's dead-letter queues, by queue (on ``amqp_url``)."""
     queues, _ = topology.orchestrator_declarations()
     for activity in activity_names:
         queues += topology.activity_declarations(activity)[0]
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
         counts = {}

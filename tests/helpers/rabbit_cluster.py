@@ -25,6 +25,27 @@ removed at the end, whether the test passed or not. Usage::
 
 RabbitMQ 3.10 gives a quorum queue declared without ``x-quorum-initial-group-size`` a
 replica on ``quorum_cluster_size`` nodes (3), so on this cluster every queue is on all three.
+
+**Partitions.** ``RabbitCluster.started(nodes=3, namespaces=True)`` runs each node in a network
+namespace of its own (``tests/helpers/netns.py``: a bridge on the host, a veth pair per node, a
+random /28 in 10.0.0.0/8), so that ``partition(node)`` can cut one node off from the others and
+from the host's processes, and ``heal(node)`` join it again. The nodes of such a cluster:
+
+- use Erlang long names with the node's address as the host part
+  (``dfha<run>n1@10.a.b.3``, ``RABBITMQ_USE_LONGNAME=true``): a short name such as
+  ``@localhost`` resolves to each namespace's own loopback, so no node could reach another.
+  Every node of a cluster must use the same naming mode, and the CLI too.
+- each register with the epmd of their own namespace (started by the network, stopped by its
+  pid): the machine's epmd listens on 127.0.0.1 of the host only, which no namespace reaches.
+- listen for AMQP on 5672 and for the distribution on 25672 of their own address; the
+  machine's node (127.0.0.1 of the host) is not in their namespaces, so nothing clashes.
+- are reached by ``rabbitmqctl`` run inside the node's namespace (``ip netns exec``): there
+  it finds the node through the namespace's epmd. Run on the host, its own long-named node
+  (``rabbitmqcli-…@vm.localdomain``) failed to start its distribution (``nodistribution``).
+
+``config`` adds lines to every node's ``rabbitmq.conf`` (the partition test sets
+``net_ticktime`` and ``cluster_partition_handling`` there). Cutting a node's veth loses its
+packets in both directions without resetting a connection, as a failed switch port would.
 """
 
 from __future__ import annotations
@@ -47,9 +68,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tests.helpers.netns import Member, NamespaceNetwork
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 HOST = "localhost"  # short node names, as the machine's own node (rabbit@localhost)
 START_TIMEOUT_SECONDS = 60
+# One line per quorum queue of the default vhost: its name, leader and members.
+QUORUM_QUEUES = (
+    '[io:format("~ts ~ts~ts~n", [element(4, amqqueue:get_name(Q)), element(2, amqqueue:get_pid(Q)),'
+    ' [[" ", atom_to_list(N)] || N <- maps:get(nodes, amqqueue:get_type_state(Q))]])'
+    " || Q <- rabbit_amqqueue:list(), amqqueue:get_type(Q) =:= rabbit_quorum_queue], ok."
+)
 
 
 def _free_port() -> int:
@@ -68,12 +97,15 @@ class RabbitNode:
     dist_port: int
     directory: Path
     home: Path
+    host: str = "127.0.0.1"
+    member: Member | None = None  # its network namespace, in a cluster that has them
+    config: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _output: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+        return f"amqp://guest:guest@{self.host}:{self.amqp_port}/"
 
     @property
     def pid_file(self) -> Path:
@@ -83,11 +115,24 @@ class RabbitNode:
     def log(self) -> Path:
         return self.directory / "server.out"
 
+    @property
+    def env_file(self) -> Path:
+        return self.directory / "rabbitmq-env.conf"
+
+    def exec_prefix(self) -> list[str]:
+        """What runs a program where the node runs: in its namespace, if it has one."""
+        return [] if self.member is None else self.member.exec_prefix()
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment of the node's scripts and of ``rabbitmqctl`` for it."""
+        env = {"HOME": str(self.home), "RABBITMQ_CONF_ENV_FILE": str(self.env_file)}
+        if self.member is not None:
+            env["RABBITMQ_USE_LONGNAME"] = "true"
+        return env
+
     def env(self) -> dict[str, str]:
-        return {
-            "HOME": str(self.home),
+        return self.cli_env() | {
             "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_CONF_ENV_FILE": str(self.home / "rabbitmq-env.conf"),
             "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(self.directory / "data"),
@@ -99,8 +144,12 @@ class RabbitNode:
     def write_files(self) -> None:
         for sub in ("data", "log"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        (self.directory / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+        lines = [f"listeners.tcp.default = {self.host}:{self.amqp_port}", *self.config]
+        (self.directory / "rabbitmq.conf").write_text("".join(f"{line}\n" for line in lines))
+        # The machine's env file sets the machine node's name; ours keeps the node's address.
+        interface = "{" + self.host.replace(".", ",") + "}"
+        self.env_file.write_text(
+            f'export ERL_FLAGS="-kernel inet_dist_use_interface {interface}"\n'
         )
         (self.directory / "enabled_plugins").write_text("[].\n")
 
@@ -110,6 +159,7 @@ class RabbitNode:
         self._output = self.log.open("ab")
         self.process = subprocess.Popen(
             [
+                *self.exec_prefix(),
                 "runuser",
                 "-u",
                 "rabbitmq",
@@ -159,20 +209,49 @@ class RabbitNode:
 class RabbitCluster:
     """Nodes clustered on 127.0.0.1 (see the module's docstring)."""
 
-    def __init__(self, root: Path, nodes: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        nodes: int,
+        network: NamespaceNetwork | None = None,
+        config: Iterable[str] = (),
+    ) -> None:
         self.root = root
+        self.network = network
+        self.partitioned: set[int] = set()
         run = uuid.uuid4().hex[:6]
         self.nodes = [
-            RabbitNode(
+            self._node(run, index, network.add() if network else None, tuple(config))
+            for index in range(nodes)
+        ]
+
+    def _node(
+        self, run: str, index: int, member: Member | None, config: tuple[str, ...]
+    ) -> RabbitNode:
+        directory = self.root / f"node{index}"
+        if member is None:
+            return RabbitNode(
                 index=index,
                 name=f"dfha{run}n{index}@{HOST}",
                 amqp_port=_free_port(),
                 dist_port=_free_port(),
-                directory=root / f"node{index}",
-                home=root,
+                directory=directory,
+                home=self.root,
+                config=config,
             )
-            for index in range(nodes)
-        ]
+        # Alone in its namespace, the node has the usual ports to itself. The host's
+        # processes connect from the bridge's address, not loopback: guest must be let in.
+        return RabbitNode(
+            index=index,
+            name=f"dfha{run}n{index}@{member.address}",
+            amqp_port=5672,
+            dist_port=25672,
+            directory=directory,
+            home=self.root,
+            host=member.address,
+            member=member,
+            config=("loopback_users.guest = false", *config),
+        )
 
     @property
     def urls(self) -> list[str]:
@@ -191,15 +270,29 @@ class RabbitCluster:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def started(cls, nodes: int = 3) -> AsyncIterator[RabbitCluster]:
-        """Start ``nodes`` nodes and cluster them; stop and remove them all at the end."""
+    async def started(
+        cls, nodes: int = 3, *, namespaces: bool = False, config: Iterable[str] = ()
+    ) -> AsyncIterator[RabbitCluster]:
+        """Start ``nodes`` nodes and cluster them; stop and remove them all at the end.
+
+        Args:
+            nodes: how many.
+            namespaces: run each node in a network namespace of its own, so that the test can
+                ``partition`` it (see the module's docstring); else all on 127.0.0.1.
+            config: lines added to every node's ``rabbitmq.conf``.
+        """
         with cls._directory() as root:
-            cluster = cls(root, nodes)
+            network = NamespaceNetwork() if namespaces else None
             try:
-                await cluster._build()
-                yield cluster
+                cluster = cls(root, nodes, network, config)
+                try:
+                    await cluster._build()
+                    yield cluster
+                finally:
+                    await cluster._remove()
             finally:
-                await cluster._remove()
+                if network is not None:
+                    network.remove()
 
     @staticmethod
     @contextlib.contextmanager
@@ -215,10 +308,6 @@ class RabbitCluster:
         cookie = self.root / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(16).upper())
         cookie.chmod(0o400)
-        # The machine's env file sets the machine node's name; ours keeps only loopback.
-        (self.root / "rabbitmq-env.conf").write_text(
-            'export ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n'
-        )
         for node in self.nodes:
             node.write_files()
         for path in [self.root, *self.root.rglob("*")]:
@@ -245,14 +334,34 @@ class RabbitCluster:
         """kill -9 of the node's Erlang VM, by its pid only."""
         (node if isinstance(node, RabbitNode) else self.node(node)).kill()
 
+    def partition(self, node: RabbitNode | int) -> None:
+        """Cut the node off the network: from the other nodes and from the host's processes."""
+        target = node if isinstance(node, RabbitNode) else self.node(node)
+        if self.network is None:
+            raise RuntimeError("a partition needs a cluster started with namespaces=True")
+        self.network.cut(target.index)
+        self.partitioned.add(target.index)
+
+    def heal(self, node: RabbitNode | int) -> None:
+        """Join a partitioned node to the network again."""
+        target = node if isinstance(node, RabbitNode) else self.node(node)
+        if self.network is None:
+            raise RuntimeError("a partition needs a cluster started with namespaces=True")
+        self.network.restore(target.index)
+        self.partitioned.discard(target.index)
+
     def running(self) -> list[RabbitNode]:
         return [node for node in self.nodes if node.vm_pid() is not None]
+
+    def observer(self) -> RabbitNode:
+        """A running node that is not partitioned: the one whose view the queries report."""
+        return next(node for node in self.running() if node.index not in self.partitioned)
 
     async def leaders(self, queues: Iterable[str]) -> dict[str, str]:
         """The node leading each of ``queues`` (by node name), as a running node sees it."""
         wanted = set(queues)
-        rows = await self._list_queues("name", "leader")
-        return {row["name"]: row["leader"] for row in rows if row["name"] in wanted}
+        rows = await self._quorum_queues()
+        return {name: members[0] for name, members in rows.items() if name in wanted}
 
     async def leader_of(self, queue: str) -> RabbitNode:
         return self.node((await self.leaders([queue]))[queue])
@@ -264,26 +373,29 @@ class RabbitCluster:
 
     async def members_of(self, queue: str) -> list[str]:
         """The nodes (names) holding a replica of the quorum queue ``queue``."""
-        rows = await self._list_queues("name", "members")
-        return next(list(row["members"]) for row in rows if row["name"] == queue)
+        return (await self._quorum_queues())[queue][1:]
 
-    async def cluster_nodes(self) -> list[str]:
-        """The running nodes of the cluster, as a running node sees it."""
+    async def cluster_nodes(self, seen_by: RabbitNode | None = None) -> list[str]:
+        """The running nodes of the cluster, as ``seen_by`` (else ``observer()``) sees it."""
         status = json.loads(
-            await self.ctl(self.running()[0], "cluster_status", "--formatter", "json")
+            await self.ctl(seen_by or self.observer(), "cluster_status", "--formatter", "json")
         )
         return sorted(status["running_nodes"])
+
+    async def app_running(self, node: RabbitNode) -> bool:
+        """Whether the node's broker runs, as the node itself says (false while it is paused)."""
+        return (await self.ctl(node, "eval", "rabbit:is_running().")).strip() == "true"
 
     async def ctl(self, node: RabbitNode, *arguments: str, timeout: float = 60.0) -> str:
         """Run ``rabbitmqctl -n <node> ...`` as the nodes' user, with their cookie."""
         process = await asyncio.create_subprocess_exec(
+            *node.exec_prefix(),
             "runuser",
             "-u",
             "rabbitmq",
             "--",
             "env",
-            f"HOME={self.root}",
-            f"RABBITMQ_CONF_ENV_FILE={self.root / 'rabbitmq-env.conf'}",
+            *(f"{key}={value}" for key, value in node.cli_env().items()),
             str(RABBITMQ_BIN / "rabbitmqctl"),
             "-n",
             node.name,
@@ -305,10 +417,16 @@ class RabbitCluster:
             )
         return out.decode()
 
-    async def _list_queues(self, *columns: str) -> list[dict[str, object]]:
-        out = await self.ctl(self.running()[0], "list_queues", *columns, "--formatter", "json")
-        rows: list[dict[str, object]] = json.loads(out or "[]")
-        return rows
+    async def _quorum_queues(self) -> dict[str, list[str]]:
+        """Each quorum queue's leader, then its members, as ``observer()`` records them.
+
+        Asked with ``eval`` rather than ``list_queues``, which timed out (60 s) on a cluster
+        of namespaces: as we read it, every node sends its rows to the CLI's own node, whose
+        host name (``vm``) is loopback in every namespace, so only the CLI's own node answers.
+        """
+        out = await self.ctl(self.observer(), "eval", QUORUM_QUEUES)
+        rows = (line.split() for line in out.splitlines())
+        return {row[0]: row[1:] for row in rows if len(row) > 2}
 
     async def _wait_running(self, node: RabbitNode) -> None:
         # `rabbitmqctl wait` returns once the pid file is there and the broker has booted.
@@ -320,6 +438,8 @@ class RabbitCluster:
             raise RuntimeError(f"{node.name} did not start: {error}\n{node.log_tail()}") from None
 
     async def _remove(self) -> None:
+        for index in list(self.partitioned):
+            self.heal(index)
         for node in self.nodes:
             if node.vm_pid() is None:
                 node._reap(timeout=5)

@@ -118,3 +118,41 @@ async def test_a_refused_publish_is_tried_again_until_the_queue_takes_it(
             assert delivery.message_id == last.message_id
             await delivery.ack()
             break
+
+
+async def test_a_nacked_publisher_publishes_next_on_a_new_connection(
+    private_topology: Topology,
+    channel: AbstractChannel,
+    full_partition_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RabbitMQ 3.10 can keep nacking a channel that published during a quorum queue's leader
+    # election long after it, while a new connection's publishes are confirmed.
+    monkeypatch.setattr(broker, "RENEW_AFTER_NACK_SECONDS", 0.0)
+    instance_id = next(
+        f"i-{n}" for n in range(1000) if private_topology.partition_for(f"i-{n}") == 0
+    )
+    exchange, routing_key = private_topology.orchestrator_route(instance_id)
+
+    def message() -> OutgoingMessage:
+        return OutgoingMessage(exchange, routing_key, str(uuid.uuid4()), "c", "Task", b"{}")
+
+    publisher = await Publisher.open(AMQP_URL, private_topology, "integration.renewal")
+    try:
+        refused_on = None
+        for _ in range(10):
+            refused_on = publisher._connection
+            try:
+                await publisher.publish(message())
+            except PublishFailedError:
+                break
+        else:
+            pytest.fail("the full queue took every publish")
+        queue = await channel.get_queue(full_partition_queue, ensure=False)
+        await queue.purge()
+        await publisher.publish(message())
+        assert refused_on is not None
+        assert refused_on.is_closed
+        assert publisher._connection is not refused_on
+    finally:
+        await publisher.close()

@@ -6,7 +6,7 @@ import asyncio
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -85,17 +85,17 @@ def full_partition_queue(private_topology: Topology) -> Iterator[str]:
         subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], capture_output=True, timeout=60)
 
 
+def to_partition_zero(topology: Topology) -> Callable[[], OutgoingMessage]:
+    """New messages for partition 0's queue, the one ``full_partition_queue`` limits."""
+    instance_id = next(f"i-{n}" for n in range(1000) if topology.partition_for(f"i-{n}") == 0)
+    exchange, routing_key = topology.orchestrator_route(instance_id)
+    return lambda: OutgoingMessage(exchange, routing_key, str(uuid.uuid4()), "c", "Task", b"{}")
+
+
 async def test_a_refused_publish_is_tried_again_until_the_queue_takes_it(
     private_topology: Topology, channel: AbstractChannel, full_partition_queue: str
 ) -> None:
-    instance_id = next(
-        f"i-{n}" for n in range(1000) if private_topology.partition_for(f"i-{n}") == 0
-    )
-    exchange, routing_key = private_topology.orchestrator_route(instance_id)
-
-    def message() -> OutgoingMessage:
-        return OutgoingMessage(exchange, routing_key, str(uuid.uuid4()), "c", "Task", b"{}")
-
+    message = to_partition_zero(private_topology)
     publisher = await Publisher.open(AMQP_URL, private_topology, "integration.patience")
     try:
         # Fill the queue until it refuses (a quorum queue's limit is approximate).
@@ -129,14 +129,7 @@ async def test_a_nacked_publisher_publishes_next_on_a_new_connection(
     # RabbitMQ 3.10 can keep nacking a channel that published during a quorum queue's leader
     # election long after it, while a new connection's publishes are confirmed.
     monkeypatch.setattr(broker, "RENEW_AFTER_NACK_SECONDS", 0.0)
-    instance_id = next(
-        f"i-{n}" for n in range(1000) if private_topology.partition_for(f"i-{n}") == 0
-    )
-    exchange, routing_key = private_topology.orchestrator_route(instance_id)
-
-    def message() -> OutgoingMessage:
-        return OutgoingMessage(exchange, routing_key, str(uuid.uuid4()), "c", "Task", b"{}")
-
+    message = to_partition_zero(private_topology)
     publisher = await Publisher.open(AMQP_URL, private_topology, "integration.renewal")
     try:
         refused_on = None

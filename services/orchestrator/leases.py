@@ -113,16 +113,28 @@ class LeaseKeeper:
                 await self._expire_if_stale()
 
     async def tick(self) -> None:
-        """One round: heartbeat, renew, and even out the share."""
+        """One round: heartbeat, renew, and even out the share.
+
+        A member back after a lease or more out of touch (paused, or the database out of
+        reach) only heartbeats and renews in its first round: if the database was away, every
+        member was out of touch with it, and judging the others lapsed before they have had a
+        round to heartbeat would end their sessions and take all their partitions, only to
+        hand them back a round later.
+        """
         started = time.monotonic()
+        back = started - self._renewed_at > self.lease_seconds
         async with self._pool.acquire() as connection:
             await store.heartbeat(connection, self.namespace, self.member, self._host, os.getpid())
             renewed = await store.renew(connection, list(self.held.values()), self.lease_seconds)
             members = await store.live_members(connection, self.namespace, self.lease_seconds)
-            await self._end_lapsed_sessions(connection)
+            if not back:
+                await self._end_lapsed_sessions(connection)
         self._renewed_at = started
         for partition in sorted(self.held.keys() - renewed):
             await self._lose(partition, "taken over")
+        if back:
+            self._log.info("member.back", held=sorted(self.held))
+            return
         target = fair_share(members, self.member, self.partitions)
         if len(self.held) > target:
             await self._release(sorted(self.held)[target:], members=len(members))

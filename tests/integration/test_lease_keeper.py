@@ -158,3 +158,34 @@ async def test_the_sessions_of_a_lapsed_member_are_ended_and_its_locks_go_with_t
         assert await waiter.fetchval("SELECT pg_try_advisory_xact_lock(42)")
     for connection in (stale, elsewhere, live):
         connection.terminate()
+
+
+async def test_a_member_back_after_an_outage_waits_a_round_before_judging_the_others(
+    private_pool: asyncpg.Pool,
+) -> None:
+    # Both members out of touch for longer than a lease (the database away): the first back
+    # must not take the other's partitions, which the other is about to renew.
+    namespace = unique("leases")
+    a = Member(private_pool, namespace, "a", lease_seconds=0.5)
+    b = Member(private_pool, namespace, "b", lease_seconds=0.5)
+    await a.keeper.join()
+    await b.keeper.join()
+    await settle(a, b)
+    shares = {m: set(m.consuming) for m in (a, b)}
+
+    async def both_lapsed() -> bool:
+        lapsed = await private_pool.fetchval(
+            "SELECT count(*) FROM orchestrator_members WHERE namespace = $1 "
+            "AND heartbeat_at < now() - interval '0.5 seconds'",
+            namespace,
+        )
+        assert lapsed == 2
+        return True
+
+    await assert_eventually(both_lapsed, timeout=10)
+    await a.keeper.tick()
+    await b.keeper.tick()
+    await settle(a, b)
+
+    assert {m: set(m.consuming) for m in (a, b)} == shares
+    assert [kind for kind, _ in b.events if kind == "lost"] == []

@@ -30,13 +30,13 @@ from pydantic import BaseModel
 from contracts.limits import MAX_SHORT_STRING_BYTES
 from contracts.messages import batch_body
 from contracts.topology import Topology
-from durable.broker_nodes import BrokerUnreachableError, heartbeat_of, jittered, node_urls, rotation
+from durable.broker_nodes import connect as connect  # re-exported: where services connect
+from durable.broker_nodes import jittered
 from durable.declarations import (
     declare_activity_queues,
     declare_delay_queues,
     declare_orchestrator_queues,
 )
-from durable.redaction import mask_url
 
 log = structlog.get_logger(__name__)
 
@@ -53,23 +53,6 @@ queue elects a new leader (its leader's node was killed) can go on being nacked 
 after the election, while a new connection to the same node is confirmed at once. Measured in
 the services test (``test_broker_failover_services.py``): the activities worker's task
 results were refused for over two minutes, and 48 to 274 of 400 orchestrations stalled.
-"""
-
-SINGLE_NODE_CONNECT_TIMEOUT_SECONDS = 30.0
-NODE_CONNECT_TIMEOUT_SECONDS = 5.0
-"""How long a connection waits for one node of a list before it tries the next: a node
-that is down refuses at once, but one whose host is gone answers nothing at all."""
-
-DEFAULT_HEARTBEAT_SECONDS = 10
-"""The AMQP heartbeat of a connection whose URL names none (``?heartbeat=N`` wins).
-
-RabbitMQ closes a connection it has heard nothing from for about three heartbeats (measured on
-3.10: 14 s at 5, 29 s at 10, 179 s at aiormq's own default of 60), and only then does single
-active consumer pass a partition queue on. A process that stops without closing its socket
-(SIGSTOP, a long pause, a host gone from the network) keeps its partitions' deliveries that
-long, even after its lease has moved to another member (ADR 27): 10 s bounds that at about
-half a minute, while code that blocks an event loop for less than that still keeps its
-connection.
 """
 
 
@@ -148,50 +131,6 @@ def together(
             chunk = group[start : start + size]
             sent.append(chunk[0] if len(chunk) == 1 else carrier(chunk, message_type))
     return sent
-
-
-async def connect(
-    amqp_url: str, connection_name: str, *, timeout: float | None = None
-) -> AbstractConnection:
-    """A plain connection to one node of ``amqp_url``; whoever owns it re-connects when it
-    drops.
-
-    ``amqp_url`` is one URL or a comma-separated list of the nodes of one cluster
-    (``durable.broker_nodes``): they are tried in turn from a random one, each for
-    ``NODE_CONNECT_TIMEOUT_SECONDS``, and the first that answers is used (a single URL is
-    given ``SINGLE_NODE_CONNECT_TIMEOUT_SECONDS`` and its own error, as before lists). The
-    heartbeat is the URL's ``heartbeat`` (seconds), else ``DEFAULT_HEARTBEAT_SECONDS``.
-
-    Raises:
-        BrokerUnreachableError: no node of a list answered (a ``ConnectionError``).
-    """
-    urls = node_urls(amqp_url)
-    if len(urls) == 1:
-        single = SINGLE_NODE_CONNECT_TIMEOUT_SECONDS if timeout is None else timeout
-        return await _connect_node(urls[0], connection_name, single)
-    each = NODE_CONNECT_TIMEOUT_SECONDS if timeout is None else timeout
-    failures: list[str] = []
-    for url in rotation(urls):
-        try:
-            connection = await _connect_node(url, connection_name, each)
-        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as error:
-            log.info("amqp.node_unreachable", node=mask_url(url), error=repr(error))
-            failures.append(f"{mask_url(url)}: {error!r}")
-            continue
-        log.info("amqp.connected", node=mask_url(url), connection=connection_name)
-        return connection
-    raise BrokerUnreachableError(failures)
-
-
-async def _connect_node(url: str, connection_name: str, timeout: float) -> AbstractConnection:
-    heartbeat = heartbeat_of(url)
-    return await aio_pika.connect(
-        url,
-        client_properties={"connection_name": connection_name},
-        timeout=timeout,
-        # None adds nothing to the URL: its own heartbeat stands.
-        heartbeat=None if heartbeat is not None else DEFAULT_HEARTBEAT_SECONDS,
-    )
 
 
 class Publisher:

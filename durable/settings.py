@@ -32,7 +32,7 @@ class CommonSettings(BaseSettings):
         amqp_url: RabbitMQ URL, or several comma-separated, the nodes of one cluster
             (``durable.broker_nodes``: a connection tries them in turn from a random one);
             ``?heartbeat=N`` on a URL sets the AMQP heartbeat (default 10 s,
-            ``durable.broker.DEFAULT_HEARTBEAT_SECONDS``), which bounds how long a process
+            ``durable.broker_nodes.DEFAULT_HEARTBEAT_SECONDS``), which bounds how long a process
             that stopped without closing its connection keeps its deliveries.
         quorum_group_size: how many nodes each quorum queue the deployment declares is
             created on (``x-quorum-initial-group-size``); 0 leaves it to the broker (ADR 28).

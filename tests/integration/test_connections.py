@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from durable.broker import DEFAULT_HEARTBEAT_SECONDS, connect
-from durable.broker_nodes import BrokerUnreachableError
+from durable.broker import connect
+from durable.broker_nodes import DEFAULT_HEARTBEAT_SECONDS, BrokerUnreachableError
 from tests.conftest import AMQP_URL, free_port
 
 

@@ -47,17 +47,9 @@ import pytest
 from deploy.processes import ServiceGroup
 from durable.client import DurableClient
 from durable.settings import CommonSettings
-from durable.store.database import create_pool
-from tests.conftest import (
-    TEST_FUNCTION_MODULES,
-    activity_names_under_test,
-    create_database,
-    drop_database,
-    free_port,
-    service_env,
-    unique,
-)
+from tests.conftest import activity_names_under_test, unique
 from tests.fault.replicas import dead_lettered, seconds
+from tests.helpers.cluster_services import services_on
 from tests.helpers.rabbit_cluster import RabbitCluster
 from tests.helpers.waiting import assert_eventually
 
@@ -106,36 +98,18 @@ def sleeper_seconds(index: int) -> int:
 
 @pytest.fixture
 async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    async with RabbitCluster.started(nodes=3, namespaces=True, config=NODE_CONFIG) as cluster:
-        database_url = await create_database()
-        settings = CommonSettings(
-            database_url=database_url,
-            amqp_url=cluster.amqp_url,
-            namespace=unique("hap"),
+    async with (
+        RabbitCluster.started(nodes=3, namespaces=True, config=NODE_CONFIG) as cluster,
+        # Two orchestrator processes share the partitions.
+        services_on(
+            cluster,
+            tmp_path / "logs",
             partitions=PARTITIONS,
-            function_modules=TEST_FUNCTION_MODULES,
-        )
-        # Short grace periods: outbox rows and timers whose publish was lost with the node's
-        # connection are sent again soon. Two orchestrator processes share the partitions.
-        env = service_env(settings, free_port()) | {
-            "DF_OUTBOX_GRACE_SECONDS": "1",
-            "DF_TIMER_GRACE_SECONDS": "2",
-            "DF_ORCHESTRATOR_PROCESSES": "2",
-        }
-        group = ServiceGroup(env, tmp_path / "logs")
-        pool = await create_pool(database_url, min_size=1, max_size=4)
-        client: DurableClient | None = None
-        try:
-            group.start()
-            await group.wait_ready(settings.topology, activity_names_under_test(), timeout=90)
-            client = await DurableClient.connect(settings, name="ha-partition-test")
-            yield Deployment(cluster, group, settings, client, pool)
-        finally:
-            group.stop()
-            if client is not None:
-                await client.close()
-            await pool.close()
-            await drop_database(database_url)
+            name="ha-partition-test",
+            env={"DF_ORCHESTRATOR_PROCESSES": "2"},
+        ) as services,
+    ):
+        yield Deployment(cluster, services.group, services.settings, services.client, services.pool)
 
 
 async def test_every_orchestration_completes_once_across_a_partition_of_the_busiest_node(

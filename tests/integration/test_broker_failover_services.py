@@ -21,16 +21,8 @@ import pytest
 from deploy.processes import ServiceGroup
 from durable.client import DurableClient
 from durable.settings import CommonSettings
-from durable.store.database import create_pool
-from tests.conftest import (
-    TEST_FUNCTION_MODULES,
-    activity_names_under_test,
-    create_database,
-    drop_database,
-    free_port,
-    service_env,
-    unique,
-)
+from tests.conftest import unique
+from tests.helpers.cluster_services import services_on
 from tests.helpers.rabbit_cluster import RabbitCluster
 from tests.helpers.waiting import assert_eventually
 
@@ -49,35 +41,13 @@ def cities(index: int) -> list[str]:
 async def deployment(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[RabbitCluster, ServiceGroup, DurableClient, asyncpg.Pool]]:
-    async with RabbitCluster.started(nodes=3) as cluster:
-        database_url = await create_database()
-        settings = CommonSettings(
-            database_url=database_url,
-            amqp_url=cluster.amqp_url,
-            namespace=unique("ha"),
-            partitions=PARTITIONS,
-            function_modules=TEST_FUNCTION_MODULES,
-        )
-        # Short grace periods: outbox rows whose publish was not confirmed when the node
-        # went are swept again soon.
-        env = service_env(settings, free_port()) | {
-            "DF_OUTBOX_GRACE_SECONDS": "1",
-            "DF_TIMER_GRACE_SECONDS": "2",
-        }
-        group = ServiceGroup(env, tmp_path / "logs")
-        pool = await create_pool(database_url, min_size=1, max_size=4)
-        client: DurableClient | None = None
-        try:
-            group.start()
-            await group.wait_ready(settings.topology, activity_names_under_test(), timeout=90)
-            client = await DurableClient.connect(settings, name="ha-services-test")
-            yield cluster, group, client, pool
-        finally:
-            group.stop()
-            if client is not None:
-                await client.close()
-            await pool.close()
-            await drop_database(database_url)
+    async with (
+        RabbitCluster.started(nodes=3) as cluster,
+        services_on(
+            cluster, tmp_path / "logs", partitions=PARTITIONS, name="ha-services-test"
+        ) as services,
+    ):
+        yield cluster, services.group, services.client, services.pool
 
 
 async def test_every_orchestration_completes_once_while_the_busiest_node_is_killed(

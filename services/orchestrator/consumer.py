@@ -51,6 +51,9 @@ log = structlog.get_logger(__name__)
 _CONFLICT_RETRIES = 3
 _FAILURE_BACKOFF_SECONDS = 0.5
 _UNREACHABLE_RETRY_SECONDS = 0.5
+_BROKER_CALL_SECONDS = 5.0
+"""The longest a stop waits for the broker to cancel the consumer or close the channel: a
+connection may have died without the process noticing yet (it was paused, say)."""
 
 
 class PartitionConsumer:
@@ -134,7 +137,8 @@ class PartitionConsumer:
         timer sweeper fires them."""
         if self._queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(Exception):
-                await self._queue.cancel(self._consumer_tag)
+                async with asyncio.timeout(_BROKER_CALL_SECONDS):
+                    await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._inbox.wait_idle(), timeout)
         await self._lane.wait(timeout)
@@ -151,7 +155,8 @@ class PartitionConsumer:
         if self._channel is not None:
             # Unacknowledged deliveries (buffered, not yet processed) go back to the queue.
             with contextlib.suppress(Exception):
-                await self._channel.close()
+                async with asyncio.timeout(_BROKER_CALL_SECONDS):
+                    await self._channel.close()
 
     async def _hand_over_fires(self) -> None:
         """Send the fires held back to the partition queue, for whoever consumes it next to

@@ -11,6 +11,11 @@ once, and a crash frees them when their leases expire.
 A lease that fails to renew (another member took it, or the database was out of reach for
 longer than the lease) is lost at once: the partition's consumer stops without finishing
 anything, and whatever it had not committed comes back from the broker to the next owner.
+That stop runs apart from the rounds, so that a stop that hangs (a broker call on a
+connection that died unnoticed) cannot stop the member's heartbeat: the others would take it
+for lapsed, end its sessions and take its partitions round after round. A member takes no
+partition while a stop is under way, and says so when one lasts longer than a lease
+(``partition.stop_slow``).
 Every write checks its lease in its own transaction (``durable.store.leases``), so a process
 that has not noticed yet commits nothing.
 """
@@ -79,6 +84,7 @@ class LeaseKeeper:
         self._on_released = on_released
         self._on_lost = on_lost
         self.held: dict[int, Lease] = {}
+        self._stopping: dict[int, asyncio.Task[None]] = {}
         self._renewed_at = time.monotonic()
         self._cannot_end_sessions = False
         self._host = socket.gethostname()
@@ -106,11 +112,16 @@ class LeaseKeeper:
                 await asyncio.wait_for(stopping.wait(), self.interval)
             if stopping.is_set():
                 return
+            started = time.monotonic()
             try:
                 await self.tick()
             except Exception as error:
                 self._log.warning("lease.round_failed", error=repr(error))
-                await self._expire_if_stale()
+                self._expire_if_stale()
+            took = time.monotonic() - started
+            if took > self.interval:
+                # The others judge this member by its heartbeats, one per round.
+                self._log.warning("lease.round_slow", seconds=round(took, 2))
 
     async def tick(self) -> None:
         """One round: heartbeat, renew, and even out the share.
@@ -131,14 +142,14 @@ class LeaseKeeper:
                 await self._end_lapsed_sessions(connection)
         self._renewed_at = started
         for partition in sorted(self.held.keys() - renewed):
-            await self._lose(partition, "taken over")
+            self._lose(partition, "taken over")
         if back:
             self._log.info("member.back", held=sorted(self.held))
             return
         target = fair_share(members, self.member, self.partitions)
         if len(self.held) > target:
             await self._release(sorted(self.held)[target:], members=len(members))
-        elif len(self.held) < target:
+        elif len(self.held) < target and not self._stopping:
             await self._acquire(target - len(self.held), members=len(members))
 
     async def _end_lapsed_sessions(self, connection: Connection) -> None:
@@ -157,8 +168,15 @@ class LeaseKeeper:
         for member, sessions in sorted(ended.items()):
             self._log.warning("member.sessions_ended", lapsed=member, sessions=sessions)
 
+    async def stopped(self) -> None:
+        """Wait until the lost partitions' consumers have stopped."""
+        while self._stopping:
+            await asyncio.wait(list(self._stopping.values()))
+
     async def leave(self) -> None:
         """Stop consuming every partition, then give them up and leave (a graceful stop)."""
+        if self._stopping:
+            await asyncio.wait(list(self._stopping.values()), timeout=self.lease_seconds)
         await self._release(sorted(self.held), members=None)
         async with self._pool.acquire() as connection:
             await store.leave(connection, self.namespace, self.member)
@@ -202,22 +220,41 @@ class LeaseKeeper:
                 "lease.released", partition=lease.partition, epoch=lease.epoch, members=members
             )
 
-    async def lost(self, partition: int) -> None:
+    def lost(self, partition: int) -> None:
         """A write found the lease gone (``LeaseLostError``)."""
         if partition in self.held:
-            await self._lose(partition, "refused a write")
+            self._lose(partition, "refused a write")
 
-    async def _lose(self, partition: int, why: str) -> None:
+    def _lose(self, partition: int, why: str) -> None:
+        """Forget the lease and stop the partition's consumer apart from the rounds (see the
+        module's docstring)."""
         lease = self.held.pop(partition, None)
-        if lease is None:  # lost already, while an earlier one was being stopped
+        if lease is None:  # lost already
             return
         self._log.warning("lease.lost", partition=partition, epoch=lease.epoch, why=why)
-        await self._on_lost(lease)
+        task = asyncio.create_task(self._stop_lost(lease), name=f"lease-lost-{partition}")
+        self._stopping[partition] = task
+        task.add_done_callback(self._stopped_one)
 
-    async def _expire_if_stale(self) -> None:
+    def _stopped_one(self, task: asyncio.Task[None]) -> None:
+        for partition, stopping in list(self._stopping.items()):
+            if stopping is task:
+                del self._stopping[partition]
+
+    async def _stop_lost(self, lease: Lease) -> None:
+        stop = asyncio.ensure_future(self._on_lost(lease))
+        done, _ = await asyncio.wait({stop}, timeout=self.lease_seconds)
+        if not done:
+            self._log.warning("partition.stop_slow", partition=lease.partition)
+        try:
+            await stop
+        except Exception:
+            self._log.exception("partition.stop_failed", partition=lease.partition)
+
+    def _expire_if_stale(self) -> None:
         """Out of touch with the database for a whole lease: others may own our partitions
         by now, so stop consuming them (the writes would be refused anyway)."""
         if time.monotonic() - self._renewed_at < self.lease_seconds:
             return
         for partition in sorted(self.held):
-            await self._lose(partition, "not renewed in time")
+            self._lose(partition, "not renewed in time")

@@ -105,13 +105,10 @@ async def run(settings: OrchestratorSettings) -> None:
         inline_seconds=settings.local_inline_seconds,
         activity_batch=settings.activity_batch,
     )
-    losing: set[asyncio.Task[None]] = set()
 
     def lease_lost(partition: int) -> None:
         # Called from the partition's own worker: the keeper stops it from another task.
-        task = asyncio.create_task(keeper.lost(partition), name=f"lease-lost-{partition}")
-        losing.add(task)
-        task.add_done_callback(losing.discard)
+        keeper.lost(partition)
 
     def consumer_for(lease: Lease) -> PartitionConsumer:
         return PartitionConsumer(

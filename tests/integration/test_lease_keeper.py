@@ -1,11 +1,14 @@
 """Lease keepers on the real Postgres: members share the partitions out fairly, a join moves
 only what the newcomer takes, a member that leaves hands its partitions over at once, a
-member whose lease was taken over loses it at its next round, and the sessions of a member
-that lapsed are ended, so its transactions' locks hold up no one (ADR 27)."""
+member whose lease was taken over loses it at its next round (and a stop that hangs does not
+stop its heartbeat), and the sessions of a member that lapsed are ended, so its
+transactions' locks hold up no one (ADR 27)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -20,7 +23,14 @@ PARTITIONS = 16
 class Member:
     """A keeper whose callbacks record what the service would do."""
 
-    def __init__(self, pool: asyncpg.Pool, namespace: str, name: str, lease_seconds: float = 30):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        namespace: str,
+        name: str,
+        lease_seconds: float = 30,
+        on_lost: Callable[[Lease], Awaitable[None]] | None = None,
+    ):
         self.consuming: dict[int, Lease] = {}
         self.events: list[tuple[str, int]] = []
         self.keeper = LeaseKeeper(
@@ -31,7 +41,7 @@ class Member:
             lease_seconds=lease_seconds,
             on_acquired=self._acquired,
             on_released=self._released,
-            on_lost=self._lost,
+            on_lost=on_lost or self._lost,
         )
 
     async def _acquired(self, lease: Lease) -> None:
@@ -116,9 +126,60 @@ async def test_a_member_whose_expired_lease_was_taken_loses_it_at_its_next_round
 
     await assert_eventually(took_over, timeout=10)
     await paused.keeper.tick()
+    await paused.keeper.stopped()
 
     assert paused.consuming == {}
     assert sorted(p for kind, p in paused.events if kind == "lost") == sorted(taken)
+
+
+async def test_a_lost_partition_whose_consumer_will_not_stop_holds_up_no_heartbeat(
+    private_pool: asyncpg.Pool,
+) -> None:
+    namespace = unique("leases")
+    hang = asyncio.Event()
+
+    async def stop_that_hangs(lease: Lease) -> None:
+        stuck.events.append(("stopping", lease.partition))
+        await hang.wait()
+        del stuck.consuming[lease.partition]
+
+    stuck = Member(private_pool, namespace, "a", lease_seconds=0.5, on_lost=stop_that_hangs)
+    await stuck.keeper.join()
+    other = Member(private_pool, namespace, "b", lease_seconds=0.5)
+    await other.keeper.join()
+
+    async def took_over() -> bool:
+        await other.keeper.tick()
+        assert sorted(other.consuming) == list(range(PARTITIONS))
+        return True
+
+    await assert_eventually(took_over, timeout=10)
+    # "a" is back: it loses every lease, and its consumers do not stop.
+    await asyncio.wait_for(stuck.keeper.tick(), 5)
+    assert sorted(p for kind, p in stuck.events if kind == "stopping") == list(range(PARTITIONS))
+    assert stuck.keeper.held == {}
+
+    async def heartbeats_and_waits() -> bool:
+        # Rounds go on (a heartbeat each), but it takes nothing while its stops hang.
+        await asyncio.wait_for(stuck.keeper.tick(), 5)
+        await other.keeper.tick()
+        live = await private_pool.fetchval(
+            "SELECT count(*) FROM orchestrator_members WHERE namespace = $1 "
+            "AND heartbeat_at > now() - interval '0.5 seconds'",
+            namespace,
+        )
+        assert live == 2
+        assert len(other.consuming) == PARTITIONS // 2, "b has not handed half over yet"
+        return True
+
+    await assert_eventually(heartbeats_and_waits, timeout=10)
+    assert stuck.keeper.held == {}
+    assert len(other.consuming) == PARTITIONS // 2  # released, for "a", who takes none yet
+
+    hang.set()
+    await stuck.keeper.stopped()
+    await settle(stuck, other)
+    assert len(stuck.consuming) == len(other.consuming) == PARTITIONS // 2
 
 
 async def test_the_sessions_of_a_lapsed_member_are_ended_and_its_locks_go_with_them(

@@ -239,6 +239,16 @@ class Publisher:
                 log.info("publisher.reconnecting", error=repr(error))
                 # The publishers of every process a failed node held get here together.
                 await asyncio.sleep(jittered(RECONNECT_PAUSE_SECONDS))
+            except asyncio.CancelledError as error:
+                if _cancelled_here():
+                    raise
+                # Not this task's cancellation: aiormq rejects the confirms still awaited on a
+                # connection it found stuck (no frame for a heartbeat's grace, as when its
+                # node is cut off) with CancelledError. The connection is lost.
+                if attempt == 2:
+                    raise _publish_failed(message, ConnectionError("connection stuck")) from error
+                log.info("publisher.reconnecting", error="connection stuck")
+                await asyncio.sleep(jittered(RECONNECT_PAUSE_SECONDS))
             except Exception as error:
                 raise _publish_failed(message, error) from error
 
@@ -309,6 +319,12 @@ class Publisher:
                 finally:
                     await declaring.close()
                 self._declared_activities.add(activity_name)
+
+
+def _cancelled_here() -> bool:
+    """Whether the running task is being cancelled (rather than a future it awaited)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 _CONNECTION_LOST = (

@@ -149,3 +149,50 @@ async def test_a_nacked_publisher_publishes_next_on_a_new_connection(
         assert publisher._connection is not refused_on
     finally:
         await publisher.close()
+
+
+class StuckConnectionExchange:
+    """An exchange whose confirms are rejected as aiormq rejects those of a connection it
+    found stuck (its node cut off): with ``CancelledError``, though no task was cancelled."""
+
+    def __init__(self) -> None:
+        self.publishes = 0
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        self.publishes += 1
+        confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        confirm.set_exception(asyncio.CancelledError())
+        await confirm
+
+
+async def test_a_publish_whose_confirm_is_rejected_as_cancelled_fails_as_a_lost_connection(
+    private_topology: Topology,
+) -> None:
+    message = to_partition_zero(private_topology)()
+    publisher = await Publisher.open(AMQP_URL, private_topology, "integration.stuck")
+    try:
+        await publisher.publish(message)  # opens the channel and its exchanges
+        stuck = StuckConnectionExchange()
+        publisher._exchanges[message.exchange] = stuck  # type: ignore[assignment]
+        # Tried again once, as on a lost connection, then refused: never a CancelledError,
+        # which a caller (the HTTP API) would take for its own cancellation.
+        with pytest.raises(PublishFailedError, match="connection stuck"):
+            await publisher.publish(message)
+        assert stuck.publishes == 2
+
+        # A publish that is itself cancelled still is.
+        started, blocked = asyncio.Event(), asyncio.Event()
+
+        class Blocking:
+            async def publish(self, *args: Any, **kwargs: Any) -> None:
+                started.set()
+                await blocked.wait()
+
+        publisher._exchanges[message.exchange] = Blocking()  # type: ignore[assignment]
+        publishing = asyncio.create_task(publisher.publish(message))
+        await started.wait()
+        publishing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await publishing
+    finally:
+        await publisher.close()

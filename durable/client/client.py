@@ -61,6 +61,11 @@ from durable.store.starts import Start, insert_start
 
 __all__ = ["DurableClient", "Started"]
 
+SEND_PATIENCE_SECONDS = 10.0
+"""How long an event, a termination or another message to an instance is tried again while
+the broker refuses it: a quorum queue whose leader's node was lost refuses publishes until
+the others have elected a new leader, a few seconds (ADR 28)."""
+
 
 @dataclass(frozen=True)
 class Started:
@@ -422,4 +427,8 @@ class DurableClient(InstanceQueries):
             body=event,
         )
         exchange, routing_key = self._topology.orchestrator_route(instance_id)
-        await self._publisher.publish(OutgoingMessage.of(message, exchange, routing_key))
+        # A second copy of the message, should a refused one have reached the queue after
+        # all, is dropped by the orchestrator: it has the same message id.
+        await self._publisher.publish_patiently(
+            OutgoingMessage.of(message, exchange, routing_key), within=SEND_PATIENCE_SECONDS
+        )

@@ -108,10 +108,11 @@ class Node:
         if not pid_file.exists():
             return False
         try:
-            os.kill(int(pid_file.read_text().splitlines()[0]), 0)
-        except (ProcessLookupError, ValueError):
+            stat = Path(f"/proc/{int(pid_file.read_text().splitlines()[0])}/stat").read_text()
+        except (OSError, ValueError):
             return False
-        return True
+        # A postmaster killed -9 stays a zombie until its parent (init) reaps it.
+        return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class PostgresPair:
@@ -177,6 +178,10 @@ class PostgresPair:
         with (primary.directory / "pg_hba.conf").open("a") as hba:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         primary.start()
+        self._copy_primary_to(standby)
+
+    def _copy_primary_to(self, standby: Node) -> None:
+        """Make ``standby`` a streaming copy of the primary, and start it."""
         _as_postgres(
             str(BINARIES / "pg_basebackup"),
             "-D",
@@ -185,11 +190,12 @@ class PostgresPair:
             "-X",
             "stream",
             "-d",
-            f"host=127.0.0.1 port={primary.port} user=postgres application_name={STANDBY_NAME}",
+            f"host=127.0.0.1 port={self.primary.port} user=postgres "
+            f"application_name={STANDBY_NAME}",
         )
         with (standby.directory / "postgresql.auto.conf").open("a") as conf:
             # The copy has the primary's settings: once promoted, with no standby of its own,
-            # it must not wait for one (an operator would add a new standby later).
+            # it must not wait for one (until ``rebuild_standby`` gives it one).
             conf.write(f"port = {standby.port}\nsynchronous_standby_names = ''\n")
         standby.start()
 
@@ -198,6 +204,31 @@ class PostgresPair:
 
     def promote_standby(self) -> None:
         _as_postgres(str(BINARIES / "pg_ctl"), "-D", str(self.standby.directory), "-w", "promote")
+
+    def rebuild_standby(self) -> None:
+        """After ``promote_standby``: the promoted server becomes the primary, and the old
+        primary's place (its port) a new synchronous standby copied from it, as an operator
+        rebuilds a failed node; so the pair can fail over again."""
+        old = self.primary
+        if old.running():
+            old.stop()
+        self.primary, self.standby = self.standby, Node(old.directory, old.port)
+        shutil.rmtree(old.directory)
+        self._copy_primary_to(self.standby)
+        # Synchronous again once the standby streams: before, every commit would wait.
+        _as_postgres(
+            str(BINARIES / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary.port),
+            "-U",
+            "postgres",
+            "-c",
+            f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'",
+            "-c",
+            "SELECT pg_reload_conf()",
+        )
 
     def _remove(self) -> None:
         for node in (self.standby, self.primary):

@@ -121,3 +121,43 @@ async def test_a_standby_listed_first_is_passed_over_for_the_primary() -> None:
             assert await pool.fetchval("SELECT current_setting('port')::int") == pair.primary.port
         finally:
             await pool.close()
+
+
+async def test_a_rebuilt_standby_makes_the_pair_synchronous_again_and_able_to_fail_over() -> None:
+    async with PostgresPair.started() as pair:
+        first = pair.primary
+        connection = await asyncpg.connect(pair.node_dsn(pair.primary))
+        await connection.execute("CREATE TABLE acknowledged (n int)")
+        await connection.close()
+        pair.kill_primary()
+        pair.promote_standby()
+        pair.rebuild_standby()
+        assert (pair.standby.port, pair.standby.directory) == (first.port, first.directory)
+
+        primary = await asyncpg.connect(pair.node_dsn(pair.primary))
+        try:
+            assert await primary.fetchval("SHOW synchronous_standby_names") == "standby"
+            await asyncio.wait_for(primary.execute("INSERT INTO acknowledged VALUES (1)"), 30)
+            # Synchronous: with the new standby stopped, a commit waits for it.
+            pair.standby.stop()
+            commit = asyncio.ensure_future(primary.execute("INSERT INTO acknowledged VALUES (2)"))
+            done, _ = await asyncio.wait({commit}, timeout=1.0)
+            assert not done
+            pair.standby.start()
+            await asyncio.wait_for(commit, 30)
+        finally:
+            await primary.close()
+
+        # And it fails over again, with every acknowledged row.
+        pair.kill_primary()
+        pair.promote_standby()
+        promoted = await asyncpg.connect(pair.dsn)
+        try:
+            assert await promoted.fetchval("SELECT pg_is_in_recovery()") is False
+            assert await promoted.fetchval("SELECT array_agg(n ORDER BY n) FROM acknowledged") == [
+                1,
+                2,
+            ]
+        finally:
+            await promoted.close()
+

@@ -34,7 +34,7 @@ import asyncpg
 import structlog
 
 from durable.store import leases as store
-from durable.store.database import Connection
+from durable.store.database import Connection, forget_connections_after
 from durable.store.leases import Lease
 
 log = structlog.get_logger(__name__)
@@ -117,6 +117,7 @@ class LeaseKeeper:
                 await self.tick()
             except Exception as error:
                 self._log.warning("lease.round_failed", error=repr(error))
+                await forget_connections_after(self._pool, error)
                 self._expire_if_stale()
             took = time.monotonic() - started
             if took > self.interval:

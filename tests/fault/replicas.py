@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import aio_pika
 import asyncpg
 import psutil
 
 from contracts import Topology
 from deploy.processes import PROJECT_ROOT, ServiceProcess
+from durable.broker_nodes import connect
 from durable.client import DurableClient
 from services.orchestrator.leases import fair_share
 from tests.conftest import AMQP_URL
@@ -262,11 +262,12 @@ def seconds(later: datetime, earlier: datetime) -> float:
 async def dead_lettered(
     topology: Topology, activity_names: list[str], amqp_url: str = AMQP_URL
 ) -> dict[str, int]:
-    """Messages waiting in the deployment's dead-letter queues, by queue (on ``amqp_url``)."""
+    """Messages waiting in the deployment's dead-letter queues, by queue (on ``amqp_url``,
+    one URL or the nodes of a cluster)."""
     queues, _ = topology.orchestrator_declarations()
     for activity in activity_names:
         queues += topology.activity_declarations(activity)[0]
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect(amqp_url, "dead-letter-count")
     try:
         channel = await connection.channel()
         counts = {}

@@ -371,6 +371,12 @@ class RabbitCluster:
         counts = Counter((await self.leaders(queues)).values())
         return self.node(counts.most_common(1)[0][0])
 
+    async def led_by(self, node: RabbitNode) -> list[str]:
+        """The quorum queues whose leader is ``node``, as ``observer()`` records them: after
+        ``node`` is lost, those that have not elected a new leader yet."""
+        rows = await self._quorum_queues()
+        return sorted(name for name, members in rows.items() if members[0] == node.name)
+
     async def members_of(self, queue: str) -> list[str]:
         """The nodes (names) holding a replica of the quorum queue ``queue``."""
         return (await self._quorum_queues())[queue][1:]

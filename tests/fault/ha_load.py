@@ -43,7 +43,9 @@ from tests.conftest import (
     MANAGEMENT_KEY,
     TEST_FUNCTION_MODULES,
     activity_names_under_test,
+    create_database,
     delete_broker_objects,
+    drop_database,
     free_port,
     service_env,
     unique,
@@ -160,6 +162,29 @@ async def ha_deployment(
         await pool.close()
         if not own_broker:
             await delete_broker_objects(settings.topology, activity_names_under_test())
+
+
+@dataclass
+class OnACluster:
+    cluster: RabbitCluster
+    ha: HaDeployment
+
+
+@contextlib.asynccontextmanager
+async def ha_on_a_cluster(
+    log_dir: Path, *, namespaces: bool = False, config: Sequence[str] = ()
+) -> AsyncIterator[OnACluster]:
+    """``ha_deployment`` on a three-node RabbitMQ cluster built for it (the options of
+    ``RabbitCluster.started``) and a database of its own; all removed at the end."""
+    database_url = await create_database()
+    try:
+        async with (
+            RabbitCluster.started(nodes=3, namespaces=namespaces, config=config) as cluster,
+            ha_deployment(database_url, cluster.amqp_url, log_dir, own_broker=True) as ha,
+        ):
+            yield OnACluster(cluster, ha)
+    finally:
+        await drop_database(database_url)
 
 
 async def busiest_node(cluster: RabbitCluster, ha: HaDeployment) -> RabbitNode:

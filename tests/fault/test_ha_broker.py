@@ -16,21 +16,18 @@ the lost node led has a new leader and every partition has committed since the k
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_database, drop_database
 from tests.fault.ha_load import (
-    HaDeployment,
     LoadUnderFault,
+    OnACluster,
     busiest_node,
-    ha_deployment,
+    ha_on_a_cluster,
     led_elsewhere,
 )
 from tests.fault.workload import Shape
-from tests.helpers.rabbit_cluster import RabbitCluster, RabbitNode
 
 pytestmark = [pytest.mark.ha, pytest.mark.fault]
 
@@ -55,42 +52,20 @@ EVENTS_BEFORE_EACH_KILL = 200
 rest are raised at the end."""
 
 
-@dataclass
-class BrokerFaults:
-    cluster: RabbitCluster
-    ha: HaDeployment
-
-    async def busiest(self) -> RabbitNode:
-        """The node leading the most partition queues now."""
-        return await busiest_node(self.cluster, self.ha)
-
-
 @pytest.fixture
-async def faults(tmp_path: Path) -> AsyncIterator[BrokerFaults]:
-    database_url = await create_database()
-    try:
-        async with (
-            RabbitCluster.started(nodes=3) as cluster,
-            ha_deployment(
-                database_url,
-                cluster.amqp_url,
-                tmp_path / "logs",
-                own_broker=True,
-            ) as ha,
-        ):
-            yield BrokerFaults(cluster, ha)
-    finally:
-        await drop_database(database_url)
+async def faults(tmp_path: Path) -> AsyncIterator[OnACluster]:
+    async with ha_on_a_cluster(tmp_path / "logs") as deployment:
+        yield deployment
 
 
 async def test_two_nodes_killed_one_after_the_other_under_load_lose_nothing_and_double_nothing(
-    faults: BrokerFaults,
+    faults: OnACluster,
 ) -> None:
     cluster = faults.cluster
     load = LoadUnderFault(faults.ha, SHAPES)
     await load.start()
 
-    first = await faults.busiest()
+    first = await busiest_node(cluster, faults.ha)
     await load.assert_in_flight()
     await load.raise_events(EVENTS_BEFORE_EACH_KILL)
     killed_at = await load.clock()
@@ -108,7 +83,7 @@ async def test_two_nodes_killed_one_after_the_other_under_load_lose_nothing_and_
     await load.deployment.eventually(back_in_cluster, timeout=BACK_SECONDS, interval=0.5)
     await load.a_window_since(outage.ended)
 
-    second = await faults.busiest()
+    second = await busiest_node(cluster, faults.ha)
     assert second is not first, "the restarted node leads the most partition queues again"
     await load.assert_in_flight()
     await load.raise_events(EVENTS_BEFORE_EACH_KILL)

@@ -37,15 +37,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.fault.ha_load import HaDeployment, LoadUnderFault, busiest_node, ha_deployment
+from tests.fault.ha_load import LoadUnderFault, OnACluster, busiest_node, ha_on_a_cluster
 from tests.fault.workload import Shape
-from tests.helpers.rabbit_cluster import RabbitCluster
 
 pytestmark = [pytest.mark.ha, pytest.mark.fault]
 
@@ -69,27 +66,16 @@ EVENTS_BEFORE_THE_PARTITION = 200
 """Of the 800 waits, the events raised just before the partition; the rest at the end."""
 
 
-@dataclass
-class Partitioned:
-    cluster: RabbitCluster
-    ha: HaDeployment
-
-
 @pytest.fixture
-async def partitioned(tmp_path: Path) -> AsyncIterator[Partitioned]:
-    database_url = await create_database()
-    try:
-        async with (
-            RabbitCluster.started(nodes=3, namespaces=True, config=NODE_CONFIG) as cluster,
-            ha_deployment(database_url, cluster.amqp_url, tmp_path / "logs", own_broker=True) as ha,
-        ):
-            yield Partitioned(cluster, ha)
-    finally:
-        await drop_database(database_url)
+async def partitioned(tmp_path: Path) -> AsyncIterator[OnACluster]:
+    async with ha_on_a_cluster(
+        tmp_path / "logs", namespaces=True, config=NODE_CONFIG
+    ) as deployment:
+        yield deployment
 
 
 async def test_every_orchestration_completes_once_across_a_partition_of_the_busiest_node(
-    partitioned: Partitioned,
+    partitioned: OnACluster,
 ) -> None:
     cluster = partitioned.cluster
     load = LoadUnderFault(partitioned.ha, SHAPES)

@@ -64,6 +64,17 @@ async def settle(*members: Member) -> None:
             await member.keeper.tick()
 
 
+async def takes_everything(member: Member) -> None:
+    """Rounds of ``member`` until it holds every partition (the others' leases expired)."""
+
+    async def took_over() -> bool:
+        await member.keeper.tick()
+        assert sorted(member.consuming) == list(range(PARTITIONS))
+        return True
+
+    await assert_eventually(took_over, timeout=10)
+
+
 async def test_members_share_the_partitions_out_evenly_and_a_join_moves_only_what_it_takes(
     private_pool: asyncpg.Pool,
 ) -> None:
@@ -118,13 +129,8 @@ async def test_a_member_whose_expired_lease_was_taken_loses_it_at_its_next_round
     other = Member(private_pool, namespace, "b", lease_seconds=0.5)
     await other.keeper.join()
 
-    async def took_over() -> bool:
-        # "a" is paused: it neither heartbeats nor renews, and "b" ends up with everything.
-        await other.keeper.tick()
-        assert sorted(other.consuming) == list(range(PARTITIONS))
-        return True
-
-    await assert_eventually(took_over, timeout=10)
+    # "a" is paused: it neither heartbeats nor renews, and "b" ends up with everything.
+    await takes_everything(other)
     await paused.keeper.tick()
     await paused.keeper.stopped()
 
@@ -148,12 +154,7 @@ async def test_a_lost_partition_whose_consumer_will_not_stop_holds_up_no_heartbe
     other = Member(private_pool, namespace, "b", lease_seconds=0.5)
     await other.keeper.join()
 
-    async def took_over() -> bool:
-        await other.keeper.tick()
-        assert sorted(other.consuming) == list(range(PARTITIONS))
-        return True
-
-    await assert_eventually(took_over, timeout=10)
+    await takes_everything(other)
     # "a" is back: it loses every lease, and its consumers do not stop.
     await asyncio.wait_for(stuck.keeper.tick(), 5)
     assert sorted(p for kind, p in stuck.events if kind == "stopping") == list(range(PARTITIONS))

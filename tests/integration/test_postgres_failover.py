@@ -34,15 +34,22 @@ async def test_a_commit_waits_for_the_standby() -> None:
         primary = await asyncpg.connect(pair.node_dsn(pair.primary))
         try:
             await primary.execute("CREATE TABLE acknowledged (n int)")
-            pair.standby.stop()
-            commit = asyncio.ensure_future(primary.execute("INSERT INTO acknowledged VALUES (1)"))
-            # Not acknowledged while no standby has it (a second is plenty for a local commit).
-            done, _ = await asyncio.wait({commit}, timeout=1.0)
-            assert not done
-            pair.standby.start()
-            await asyncio.wait_for(commit, 30)
+            await assert_commit_waits_for_the_standby(pair, primary, 1)
         finally:
             await primary.close()
+
+
+async def assert_commit_waits_for_the_standby(
+    pair: PostgresPair, primary: asyncpg.Connection, n: int
+) -> None:
+    """With the standby stopped, inserting ``n`` is not acknowledged; once it is back, it is."""
+    pair.standby.stop()
+    commit = asyncio.ensure_future(primary.execute("INSERT INTO acknowledged VALUES ($1)", n))
+    # Not acknowledged while no standby has it (a second is plenty for a local commit).
+    done, _ = await asyncio.wait({commit}, timeout=1.0)
+    assert not done
+    pair.standby.start()
+    await asyncio.wait_for(commit, 30)
 
 
 async def test_the_store_follows_a_promoted_standby_and_keeps_every_acknowledged_write() -> None:
@@ -139,13 +146,7 @@ async def test_a_rebuilt_standby_makes_the_pair_synchronous_again_and_able_to_fa
         try:
             assert await primary.fetchval("SHOW synchronous_standby_names") == "standby"
             await asyncio.wait_for(primary.execute("INSERT INTO acknowledged VALUES (1)"), 30)
-            # Synchronous: with the new standby stopped, a commit waits for it.
-            pair.standby.stop()
-            commit = asyncio.ensure_future(primary.execute("INSERT INTO acknowledged VALUES (2)"))
-            done, _ = await asyncio.wait({commit}, timeout=1.0)
-            assert not done
-            pair.standby.start()
-            await asyncio.wait_for(commit, 30)
+            await assert_commit_waits_for_the_standby(pair, primary, 2)
         finally:
             await primary.close()
 

@@ -69,9 +69,14 @@ class Node:
         return self.directory.with_suffix(".log")
 
     def start(self) -> None:
-        _as_postgres(
-            str(BINARIES / "pg_ctl"), "-D", str(self.directory), "-l", str(self.log), "-w", "start"
-        )
+        try:
+            _as_postgres(
+                str(BINARIES / "pg_ctl"),
+                *("-D", str(self.directory), "-l", str(self.log), "-w", "start"),
+            )
+        except RuntimeError as error:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{error}\n{tail}") from None
 
     def stop(self) -> None:
         _as_postgres(str(BINARIES / "pg_ctl"), "-D", str(self.directory), "-m", "immediate", "stop")
@@ -189,6 +194,8 @@ class PostgresPair:
             "-R",
             "-X",
             "stream",
+            # At once: a spread checkpoint on a busy primary takes minutes.
+            "--checkpoint=fast",
             "-d",
             f"host=127.0.0.1 port={self.primary.port} user=postgres "
             f"application_name={STANDBY_NAME}",
@@ -210,10 +217,16 @@ class PostgresPair:
         primary's place (its port) a new synchronous standby copied from it, as an operator
         rebuilds a failed node; so the pair can fail over again."""
         old = self.primary
+        if old.frozen:
+            old.thaw()
         if old.running():
             old.stop()
         self.primary, self.standby = self.standby, Node(old.directory, old.port)
         shutil.rmtree(old.directory)
+        # A postmaster killed -9 leaves its socket's lock file, naming a pid that stays a
+        # zombie until init reaps it, which the next server on the port takes for alive.
+        for leftover in self.root.glob(f".s.PGSQL.{old.port}*"):
+            leftover.unlink(missing_ok=True)
         self._copy_primary_to(self.standby)
         # Synchronous again once the standby streams: before, every commit would wait.
         _as_postgres(

@@ -5,6 +5,7 @@ Driver errors are classified in ``durable.store.errors``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
@@ -101,6 +102,12 @@ async def _in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Await
         await transaction.start()
         try:
             result = await work(connection)
+        except asyncio.CancelledError:
+            # Stopped at once (a lost partition's consumer): the server rolls the transaction
+            # back when the connection goes. A rollback would wait on a server that may not
+            # answer (a frozen primary), for a whole command time-out.
+            connection.terminate()
+            raise
         except BaseException:
             await transaction.rollback()
             raise

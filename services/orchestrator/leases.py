@@ -28,7 +28,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -74,6 +74,7 @@ class LeaseKeeper:
         on_acquired: PartitionCallback,
         on_released: PartitionCallback,
         on_lost: PartitionCallback,
+        same_server: Sequence[asyncpg.Pool] = (),
     ) -> None:
         self._pool = pool
         self.namespace = namespace
@@ -83,6 +84,9 @@ class LeaseKeeper:
         self._on_acquired = on_acquired
         self._on_released = on_released
         self._on_lost = on_lost
+        # Pools on the same database: a round that finds it gone or hanging has them replace
+        # their connections too, before the service's next writes find out one by one.
+        self._same_server = tuple(same_server)
         self.held: dict[int, Lease] = {}
         self._stopping: dict[int, asyncio.Task[None]] = {}
         self._renewed_at = time.monotonic()
@@ -117,7 +121,8 @@ class LeaseKeeper:
                 await self.tick()
             except Exception as error:
                 self._log.warning("lease.round_failed", error=repr(error))
-                await forget_connections_after(self._pool, error)
+                for pool in (self._pool, *self._same_server):
+                    await forget_connections_after(pool, error)
                 self._expire_if_stale()
             took = time.monotonic() - started
             if took > self.interval:

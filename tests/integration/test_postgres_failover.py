@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from durable.client.queries import InstanceQueries
-from durable.store.database import create_pool
+from durable.store.database import Connection, create_pool, in_transaction
 from durable.store.errors import is_unreachable
 from durable.store.events import load_history
 from durable.store.hosts import HOST_CONNECT_SECONDS
@@ -186,5 +186,31 @@ async def test_a_status_read_on_a_frozen_primary_is_read_again_from_the_promoted
             status = await asyncio.wait_for(queries.get_status(instance_id), 30)
             assert status is not None
             assert await pool.fetchval("SELECT current_setting('port')::int") == pair.standby.port
+        finally:
+            pool.terminate()
+
+
+async def test_a_transaction_cancelled_on_a_frozen_server_ends_at_once() -> None:
+    # A lost partition's consumer is cancelled in the middle of its batch: waiting for a
+    # rollback on a server that does not answer would hold its stop for a command time-out.
+    async with PostgresPair.started() as pair:
+        pool = await create_pool(pair.dsn, min_size=1, max_size=1, command_timeout=30)
+        began, frozen = asyncio.Event(), asyncio.Event()
+
+        async def work(connection: Connection) -> None:
+            began.set()
+            await frozen.wait()
+            await connection.execute("SELECT 1")
+
+        try:
+            batch = asyncio.create_task(in_transaction(pool, work))
+            await began.wait()
+            pair.primary.freeze()
+            frozen.set()
+            batch.cancel()
+            started = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(batch, 5)
+            assert time.monotonic() - started < 5
         finally:
             pool.terminate()

@@ -19,8 +19,6 @@ from durable.client.paging import (
     decode_continuation_token,
     encode_continuation_token,
 )
-from durable.store.database import forget_connections_after
-from durable.store.errors import is_unreachable
 from durable.store.events import StoredEvent, load_history
 from durable.store.queries import (
     InstanceQuery,
@@ -41,18 +39,8 @@ class InstanceQueries:
         self._pool = pool
 
     async def get_status(self, instance_id: str) -> InstanceStatus | None:
-        """The instance's status, or ``None`` when there is no such instance.
-
-        Read once more when the connection it used was to a server that is gone or hangs
-        (a primary that failed over): the pool then replaces its connections, and the second
-        read goes to the server that took over."""
-        try:
-            return await fetch_instance(self._pool, instance_id)
-        except Exception as error:
-            if not is_unreachable(error):
-                raise
-            await forget_connections_after(self._pool, error)
-            return await fetch_instance(self._pool, instance_id)
+        """The instance's status, or ``None`` when there is no such instance."""
+        return await fetch_instance(self._pool, instance_id)
 
     async def get_status_by(
         self,

@@ -17,7 +17,6 @@ import structlog
 
 from contracts import ORCHESTRATOR_MESSAGE_BATCH
 from durable.broker import OutgoingMessage, Publisher
-from durable.store.database import forget_connections_after
 from durable.store.errors import is_connection_failure, is_unavailable
 from durable.store.instances import NewInstance
 from durable.store.outbox import OutboxCleaner, OutboxRecord, publish_committed
@@ -66,7 +65,6 @@ class StartBatcher:
                 try:
                     await self._write(batch)
                 except Exception as error:
-                    await forget_connections_after(self._pool, error)
                     for _, _, future in batch:
                         if not future.done():
                             future.set_exception(error)

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from durable.store.errors import AmbiguousCommitError, is_connection_failure, is_unreachable
+from durable.store.errors import AmbiguousCommitError, is_connection_failure
 from durable.store.hosts import connect_per_host
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -70,51 +70,37 @@ async def create_pool(
     return pool
 
 
-async def forget_connections_after(pool: asyncpg.Pool, error: BaseException) -> None:
-    """After ``error`` on one of ``pool``'s connections: when it says the server is gone or
-    does not answer, have the pool replace every connection it holds, as each is next taken
-    or given back. They were all opened to that server, and one that hangs (a frozen primary
-    keeps its sockets open) would otherwise be found out one connection at a time, each
-    after a whole command time-out; new connections find the server that now takes writes."""
-    cause = error.__cause__ if isinstance(error, AmbiguousCommitError) else error
-    if cause is not None and is_unreachable(cause):
-        await pool.expire_connections()
-
-
 async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run ``work`` in a transaction of its own on a connection from ``pool``, and commit.
 
     Raises ``AmbiguousCommitError`` when the connection fails during the commit (the
     transaction may or may not have committed); anything ``work`` raises rolls it back.
-    A failure that says the server is gone makes the pool replace its connections
-    (``forget_connections_after``).
+    Cancelled, it drops its connection (the server then rolls the transaction back) rather
+    than wait for a rollback on a server that may not answer (a frozen primary) for a whole
+    command time-out: a lost partition's consumer is stopped that way.
     """
-    try:
-        return await _in_transaction(pool, work)
-    except Exception as error:
-        await forget_connections_after(pool, error)
-        raise
-
-
-async def _in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]]) -> T:
     async with pool.acquire() as connection:
-        transaction = connection.transaction()
-        await transaction.start()
         try:
-            result = await work(connection)
+            return await _in_transaction(connection, work)
         except asyncio.CancelledError:
-            # Stopped at once (a lost partition's consumer): the server rolls the transaction
-            # back when the connection goes. A rollback would wait on a server that may not
-            # answer (a frozen primary), for a whole command time-out.
             connection.terminate()
             raise
-        except BaseException:
-            await transaction.rollback()
-            raise
-        try:
-            await transaction.commit()
-        except Exception as error:
-            if is_connection_failure(error):
-                raise AmbiguousCommitError(str(error)) from error
-            raise
+
+
+async def _in_transaction(connection: Connection, work: Callable[[Connection], Awaitable[T]]) -> T:
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        result = await work(connection)
+    except asyncio.CancelledError:
+        raise  # no rollback: the caller drops the connection
+    except BaseException:
+        await transaction.rollback()
+        raise
+    try:
+        await transaction.commit()
+    except Exception as error:
+        if is_connection_failure(error):
+            raise AmbiguousCommitError(str(error)) from error
+        raise
     return result

@@ -28,13 +28,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
 
 from durable.store import leases as store
-from durable.store.database import Connection, forget_connections_after
+from durable.store.database import Connection
 from durable.store.leases import Lease
 
 log = structlog.get_logger(__name__)
@@ -74,7 +74,6 @@ class LeaseKeeper:
         on_acquired: PartitionCallback,
         on_released: PartitionCallback,
         on_lost: PartitionCallback,
-        same_server: Sequence[asyncpg.Pool] = (),
     ) -> None:
         self._pool = pool
         self.namespace = namespace
@@ -84,9 +83,6 @@ class LeaseKeeper:
         self._on_acquired = on_acquired
         self._on_released = on_released
         self._on_lost = on_lost
-        # Pools on the same database: a round that finds it gone or hanging has them replace
-        # their connections too, before the service's next writes find out one by one.
-        self._same_server = tuple(same_server)
         self.held: dict[int, Lease] = {}
         self._stopping: dict[int, asyncio.Task[None]] = {}
         self._renewed_at = time.monotonic()
@@ -121,8 +117,6 @@ class LeaseKeeper:
                 await self.tick()
             except Exception as error:
                 self._log.warning("lease.round_failed", error=repr(error))
-                for pool in (self._pool, *self._same_server):
-                    await forget_connections_after(pool, error)
                 self._expire_if_stale()
             took = time.monotonic() - started
             if took > self.interval:

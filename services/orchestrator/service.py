@@ -144,7 +144,6 @@ async def run(settings: OrchestratorSettings) -> None:
         on_acquired=assignments.start,
         on_released=released,
         on_lost=lost,
-        same_server=[pool],
     )
 
     async def attach(connection: AbstractConnection) -> None:

@@ -15,7 +15,6 @@ import time
 import asyncpg
 import pytest
 
-from durable.client.queries import InstanceQueries
 from durable.store.database import Connection, create_pool, in_transaction
 from durable.store.errors import is_unreachable
 from durable.store.events import load_history
@@ -162,32 +161,6 @@ async def test_a_rebuilt_standby_makes_the_pair_synchronous_again_and_able_to_fa
             ]
         finally:
             await promoted.close()
-
-
-async def test_a_status_read_on_a_frozen_primary_is_read_again_from_the_promoted_standby() -> None:
-    # Every pooled connection is to the primary, which then hangs with its sockets open: the
-    # read on one of them times out, and the pool must give up all of them, not one a time-out.
-    async with PostgresPair.started() as pair:
-        pool = await create_pool(pair.dsn, min_size=2, max_size=2, command_timeout=2)
-        try:
-            async with pool.acquire() as connection:
-                await apply_migrations(connection)
-            instance_id, _ = await running_instance(pool)
-            async with pool.acquire() as first, pool.acquire() as second:
-                assert {first.get_server_pid(), second.get_server_pid()}  # both open
-            queries = InstanceQueries(pool)
-            pair.primary.freeze()
-            pair.promote_standby()
-
-            status = await asyncio.wait_for(queries.get_status(instance_id), 30)
-            assert status is not None
-            assert status.runtime_status.value == "Running"
-            # The other pooled connection went too: the next read does not time out on it.
-            status = await asyncio.wait_for(queries.get_status(instance_id), 30)
-            assert status is not None
-            assert await pool.fetchval("SELECT current_setting('port')::int") == pair.standby.port
-        finally:
-            pool.terminate()
 
 
 async def test_a_transaction_cancelled_on_a_frozen_server_ends_at_once() -> None:

@@ -106,6 +106,7 @@ async def ha_deployment(
     *,
     clock: Clock | None = None,
     own_broker: bool = False,
+    database_timeout_seconds: float = 30.0,
 ) -> AsyncIterator[HaDeployment]:
     """Start the services on ``database_url`` (migrated) and ``amqp_url`` (one URL or the
     nodes of a cluster) and wait until the replicas share the partitions.
@@ -113,6 +114,8 @@ async def ha_deployment(
     Args:
         clock: whose clock times the outages (a session that outlives the fault).
         own_broker: the broker is the test's own and goes with it: nothing to delete.
+        database_timeout_seconds: ``DF_DATABASE_TIMEOUT_SECONDS``, of the services and of
+            the test's client.
     """
     settings = CommonSettings(
         database_url=database_url,
@@ -120,6 +123,7 @@ async def ha_deployment(
         namespace=unique("ha"),
         partitions=PARTITIONS,
         function_modules=TEST_FUNCTION_MODULES,
+        database_timeout_seconds=database_timeout_seconds,
     )
     http_port = free_port()
     # As in the scale-out tests: a short AMQP heartbeat, short leases and grace periods.
@@ -127,6 +131,7 @@ async def ha_deployment(
     env = service_env(settings, http_port) | {
         "DF_AMQP_URL": nodes,
         "DF_LEASE_SECONDS": str(LEASE_SECONDS),
+        "DF_DATABASE_TIMEOUT_SECONDS": str(database_timeout_seconds),
         "DF_OUTBOX_GRACE_SECONDS": "1",
         "DF_TIMER_GRACE_SECONDS": str(TIMER_GRACE_SECONDS),
         "DF_LOG_FORMAT": "json",
@@ -331,6 +336,11 @@ class LoadUnderFault:
 
     async def _report(self, refused: list[Attempt]) -> None:
         print(f"ha figure: instances in flight at each fault: {self.in_flight}")
+        if self.workload.raises_retried:
+            print(
+                f"ha figure: the test's own client raised {self.workload.raises_retried} "
+                "events again after the store did not answer"
+            )
         sleepers = [i for i, shape in self.workload.shapes.items() if shape == "sleeper"]
         late: dict[str, float] = {}
         due = 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,9 +31,11 @@ from contracts import (
     TimerFired,
 )
 from durable.client import DurableClient
+from durable.store.errors import is_unavailable
 from durable.store.events import StoredEvent, load_histories_txn
 
 CHAIN_STEPS = 3
+RAISE_PATIENCE_SECONDS = 120.0
 FAN_OUT = 4
 STEP_SECONDS = 0.2
 COMPLETIONS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated)
@@ -80,6 +84,8 @@ class MixedWorkload:
         self._pool = pool
         self._shapes = shapes
         self.shapes: dict[str, str] = {}  # instance id -> orchestrator
+        self.raises_retried = 0
+        """Events raised again because the store could not be reached."""
 
     @property
     def size(self) -> int:
@@ -105,12 +111,24 @@ class MixedWorkload:
         """Raise the event of each of ``waiting`` (by default every instance that waits)."""
         waiting = self.waiting if waiting is None else waiting
         for first in range(0, len(waiting), 250):
-            await asyncio.gather(
-                *(
-                    self._client.raise_event(i, "Approval", {"for": i})
-                    for i in waiting[first : first + 250]
+            await asyncio.gather(*(self._raise(i) for i in waiting[first : first + 250]))
+
+    async def _raise(self, instance_id: str) -> None:
+        """Raise an instance's event as a careful caller does: again (with the same message
+        id, which the orchestrator drops if the first arrived) while the store cannot be
+        reached, as when this client's pooled connections are to a primary that hangs."""
+        message_id = uuid.uuid4()
+        deadline = time.monotonic() + RAISE_PATIENCE_SECONDS
+        while True:
+            try:
+                await self._client.raise_event(
+                    instance_id, "Approval", {"for": instance_id}, message_id=message_id
                 )
-            )
+                return
+            except Exception as error:
+                if not is_unavailable(error) or time.monotonic() > deadline:
+                    raise
+                self.raises_retried += 1
 
     async def ended(self) -> int:
         return int(

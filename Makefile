@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export DF_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/durable
 export DF_AMQP_URL     ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv services migrate run up test test-fast lint format typecheck schema bench bench-quick clean
+.PHONY: help venv services migrate run up test test-fast soak lint format typecheck schema bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ up: migrate  ## run the three services in the foreground until Ctrl-C
 
 test: venv services  ## run the whole test suite (unit, integration, end-to-end, fault)
 	$(PY) -m pytest
+
+soak: venv services  ## random kills every 20-60 s under load for DF_SOAK_SECONDS (600), then every check
+	$(PY) -m pytest -m soak -s -p no:cacheprovider tests/soak
 
 test-fast: venv  ## unit tests only (no Postgres or RabbitMQ needed)
 	$(PY) -m pytest tests/unit

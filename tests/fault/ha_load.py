@@ -289,10 +289,10 @@ class LoadUnderFault:
         await self.workload.raise_events(waiting[self._raised : end])
         self._raised = min(end, len(waiting))
 
-    async def assert_in_flight(self) -> None:
-        """At least ``IN_FLIGHT`` instances are in flight: call just before a fault."""
+    async def assert_in_flight(self, at_least: int = IN_FLIGHT) -> None:
+        """At least ``at_least`` instances are in flight: call just before a fault."""
         in_flight = self.workload.size - await self.workload.ended()
-        assert in_flight >= IN_FLIGHT, f"only {in_flight} instances in flight"
+        assert in_flight >= at_least, f"only {in_flight} instances in flight"
         self.in_flight.append(in_flight)
 
     async def recovered(
@@ -335,7 +335,10 @@ class LoadUnderFault:
         await self._report(refused)
 
     async def _report(self, refused: list[Attempt]) -> None:
-        print(f"ha figure: instances in flight at each fault: {self.in_flight}")
+        print(
+            f"ha figure: {self.workload.size} instances, every one checked; in flight at each "
+            f"fault: {self.in_flight}"
+        )
         if self.workload.raises_retried:
             print(
                 f"ha figure: the test's own client raised {self.workload.raises_retried} "

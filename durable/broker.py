@@ -177,6 +177,11 @@ class Publisher:
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
 
+    async def check(self, timeout: float) -> None:
+        """Raise unless the broker gives this publisher an open channel (connecting again if
+        it must) within ``timeout`` seconds: a readiness check."""
+        await asyncio.wait_for(self._ready(), timeout)
+
     async def _ready(self) -> AbstractChannel:
         """The open confirm channel, after (re-)connecting and declaring if needed."""
         channel = self._channel

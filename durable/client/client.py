@@ -61,6 +61,8 @@ from durable.store.starts import Start, insert_start
 
 __all__ = ["DurableClient", "Started"]
 
+READINESS_SECONDS = 2.0
+"""How long a readiness check waits for the database and for the broker."""
 SEND_PATIENCE_SECONDS = 10.0
 """How long an event, a termination or another message to an instance is tried again while
 the broker refuses it: a quorum queue whose leader's node was lost refuses publishes until
@@ -137,6 +139,21 @@ class DurableClient(InstanceQueries):
             owns_resources=True,
             start_existing=settings.start_existing,
         )
+
+    async def check_connections(self, timeout: float = READINESS_SECONDS) -> dict[str, str]:
+        """Whether this client can reach what it needs now, each within ``timeout`` seconds:
+        ``{"database": "ok" | <error>, "broker": "ok" | <error>}`` (a readiness check; the
+        broker is connected again if it must be)."""
+
+        async def database() -> None:
+            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), timeout)
+
+        checks = {"database": database(), "broker": self._publisher.check(timeout)}
+        results = await asyncio.gather(*checks.values(), return_exceptions=True)
+        return {
+            name: "ok" if result is None else (repr(result) if str(result) == "" else str(result))
+            for name, result in zip(checks, results, strict=True)
+        }
 
     async def close(self) -> None:
         await self._outbox_cleaner.close()

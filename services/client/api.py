@@ -139,8 +139,19 @@ def create_app(
     _document_400_not_422(app)
 
     @app.get("/healthz", include_in_schema=False)
+    @app.get("/livez", include_in_schema=False)
     async def health() -> dict[str, str]:
+        # Alive: the process serves requests. Whether it can do its work is /readyz.
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        durable: DurableClient = request.app.state.client
+        checks = await durable.check_connections()
+        if all(result == "ok" for result in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        log.warning("http.not_ready", checks=checks)
+        return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)
 
     return app
 

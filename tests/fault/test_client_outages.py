@@ -117,6 +117,40 @@ def assert_unavailable(answer: httpx.Response) -> None:
 # --- 8: outages ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dependency", ["database", "broker"])
+async def test_readiness_says_which_dependency_is_down_and_comes_back_with_it(
+    alone: ClientAlone, dependency: str
+) -> None:
+    ready = await alone.http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    proxy = alone.database if dependency == "database" else alone.broker
+
+    await proxy.cut()
+    try:
+
+        async def not_ready() -> dict[str, str]:
+            answer = await alone.http.get("/readyz")
+            assert answer.status_code == 503, answer.text
+            return answer.json()["checks"]  # type: ignore[no-any-return]
+
+        checks = await assert_eventually(not_ready, timeout=15, interval=0.2)
+        other = "broker" if dependency == "database" else "database"
+        assert checks[dependency] != "ok"
+        assert checks[other] == "ok"
+        # Alive all the while: a process manager must not restart it for an outage.
+        assert (await alone.http.get("/livez")).status_code == 200
+    finally:
+        await proxy.restore()
+
+    async def ready_again() -> bool:
+        answer = await alone.http.get("/readyz")
+        assert answer.status_code == 200, answer.text
+        return True
+
+    await assert_eventually(ready_again, timeout=30, interval=0.2)
+
+
 async def test_while_the_database_is_down_calls_answer_503_at_once_and_create_nothing(
     alone: ClientAlone,
 ) -> None:

@@ -22,7 +22,14 @@ ALIASES = {"GET /instances/", "DELETE /instances/"}
 """Spellings served for azure-functions-durable's client, which lists and purges at
 ``instances/`` (ADR 8); the tables name them once, without the slash."""
 
-PAGES = {"GET /healthz", "GET /openapi.json", "GET /docs", "GET /redoc"}
+PAGES = {
+    "GET /healthz",
+    "GET /livez",
+    "GET /readyz",
+    "GET /openapi.json",
+    "GET /docs",
+    "GET /redoc",
+}
 """The service's own pages; ``/docs/oauth2-redirect`` is Swagger UI's, not ours to document."""
 
 

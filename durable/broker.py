@@ -51,8 +51,8 @@ RENEW_AFTER_NACK_SECONDS = 2.0
 On a three-node RabbitMQ 3.10 cluster, a channel that publishes to a quorum queue while the
 queue elects a new leader (its leader's node was killed) can go on being nacked for minutes
 after the election, while a new connection to the same node is confirmed at once. Measured in
-the services test (``test_broker_failover_services.py``): the activities worker's task
-results were refused for over two minutes, and 48 to 274 of 400 orchestrations stalled.
+a node-kill test (now ``tests/fault/test_ha_broker.py``): workers' results were refused for
+over two minutes, and 48 to 274 of 400 orchestrations stalled.
 """
 
 

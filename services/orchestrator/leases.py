@@ -175,8 +175,8 @@ class LeaseKeeper:
 
     async def leave(self) -> None:
         """Stop consuming every partition, then give them up and leave (a graceful stop)."""
-        if self._stopping:
-            await asyncio.wait(list(self._stopping.values()), timeout=self.lease_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopped(), self.lease_seconds)
         await self._release(sorted(self.held), members=None)
         async with self._pool.acquire() as connection:
             await store.leave(connection, self.namespace, self.member)
@@ -234,12 +234,8 @@ class LeaseKeeper:
         self._log.warning("lease.lost", partition=partition, epoch=lease.epoch, why=why)
         task = asyncio.create_task(self._stop_lost(lease), name=f"lease-lost-{partition}")
         self._stopping[partition] = task
-        task.add_done_callback(self._stopped_one)
-
-    def _stopped_one(self, task: asyncio.Task[None]) -> None:
-        for partition, stopping in list(self._stopping.items()):
-            if stopping is task:
-                del self._stopping[partition]
+        # No partition is taken while a stop is under way, so none is lost twice meanwhile.
+        task.add_done_callback(lambda _: self._stopping.pop(partition))
 
     async def _stop_lost(self, lease: Lease) -> None:
         stop = asyncio.ensure_future(self._on_lost(lease))

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from deploy.processes import ServiceProcess
+from durable.broker_nodes import node_urls
 from durable.client import DurableClient
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
@@ -72,7 +73,8 @@ from tests.fault.replicas import (
     with_heartbeat,
 )
 from tests.fault.workload import MixedWorkload, Shape, input_for
-from tests.helpers.rabbit_cluster import RabbitCluster, RabbitNode
+from tests.helpers.rabbit_cluster import RabbitCluster
+from tests.helpers.rabbit_node import RabbitNode
 
 MEMBERS = ["replica-0", "replica-1"]
 TIMER_GRACE_SECONDS = 2.0
@@ -109,7 +111,8 @@ async def ha_deployment(
     database_timeout_seconds: float = 30.0,
 ) -> AsyncIterator[HaDeployment]:
     """Start the services on ``database_url`` (migrated) and ``amqp_url`` (one URL or the
-    nodes of a cluster) and wait until the replicas share the partitions.
+    nodes of a cluster); ``LoadUnderFault.start`` waits until the replicas share the
+    partitions.
 
     Args:
         clock: whose clock times the outages (a session that outlives the fault).
@@ -127,7 +130,7 @@ async def ha_deployment(
     )
     http_port = free_port()
     # As in the scale-out tests: a short AMQP heartbeat, short leases and grace periods.
-    nodes = ",".join(with_heartbeat(url, HEARTBEAT_SECONDS) for url in amqp_url.split(","))
+    nodes = ",".join(with_heartbeat(url, HEARTBEAT_SECONDS) for url in node_urls(amqp_url))
     env = service_env(settings, http_port) | {
         "DF_AMQP_URL": nodes,
         "DF_LEASE_SECONDS": str(LEASE_SECONDS),

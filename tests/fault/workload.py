@@ -36,6 +36,7 @@ from durable.store.events import StoredEvent, load_histories_txn
 
 CHAIN_STEPS = 3
 RAISE_PATIENCE_SECONDS = 120.0
+RAISE_RETRY_PAUSE_SECONDS = 0.5
 FAN_OUT = 4
 STEP_SECONDS = 0.2
 COMPLETIONS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated)
@@ -129,6 +130,7 @@ class MixedWorkload:
                 if not is_unavailable(error) or time.monotonic() > deadline:
                     raise
                 self.raises_retried += 1
+                await asyncio.sleep(RAISE_RETRY_PAUSE_SECONDS)  # a caller's back-off
 
     async def ended(self) -> int:
         return int(

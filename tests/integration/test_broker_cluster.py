@@ -21,7 +21,8 @@ from contracts import Topology
 from durable.broker import OutgoingMessage, Publisher, PublishFailedError, connect
 from durable.declarations import declare_orchestrator_queues
 from services.common.consuming import ConnectionSupervisor
-from tests.helpers.rabbit_cluster import RabbitCluster, RabbitNode
+from tests.helpers.rabbit_cluster import RabbitCluster
+from tests.helpers.rabbit_node import RabbitNode
 from tests.helpers.waiting import assert_eventually
 
 pytestmark = pytest.mark.ha

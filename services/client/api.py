@@ -37,6 +37,7 @@ from durable.client.errors import StartOutcomeUnknownError
 from durable.client.payloads import PREFIX, RPC_PREFIX
 from durable.store.errors import is_unavailable
 from services.client import api_instances, api_operations, api_orchestrators
+from services.client.access_log import AccessLog
 from services.client.api_common import ApiError, error_response, error_responses
 from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
 from services.client.api_route_case import CaseInsensitiveRoutes, RouteSpellings
@@ -135,6 +136,8 @@ def create_app(
         CaseInsensitiveRoutes, spellings=RouteSpellings(path for path, _ in _api_routes())
     )
     app.add_middleware(RequestGuards, max_body_bytes=settings.max_body_bytes)
+    if settings.http_access_log:
+        app.add_middleware(AccessLog)  # outermost: it sees every answer, refusals included
 
     _document_400_not_422(app)
 

@@ -26,6 +26,8 @@ class ClientSettings(CommonSettings):
         gets the check-status payload to poll, as when any wait runs out.
     shutdown_seconds: how long a stop (SIGTERM) lets requests in progress finish before
         they are cancelled and the service exits.
+    http_access_log: log one ``http.request`` line per request (method, path, the names of
+        the query's parameters, status, duration, peer); off by default.
     """
 
     http_host: str = "127.0.0.1"
@@ -37,6 +39,7 @@ class ClientSettings(CommonSettings):
     http_max_body_bytes: int | None = Field(default=None, ge=1024)
     http_max_wait_seconds: float = Field(default=60.0, gt=0, le=3600)
     shutdown_seconds: float = Field(default=10.0, gt=0, le=600)
+    http_access_log: bool = False
 
     @property
     def max_body_bytes(self) -> int:

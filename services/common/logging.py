@@ -74,6 +74,9 @@ def configure_logging(
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
     _route_standard_library(redacting, shared, max(numeric_level, logging.WARNING))
+    # Python's warnings (a library's DeprecationWarning, ResourceWarning) would print plain
+    # text to stderr: as records of the ``py.warnings`` logger they are rendered like the rest.
+    logging.captureWarnings(True)
     _log_uncaught_exceptions()
 
 

@@ -126,6 +126,8 @@ async def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             "DF_MANAGEMENT_KEYS": found.management_key,
             "DF_START_KEYS": found.start_key,
             "DF_LOG_LEVEL": "debug",
+            # The access log too: it must not carry the keys sent in ``?code=``.
+            "DF_HTTP_ACCESS_LOG": "true",
             # A supervisor and its processes, whatever the machine's cores (ADR 15).
             "DF_ORCHESTRATOR_PROCESSES": "2",
             **approval_env(),
@@ -174,6 +176,7 @@ async def test_no_secret_reaches_any_log(deployment: Deployment) -> None:
     assert "message.dead_lettered" in logs["orchestrator"]
     assert "message.dead_lettered" in logs["activities"]
     assert "Traceback (most recent call last)" in logs["orchestrator"]
+    assert "http.request" in logs["client"]
 
 
 def leaked_parts(text: str, secret: str) -> list[str]:

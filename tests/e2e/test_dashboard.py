@@ -180,6 +180,11 @@ async def test_a_waiting_proposal_shows_under_its_assignee_until_approved(
     await expect(decided).to_contain_text(MANAGER)
     await screenshot(operator, shots, "approvals")
 
+    await decided.get_by_role("link", name=proposal_id).click()
+    await expect(operator.get_by_test_id("runtime-status")).to_have_text("Completed")
+    await expect(operator.locator('.bar[data-kind="event_raised"]')).to_have_count(1)
+    await screenshot(operator, shots, "instance-approval")
+
 
 async def test_the_dead_letter_page_lists_the_queues(operator: Page, shots: Path) -> None:
     await operator.goto("/dashboard/dead-letters")

@@ -126,7 +126,7 @@ def test_a_terminated_instance_ends_its_waiting_bars_at_the_termination() -> Non
     assert timeline is not None
     assert timeline.ended
     assert timeline.duration_seconds == 4.0
-    assert timeline.bars[0].outcome == "waiting"
+    assert timeline.bars[0].outcome == "unfinished"
     assert timeline.bars[0].width == pytest.approx(100.0)
 
 

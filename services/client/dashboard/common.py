@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -15,7 +15,6 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from durable.client import DurableClient
-from durable.client.payloads import format_timestamp
 from services.client.dashboard.sessions import (
     COOKIE_NAME,
     DashboardSession,
@@ -64,7 +63,10 @@ def templates() -> Jinja2Templates:
 
 
 def _time(moment: datetime | None) -> str:
-    return "" if moment is None else format_timestamp(moment)
+    """UTC to the millisecond, readable: ``2026-01-31 09:00:00.123Z``."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def _pretty(value: Any) -> str:

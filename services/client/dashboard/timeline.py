@@ -4,7 +4,8 @@ sub-orchestration, and a mark per event received or sent, placed against the exe
 Pure: it takes the events and "now" and answers positions in percent of the execution's span,
 which the template turns into plain HTML bars. Only the current execution is laid out (what
 came before a ``ContinueAsNew`` is another execution, as Durable Functions shows it). A bar
-that has no answer yet runs to the end of the span, marked as waiting.
+that has no answer runs to the end of the span: waiting while the execution runs, unfinished
+once it has ended.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from contracts import (
 )
 
 BarKind = Literal["activity", "timer", "sub_orchestration", "event_raised", "event_sent"]
-Outcome = Literal["completed", "failed", "waiting", "fired", "received", "sent"]
+Outcome = Literal["completed", "failed", "waiting", "unfinished", "fired", "received", "sent"]
+"""``waiting``: no answer yet; ``unfinished``: none came before the execution ended (a timer
+that a decision made moot, an activity a termination dropped)."""
 MIN_WIDTH_PERCENT = 0.6
 """The narrowest bar drawn, so an instant (an event, a local activity) stays visible."""
 _ENDS = ExecutionCompleted | ExecutionFailed | ExecutionTerminated | ContinueAsNew
@@ -117,6 +120,8 @@ def layout(events: Sequence[HistoryEvent], now: datetime) -> Timeline | None:
 
     bars = []
     for opened, end, outcome in spans:
+        if outcome == "waiting" and closing is not None:
+            outcome = "unfinished"
         left = place(opened.start)
         right = place(end if end is not None else finish)
         width = max(right - left, MIN_WIDTH_PERCENT)

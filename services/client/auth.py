@@ -4,7 +4,8 @@ A caller presents a key in the ``x-functions-key`` header or the ``code`` query 
 (the header wins when both are given). A management key (Durable Functions' system key) opens
 every route; a start key opens only starting orchestrations and raising events. Anything else
 is refused with 401 before the route reads its body, so a refused call changes nothing.
-The health routes (``/healthz``, ``/livez``, ``/readyz``) and the OpenAPI pages need no key.
+The health routes (``/healthz``, ``/livez``, ``/readyz``), ``/metrics`` and the OpenAPI pages
+need no key.
 ADR 10 records the choices.
 
 Within the events route, an orchestrator's protected events (``protected_events``, ADR 20)

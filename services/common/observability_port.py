@@ -189,6 +189,7 @@ def serve_in_process(
     except PortInUseError as error:
         log.error("service.cannot_start", error=error.strerror)
         sys.exit(2)
-    log.info("observability.listening", address=port.address)
+    host, bound = port.address
+    log.info("observability.listening", host=host, port=bound)
     port.start()
     return port

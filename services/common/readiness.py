@@ -8,7 +8,7 @@ under the orchestrator's supervisor (ADR 15) also writes each evaluation to a sm
 the service's metrics directory, and the supervisor's ``/readyz`` is ready only if every
 process's latest file is (``gather_reports``, ADR 30).
 
-Standard library only: the supervisor imports this and must stay small.
+The standard library and structlog only: the supervisor imports this and must stay small.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 OK = "ok"
 CHECK_INTERVAL_SECONDS = 1.0
@@ -124,7 +128,16 @@ class ReadinessMonitor:
         )
 
     def _publish(self, readiness: Readiness) -> None:
+        previous = self._latest
         self._latest = (time.monotonic(), readiness)
+        # A line when it changes, not every second: the log says when and why.
+        if previous is None or previous[1].ready != readiness.ready:
+            if readiness.ready:
+                log.info("readiness.ready")
+            elif readiness.checks == {"service": "stopping"}:
+                log.info("readiness.stopping")
+            else:
+                log.warning("readiness.not_ready", checks=dict(readiness.checks))
         if self._report_path is not None:
             write_report(self._report_path, readiness)
 

@@ -68,7 +68,8 @@ def supervise(processes: int, port: tuple[str, int] | None = None) -> int:
                 metrics=multiprocess_metrics(directory),
                 setting=PORT_SETTING,
             )
-            log.info("observability.listening", address=observability.address)
+            host, bound = observability.address
+            log.info("observability.listening", host=host, port=bound)
             observability.start()
         try:
             return _run_copies(processes, directory)

@@ -260,3 +260,33 @@ def test_a_supervisors_scrape_sums_the_counters_of_every_process(tmp_path: Path)
 
     assert content_type == PLAIN_0_0_4
     assert 'probe_batches_total{outcome="committed"} 4.0' in body.decode()
+
+
+@pytest.mark.parametrize(
+    ("service", "processes"), [("activities", "1"), ("orchestrator", "1"), ("orchestrator", "2")]
+)
+def test_a_service_whose_port_is_in_use_stops_at_once_naming_the_setting(
+    service: str, processes: str
+) -> None:
+    variable = f"DF_{service.upper()}_OBSERVABILITY_PORT"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            variable: str(taken.getsockname()[1]),
+            "DF_ORCHESTRATOR_PROCESSES": processes,
+            # Nothing listens there: the port must fail the start before any connection.
+            "DF_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "DF_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/",
+        }
+        started = subprocess.run(
+            [sys.executable, "-m", f"services.{service}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert started.returncode == 2
+    assert f"is already in use; set {variable}" in started.stdout + started.stderr

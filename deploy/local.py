@@ -154,7 +154,7 @@ async def _demo(settings: ClientSettings, fan_out: int) -> None:
     deadlines = {name: os.environ.get(name, value) for name, value in DEMO_DEADLINES.items()}
     access = _local_access(settings)
     approvers = _local_approvers(settings)
-    group = ServiceGroup({**deadlines, **access, **approvers}, LOG_DIR)
+    group = ServiceGroup({**deadlines, **access, **approvers}, LOG_DIR, free_ports=False)
     functions = load_function_apps(settings.modules)
     _say(f"▶ starting orchestrator, activities and client services (logs in {LOG_DIR})")
     started = time.monotonic()
@@ -215,12 +215,16 @@ def up() -> None:
     asyncio.run(_prepare_database(settings))
     access = _local_access(settings)
     approvers = _local_approvers(settings)
-    group = ServiceGroup({**access, **approvers}, LOG_DIR)
+    group = ServiceGroup({**access, **approvers}, LOG_DIR, free_ports=False)
     group.start()
     try:
         functions = load_function_apps(settings.modules)
         asyncio.run(group.wait_ready(settings.topology, functions.activities))
         _say(f"services are up; {_api_line(settings, access)}; logs in {LOG_DIR}")
+        _say(
+            "health and metrics (/livez, /readyz, /metrics): "
+            + ", ".join(f"{n} {s.health_url}" for n, s in group.services.items() if s.health_url)
+        )
         if line := _approvers_line(approvers):
             _say(line)
         _say("press Ctrl-C to stop")

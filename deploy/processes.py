@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,33 +27,75 @@ from contracts.topology import Topology
 from durable.broker import connect
 from durable.settings import CommonSettings
 from durable.store.leases import members_and_leases
+from services.activities.settings import ActivitiesSettings
 from services.orchestrator.leases import fair_share
-from services.orchestrator.settings import process_count
+from services.orchestrator.settings import OrchestratorSettings, process_count
 
 SERVICES = ("orchestrator", "activities", "client")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OBSERVABILITY_PORT_VARIABLES = {
+    "orchestrator": "DF_ORCHESTRATOR_OBSERVABILITY_PORT",
+    "activities": "DF_ACTIVITIES_OBSERVABILITY_PORT",
+}
+"""The setting naming the port of each service's ``/livez``, ``/readyz`` and ``/metrics``
+(the client's are on its HTTP API's port)."""
 
 
 @dataclass
 class ServiceProcess:
-    """One service (``python -m services.<name>``) with its log file."""
+    """One service (``python -m services.<name>``) with its log file.
+
+    With ``free_ports`` (the default), a service whose observability port its environment
+    does not name is given a free one of its own, kept across restarts
+    (``observability_port``): several deployments, or two replicas started from one
+    environment, never collide on the settings' default.
+    """
 
     name: str
     env: Mapping[str, str]
     log_path: Path
+    free_ports: bool = True
     process: subprocess.Popen[bytes] | None = None
+    observability_port: int | None = None
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
+        env = {**os.environ, **self.env, "PYTHONPATH": str(PROJECT_ROOT)}
+        variable = OBSERVABILITY_PORT_VARIABLES.get(self.name)
+        if variable is not None and self.observability_port is None:
+            named = env.get(variable)
+            if named is None:
+                self.observability_port = free_port() if self.free_ports else _default(variable)
+            elif named.isdigit() and int(named) > 0:
+                self.observability_port = int(named)
+        if variable is not None and self.observability_port is not None:
+            env[variable] = str(self.observability_port)
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
-            env={**os.environ, **self.env, "PYTHONPATH": str(PROJECT_ROOT)},
+            env=env,
             cwd=PROJECT_ROOT,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
+
+    @property
+    def health_url(self) -> str | None:
+        """Where this service's ``/livez``, ``/readyz`` and ``/metrics`` are (None: no port,
+        or one chosen by the service that only its log says)."""
+        if self.name == "client":
+            host = self._setting("DF_HTTP_HOST", "127.0.0.1")
+            port: int | None = int(self._setting("DF_HTTP_PORT", "7071"))
+        else:
+            host = self._setting("DF_OBSERVABILITY_HOST", "127.0.0.1")
+            port = self.observability_port
+        if port is None:
+            return None
+        return f"http://{_reachable(host)}:{port}"
+
+    def _setting(self, name: str, default: str) -> str:
+        return self.env[name] if name in self.env else os.environ.get(name, default)
 
     @property
     def running(self) -> bool:
@@ -91,14 +134,21 @@ class ServiceProcess:
 
 
 class ServiceGroup:
-    """The three services of one deployment, configured by ``DF_*`` variables in ``env``."""
+    """The three services of one deployment, configured by ``DF_*`` variables in ``env``;
+    ``free_ports``: see ``ServiceProcess``."""
 
     def __init__(
-        self, env: Mapping[str, str], log_dir: Path, names: Iterable[str] = SERVICES
+        self,
+        env: Mapping[str, str],
+        log_dir: Path,
+        names: Iterable[str] = SERVICES,
+        *,
+        free_ports: bool = True,
     ) -> None:
         self.env = dict(env)
         self.services = {
-            name: ServiceProcess(name, self.env, log_dir / f"{name}.log") for name in names
+            name: ServiceProcess(name, self.env, log_dir / f"{name}.log", free_ports)
+            for name in names
         }
 
     def __getitem__(self, name: str) -> ServiceProcess:
@@ -125,7 +175,8 @@ class ServiceGroup:
         timeout: float = 60.0,
     ) -> None:
         """Wait until every partition and activity queue has a consumer, the orchestrator's
-        processes have joined and shared the partitions out, and the API answers."""
+        processes have joined and shared the partitions out, and every service says it is
+        ready (``/readyz``)."""
         deadline = time.monotonic() + timeout
         queues = [topology.partition_queue(p) for p in range(topology.partitions)]
         if "activities" in self.services:
@@ -139,7 +190,7 @@ class ServiceGroup:
                 if (
                     await _all_consumed(connection, queues)
                     and await self._members_settled(topology)
-                    and await self._client_answers()
+                    and await self._services_ready()
                 ):
                     return
                 if time.monotonic() > deadline:
@@ -190,17 +241,42 @@ class ServiceGroup:
             and all(held[m] == fair_share(live, m, topology.partitions) for m in live)
         )
 
-    async def _client_answers(self) -> bool:
-        if "client" not in self.services:
-            return True
-        host = self._setting("DF_HTTP_HOST", "127.0.0.1")
-        port = self._setting("DF_HTTP_PORT", "7071")
+    async def _services_ready(self) -> bool:
+        urls = [s.health_url for s in self.services.values() if s.health_url is not None]
         try:
-            async with httpx.AsyncClient(timeout=2.0) as http:
-                response = await http.get(f"http://{host}:{port}/healthz")
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                for url in urls:
+                    if (await http.get(f"{url}/readyz")).status_code != 200:
+                        return False
         except httpx.HTTPError:
             return False
-        return response.status_code == 200
+        return True
+
+
+_ports_given: set[int] = set()
+
+
+def free_port() -> int:
+    """A port nothing listens on now, and not given out before by this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+
+
+def _default(variable: str) -> int | None:
+    """The port a service listens on when ``variable`` is not set."""
+    settings = OrchestratorSettings if "ORCHESTRATOR" in variable else ActivitiesSettings
+    default: int | None = settings.model_fields[variable.removeprefix("DF_").lower()].default
+    return default
+
+
+def _reachable(host: str) -> str:
+    """The address to reach a service listening on ``host`` from this machine."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 async def _all_consumed(connection: aio_pika.abc.AbstractConnection, queues: list[str]) -> bool:

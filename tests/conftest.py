@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from contracts import Topology
-from deploy.processes import ServiceGroup
+from deploy.processes import ServiceGroup, free_port
 from durable.client import DurableClient
 from durable.entry_points import EntryPoints
 from durable.settings import CommonSettings
@@ -102,12 +102,6 @@ def unique(prefix: str) -> str:
 def database_url_for(name: str) -> str:
     base, _, _ = ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def create_database() -> str:

@@ -16,6 +16,7 @@ from durable.broker import Publisher
 from durable.declarations import declare_activity_queues
 from durable.store.database import create_pool
 from durable.store.registered_functions import record_registered_functions
+from services.activities.readiness import activities_checks
 from services.activities.settings import ActivitiesSettings
 from services.activities.worker import ActivityWorker
 from services.common.consuming import ConnectionSupervisor
@@ -23,11 +24,16 @@ from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations
+from services.common.observability_port import serve_in_process
+from services.common.readiness import ReadinessMonitor
 
 log = structlog.get_logger("services.activities")
 
 
-async def run(settings: ActivitiesSettings) -> None:
+PORT_SETTING = "DF_ACTIVITIES_OBSERVABILITY_PORT"
+
+
+async def run(settings: ActivitiesSettings, monitor: ReadinessMonitor) -> None:
     stopping = stop_event_on_signals()
     functions = load_function_apps(settings.modules)
     topology = settings.topology
@@ -65,6 +71,9 @@ async def run(settings: ActivitiesSettings) -> None:
 
     consuming = ConnectionSupervisor(settings.amqp_url, "activities.consume", attach, detach)
     keeper = await consuming.start(stopping)
+    readiness = asyncio.create_task(
+        monitor.run(activities_checks(consuming, publisher, worker), stopping), name="readiness"
+    )
     log.info("service.ready", activities=sorted(functions.activities), namespace=topology.namespace)
 
     await stopping.wait()
@@ -73,6 +82,7 @@ async def run(settings: ActivitiesSettings) -> None:
     keeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await keeper
+    await readiness
     await consuming.close()
     await publisher.close()
     log.info("service.stopped")
@@ -82,7 +92,15 @@ def main() -> None:
     settings = ActivitiesSettings()
     configure_logging("activities", settings)
     limits.configure(settings.limits)
-    run_service("activities", run(settings))
+    monitor = ReadinessMonitor()
+    port = settings.activities_observability_port
+    address = None if port is None else (settings.observability_host, port)
+    observability = serve_in_process(address, monitor, PORT_SETTING)
+    try:
+        run_service("activities", run(settings, monitor))
+    finally:
+        if observability is not None:
+            observability.close()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from durable.settings import CommonSettings
+from services.common.observability_port import port_or_off
 
 
 class ActivitiesSettings(CommonSettings):
@@ -12,8 +13,16 @@ class ActivitiesSettings(CommonSettings):
     activity_prefetch: tasks in flight per activity queue (bounds concurrency per activity).
     activity_threads: threads for synchronous activity functions.
     shutdown_seconds: how long SIGTERM waits for running activities.
+    activities_observability_port: the port serving ``/livez``, ``/readyz`` and
+        ``/metrics`` (ADR 30). 0: any free port (the one bound is logged,
+        ``observability.listening``); ``off``: none.
+    observability_host: the interface that port listens on.
     """
 
     activity_prefetch: int = Field(default=64, ge=1)
     activity_threads: int = Field(default=32, ge=1)
     shutdown_seconds: float = Field(default=30.0, gt=0)
+    activities_observability_port: int | None = Field(default=7073, ge=0, le=65535)
+    observability_host: str = "127.0.0.1"
+
+    _port_or_off = field_validator("activities_observability_port", mode="before")(port_or_off)

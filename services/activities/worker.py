@@ -84,6 +84,15 @@ class ActivityWorker:
             self._channels.append(channel)
             self._consumers.append((queue, tag))
 
+    def unconsumed(self) -> list[str]:
+        """The activities whose queue this worker takes no tasks from now."""
+        consumed = {queue.name for queue, _ in self._consumers}
+        return [
+            name
+            for name in self._functions.activities
+            if self._topology.activity_queue(name) not in consumed
+        ]
+
     def detach(self) -> None:
         """The connection is gone; tasks running now finish, but their acks are void and the
         broker redelivers them (activities run at least once)."""

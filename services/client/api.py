@@ -25,7 +25,7 @@ import asyncpg
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
@@ -44,6 +44,7 @@ from services.client.api_route_case import CaseInsensitiveRoutes, RouteSpellings
 from services.client.auth import AccessKeys, require_management_key, require_start_key
 from services.client.dashboard import DASHBOARD_PATH, create_dashboard
 from services.client.settings import ClientSettings
+from services.common.observability_port import registry_metrics
 
 __all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]
 
@@ -157,6 +158,15 @@ def create_app(
             return JSONResponse({"status": "ready", "checks": checks})
         log.warning("http.not_ready", checks=checks)
         return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)
+
+    metrics = registry_metrics()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        # The default registry, as the other services' observability ports serve theirs
+        # (ADR 30); with no key, like the health routes, for Prometheus to scrape.
+        body, content_type = metrics(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
     return app
 

@@ -5,7 +5,8 @@ A caller presents a key in the ``x-functions-key`` header or the ``code`` query 
 every route; a start key opens only starting orchestrations and raising events; a read key
 (``DF_READ_KEYS``) opens only the dashboard's pages, to look, never to act (ADR 33). Anything
 else is refused with 401 before the route reads its body, so a refused call changes nothing.
-The health routes (``/healthz``, ``/livez``, ``/readyz``) and the OpenAPI pages need no key.
+The health routes (``/healthz``, ``/livez``, ``/readyz``), ``/metrics`` and the OpenAPI pages
+need no key.
 ADR 10 records the choices.
 
 Within the events route, an orchestrator's protected events (``protected_events``, ADR 20)

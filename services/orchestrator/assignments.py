@@ -9,7 +9,7 @@ instances of that partition leave the cache: the next owner rebuilds them from t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 from aio_pika.abc import AbstractConnection
@@ -49,6 +49,12 @@ class Assignments:
         self._connection = self._watch = None
         for consumer in self.consumers.values():
             consumer.detach()
+
+    def unconsumed(self, partitions: Iterable[int]) -> list[int]:
+        """Those of ``partitions`` no consumer takes deliveries from now."""
+        return sorted(
+            p for p in partitions if (c := self.consumers.get(p)) is None or not c.consuming
+        )
 
     async def start(self, lease: Lease) -> None:
         consumer = self._make_consumer(lease)

@@ -99,6 +99,12 @@ class PartitionConsumer:
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
 
+    @property
+    def consuming(self) -> bool:
+        """Whether it takes deliveries now: attached, on a channel that is open."""
+        channel = self._channel
+        return self._consumer_tag is not None and channel is not None and not channel.is_closed
+
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
         self._worker = asyncio.create_task(self._run(), name=f"partition-{self.partition}")

@@ -94,6 +94,12 @@ class LeaseKeeper:
     def interval(self) -> float:
         return self.lease_seconds / 3
 
+    @property
+    def in_touch(self) -> bool:
+        """Whether a round reached the database within a lease: the others still count this
+        process as a member."""
+        return time.monotonic() - self._renewed_at < self.lease_seconds
+
     def lease(self, partition: int) -> Lease | None:
         return self.held.get(partition)
 

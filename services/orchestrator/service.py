@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import structlog
 from aio_pika.abc import AbstractConnection
@@ -20,12 +21,16 @@ from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.migrate import apply_migrations
+from services.common.observability_port import serve_in_process
+from services.common.readiness import ReadinessMonitor
 from services.orchestrator.assignments import Assignments
 from services.orchestrator.cache import InstanceCache
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import OrchestrationHandler
 from services.orchestrator.leases import LeaseKeeper, default_member_id
 from services.orchestrator.local import LocalActivities
+from services.orchestrator.processes import PORT_SETTING
+from services.orchestrator.readiness import orchestrator_checks
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.timers import TimerSweeper
@@ -35,7 +40,7 @@ log = structlog.get_logger("services.orchestrator")
 _CACHE_SWEEP_SECONDS = 10.0
 
 
-async def run(settings: OrchestratorSettings) -> None:
+async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None:
     stopping = stop_event_on_signals()
     functions = load_function_apps(settings.modules)
     topology = settings.topology
@@ -161,6 +166,12 @@ async def run(settings: OrchestratorSettings) -> None:
         asyncio.create_task(relay.run_sweeper(stopping), name="outbox-sweeper"),
         asyncio.create_task(timers.run(stopping), name="timer-sweeper"),
         asyncio.create_task(_evict_idle(cache, stopping), name="cache-eviction"),
+        asyncio.create_task(
+            monitor.run(
+                orchestrator_checks(pool, consuming, publisher, keeper, assignments), stopping
+            ),
+            name="readiness",
+        ),
     ]
     log.info(
         "service.ready",
@@ -202,6 +213,17 @@ async def _evict_idle(cache: InstanceCache, stopping: asyncio.Event) -> None:
             log.debug("cache.evicted_idle", count=evicted, cached=len(cache))
 
 
-def serve(settings: OrchestratorSettings) -> None:
-    """Run the service until a signal stops it."""
-    run_service("orchestrator", run(settings))
+def serve(
+    settings: OrchestratorSettings,
+    port: tuple[str, int] | None = None,
+    readiness_report: Path | None = None,
+) -> None:
+    """Run the service until a signal stops it, serving its observability ``port`` (host,
+    port), or telling its supervisor whether it is ready in ``readiness_report``."""
+    monitor = ReadinessMonitor(readiness_report)
+    observability = serve_in_process(port, monitor, PORT_SETTING)
+    try:
+        run_service("orchestrator", run(settings, monitor))
+    finally:
+        if observability is not None:
+            observability.close()

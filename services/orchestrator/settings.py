@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from durable.settings import CommonSettings
+from services.common.observability_port import port_or_off
 
 
 class OrchestratorSettings(CommonSettings):
@@ -41,6 +42,11 @@ class OrchestratorSettings(CommonSettings):
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
+    orchestrator_observability_port: the port serving ``/livez``, ``/readyz`` and
+        ``/metrics`` (ADR 30); with several processes, their supervisor serves it for all.
+        0: any free port (the one bound is logged, ``observability.listening``); ``off``:
+        none.
+    observability_host: the interface that port listens on.
     """
 
     batch_size: int = Field(default=256, ge=1)
@@ -58,6 +64,10 @@ class OrchestratorSettings(CommonSettings):
     keep_continued_history: bool = False
     lease_seconds: float = Field(default=5.0, ge=0.5, le=300)
     member_id: str = Field(default="", max_length=200)
+    orchestrator_observability_port: int | None = Field(default=7072, ge=0, le=65535)
+    observability_host: str = "127.0.0.1"
+
+    _port_or_off = field_validator("orchestrator_observability_port", mode="before")(port_or_off)
 
     @property
     def processes(self) -> int:

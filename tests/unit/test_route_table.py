@@ -26,6 +26,7 @@ PAGES = {
     "GET /healthz",
     "GET /livez",
     "GET /readyz",
+    "GET /metrics",
     "GET /openapi.json",
     "GET /docs",
     "GET /redoc",

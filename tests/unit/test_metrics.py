@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import Counter, Gauge, Histogram
@@ -191,3 +192,13 @@ def test_the_sdk_broker_events_reach_the_counters() -> None:
 
 async def _no_report(started: object) -> None:
     """No task here has a time-out."""
+
+
+def test_the_guide_lists_every_metric() -> None:
+    guide = Path(__file__).parents[2] / "docs" / "guide" / "observability.md"
+    listed = set(re.findall(r"^\| `(durable_[a-z_]+)` \|", guide.read_text(), re.MULTILINE))
+    exported = {
+        exposed_name(metric) + ("_total" if isinstance(metric, Counter) else "")
+        for metric in METRICS.values()
+    }
+    assert listed == exported

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from contracts.limits import MAX_SHORT_STRING_BYTES
 from contracts.messages import batch_body
 from contracts.topology import Topology
+from durable.broker_events import broker_observer
 from durable.broker_nodes import connect as connect  # re-exported: where services connect
 from durable.broker_nodes import jittered
 from durable.declarations import (
@@ -242,6 +243,7 @@ class Publisher:
                 if attempt == 2:
                     raise _publish_failed(message, error) from error
                 log.info("publisher.reconnecting", error=repr(error))
+                broker_observer().publisher_reconnecting()
                 # The publishers of every process a failed node held get here together.
                 await asyncio.sleep(jittered(RECONNECT_PAUSE_SECONDS))
             except asyncio.CancelledError as error:
@@ -253,6 +255,7 @@ class Publisher:
                 if attempt == 2:
                     raise _publish_failed(message, ConnectionError("connection stuck")) from error
                 log.info("publisher.reconnecting", error="connection stuck")
+                broker_observer().publisher_reconnecting()
                 await asyncio.sleep(jittered(RECONNECT_PAUSE_SECONDS))
             except Exception as error:
                 raise _publish_failed(message, error) from error
@@ -431,6 +434,7 @@ async def publish_dead_letters(
     )
     for letter in letters:
         log.warning("message.dead_lettered", queue=source_queue, reason=letter.reason[:300])
+    broker_observer().dead_lettered(source_queue, len(letters))
 
 
 async def dead_letter(

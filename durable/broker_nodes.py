@@ -22,6 +22,7 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractConnection
 
+from durable.broker_events import broker_observer
 from durable.redaction import mask_url
 
 log = structlog.get_logger(__name__)
@@ -138,6 +139,7 @@ async def connect(
             connection = await _connect_node(url, connection_name, each)
         except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as error:
             log.info("amqp.node_unreachable", node=mask_url(url), error=repr(error))
+            broker_observer().node_unreachable()
             failures.append(f"{mask_url(url)}: {error!r}")
             continue
         log.info("amqp.connected", node=mask_url(url), connection=connection_name)

@@ -168,6 +168,34 @@ async def claim_stale_outbox_txn(
     ]
 
 
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """The rows waiting to be published, and how long the oldest has waited (0 when none)."""
+
+    rows: int
+    oldest_age_seconds: float
+
+
+async def outbox_backlog(
+    connection: Connection, partitions: Sequence[int] | None = None
+) -> OutboxBacklog:
+    """The backlog of the rows ``partitions`` wrote (every row: None), with the rows of no
+    partition if partition 0 is one of them, as ``claim_stale_outbox_txn`` takes them."""
+    row = await connection.fetchrow(
+        """
+        SELECT count(*) AS rows,
+               coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
+        FROM outbox
+        WHERE $1::smallint[] IS NULL
+           OR partition = ANY($1::smallint[])
+           OR (partition IS NULL AND 0 = ANY($1::smallint[]))
+        """,
+        None if partitions is None else list(partitions),
+    )
+    assert row is not None
+    return OutboxBacklog(row["rows"], max(row["oldest"], 0.0))
+
+
 async def delete_outbox_txn(connection: Connection, ids: Sequence[int]) -> None:
     """Delete rows inside the caller's transaction (the sweeper's, which claimed them)."""
     await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))

@@ -45,6 +45,7 @@ from services.client.api_orchestrators import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, opens_protected_events
+from services.common import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +119,7 @@ async def raise_event(
         raise ApiError(400, "Invalid JSON content: the body is empty (send null for no data)")
     data = parse_json_body(raw, "the event's data", sdk_encoded=sdk_encoded)
     await _perform(durable.raise_event(instance_id, event_name, data), instance_id)
+    metrics.CLIENT_EVENTS_RAISED.labels("http").inc()
     return Response(status_code=202)
 
 

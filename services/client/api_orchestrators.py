@@ -39,6 +39,7 @@ from services.client.api_common import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, has_management_access
+from services.common import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -268,6 +269,8 @@ async def start_and_answer(
         elif policy is ExistingInstancePolicy.USE_EXISTING:
             hint = f"ifExists=useExisting keeps only an instance of {function_name!r}"
         raise ApiError(409, f"{error}; {hint}") from None
+    if started.created:
+        metrics.CLIENT_STARTS.labels(function_name, "http").inc()
     if not started.created and not links.reads_instances:
         return links_response(links, started.instance_id, 200)
     if wait is not None:

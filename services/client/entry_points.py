@@ -56,6 +56,7 @@ from durable.entry_points import (
     correlation_id_of,
     message_key,
 )
+from services.common import metrics
 from services.common.consuming import ChannelWatch, consuming_channel
 
 log = structlog.get_logger(__name__)
@@ -196,6 +197,7 @@ class EntryPointConsumers:
             log.info(entry.logs.duplicate, instance_id=instance_id, status=error.status.value)
         else:
             log.info(entry.logs.started, instance_id=instance_id, orchestrator=action.orchestrator)
+            metrics.CLIENT_STARTS.labels(action.orchestrator, "broker").inc()
 
     async def _raise(
         self, entry: EntryPoint[Any], action: RaiseEvent[Any], message: BaseModel, key: str
@@ -219,6 +221,7 @@ class EntryPointConsumers:
             log.info(entry.logs.after_end, instance_id=instance_id, status=error.status.value)
         else:
             log.info(entry.logs.raised, instance_id=instance_id, event_name=action.event)
+            metrics.CLIENT_EVENTS_RAISED.labels("broker").inc()
         return None
 
     # --- settling ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from contracts.typed import BoundaryError
 from contracts.values import to_json_value
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition
+from services.common import metrics
 from services.common.thread_batches import ThreadBatch
 
 log = structlog.get_logger(__name__)
@@ -66,12 +68,16 @@ class ActivityRunner:
         task = message.body
         if task.timeout_seconds is not None:
             await self._report_started(started_message(message))
+        began = time.perf_counter()
+        outcome: JsonValue | Exception
         try:
             arguments = definition.arguments(task.input, _context(message))
             result = await self._call(definition, arguments, task.timeout_seconds)
-            return _outcome(message, _output(definition, result))
+            outcome = _output(definition, result)
         except Exception as error:
-            return _outcome(message, error)
+            outcome = error
+        metrics.activity_executed(definition.name, time.perf_counter() - began, outcome)
+        return _outcome(message, outcome)
 
     async def run_in_one_thread(
         self, tasks: Sequence[tuple[ActivityDefinition, ActivityTaskMessage]]
@@ -158,11 +164,15 @@ def _call_plain(
     definition: ActivityDefinition, message: ActivityTaskMessage
 ) -> JsonValue | Exception:
     """Call a plain-function activity in this thread: its output, or what it raised."""
+    began = time.perf_counter()
+    outcome: JsonValue | Exception
     try:
         arguments = definition.arguments(message.body.input, _context(message))
-        return _output(definition, definition.function(**arguments))
+        outcome = _output(definition, definition.function(**arguments))
     except Exception as error:
-        return error
+        outcome = error
+    metrics.activity_executed(definition.name, time.perf_counter() - began, outcome)
+    return outcome
 
 
 def _context(message: ActivityTaskMessage) -> ActivityContext:

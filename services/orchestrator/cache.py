@@ -18,6 +18,7 @@ from contracts import EventRaised, ExecutionStarted, ParentInstance
 from durable.app import FunctionApp
 from durable.store.events import StoredEvent
 from engine import OrchestrationExecutor
+from services.common import metrics
 
 if TYPE_CHECKING:  # the store's module imports the cache's, through the timers
     from durable.store.instances import InstanceRecord
@@ -104,7 +105,9 @@ class InstanceCache:
     def get(self, instance_id: str) -> InstanceState | None:
         entry = self._entries.get(instance_id)
         if entry is None:
+            metrics.CACHE_MISSES.inc()
             return None
+        metrics.CACHE_HITS.inc()
         # A read is a use: refresh the time too, so the LRU order and the idle times agree
         # (evict_idle relies on the oldest entry being at the front).
         self._entries[instance_id] = (entry[0], self._clock())
@@ -118,9 +121,13 @@ class InstanceCache:
         self._entries.move_to_end(state.instance_id)
         while len(self._entries) > self._max_instances:
             self._entries.popitem(last=False)
+            metrics.CACHE_EVICTIONS.labels("capacity").inc()
+        metrics.CACHE_INSTANCES.set(len(self._entries))
 
     def evict(self, instance_id: str) -> None:
-        self._entries.pop(instance_id, None)
+        # Not counted as an eviction: the instance ended, or its batch failed.
+        if self._entries.pop(instance_id, None) is not None:
+            metrics.CACHE_INSTANCES.set(len(self._entries))
 
     def evict_idle(self) -> int:
         """Drop entries idle for longer than ``idle_seconds``; return how many went."""
@@ -133,6 +140,8 @@ class InstanceCache:
                 break
             del self._entries[instance_id]
             evicted += 1
+        metrics.CACHE_EVICTIONS.labels("idle").inc(evicted)
+        metrics.CACHE_INSTANCES.set(len(self._entries))
         return evicted
 
     def evict_where(self, belongs: Callable[[str], bool]) -> int:
@@ -141,4 +150,6 @@ class InstanceCache:
         gone = [instance_id for instance_id in self._entries if belongs(instance_id)]
         for instance_id in gone:
             del self._entries[instance_id]
+        metrics.CACHE_EVICTIONS.labels("partition").inc(len(gone))
+        metrics.CACHE_INSTANCES.set(len(self._entries))
         return len(gone)

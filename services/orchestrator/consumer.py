@@ -34,6 +34,7 @@ from durable.store.errors import (
     is_unreachable,
 )
 from durable.store.leases import Lease
+from services.common import metrics
 from services.common.consuming import ChannelWatch, consuming_channel
 from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters
@@ -202,17 +203,20 @@ class PartitionConsumer:
             committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
+            metrics.BATCH_FAILURES.labels("ambiguous_commit").inc()
             await self._acks.requeue(deliveries)
             return
         except LeaseLostError as error:
             # Another member owns the partition now: nothing was written, and what this
             # batch took goes back to the queue for it.
             self._log.warning("batch.lease_lost", size=len(parsed), error=str(error))
+            metrics.BATCH_FAILURES.labels("lease_lost").inc()
             await self._acks.requeue(deliveries)
             if self._on_lease_lost is not None:
                 self._on_lease_lost(self.partition)
             return
         except Exception:
+            metrics.BATCH_FAILURES.labels("error").inc()
             if carriers:
                 # Whichever message breaks the batch may be in a carrier: its messages go back
                 # to the partition one by one, and the rest of the batch is tried again.
@@ -290,6 +294,7 @@ class PartitionConsumer:
             except ConcurrencyError:
                 # Another writer won; our cached state is gone, so the retry reloads.
                 conflicts += 1
+                metrics.BATCH_FAILURES.labels("conflict").inc()
                 self._log.info("batch.conflict_retry", attempt=conflicts)
                 if conflicts == _CONFLICT_RETRIES:
                     raise
@@ -299,6 +304,7 @@ class PartitionConsumer:
                     raise
                 if unreachable_since is None:
                     unreachable_since = time.monotonic()
+                    metrics.STORE_UNREACHABLE.inc()
                     self._log.warning(
                         "batch.store_unreachable", size=len(messages), error=repr(error)
                     )

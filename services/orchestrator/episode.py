@@ -26,6 +26,7 @@ from durable.store.batch import BatchWrite, InstanceUpdate, NewEvent
 from durable.store.leases import Lease
 from durable.store.timers import TimerChanges, TimerKey, TimerRow
 from engine import ContinueAsNewRequest, Decision
+from services.common.metrics import BatchTally
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
@@ -65,6 +66,8 @@ class Batch:
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
     lease: Lease | None = None
     """The lease of the partition the batch is for; its writes fail unless it still holds."""
+    tally: BatchTally = field(default_factory=BatchTally)
+    """The batch's metrics, counted once it commits."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)
 
     def put_update(self, update: InstanceUpdate) -> None:
@@ -154,6 +157,14 @@ class EpisodeRecorder:
         batch.messages += messages
         batch.held_fires += held
         self._record_followups(state, decision, now, batch)
+        batch.tally.recorded(
+            state.name,
+            inbound,
+            decision.new_events,
+            decision.status,
+            continued_as_new=decision.continue_as_new is not None,
+            now=now,
+        )
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
         if decision.status.is_terminal:
             batch.finished.append(state.instance_id)

@@ -134,6 +134,7 @@ class OrchestrationHandler:
         except BaseException:
             self._evict(groups)
             raise
+        batch.tally.committed(len(messages))
         for state in batch.states:
             self._cache.put(state)
         self._evict(batch.finished)
@@ -209,6 +210,7 @@ class OrchestrationHandler:
 
     async def _write_statement(self, batch: Batch, partition: int | None) -> list[OutboxRecord]:
         """Write a batch of cached instances that has only rows to write: one statement."""
+        batch.tally.writing()
         async with self._pool.acquire() as connection:
             try:
                 return await write_batch(connection, batch.write(partition))
@@ -255,6 +257,7 @@ class OrchestrationHandler:
         self, connection: Connection, batch: Batch, now: datetime, partition: int | None
     ) -> list[OutboxRecord]:
         """Write ``batch`` (its tasks carried together) and its outbox rows."""
+        batch.tally.writing()
         await self._write_txn(connection, batch, now)
         self._batch_tasks(batch)
         return await insert_outbox_txn(connection, batch.messages, partition)
@@ -349,6 +352,7 @@ class OrchestrationHandler:
         now: datetime,
         batch: Batch,
     ) -> None:
+        began = time.perf_counter()
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
         started = OrchestratorStarted(timestamp=now)
         episode: list[tuple[HistoryEvent, uuid.UUID | None]] = []
@@ -384,6 +388,7 @@ class OrchestrationHandler:
             if state.executor is not None
             else self._not_registered(state, inbound, now)
         )
+        batch.tally.episode(state.name, time.perf_counter() - began)
         self._recorder.append_events(state, episode, batch)
         self._recorder.record(state, inbound, decision, now, batch)
 

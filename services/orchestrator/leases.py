@@ -36,6 +36,7 @@ import structlog
 from durable.store import leases as store
 from durable.store.database import Connection
 from durable.store.leases import Lease
+from services.common import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +111,7 @@ class LeaseKeeper:
                 connection, self.namespace, self.member, self._host, os.getpid(), self.partitions
             )
         await self.tick()
+        metrics.PARTITIONS_HELD.set(len(self.held))
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Keep the leases until ``stopping`` is set; a failed round is logged and retried."""
@@ -123,11 +125,14 @@ class LeaseKeeper:
                 await self.tick()
             except Exception as error:
                 self._log.warning("lease.round_failed", error=repr(error))
+                metrics.LEASE_ROUNDS_FAILED.inc()
                 self._expire_if_stale()
             took = time.monotonic() - started
             if took > self.interval:
                 # The others judge this member by its heartbeats, one per round.
                 self._log.warning("lease.round_slow", seconds=round(took, 2))
+                metrics.LEASE_ROUNDS_SLOW.inc()
+            metrics.PARTITIONS_HELD.set(len(self.held))
 
     async def tick(self) -> None:
         """One round: heartbeat, renew, and even out the share.
@@ -184,6 +189,7 @@ class LeaseKeeper:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopped(), self.lease_seconds)
         await self._release(sorted(self.held), members=None)
+        metrics.PARTITIONS_HELD.set(len(self.held))
         async with self._pool.acquire() as connection:
             await store.leave(connection, self.namespace, self.member)
         self._log.info("member.left")
@@ -238,6 +244,8 @@ class LeaseKeeper:
         if lease is None:  # lost already
             return
         self._log.warning("lease.lost", partition=partition, epoch=lease.epoch, why=why)
+        metrics.LEASES_LOST.labels(str(partition)).inc()
+        metrics.PARTITIONS_HELD.set(len(self.held))
         task = asyncio.create_task(self._stop_lost(lease), name=f"lease-lost-{partition}")
         self._stopping[partition] = task
         # No partition is taken while a stop is under way, so none is lost twice meanwhile.
@@ -248,6 +256,7 @@ class LeaseKeeper:
         done, _ = await asyncio.wait({stop}, timeout=self.lease_seconds)
         if not done:
             self._log.warning("partition.stop_slow", partition=lease.partition)
+            metrics.PARTITION_STOPS_SLOW.labels(str(lease.partition)).inc()
         try:
             await stop
         except Exception:

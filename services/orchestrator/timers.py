@@ -22,6 +22,7 @@ from contracts import Topology
 from durable.broker import Publisher
 from durable.store.leases import Lease, fence_txn
 from durable.store.timers import claim_overdue_timers_txn, mark_timers_swept_txn
+from services.common import metrics
 from services.orchestrator.dispatch import direct, timer_fired_message
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,7 @@ class TimerSweeper:
             await self._publisher.publish_many(fires)
             await mark_timers_swept_txn(connection, [row.key for row in rows])
         log.warning("timers.swept", count=len(rows), oldest=rows[0].fire_at.isoformat())
+        metrics.TIMERS_SWEPT.inc(len(rows))
         return len(rows)
 
     async def run(self, stopping: asyncio.Event) -> None:

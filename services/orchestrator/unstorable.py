@@ -150,6 +150,7 @@ async def fail_unstorable(
     if records is None:
         reason = f"instance {instance_id!r} cannot be written: {problem}"
         return [], [RefusedMessage(message, reason) for message in messages]
+    batch.tally.committed(len(messages))
     return records, []
 
 

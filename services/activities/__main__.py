@@ -22,7 +22,7 @@ from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging
-from services.common.migrate import apply_migrations
+from services.common.migrate import prepare_schema
 
 log = structlog.get_logger("services.activities")
 
@@ -40,7 +40,7 @@ async def run(settings: ActivitiesSettings) -> None:
     )
     try:
         async with pool.acquire() as connection:
-            await apply_migrations(connection)
+            await prepare_schema(connection, migrate=settings.migrate_on_start)
         await record_registered_functions(pool, "activity", functions.activities)
     finally:
         await pool.close()

@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 
 from services.common.loader import FunctionModuleError
+from services.common.migrate import SchemaNotReadyError
 
 
 def stop_event_on_signals() -> asyncio.Event:
@@ -37,8 +38,10 @@ GC_THRESHOLDS = (50_000, 50, 1_000)
 def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
     """Run a service's main coroutine; turn unreachable dependencies into one clear line.
 
-    A missing database or an unreachable broker at start-up is a configuration problem, not a
-    crash: it is reported with what to check, and the process exits with status 2.
+    A missing database or an unreachable broker at start-up, a schema older than the code, or
+    a database role or broker user without a right the service needs is a configuration
+    problem, not a crash: it is reported with what to check, and the process exits with
+    status 2.
 
     The cyclic garbage collector runs far less often than Python's default (``GC_THRESHOLDS``
     against 700, 10, 10). A service allocates a great many short-lived objects per message,
@@ -73,4 +76,16 @@ def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
         sys.exit(2)
     except FunctionModuleError as error:
         log.error("service.cannot_start", error=str(error), hint="check DF_FUNCTION_MODULES")
+        sys.exit(2)
+    except SchemaNotReadyError as error:
+        log.error("service.cannot_start", error=str(error))
+        sys.exit(2)
+    except aiormq.exceptions.ChannelAccessRefused as error:
+        # RabbitMQ's reason names the right, the queue or exchange, and the user.
+        log.error(
+            "service.cannot_start",
+            error=str(error),
+            hint="the broker user of DF_AMQP_URL lacks this permission: "
+            "`durable-ops broker-definitions` prints what each service's user needs",
+        )
         sys.exit(2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import ssl
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -70,7 +71,9 @@ def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
         log.error(
             "service.cannot_start",
             error=repr(error),
-            hint="is Postgres (DF_DATABASE_URL) and RabbitMQ (DF_AMQP_URL) reachable? "
+            hint=_certificate_hint
+            if _certificate_refused(error)
+            else "is Postgres (DF_DATABASE_URL) and RabbitMQ (DF_AMQP_URL) reachable? "
             "`make services` starts the local ones",
         )
         sys.exit(2)
@@ -81,7 +84,8 @@ def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
         log.error("service.cannot_start", error=str(error))
         sys.exit(2)
     except aiormq.exceptions.ChannelAccessRefused as error:
-        # RabbitMQ's reason names the right, the queue or exchange, and the user.
+        # RabbitMQ's reason names the queue or exchange and the user; a refused declaration
+        # adds the rights it needs (durable.declarations.BrokerAccessRefusedError).
         log.error(
             "service.cannot_start",
             error=str(error),
@@ -89,3 +93,17 @@ def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
             "`durable-ops broker-definitions` prints what each service's user needs",
         )
         sys.exit(2)
+
+
+_certificate_hint = (
+    "the server's certificate did not verify against the CA the URL names "
+    "(DF_AMQP_URL's cafile, DF_DATABASE_URL's sslrootcert) or its host name"
+)
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether ``error`` is (or wraps, as aiormq's connection errors do) a server certificate
+    that did not verify."""
+    return isinstance(error, ssl.SSLCertVerificationError) or isinstance(
+        error.__cause__, ssl.SSLCertVerificationError
+    )

@@ -328,7 +328,7 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
 async def delete_broker_objects(
     amqp_url: str, topology: Topology, activity_names: list[str]
 ) -> None:
-    """Delete the namespace's queues and exchanges, its delay cascade included (ADR 30)."""
+    """Delete the namespace's queues and exchanges, its delay cascade included (ADR 35)."""
     connection = await connect(amqp_url, "bench.cleanup")
     try:
         channel = await connection.channel()

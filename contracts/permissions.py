@@ -13,7 +13,7 @@ touches, which for the partition queues (declared by all three, with a dead-lett
 includes *read*. What a service publishes to and consumes from is its own: the client service
 reads no activity queue, the activities service no entry point, and only the orchestrator
 touches the delay cascade. ``tests/unit/test_broker_permissions.py`` checks every declaration,
-publish and consume of each service against these, and ADR 31 records why.
+publish and consume of each service against these, and ADR 36 records why.
 """
 
 from __future__ import annotations

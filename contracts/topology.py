@@ -77,7 +77,7 @@ class Topology:
     Attributes:
         namespace: prefix of every exchange and queue name, the delay cascade's included
             (``<namespace>.timers.*``), so a deployment's broker user needs no right outside
-            its namespace (ADR 30).
+            its namespace (ADR 35).
         partitions: number of orchestrator partitions; every publisher must agree on it,
             because it decides which queue an instance's messages go to.
         delivery_limit: deliveries of one message before the broker dead-letters it.
@@ -164,7 +164,7 @@ class Topology:
 
     @property
     def delay_prefix(self) -> str:
-        """Prefix of the delay cascade's exchanges and queues: the deployment's own (ADR 30;
+        """Prefix of the delay cascade's exchanges and queues: the deployment's own (ADR 35;
         before, one cascade named ``durable.timers.*`` served every namespace, ADR 6)."""
         return f"{self.namespace}.timers"
 

@@ -55,7 +55,7 @@ class CommonSettings(BaseSettings):
         max_value_bytes: how large one value's compact JSON text may be, in bytes.
         migrate_on_start: a service applies the database migrations when it starts (as the
             owner role); otherwise it only checks that the schema is current and refuses to
-            start, naming the command to run, when it is not (ADR 31).
+            start, naming the command to run, when it is not (ADR 36).
     """
 
     model_config = SettingsConfigDict(

@@ -138,7 +138,7 @@ async def drop_database(url: str) -> None:
 
 async def delete_broker_objects(topology: Topology, activity_names: list[str]) -> None:
     """Delete the namespace's queues and exchanges (names are known from the topology), the
-    namespace's own delay cascade included (ADR 30)."""
+    namespace's own delay cascade included (ADR 35)."""
     connection = await aio_pika.connect(AMQP_URL)
     try:
         channel = await connection.channel()

@@ -6,7 +6,7 @@ same moment: the second waits, then finds the work done.
 
 ``python -m services.common.migrate`` (``make migrate``) applies them, and with
 ``--runtime-role`` grants the role the services run as what they need and nothing more: rows
-of every table, the sequences' use, no DDL (ADR 31). A service applies them when it starts only
+of every table, the sequences' use, no DDL (ADR 36). A service applies them when it starts only
 with ``DF_MIGRATE_ON_START=true``; otherwise ``prepare_schema`` checks that the schema is
 current and that its role may use every table, and refuses to start, naming what to run.
 """

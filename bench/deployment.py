@@ -328,17 +328,18 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
 async def delete_broker_objects(
     amqp_url: str, topology: Topology, activity_names: list[str]
 ) -> None:
-    """Delete the namespace's queues and exchanges; the shared delay cascade stays."""
+    """Delete the namespace's queues and exchanges, its delay cascade included (ADR 35)."""
     connection = await connect(amqp_url, "bench.cleanup")
     try:
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()
-        names = [q.name for q in queues]
+        delay_exchanges, delay_queues, _, _ = topology.delay_declarations()
+        names = [q.name for q in queues + delay_queues]
         for activity in activity_names:
             names += [q.name for q in topology.activity_declarations(activity)[0]]
         for name in names:
             await channel.queue_delete(name)
-        for exchange in topology.exchanges():
+        for exchange in topology.exchanges() + delay_exchanges:
             await channel.exchange_delete(exchange.name)
     finally:
         await connection.close()

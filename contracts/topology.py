@@ -75,13 +75,12 @@ class Topology:
     """Names and arguments for one deployment.
 
     Attributes:
-        namespace: prefix of every exchange and queue name, except the delay cascade's.
+        namespace: prefix of every exchange and queue name, the delay cascade's included
+            (``<namespace>.timers.*``), so a deployment's broker user needs no right outside
+            its namespace (ADR 35).
         partitions: number of orchestrator partitions; every publisher must agree on it,
             because it decides which queue an instance's messages go to.
         delivery_limit: deliveries of one message before the broker dead-letters it.
-        delay_prefix: prefix of the delay cascade's 28 levels. The cascade carries no
-            deployment-specific state, so deployments (and test runs) on one broker share it
-            rather than each creating and deleting 28 quorum queues.
         quorum_group_size: how many nodes of the cluster each quorum queue is created on
             (``x-quorum-initial-group-size``); 0 leaves it to the broker, which on 3.10 takes
             its ``quorum_cluster_size`` (3 unless configured), or every node when there are
@@ -91,7 +90,6 @@ class Topology:
     namespace: str = "df"
     partitions: int = DEFAULT_PARTITIONS
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
-    delay_prefix: str = "durable.timers"
     quorum_group_size: int = 0
 
     def __post_init__(self) -> None:
@@ -158,9 +156,17 @@ class Topology:
     # delay). The entry exchange routes a message straight to the level of its highest 1 bit;
     # when it expires there it is dead-lettered into that level's "after" exchange, which
     # routes it straight to the level of its next lower 1 bit, or, when none is left, to the
-    # delivery exchange, where each deployment binds its partition queues by namespace and
-    # partition. Every hop is one routing decision: chaining exchanges level by level instead
-    # (one exchange-to-exchange hop per bit) measured fifteen times slower here.
+    # delivery exchange, where the deployment binds its partition queues by namespace and
+    # partition (the namespace in the key let one cascade serve every deployment until ADR
+    # 30; it stays, so fires still waiting in that old cascade reach their queues). Every
+    # hop is one routing decision: chaining exchanges level by level instead (one
+    # exchange-to-exchange hop per bit) measured fifteen times slower here.
+
+    @property
+    def delay_prefix(self) -> str:
+        """Prefix of the delay cascade's exchanges and queues: the deployment's own (ADR 35;
+        before, one cascade named ``durable.timers.*`` served every namespace, ADR 6)."""
+        return f"{self.namespace}.timers"
 
     def delay_level_name(self, level: int) -> str:
         return f"{self.delay_prefix}.level.{level:02d}"
@@ -179,10 +185,10 @@ class Topology:
 
     @property
     def delay_orphans(self) -> str:
-        """Exchange and queue for fires whose deployment no longer exists (its namespace's
-        partition queues were deleted while they waited). Without this sink they would be
-        unroutable, and at-least-once dead-lettering keeps retrying unroutable messages,
-        holding up every message behind them in the shared level."""
+        """Exchange and queue for fires no partition queue is bound for (the partition queues
+        were deleted while they waited, or the partition count was lowered). Without this sink
+        they would be unroutable, and at-least-once dead-lettering keeps retrying unroutable
+        messages, holding up every message behind them in the level."""
         return f"{self.delay_prefix}.orphans"
 
     def _delay_destination(self, partition: int) -> str:
@@ -204,8 +210,8 @@ class Topology:
     def delay_declarations(
         self,
     ) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec], list[ExchangeBindingSpec]]:
-        """Exchanges, queues and bindings of the (shared) delay cascade, its delivery exchange,
-        and this deployment's bindings from the delivery exchange to its partition queues."""
+        """Exchanges, queues and bindings of the deployment's delay cascade, its delivery
+        exchange, and the bindings from the delivery exchange to its partition queues."""
         entry, delivery = self.delay_entry_exchange, self.delay_delivery_exchange
         orphans = self.delay_orphans
         exchanges = [

@@ -4,12 +4,17 @@ Every service declares what it uses, every time it connects (declaring is idempo
 service depends on another having started first. RabbitMQ refuses to re-declare a queue with
 other arguments; the one exception made here is the quorum group size, which only counts when
 a queue is created (``_declare_queue``, ADR 28).
+
+A declaration RabbitMQ refuses for want of a permission raises ``BrokerAccessRefusedError``,
+which adds to the broker's reason (the resource and the user, not the right) the rights the
+operation needs, as ``contracts.permissions`` describes them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import aiormq
 import structlog
@@ -18,6 +23,32 @@ from aio_pika.abc import AbstractChannel
 from contracts.topology import QUORUM_GROUP_SIZE_ARGUMENT, BindingSpec, QueueSpec, Topology
 
 log = structlog.get_logger(__name__)
+
+
+class BrokerAccessRefusedError(aiormq.exceptions.ChannelAccessRefused):
+    """RabbitMQ refused a declaration for want of a permission: the message names the
+    operation, the rights it needs and on what, and the broker's reason (the resource it
+    refused and the user)."""
+
+
+@contextmanager
+def _needs(operation: str, rights: str) -> Iterator[None]:
+    try:
+        yield
+    except BrokerAccessRefusedError:
+        raise
+    except aiormq.exceptions.ChannelAccessRefused as error:
+        raise BrokerAccessRefusedError(f"{operation} needs {rights}: {error}") from error
+
+
+def _queue_rights(queue: QueueSpec) -> str:
+    dead_letters = queue.arguments.get("x-dead-letter-exchange")
+    if dead_letters is None:
+        return f"configure on queue '{queue.name}'"
+    return (
+        f"configure and read on queue '{queue.name}' and write on its dead-letter exchange "
+        f"'{dead_letters}'"
+    )
 
 
 async def declare(
@@ -32,12 +63,18 @@ async def declare(
     size closes it, and it is reopened (``_declare_queue``).
     """
     for spec in topology.exchanges():
-        await channel.declare_exchange(spec.name, spec.type, durable=True)
+        with _needs(f"declaring exchange '{spec.name}'", f"configure on '{spec.name}'"):
+            await channel.declare_exchange(spec.name, spec.type, durable=True)
     for queue in queues:
-        await _declare_queue(channel, queue)
+        with _needs(f"declaring queue '{queue.name}'", _queue_rights(queue)):
+            await _declare_queue(channel, queue)
     for binding in bindings:
         queue_ = await channel.get_queue(binding.queue, ensure=False)
-        await queue_.bind(binding.exchange, binding.routing_key)
+        with _needs(
+            f"binding queue '{binding.queue}' to exchange '{binding.exchange}'",
+            f"write on queue '{binding.queue}' and read on exchange '{binding.exchange}'",
+        ):
+            await queue_.bind(binding.exchange, binding.routing_key)
 
 
 async def _declare_queue(channel: AbstractChannel, queue: QueueSpec) -> None:
@@ -92,13 +129,22 @@ async def declare_delay_queues(channel: AbstractChannel, topology: Topology) -> 
     """The durable-timer cascade: 28 level exchanges and queues, and the delivery exchange."""
     exchanges, queues, bindings, exchange_bindings = topology.delay_declarations()
     for spec in exchanges:
-        await channel.declare_exchange(
-            spec.name, spec.type, durable=True, arguments=dict(spec.arguments) or None
+        alternate = spec.arguments.get("alternate-exchange")
+        rights = f"configure on '{spec.name}'" + (
+            f", read on it and write on its alternate exchange '{alternate}'" if alternate else ""
         )
+        with _needs(f"declaring exchange '{spec.name}'", rights):
+            await channel.declare_exchange(
+                spec.name, spec.type, durable=True, arguments=dict(spec.arguments) or None
+            )
     await declare(channel, topology, queues, bindings)
     for link in exchange_bindings:
         destination = await channel.get_exchange(link.destination, ensure=False)
-        await destination.bind(link.source, link.routing_key)
+        with _needs(
+            f"binding exchange '{link.destination}' to exchange '{link.source}'",
+            f"write on exchange '{link.destination}' and read on exchange '{link.source}'",
+        ):
+            await destination.bind(link.source, link.routing_key)
 
 
 async def declare_activity_queues(

@@ -53,6 +53,9 @@ class CommonSettings(BaseSettings):
         max_json_depth: how deeply objects and arrays may nest in one value (an input, a
             result, event data, a custom status); every service of a deployment must agree.
         max_value_bytes: how large one value's compact JSON text may be, in bytes.
+        migrate_on_start: a service applies the database migrations when it starts (as the
+            owner role); otherwise it only checks that the schema is current and refuses to
+            start, naming the command to run, when it is not (ADR 36).
     """
 
     model_config = SettingsConfigDict(
@@ -76,6 +79,7 @@ class CommonSettings(BaseSettings):
     start_existing: ExistingInstancePolicy = ExistingInstancePolicy.ERROR
     max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=1, le=150)
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, ge=1024, le=64 * 1024 * 1024)
+    migrate_on_start: bool = False
 
     @field_validator("amqp_url")
     @classmethod

@@ -131,11 +131,8 @@ async def drop_database(url: str) -> None:
 
 
 async def delete_broker_objects(topology: Topology, activity_names: list[str]) -> None:
-    """Delete the namespace's queues and exchanges (names are known from the topology).
-
-    The delay cascade is shared by every namespace on the broker and stays: creating and
-    deleting quorum queues in bulk is a workload RabbitMQ handles badly.
-    """
+    """Delete the namespace's queues and exchanges (names are known from the topology), the
+    namespace's own delay cascade included (ADR 35)."""
     connection = await aio_pika.connect(AMQP_URL)
     try:
         channel = await connection.channel()
@@ -144,12 +141,13 @@ async def delete_broker_objects(topology: Topology, activity_names: list[str]) -
         entry_queues, _ = topology.entry_queue_declarations(
             topology.workflow_name(entry.queue) for entry in declared.entry_points
         )
-        names = [q.name for q in queues + entry_queues]
+        delay_exchanges, delay_queues, _, _ = topology.delay_declarations()
+        names = [q.name for q in queues + entry_queues + delay_queues]
         for activity in activity_names:
             names += [q.name for q in topology.activity_declarations(activity)[0]]
         for name in names:
             await channel.queue_delete(name)
-        exchanges = [e.name for e in topology.exchanges()]
+        exchanges = [e.name for e in topology.exchanges() + delay_exchanges]
         exchanges += [topology.workflow_name(e.name) for e in declared.exchanges]
         for exchange in exchanges:
             await channel.exchange_delete(exchange)

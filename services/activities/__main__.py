@@ -23,7 +23,7 @@ from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging
-from services.common.migrate import apply_migrations
+from services.common.migrate import prepare_schema
 from services.common.observability_port import serve_in_process
 from services.common.readiness import ReadinessMonitor
 
@@ -46,7 +46,7 @@ async def run(settings: ActivitiesSettings, monitor: ReadinessMonitor) -> None:
     )
     try:
         async with pool.acquire() as connection:
-            await apply_migrations(connection)
+            await prepare_schema(connection, migrate=settings.migrate_on_start)
         await record_registered_functions(pool, "activity", functions.activities)
     finally:
         await pool.close()

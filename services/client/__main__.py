@@ -28,7 +28,7 @@ from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_entry_points
 from services.common.logging import configure_logging
-from services.common.migrate import apply_migrations
+from services.common.migrate import prepare_schema
 
 log = structlog.get_logger("services.client")
 
@@ -40,7 +40,7 @@ async def serve(settings: ClientSettings, declared: EntryPoints) -> None:
     pool = await create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as connection:
-            await apply_migrations(connection)
+            await prepare_schema(connection, migrate=settings.migrate_on_start)
     finally:
         await pool.close()
     async with await DurableClient.connect(settings, name="client-service") as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import ssl
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -14,6 +15,7 @@ import asyncpg
 import structlog
 
 from services.common.loader import FunctionModuleError
+from services.common.migrate import SchemaNotReadyError
 
 
 def stop_event_on_signals() -> asyncio.Event:
@@ -37,8 +39,10 @@ GC_THRESHOLDS = (50_000, 50, 1_000)
 def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
     """Run a service's main coroutine; turn unreachable dependencies into one clear line.
 
-    A missing database or an unreachable broker at start-up is a configuration problem, not a
-    crash: it is reported with what to check, and the process exits with status 2.
+    A missing database or an unreachable broker at start-up, a schema older than the code, or
+    a database role or broker user without a right the service needs is a configuration
+    problem, not a crash: it is reported with what to check, and the process exits with
+    status 2.
 
     The cyclic garbage collector runs far less often than Python's default (``GC_THRESHOLDS``
     against 700, 10, 10). A service allocates a great many short-lived objects per message,
@@ -67,10 +71,39 @@ def run_service(service: str, main: Coroutine[Any, Any, None]) -> None:
         log.error(
             "service.cannot_start",
             error=repr(error),
-            hint="is Postgres (DF_DATABASE_URL) and RabbitMQ (DF_AMQP_URL) reachable? "
+            hint=_certificate_hint
+            if _certificate_refused(error)
+            else "is Postgres (DF_DATABASE_URL) and RabbitMQ (DF_AMQP_URL) reachable? "
             "`make services` starts the local ones",
         )
         sys.exit(2)
     except FunctionModuleError as error:
         log.error("service.cannot_start", error=str(error), hint="check DF_FUNCTION_MODULES")
         sys.exit(2)
+    except SchemaNotReadyError as error:
+        log.error("service.cannot_start", error=str(error))
+        sys.exit(2)
+    except aiormq.exceptions.ChannelAccessRefused as error:
+        # RabbitMQ's reason names the queue or exchange and the user; a refused declaration
+        # adds the rights it needs (durable.declarations.BrokerAccessRefusedError).
+        log.error(
+            "service.cannot_start",
+            error=str(error),
+            hint="the broker user of DF_AMQP_URL lacks this permission: "
+            "`durable-ops broker-definitions` prints what each service's user needs",
+        )
+        sys.exit(2)
+
+
+_certificate_hint = (
+    "the server's certificate did not verify against the CA the URL names "
+    "(DF_AMQP_URL's cafile, DF_DATABASE_URL's sslrootcert) or its host name"
+)
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether ``error`` is (or wraps, as aiormq's connection errors do) a server certificate
+    that did not verify."""
+    return isinstance(error, ssl.SSLCertVerificationError) or isinstance(
+        error.__cause__, ssl.SSLCertVerificationError
+    )

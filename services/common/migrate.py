@@ -1,8 +1,14 @@
-"""Numbered SQL migrations, applied at start-up by every service.
+"""Numbered SQL migrations, applied by the database's owner role; the runtime role's grants.
 
 Each file ``migrations/NNNN_name.sql`` runs once, in order, in its own transaction, recorded in
-``schema_migrations``. A transaction-scoped advisory lock serialises services that start at the
+``schema_migrations``. A transaction-scoped advisory lock serialises runs that start at the
 same moment: the second waits, then finds the work done.
+
+``python -m services.common.migrate`` (``make migrate``) applies them, and with
+``--runtime-role`` grants the role the services run as what they need and nothing more: rows
+of every table, the sequences' use, no DDL (ADR 36). A service applies them when it starts only
+with ``DF_MIGRATE_ON_START=true``; otherwise ``prepare_schema`` checks that the schema is
+current and that its role may use every table, and refuses to start, naming what to run.
 """
 
 from __future__ import annotations
@@ -80,6 +86,90 @@ async def apply_migrations(connection: Connection) -> list[int]:
     return applied_now
 
 
+class SchemaNotReadyError(Exception):
+    """The database's schema is older than this code's, or the role may not use it; the
+    message names what is missing and the command that fixes it."""
+
+
+MIGRATE_COMMAND = "`python -m services.common.migrate` (`make migrate`)"
+RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+"""What the runtime role holds on every table: rows, never DDL."""
+
+
+async def prepare_schema(connection: Connection, *, migrate: bool) -> None:
+    """Apply the migrations (``migrate``, as the owner role), or check that the schema is
+    current and that this session's role holds ``RUNTIME_PRIVILEGES`` on every table of it.
+
+    Raises:
+        SchemaNotReadyError: not migrated, migrated to an older version, or a table this role
+            may not use; the message names the command to run.
+    """
+    if migrate:
+        await apply_migrations(connection)
+        return
+    needed = available_migrations()[-1].version
+    try:
+        current = await connection.fetchval("SELECT max(version) FROM schema_migrations")
+    except asyncpg.UndefinedTableError:
+        current = None
+    except asyncpg.InsufficientPrivilegeError:
+        current = needed  # the rights it lacks are named below
+    if current is None or current < needed:
+        found = "has no schema" if current is None else f"has schema version {current}"
+        raise SchemaNotReadyError(
+            f"the database {found}, this code needs version {needed}: run {MIGRATE_COMMAND} "
+            "as the database's owner role, or start with DF_MIGRATE_ON_START=true"
+        )
+    # has_table_privilege needs no right on the table, and names each one missing (Postgres's
+    # own refusal says "permission denied for table t" without the right).
+    missing = await connection.fetch(
+        """
+        SELECT c.relname AS table_name, p.privilege
+        FROM pg_class c
+        CROSS JOIN unnest($1::text[]) AS p(privilege)
+        WHERE c.relnamespace = current_schema()::text::regnamespace AND c.relkind = 'r'
+          AND NOT has_table_privilege(c.oid, p.privilege)
+        ORDER BY 1, 2
+        """,
+        list(RUNTIME_PRIVILEGES),
+    )
+    if missing:
+        rights = ", ".join(f"{row['privilege']} on table {row['table_name']}" for row in missing)
+        raise SchemaNotReadyError(await _refusal(connection, f"it lacks {rights}"))
+
+
+async def _refusal(connection: Connection, what: str) -> str:
+    role = await connection.fetchval("SELECT current_user")
+    return (
+        f"database role {role!r} may not use the event store: {what}; grant it with "
+        f"`python -m services.common.migrate --runtime-role {role}` as the owner role"
+    )
+
+
+async def grant_runtime_role(connection: Connection, role: str) -> None:
+    """Give ``role`` what the services need on the current schema's tables and sequences,
+    now and for the tables later migrations create (default privileges of the role running
+    this, which must be the one that runs the migrations)."""
+    quoted = _identifier(role)
+    rows = ", ".join(RUNTIME_PRIVILEGES)
+    async with connection.transaction():
+        schema = _identifier(await connection.fetchval("SELECT current_schema()"))
+        for statement in (
+            f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
+            f"GRANT {rows} ON ALL TABLES IN SCHEMA {schema} TO {quoted}",
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {rows} ON TABLES TO {quoted}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE ON SEQUENCES TO {quoted}",
+        ):
+            await connection.execute(statement)
+    log.info("migration.runtime_role_granted", role=role)
+
+
+def _identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 async def ensure_database(database_url: str) -> bool:
     """Create the database named in ``database_url`` if it does not exist; True if created."""
     try:
@@ -102,15 +192,19 @@ async def ensure_database(database_url: str) -> bool:
     return True
 
 
-async def _main(database_url: str, create: bool) -> None:
+async def _main(database_url: str, create: bool, runtime_roles: list[str]) -> None:
     if create and await ensure_database(database_url):
         print(f"created database {mask_url(database_url)}")
     connection = await asyncpg.connect(database_url)
     try:
         applied = await apply_migrations(connection)
+        for role in runtime_roles:
+            await grant_runtime_role(connection, role)
     finally:
         await connection.close()
     print(f"migrations applied: {applied or 'none (up to date)'}")
+    for role in runtime_roles:
+        print(f"runtime role {role!r}: {', '.join(RUNTIME_PRIVILEGES)} on every table")
 
 
 def main() -> None:
@@ -119,8 +213,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Apply the event store's migrations.")
     parser.add_argument("--database-url", default=CommonSettings().database_url)
     parser.add_argument("--create-database", action="store_true", help="create it if missing")
+    parser.add_argument(
+        "--runtime-role",
+        action="append",
+        default=[],
+        help="grant this role (repeat for more) what the services need, and no DDL",
+    )
     arguments = parser.parse_args()
-    asyncio.run(_main(arguments.database_url, arguments.create_database))
+    asyncio.run(_main(arguments.database_url, arguments.create_database, arguments.runtime_role))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from engine import OrchestratorFunction
 from services.common.loader import FunctionModuleError, load_function_apps
 from services.common.version import VersionOption
 from services.operations import cli_dlq, cli_members, cli_output
+from services.operations.broker_definitions import broker_definitions_command
 from services.operations.check_invariants import check_selection as check_invariants
 from services.operations.checkpoint import Checkpoint, exclusive, load
 from services.operations.rebuild import ProjectionRebuild
@@ -61,6 +62,7 @@ def _options(version: VersionOption = False) -> None:
 
 app.add_typer(cli_dlq.app, name="dlq")
 app.command("members")(cli_members.members)
+app.command("broker-definitions")(broker_definitions_command)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
 Instances = Annotated[

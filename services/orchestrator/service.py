@@ -20,7 +20,7 @@ from durable.store.registered_functions import record_registered_functions
 from services.common.consuming import ConnectionSupervisor
 from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
-from services.common.migrate import apply_migrations
+from services.common.migrate import prepare_schema
 from services.common.observability_port import serve_in_process
 from services.common.readiness import ReadinessMonitor
 from services.orchestrator.assignments import Assignments
@@ -71,7 +71,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
         command_timeout=settings.lease_seconds,
     )
     async with pool.acquire() as connection:
-        await apply_migrations(connection)
+        await prepare_schema(connection, migrate=settings.migrate_on_start)
     await record_registered_functions(
         pool, "orchestrator", functions.orchestrators, functions.protected_events
     )

@@ -130,6 +130,8 @@ async def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             "DF_HTTP_ACCESS_LOG": "true",
             # A supervisor and its processes, whatever the machine's cores (ADR 15).
             "DF_ORCHESTRATOR_PROCESSES": "2",
+            # The role owns the database: the services migrate it, logging as they go.
+            "DF_MIGRATE_ON_START": "true",
             **approval_env(),
         }
         group = ServiceGroup(env, tmp_path)

@@ -87,7 +87,14 @@ async def _rabbitmqctl(command: Sequence[str], *args: str, stdin: bytes | None =
 
 async def create(users: Sequence[BrokerUser], amqp_url: str, command: Sequence[str]) -> None:
     """Add ``users`` to the broker and wait until each of them can log in."""
-    body = json.dumps(definitions(users)).encode()
+    await import_definitions(json.dumps(definitions(users)).encode(), users, amqp_url, command)
+
+
+async def import_definitions(
+    body: bytes, users: Sequence[BrokerUser], amqp_url: str, command: Sequence[str]
+) -> None:
+    """Import definitions ``body`` (users and permissions only) and wait until each of
+    ``users`` can log in."""
     await _rabbitmqctl(command, "import_definitions", stdin=body)
 
     async def logs_in(user: BrokerUser) -> bool:

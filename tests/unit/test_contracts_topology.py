@@ -139,3 +139,25 @@ def test_a_queue_spec_takes_another_group_size_or_none_and_keeps_its_other_argum
 def test_topology_rejects_a_negative_group_size():
     with pytest.raises(ValueError, match="quorum_group_size"):
         Topology(quorum_group_size=-1)
+
+
+def _every_name(topology):
+    exchanges, queues, _, _ = topology.delay_declarations()
+    names = [e.name for e in topology.exchanges() + exchanges] + [q.name for q in queues]
+    names += [q.name for q in topology.orchestrator_declarations()[0]]
+    names += [q.name for q in topology.activity_declarations("say_hello")[0]]
+    return names
+
+
+def test_every_queue_and_exchange_is_under_the_namespace_the_delay_cascade_included():
+    names = _every_name(Topology(namespace="orders", partitions=2))
+
+    assert [n for n in names if not n.startswith("orders.")] == []
+    assert "orders.timers.level.27" in names
+    assert "orders.timers.orphans" in names
+
+
+def test_two_namespaces_share_no_queue_or_exchange():
+    first, second = _every_name(Topology(namespace="a")), _every_name(Topology(namespace="b"))
+
+    assert set(first).isdisjoint(second)

@@ -23,6 +23,9 @@ from pydantic import JsonValue
 
 from contracts import (
     ContinueAsNew,
+    EntityLockGranted,
+    EntityOperationCompleted,
+    EntityOperationFailed,
     EventRaised,
     ExecutionCompleted,
     ExecutionFailed,
@@ -68,6 +71,8 @@ from engine.actions import (
 from engine.child_ids import default_child_id
 from engine.context import ReplayContext
 from engine.decision import ContinueAsNewRequest, Decision
+from engine.entity_actions import ENTITY_ACTION_EVENTS
+from engine.entity_calls import EntityCalls
 from engine.external_events import ExternalEvents
 from engine.open_calls import CallKind, Delivery, OpenCalls
 from engine.refusal import Refusal
@@ -79,7 +84,12 @@ OrchestratorFunction = Callable[..., Any]
 _Code = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
 _ENDINGS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinueAsNew)
-_RECORDED_ACTIONS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated)
+_RECORDED_ACTIONS = (
+    TaskScheduled,
+    TimerCreated,
+    SubOrchestrationInstanceCreated,
+    *ENTITY_ACTION_EVENTS,
+)
 _CONTINUE_AS_NEW_NAMESPACE = uuid.UUID("a8d4a5c9-6c0c-4a65-9a53-6b1f4c1d2e77")
 
 
@@ -94,6 +104,9 @@ class OrchestrationExecutor:
         self._code: SuspendedCode | None = None
         self._actions = PendingActions()
         self._calls = OpenCalls()
+        self.entities = EntityCalls(
+            self._actions, self._calls, lambda: (self.context.instance_id, self.execution_id)
+        )
         self._events = ExternalEvents()
         self._completion: HistoryEvent | None = None
         self._completion_recorded = False
@@ -199,6 +212,14 @@ class OrchestrationExecutor:
             case TimerFired(timer_id=timer_id):
                 # A cancelled timer stays open until its fire is refused here.
                 return self._answer_refusal(timer_id, CallKind.TIMER)
+            case EntityOperationCompleted(task_scheduled_id=task_id) | (
+                EntityOperationFailed(task_scheduled_id=task_id)
+            ):
+                return self._answer_refusal(task_id, CallKind.ENTITY_CALL)
+            case EntityLockGranted(task_scheduled_id=task_id):
+                return self._answer_refusal(task_id, CallKind.LOCK)
+            case _ if isinstance(event, ENTITY_ACTION_EVENTS):
+                return Refusal("an entity request sent to an orchestration", True)
             case _:
                 return None
 
@@ -316,18 +337,24 @@ class OrchestrationExecutor:
                 self.context._current_utc_datetime = timestamp
             case ExecutionStarted():
                 self._start(event)
-            case TaskScheduled() | TimerCreated() | SubOrchestrationInstanceCreated():
+            case _ if isinstance(event, _RECORDED_ACTIONS):
                 self._actions.match(self.context.instance_id, event)
             case TaskStarted(task_scheduled_id=task_id, timestamp=started_at):
                 self._start_activity_clock(task_id, started_at)
-            case TaskCompleted(task_scheduled_id=task_id, result=result) | (
-                SubOrchestrationInstanceCompleted(task_scheduled_id=task_id, result=result)
+            case (
+                TaskCompleted(task_scheduled_id=task_id, result=result)
+                | (SubOrchestrationInstanceCompleted(task_scheduled_id=task_id, result=result))
+                | EntityOperationCompleted(task_scheduled_id=task_id, result=result)
             ):
                 self._deliver(self._calls.settle(task_id, result, None))
-            case TaskFailed(task_scheduled_id=task_id, failure=failure) | (
-                SubOrchestrationInstanceFailed(task_scheduled_id=task_id, failure=failure)
+            case (
+                TaskFailed(task_scheduled_id=task_id, failure=failure)
+                | (SubOrchestrationInstanceFailed(task_scheduled_id=task_id, failure=failure))
+                | EntityOperationFailed(task_scheduled_id=task_id, failure=failure)
             ):
                 self._deliver(self._calls.settle(task_id, None, failure))
+            case EntityLockGranted(task_scheduled_id=task_id):
+                self._deliver(self._calls.settle(task_id, None, None))
             case TimerFired(timer_id=timer_id):
                 self._deliver(self._calls.timer_fired(timer_id))
             case EventRaised(name=name, input=data):
@@ -435,6 +462,7 @@ class OrchestrationExecutor:
         self._fail(error)
 
     def _finish(self, completion: HistoryEvent) -> None:
+        self.entities.release_on_end()
         self._completion = completion
         if self._code is not None:
             code, self._code = self._code, None

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,6 +32,9 @@ from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
 
+if TYPE_CHECKING:
+    from services.orchestrator.entity_state import EntityState
+
 log = structlog.get_logger(__name__)
 
 
@@ -52,6 +56,8 @@ class Batch:
     updates: list[InstanceUpdate] = field(default_factory=list)
     messages: list[OutgoingMessage] = field(default_factory=list)
     states: list[InstanceState] = field(default_factory=list)
+    entities: list[EntityState] = field(default_factory=list)
+    """The entities the batch ran, to cache once it commits (ADR 38)."""
     finished: list[str] = field(default_factory=list)
     timers_created: list[TimerRow] = field(default_factory=list)
     timers_closed: list[TimerKey] = field(default_factory=list)

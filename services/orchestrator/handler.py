@@ -39,6 +39,7 @@ from contracts import (
     OrchestratorMessage,
     OrchestratorStarted,
     Topology,
+    is_entity_id,
 )
 from durable.app import FunctionApp
 from durable.store.batch import BatchWrite, write_batch
@@ -51,6 +52,8 @@ from durable.store.outbox import OutboxRecord, insert_outbox_txn
 from engine import Decision
 from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
 from services.orchestrator.dispatch import batched_tasks
+from services.orchestrator.entities import EntityRunner
+from services.orchestrator.entity_state import EntityState
 from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 from services.orchestrator.followups import (
     move_executions_txn,
@@ -103,6 +106,7 @@ class OrchestrationHandler:
         self._clock = clock
         self._keep_continued_history = keep_continued_history
         self._recorder = EpisodeRecorder(topology)
+        self._entities = EntityRunner(functions, topology)
         self._local = local
         self._inline_seconds = inline_seconds
         self._activity_batch = activity_batch
@@ -137,6 +141,8 @@ class OrchestrationHandler:
         batch.tally.committed(len(messages))
         for state in batch.states:
             self._cache.put(state)
+        for entity in batch.entities:
+            self._cache.put(entity)
         self._evict(batch.finished)
         return Committed(records, batch.held_fires, batch.refused)
 
@@ -191,6 +197,8 @@ class OrchestrationHandler:
             state = self._cache.get(instance_id)
             if state is None:
                 uncached[instance_id] = group
+            elif isinstance(state, EntityState):
+                self._entities.run(state, group, now, batch)
             else:
                 self._run_episode(state, group, now, batch)
         if not uncached:
@@ -287,7 +295,12 @@ class OrchestrationHandler:
         now: datetime,
         batch: Batch,
     ) -> None:
-        """Lock and load the instances of ``groups`` (none of them cached) and decide them."""
+        """Lock and load the instances of ``groups`` (none of them cached) and decide them;
+        the entities among them go to the entity runner (ADR 38)."""
+        entities = {i: g for i, g in groups.items() if is_entity_id(i)}
+        if entities:
+            await self._entities.decide_txn(connection, entities, now, batch)
+            groups = {i: g for i, g in groups.items() if i not in entities}
         rows = await lock_instances_txn(connection, list(groups))
         missing = [
             _new_instance(start, now)

@@ -19,6 +19,7 @@ from durable.errors import (
     NonDeterminismError,
     TaskFailedError,
 )
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import Task, TimerTask
 
@@ -34,6 +35,7 @@ __all__ = [
     "ActivityDefinition",
     "ActivityTimeoutError",
     "BoundaryError",
+    "DurableHttpResponse",
     "DurableOrchestrationContext",
     "EventTimeoutError",
     "FailureDetails",

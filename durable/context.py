@@ -9,12 +9,13 @@ this module. Everything here is deterministic: time comes from the history
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import Task, TimerTask, WhenAllTask, WhenAnyTask
 
@@ -91,6 +92,33 @@ class OrchestrationContext(Protocol):
         """``call_activity``, attempted again after failures as ``retry_options`` says.
 
         The waits between attempts are durable timers. Fails with the last attempt's failure.
+        """
+        ...
+
+    def call_http(
+        self,
+        method: str,
+        uri: str,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        token_source: Any = None,
+        is_raw_str: bool = False,
+        *,
+        asynchronous_pattern_enabled: bool = True,
+        timeout: timedelta | float | None = None,
+    ) -> Task[DurableHttpResponse]:
+        """Make an HTTP request, recorded in the history; completes with the answer.
+
+        The activities service makes the request (the built-in activity ``durable.http``),
+        so replay reads the answer from the history. ``content`` is sent as JSON (with
+        ``Content-Type: application/json`` unless ``headers`` has one), or as it is when
+        ``is_raw_str`` and it is a string. An answer ``202`` with a ``Location`` header is
+        polled with ``GET`` after durable timers (``Retry-After``, else 30 s) until an answer
+        that is not 202, unless ``asynchronous_pattern_enabled`` is false; ``timeout`` (a
+        ``timedelta`` or seconds) bounds the whole call, polls included. Every status is an
+        answer (``DurableHttpResponse``); a request that gets none (host unreachable or not
+        allowed, time-out, body too long) or polling that gives up fails the task with
+        ``TaskFailedError``. ``token_source`` (Azure managed identities) is not supported.
         """
         ...
 

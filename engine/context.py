@@ -8,15 +8,18 @@ instance id and a counter: nothing here reads a clock or draws a random number.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue, TypeAdapter
 
+from contracts.http import HTTP_ACTIVITY, HttpRequest
+from contracts.limits import check_json_value
 from contracts.typed import adapter_for, checked
 from contracts.values import to_json_value
 from durable.context import OrchestrationContext, function_name
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import (
     CompletableTask,
@@ -25,6 +28,7 @@ from durable.tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
+from engine.http import HttpCallTask, describe, http_request
 from engine.retry import RetryTask
 from engine.typing_boundaries import result_converter
 
@@ -125,6 +129,36 @@ class ReplayContext:
 
         return RetryTask(
             retry_options, attempt, self._executor.create_timer, lambda: self._current_utc_datetime
+        )
+
+    def call_http(
+        self,
+        method: str,
+        uri: str,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        token_source: Any = None,
+        is_raw_str: bool = False,
+        *,
+        asynchronous_pattern_enabled: bool = True,
+        timeout: timedelta | float | None = None,
+    ) -> Task[DurableHttpResponse]:
+        request = http_request(method, uri, content, headers, token_source, is_raw_str)
+        check_json_value(request.model_dump(mode="json"), f"the request of {describe(request)}")
+
+        def send(request: HttpRequest) -> Task[Any]:
+            task = self._executor.schedule_task(HTTP_ACTIVITY, request.model_dump(mode="json"))
+            if isinstance(task, CompletableTask):
+                task.description = describe(request)
+            return task
+
+        return HttpCallTask(
+            request,
+            polling=asynchronous_pattern_enabled,
+            timeout=_as_timedelta(timeout),
+            send=send,
+            create_timer=self._executor.create_timer,
+            current_time=lambda: self._current_utc_datetime,
         )
 
     def call_sub_orchestrator(

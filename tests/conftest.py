@@ -172,9 +172,12 @@ def entry_points_under_test() -> EntryPoints:
 
 
 def activity_names_under_test() -> list[str]:
+    """The activities the services under test serve: the test modules' and the built-in
+    HTTP activity the activities service adds."""
+    from contracts.http import HTTP_ACTIVITY
     from services.common.loader import load_function_apps
 
-    return sorted(load_function_apps(TEST_FUNCTION_MODULES.split(",")).activities)
+    return sorted([*load_function_apps(TEST_FUNCTION_MODULES.split(",")).activities, HTTP_ACTIVITY])
 
 
 def rabbitmqctl() -> list[str]:

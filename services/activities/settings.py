@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from contracts.http import DEFAULT_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT_SECONDS
 from durable.settings import CommonSettings
 
 
@@ -12,8 +13,16 @@ class ActivitiesSettings(CommonSettings):
     activity_prefetch: tasks in flight per activity queue (bounds concurrency per activity).
     activity_threads: threads for synchronous activity functions.
     shutdown_seconds: how long SIGTERM waits for running activities.
+    call_http_timeout_seconds: one request of an orchestrator's ``call_http``.
+    call_http_max_response_bytes: the longest response body ``call_http`` reads (a longer
+        one fails the call); keep it under ``max_value_bytes``, since it is stored.
+    call_http_allowed_hosts: comma-separated hosts (``*.example.com`` patterns) that
+        ``call_http`` may reach; empty: any host this process can reach.
     """
 
     activity_prefetch: int = Field(default=64, ge=1)
     activity_threads: int = Field(default=32, ge=1)
     shutdown_seconds: float = Field(default=30.0, gt=0)
+    call_http_timeout_seconds: float = Field(default=DEFAULT_HTTP_TIMEOUT_SECONDS, gt=0)
+    call_http_max_response_bytes: int = Field(default=DEFAULT_HTTP_MAX_RESPONSE_BYTES, ge=0)
+    call_http_allowed_hosts: str = ""

@@ -268,3 +268,20 @@ def named_round_trip(ctx: OrchestrationContext) -> Any:
 @app.orchestrator
 def returns_input(ctx: OrchestrationContext) -> Any:
     return ctx.get_input()
+
+
+@app.orchestrator
+def calls_http(ctx: OrchestrationContext) -> Any:
+    """``call_http`` of ``uri`` (``polling`` on unless false): the answer, or the failure."""
+    spec = ctx.get_input()
+    try:
+        response = yield ctx.call_http(
+            spec.get("method", "GET"),
+            spec["uri"],
+            content=spec.get("content"),
+            asynchronous_pattern_enabled=spec.get("polling", True),
+            timeout=spec.get("timeout"),
+        )
+    except TaskFailedError as error:
+        return {"failed": error.details.error_type, "message": error.details.message}
+    return {"status": response.status_code, "content": response.content}

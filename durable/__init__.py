@@ -22,6 +22,7 @@ from durable.errors import (
 from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import Task, TimerTask
+from durable.versioning import compare_versions
 
 DurableOrchestrationContext = OrchestrationContext
 """azure-functions-durable's name for the orchestration context."""
@@ -48,4 +49,5 @@ __all__ = [
     "TaskFailedError",
     "TimerTask",
     "ValueRefusedError",
+    "compare_versions",
 ]

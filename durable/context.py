@@ -35,6 +35,13 @@ class OrchestrationContext(Protocol):
         ...
 
     @property
+    def version(self) -> str | None:
+        """The app version this instance started under (``DF_APP_VERSION`` of the process that
+        started it, or its parent's for a sub-orchestration); ``None`` if it has none. Branch
+        on it to keep old instances on the code paths they started with."""
+        ...
+
+    @property
     def current_utc_datetime(self) -> datetime:
         """The current time, replay-safe: when the running episode started, from the history."""
         ...
@@ -127,12 +134,13 @@ class OrchestrationContext(Protocol):
         name: str | Callable[..., Any],
         input_: Any = None,
         instance_id: str | None = None,
+        version: str | None = None,
     ) -> Task[Any]:
         """Run the orchestrator ``name`` as a child instance; completes with its output.
 
         ``instance_id`` defaults (when None or empty) to one derived from this instance's. A
         child that fails (or is terminated) raises ``TaskFailedError`` here, with the child's
-        failure as details.
+        failure as details. The child runs under ``version``, by default this instance's.
         """
         ...
 

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue, TypeAdapter
 
+from contracts import ExecutionStarted
 from contracts.http import HTTP_ACTIVITY, HttpRequest
-from contracts.limits import check_json_value
+from contracts.limits import check_json_value, check_short_string
 from contracts.typed import adapter_for, checked
 from contracts.values import to_json_value
 from durable.context import OrchestrationContext, function_name
@@ -46,6 +47,7 @@ class ReplayContext:
         self._executor = executor
         self._instance_id = instance_id
         self._parent_instance_id: str | None = None
+        self._version: str | None = None
         self._input: JsonValue = None
         self._current_utc_datetime = _EPOCH
         self._is_replaying = False
@@ -61,6 +63,16 @@ class ReplayContext:
     @property
     def parent_instance_id(self) -> str | None:
         return self._parent_instance_id
+
+    @property
+    def version(self) -> str | None:
+        return self._version
+
+    def _started(self, event: ExecutionStarted) -> None:
+        self._input = event.input
+        self._version = event.version
+        if event.parent is not None:
+            self._parent_instance_id = event.parent.instance_id
 
     @property
     def current_utc_datetime(self) -> datetime:
@@ -166,10 +178,15 @@ class ReplayContext:
         name: str | Callable[..., Any],
         input_: Any = None,
         instance_id: str | None = None,
+        version: str | None = None,
     ) -> Task[Any]:
         orchestrator = function_name(name)
         data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
-        task = self._executor.create_sub_orchestration(orchestrator, data, instance_id)
+        if version is not None:
+            check_short_string(version, f"the version of sub-orchestration {orchestrator!r}")
+        task = self._executor.create_sub_orchestration(
+            orchestrator, data, instance_id, version or self._version
+        )
         return _converting(task, name, f"sub-orchestration {orchestrator!r}")
 
     def call_sub_orchestrator_with_retry(
@@ -184,7 +201,7 @@ class ReplayContext:
         return RetryTask(
             retry_options,
             lambda attempt: self._executor.create_sub_orchestration(
-                orchestrator, data, instance_id
+                orchestrator, data, instance_id, self._version
             ),
             self._executor.create_timer,
             lambda: self._current_utc_datetime,

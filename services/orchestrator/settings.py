@@ -6,7 +6,9 @@ import os
 
 from pydantic import Field
 
+from contracts.topology import MAX_DELAY_SECONDS
 from durable.settings import CommonSettings
+from engine.versions import VersionFailure, VersionMatch, VersionPolicy
 
 
 class OrchestratorSettings(CommonSettings):
@@ -41,6 +43,15 @@ class OrchestratorSettings(CommonSettings):
     keep_continued_history: keep the events of executions that continued as new (by
         default they are dropped, as Durable Functions does, so eternal orchestrations stay
         bounded).
+    app_version: the app version new instances started here record (``context.version``);
+        unset: none (docs/guide/versioning.md).
+    version_match: which instances this process runs, by the version they started with:
+        ``none`` (all), ``strict`` (its own only), ``current-or-older``.
+    version_failure: what happens to an instance it may not run: ``reject`` leaves it
+        waiting (its messages come back every ``version_retry_seconds``, for a process that
+        may run it), ``fail`` fails it.
+    version_retry_seconds: how long a message of an instance left waiting stays away before
+        it is tried again.
     """
 
     batch_size: int = Field(default=256, ge=1)
@@ -58,6 +69,14 @@ class OrchestratorSettings(CommonSettings):
     keep_continued_history: bool = False
     lease_seconds: float = Field(default=5.0, ge=0.5, le=300)
     member_id: str = Field(default="", max_length=200)
+    app_version: str | None = Field(default=None, min_length=1, max_length=100)
+    version_match: VersionMatch = VersionMatch.NONE
+    version_failure: VersionFailure = VersionFailure.REJECT
+    version_retry_seconds: int = Field(default=60, ge=1, le=MAX_DELAY_SECONDS)
+
+    @property
+    def version_policy(self) -> VersionPolicy:
+        return VersionPolicy(self.app_version, self.version_match, self.version_failure)
 
     @property
     def processes(self) -> int:

@@ -3,11 +3,12 @@ answers: to write golden histories and to test multi-step behaviour end to end i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from contracts import (
+    EventRaised,
     ExecutionStarted,
     FailureDetails,
     HistoryEvent,
@@ -31,13 +32,19 @@ def drive(
     input_: Any,
     answer: Answer,
     *,
+    version: str | None = None,
+    events: Sequence[tuple[str, Any]] = (),
     most_episodes: int = 100,
 ) -> list[HistoryEvent]:
     """Run ``orchestrator`` to its end: every activity answered by ``answer`` one second
-    after it is scheduled, every timer fired when due; the whole history it leaves."""
+    after it is scheduled, every timer fired when due, ``events`` raised one at a time when
+    it waits for nothing else; the whole history it leaves."""
+    to_raise = list(events)
     executor = OrchestrationExecutor(orchestrator, "driven")
     now = T0
-    start = ExecutionStarted(timestamp=now, name=name, execution_id="e1", input=input_)
+    start = ExecutionStarted(
+        timestamp=now, name=name, execution_id="e1", input=input_, version=version
+    )
     inbound: list[HistoryEvent] = [start]
     history: list[HistoryEvent] = []
     for _ in range(most_episodes):
@@ -60,6 +67,10 @@ def drive(
             due = min(timers, key=lambda t: t.fire_at)
             now = max(now, due.fire_at)
             inbound.append(TimerFired(timestamp=now, timer_id=due.event_id, fire_at=due.fire_at))
+        elif to_raise:
+            now += timedelta(seconds=60)
+            event_name, data = to_raise.pop(0)
+            inbound.append(EventRaised(timestamp=now, name=event_name, input=data))
         else:
             raise AssertionError("the orchestrator waits for nothing the driver can answer")
     raise AssertionError(f"not finished after {most_episodes} episodes")

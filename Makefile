@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export DF_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/durable
 export DF_AMQP_URL     ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv services migrate run up test test-fast soak lint format typecheck schema bench bench-quick clean
+.PHONY: help venv services browser migrate run up test test-fast soak lint format typecheck schema bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,15 @@ venv: $(STAMP)  ## create .venv and install the project with pinned dependencies
 services:  ## start local Postgres and RabbitMQ if they are not running
 	@scripts/ensure-services.sh
 
+# The dashboard's browser tests drive Debian's chromium through Playwright (never Playwright's
+# own downloads). Installed here when it is missing, as root or through sudo.
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:  ## install Debian's chromium for the dashboard's browser tests, if it is missing
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get install -y chromium \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }; }
+
 migrate: venv services  ## create the database if needed and apply migrations
 	$(PY) -m services.common.migrate --create-database
 
@@ -31,7 +40,7 @@ run: migrate  ## start the three services and run a sample orchestration, showin
 up: migrate  ## run the three services in the foreground until Ctrl-C
 	$(PY) -m deploy.local up
 
-test: venv services  ## run the whole test suite (unit, integration, end-to-end, fault)
+test: venv services browser  ## run the whole test suite (unit, integration, end-to-end, fault)
 	$(PY) -m pytest
 
 soak: venv services  ## random kills every 20-60 s under load for DF_SOAK_SECONDS (600), then every check

@@ -64,13 +64,15 @@ if ! port_open 127.0.0.1 "$amqp_port"; then
 fi
 wait_for RabbitMQ 127.0.0.1 "$amqp_port" 120
 if ! wait_for_amqp 60; then
-    if command -v rabbitmq-server >/dev/null 2>&1 && pgrep -x beam.smp >/dev/null; then
-        echo "ensure-services: RabbitMQ accepts connections but does not answer; restarting it"
-        pkill -9 -x beam.smp || true
-        sleep 2
-        rabbitmq-server -detached
-        wait_for RabbitMQ 127.0.0.1 "$amqp_port" 120
-    fi
-    wait_for_amqp 120 || { echo "ensure-services: RabbitMQ does not answer AMQP" >&2; exit 1; }
+    # Never killed from here: this script cannot tell whether it started that broker, and a
+    # broker that is slow to answer may be one somebody else is using.
+    cat >&2 <<EOM
+ensure-services: RabbitMQ accepts connections on 127.0.0.1:$amqp_port but does not answer AMQP
+after 60 s. It is running but wedged (seen after heavy quorum-queue churn) or still starting.
+  Look:     rabbitmq-diagnostics -q status; rabbitmqctl -q list_queues name | wc -l
+  Restart:  rabbitmqctl stop && rabbitmq-server -detached   (if it is yours to restart)
+Then run this command again.
+EOM
+    exit 1
 fi
 echo "ensure-services: PostgreSQL and RabbitMQ are up"

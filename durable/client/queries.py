@@ -29,7 +29,11 @@ from durable.store.queries import (
     purge_instances_txn,
     query_instances,
 )
-from durable.store.registered_functions import protected_events, registered_orchestrators
+from durable.store.registered_functions import (
+    protected_events,
+    registered_activities,
+    registered_orchestrators,
+)
 
 
 class InstanceQueries:
@@ -136,6 +140,10 @@ class InstanceQueries:
     async def registered_orchestrators(self) -> set[str]:
         """Names of the orchestrators the deployment's orchestrator services have registered."""
         return await registered_orchestrators(self._pool)
+
+    async def registered_activities(self) -> set[str]:
+        """Names of the activities the deployment's services have registered."""
+        return await registered_activities(self._pool)
 
     async def protected_events(self, orchestrator: str) -> frozenset[str]:
         """The events (casefolded) that only a management key may raise over HTTP on

@@ -42,6 +42,7 @@ from services.client.api_common import ApiError, error_response, error_responses
 from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
 from services.client.api_route_case import CaseInsensitiveRoutes, RouteSpellings
 from services.client.auth import AccessKeys, require_management_key, require_start_key
+from services.client.dashboard import DASHBOARD_PATH, create_dashboard
 from services.client.settings import ClientSettings
 
 __all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]
@@ -140,6 +141,7 @@ def create_app(
         app.add_middleware(AccessLog)  # outermost: it sees every answer, refusals included
 
     _document_400_not_422(app)
+    app.mount(DASHBOARD_PATH, create_dashboard(settings, access_keys, lambda: app.state.client))
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)

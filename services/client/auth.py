@@ -2,8 +2,9 @@
 
 A caller presents a key in the ``x-functions-key`` header or the ``code`` query parameter
 (the header wins when both are given). A management key (Durable Functions' system key) opens
-every route; a start key opens only starting orchestrations and raising events. Anything else
-is refused with 401 before the route reads its body, so a refused call changes nothing.
+every route; a start key opens only starting orchestrations and raising events; a read key
+(``DF_READ_KEYS``) opens only the dashboard's pages, to look, never to act (ADR 33). Anything
+else is refused with 401 before the route reads its body, so a refused call changes nothing.
 The health routes (``/healthz``, ``/livez``, ``/readyz``) and the OpenAPI pages need no key.
 ADR 10 records the choices.
 
@@ -36,6 +37,7 @@ KEY_PARAMETER = "code"
 class KeyScope(StrEnum):
     MANAGEMENT = "management"
     START = "start"
+    READ = "read"
 
 
 class AccessKeysError(ValueError):
@@ -59,6 +61,7 @@ class AccessKeys:
     management: tuple[bytes, ...]
     start: tuple[bytes, ...]
     disabled: bool = False
+    read: tuple[bytes, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: ClientSettings) -> AccessKeys:
@@ -67,8 +70,9 @@ class AccessKeys:
         shorter than ``MIN_KEY_LENGTH``."""
         management = _split(settings.management_keys.get_secret_value())
         start = _split(settings.start_keys.get_secret_value())
+        read = _split(settings.read_keys.get_secret_value())
         if settings.auth_disabled:
-            if management or start:
+            if management or start or read:
                 raise AccessKeysError(
                     "DF_AUTH_DISABLED=true and access keys are both set; unset one of them"
                 )
@@ -78,21 +82,38 @@ class AccessKeys:
                 "the HTTP API needs access keys: set DF_MANAGEMENT_KEYS (and DF_START_KEYS), "
                 "or DF_AUTH_DISABLED=true for local development only"
             )
-        if any(len(key) < MIN_KEY_LENGTH for key in management + start):
+        if any(len(key) < MIN_KEY_LENGTH for key in management + start + read):
             raise AccessKeysError(
                 f"access keys must have at least {MIN_KEY_LENGTH} characters; make one with "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
-        return cls(tuple(_digest(key) for key in management), tuple(_digest(key) for key in start))
+        if len({*management, *start, *read}) < len(management) + len(start) + len(read):
+            raise AccessKeysError("an access key is listed twice; give each key one kind only")
+        return cls(
+            tuple(_digest(key) for key in management),
+            tuple(_digest(key) for key in start),
+            read=tuple(_digest(key) for key in read),
+        )
 
     def scope_of(self, key: str) -> KeyScope | None:
         """What ``key`` opens, compared in constant time against every configured key."""
         digest = _digest(key)
         is_management = _any_equal(digest, self.management)
         is_start = _any_equal(digest, self.start)
+        is_read = _any_equal(digest, self.read)
         if is_management:
             return KeyScope.MANAGEMENT
-        return KeyScope.START if is_start else None
+        if is_start:
+            return KeyScope.START
+        return KeyScope.READ if is_read else None
+
+    def digests(self) -> list[tuple[bytes, KeyScope]]:
+        """Every key's digest with its scope (the dashboard signs its sessions with them)."""
+        return [
+            *((digest, KeyScope.MANAGEMENT) for digest in self.management),
+            *((digest, KeyScope.START) for digest in self.start),
+            *((digest, KeyScope.READ) for digest in self.read),
+        ]
 
 
 def _any_equal(digest: bytes, keys: tuple[bytes, ...]) -> bool:
@@ -112,6 +133,8 @@ _REFUSALS = {
     "invalid": "the access key is not valid",
     "narrow": "this key can only start orchestrations and raise events; this route needs a "
     "management key",
+    "read": "this key can only read the dashboard; this route needs a "
+    "management key (or a start key)",
 }
 
 
@@ -128,6 +151,8 @@ def _authorize(request: Request, needed: KeyScope, code: str | None, header: str
         request.state.access_scope = scope
         return
     refusal = "missing" if not presented else "invalid" if scope is None else "narrow"
+    if scope is KeyScope.READ:
+        refusal = "read"
     log.warning("http.refused", path=request.url.path, method=request.method, refusal=refusal)
     raise ApiError(401, _REFUSALS[refusal])
 

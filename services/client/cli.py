@@ -43,6 +43,7 @@ from services.client.cli_session import (
     usage_error,
 )
 from services.client.filters import parse_statuses, parse_time
+from services.common.version import VersionOption
 
 app = typer.Typer(
     name="durable",
@@ -51,6 +52,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(version: VersionOption = False) -> None:
+    """Options that come before any command."""
+
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 InstanceIdArgument = Annotated[str, typer.Argument(help="The instance id.", show_default=False)]

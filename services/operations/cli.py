@@ -22,6 +22,7 @@ from durable.store.feed import StartFilter
 from durable.store.selection import InstanceSelection
 from engine import OrchestratorFunction
 from services.common.loader import FunctionModuleError, load_function_apps
+from services.common.version import VersionOption
 from services.operations import cli_dlq, cli_members, cli_output
 from services.operations.check_invariants import check_selection as check_invariants
 from services.operations.checkpoint import Checkpoint, exclusive, load
@@ -51,6 +52,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(version: VersionOption = False) -> None:
+    """Options that come before any command."""
+
+
 app.add_typer(cli_dlq.app, name="dlq")
 app.command("members")(cli_members.members)
 

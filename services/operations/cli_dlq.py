@@ -12,19 +12,38 @@ from typing import Annotated
 import typer
 
 from durable.store.registered_functions import registered_activities
-from services.common.loader import load_entry_points
-from services.operations import cli_output
-from services.operations.dead_letters import (
+from services.common.dead_letters import (
     Action,
+    DeadLetterError,
     DeadLetterHandler,
     DeadLetterQueue,
     dead_letter_queues,
     depth,
     find_queue,
 )
-from services.operations.session import EXIT_INTERRUPTED, EXIT_OK, Session, run, usage
+from services.common.loader import load_entry_points
+from services.operations import cli_output
+from services.operations.session import (
+    EXIT_ATTENTION,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    OperationError,
+    Session,
+    run,
+    usage,
+)
 
 app = typer.Typer(help=__doc__.split("\n\n")[0] if __doc__ else None, no_args_is_help=True)
+
+_EXIT_CODES = {
+    "unknown_queue": EXIT_USAGE,
+    "absent": EXIT_ATTENTION,
+    "foreign": EXIT_ATTENTION,
+    "unconfirmed": EXIT_UNREACHABLE,
+}
+"""The exit code of each kind of ``DeadLetterError``."""
 
 QueueArgument = Annotated[
     str, typer.Argument(help="The dead-letter queue (or the queue it serves).", show_default=False)
@@ -79,6 +98,12 @@ def list_queues(as_json: AsJson = False) -> None:
 
 def _handle(queue_name: str, action: Action, limit: int | None, as_json: bool) -> None:
     async def work(session: Session) -> int:
+        try:
+            return await handle(session)
+        except DeadLetterError as error:
+            raise OperationError(_EXIT_CODES[error.kind], str(error)) from None
+
+    async def handle(session: Session) -> int:
         session.graceful()
         queue = find_queue(await _queues(session), queue_name)
         handler = DeadLetterHandler(await session.broker(), queue)

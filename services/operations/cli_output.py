@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.operations.dead_letters import DeadLetter
+from services.common.dead_letters import DeadLetter
 from services.operations.invariants import Violation
 from services.operations.rebuild import RebuildSummary, RowReport
 from services.operations.replay_check import ReplayResult

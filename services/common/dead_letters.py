@@ -15,6 +15,9 @@ A quorum queue puts a returned (requeued) message at its back. Showing therefore
 message present and returns them all in the order taken, which leaves the queue's order as it
 was; re-driving and discarding settle every message they take and return none, except after
 an error (a publish that is not confirmed), when the rest of that round goes to the back.
+
+Shared by ``durable-ops dlq`` (``services.operations.cli_dlq``) and the client service's
+dashboard, which each turn a ``DeadLetterError`` into their own answer.
 """
 
 from __future__ import annotations
@@ -32,12 +35,6 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from contracts import Topology
-from services.operations.session import (
-    EXIT_ATTENTION,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    OperationError,
-)
 
 IDLE_SECONDS = 2.0
 ROUND_SIZE = 200
@@ -61,6 +58,22 @@ _DEATH_HEADERS = {
 }
 
 Action = Literal["show", "redrive", "discard"]
+
+
+class DeadLetterError(Exception):
+    """A dead-letter operation refused or cut short; ``kind`` says why (callers choose their
+    own answer: an exit code, an HTTP status).
+
+    ``unknown_queue``: not a dead-letter queue of the deployment; ``absent``: the queue does
+    not exist on the broker; ``foreign``: a message says it came from another queue, and was
+    left in place; ``unconfirmed``: re-driving a message was not confirmed, it stays.
+    """
+
+    def __init__(
+        self, kind: Literal["unknown_queue", "absent", "foreign", "unconfirmed"], message: str
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,8 @@ def find_queue(queues: list[DeadLetterQueue], name: str) -> DeadLetterQueue:
     for queue in queues:
         if name in (queue.name, queue.source):
             return queue
-    raise OperationError(
-        EXIT_USAGE,
+    raise DeadLetterError(
+        "unknown_queue",
         f"{name!r} is not a dead-letter queue of this deployment (see `durable-ops dlq list`)",
     )
 
@@ -200,7 +213,7 @@ class DeadLetterHandler:
         many were handled."""
         present = await depth(self._connection, self._queue.name)
         if present is None:
-            raise OperationError(EXIT_ATTENTION, f"queue {self._queue.name!r} does not exist")
+            raise DeadLetterError("absent", f"queue {self._queue.name!r} does not exist")
         if action == "show":
             return await self._show(present, limit or present, on_message)
         budget = present if limit is None else min(present, limit)
@@ -297,8 +310,8 @@ class DeadLetterHandler:
             assert publisher is not None
             source = self._queue.source
             if letter.original_queue not in (None, source):
-                raise OperationError(
-                    EXIT_ATTENTION,
+                raise DeadLetterError(
+                    "foreign",
                     f"message {letter.position} ({letter.message_id}) says it came from "
                     f"{letter.original_queue!r}, not {source!r}; left in place",
                 )
@@ -307,8 +320,8 @@ class DeadLetterHandler:
                     _copy(delivery, self._queue.name), source, mandatory=True
                 )
             except aiormq.exceptions.AMQPError as error:
-                raise OperationError(
-                    EXIT_UNREACHABLE,
+                raise DeadLetterError(
+                    "unconfirmed",
                     f"re-driving message {letter.position} ({letter.message_id}) to {source!r} "
                     f"was not confirmed: {error!r}; it stays in {self._queue.name!r}",
                 ) from None

@@ -136,14 +136,19 @@ class ServiceGroup:
         try:
             while True:
                 self._raise_if_exited()
-                if (
-                    await _all_consumed(connection, queues)
-                    and await self._members_settled(topology)
-                    and await self._client_answers()
-                ):
+                waiting_for = (
+                    await _unconsumed(connection, queues)
+                    or await self._members_unsettled(topology)
+                    or await self._client_not_answering()
+                )
+                if waiting_for is None:
                     return
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"services not ready after {timeout} s\n{self.logs()}")
+                    # Every service may be up and logging nothing wrong (a queue nothing
+                    # serves is no error to them): only this check knows what it waited for.
+                    raise TimeoutError(
+                        f"services not ready after {timeout} s: {waiting_for}\n{self.logs()}"
+                    )
                 await asyncio.sleep(0.2)
         finally:
             await connection.close()
@@ -157,12 +162,12 @@ class ServiceGroup:
             if service.process is not None and not service.running:
                 raise RuntimeError(f"service {name} exited early\n{service.log_tail()}")
 
-    async def _members_settled(self, topology: Topology) -> bool:
-        """Every orchestrator process is a live member holding its fair share, and no
-        partition is free: just after a start, one may have released a partition that
-        another has not taken yet (ADR 27)."""
+    async def _members_unsettled(self, topology: Topology) -> str | None:
+        """What is missing before every orchestrator process is a live member holding its
+        fair share and no partition is free (just after a start, one may have released a
+        partition that another has not taken yet, ADR 27); ``None`` once settled."""
         if "orchestrator" not in self.services:
-            return True
+            return None
         expected = process_count(
             int(self._setting("DF_ORCHESTRATOR_PROCESSES", "0")), topology.partitions
         )
@@ -170,12 +175,12 @@ class ServiceGroup:
         url = self._setting("DF_DATABASE_URL", CommonSettings.model_fields["database_url"].default)
         try:
             connection = await asyncpg.connect(url)
-        except (OSError, asyncpg.PostgresError):
-            return False
+        except (OSError, asyncpg.PostgresError) as error:
+            return f"the database does not answer ({type(error).__name__})"
         try:
             members, leases = await members_and_leases(connection, topology.namespace)
         except asyncpg.UndefinedTableError:
-            return False  # not migrated yet
+            return "the database is not migrated yet"
         finally:
             await connection.close()
         live = sorted(m.member_id for m in members if m.heartbeat_age_seconds <= lease_seconds)
@@ -184,35 +189,47 @@ class ServiceGroup:
             for lease in leases
             if lease.owner is not None and (lease.expires_in_seconds or 0) > 0
         )
-        return (
-            len(live) >= expected
-            and sum(held.values()) == topology.partitions
-            and all(held[m] == fair_share(live, m, topology.partitions) for m in live)
-        )
+        if len(live) < expected:
+            return f"{len(live)} of {expected} orchestrator processes are live members"
+        if sum(held.values()) != topology.partitions:
+            return f"{sum(held.values())} of {topology.partitions} partitions are held"
+        unfair = [m for m in live if held[m] != fair_share(live, m, topology.partitions)]
+        if unfair:
+            return f"members {unfair} do not hold their fair share of the partitions yet"
+        return None
 
-    async def _client_answers(self) -> bool:
+    async def _client_not_answering(self) -> str | None:
         if "client" not in self.services:
-            return True
+            return None
         host = self._setting("DF_HTTP_HOST", "127.0.0.1")
         port = self._setting("DF_HTTP_PORT", "7071")
+        url = f"http://{host}:{port}/healthz"
         try:
             async with httpx.AsyncClient(timeout=2.0) as http:
-                response = await http.get(f"http://{host}:{port}/healthz")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+                response = await http.get(url)
+        except httpx.HTTPError as error:
+            return f"the client service's {url} does not answer ({type(error).__name__})"
+        if response.status_code != 200:
+            return f"the client service's {url} answers {response.status_code}"
+        return None
 
 
-async def _all_consumed(connection: aio_pika.abc.AbstractConnection, queues: list[str]) -> bool:
+async def _unconsumed(connection: aio_pika.abc.AbstractConnection, queues: list[str]) -> str | None:
+    """Which of ``queues`` no consumer reads (a queue not declared yet neither); ``None``
+    when every one has a consumer."""
+    missing = []
     channel = await connection.channel()
     try:
         for name in queues:
-            queue = await channel.declare_queue(name, passive=True)
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                missing.append(f"{name} (not declared)")
+                channel = await connection.channel()  # a failed passive declare closes it
+                continue
             if not queue.declaration_result.consumer_count:
-                return False
-        return True
-    except aio_pika.exceptions.ChannelClosed:
-        return False  # not declared yet
+                missing.append(name)
     finally:
         if not channel.is_closed:
             await channel.close()
+    return f"no consumer on {', '.join(missing)}" if missing else None

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 
+from contracts.limits import ValueRefusedError, check_short_string
+
+MAX_VERSION_LENGTH = 100
+"""The longest version, in characters: ``DF_APP_VERSION`` and a start's own."""
+
 _NUMERIC = re.compile(r"^\d+(\.\d+)*$")
 
 
@@ -28,3 +33,14 @@ def compare_versions(left: str | None, right: str | None) -> int:
     """-1, 0 or 1 as ``left`` is older than, the same as or newer than ``right``."""
     a, b = version_key(left), version_key(right)
     return (a > b) - (a < b)
+
+
+def check_version(version: str) -> None:
+    """Raise ``ValueRefusedError`` unless ``version`` can be an instance's version: not
+    empty (no version is ``None``), at most ``MAX_VERSION_LENGTH`` characters, storable."""
+    what = "the version"
+    if not version:
+        raise ValueRefusedError(what, "it is empty (leave it out for none)")
+    if len(version) > MAX_VERSION_LENGTH:
+        raise ValueRefusedError(what, f"it is longer than {MAX_VERSION_LENGTH} characters")
+    check_short_string(version, what)

@@ -139,6 +139,7 @@ async def start_children_txn(
             input=child.input,
             created_at=now,
             parent_instance_id=child.parent.instance_id,
+            version=child.version,
         )
         if await insert_instances_txn(connection, [row]):
             messages.append(

@@ -439,4 +439,5 @@ def _new_instance(message: OrchestratorMessage, now: datetime) -> NewInstance:
         input=start.input,
         created_at=now,
         parent_instance_id=start.parent.instance_id if start.parent else None,
+        version=start.version,
     )

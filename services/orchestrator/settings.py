@@ -8,6 +8,7 @@ from pydantic import Field
 
 from contracts.topology import MAX_DELAY_SECONDS
 from durable.settings import CommonSettings
+from durable.versioning import MAX_VERSION_LENGTH
 from engine.versions import VersionFailure, VersionMatch, VersionPolicy
 
 
@@ -69,7 +70,7 @@ class OrchestratorSettings(CommonSettings):
     keep_continued_history: bool = False
     lease_seconds: float = Field(default=5.0, ge=0.5, le=300)
     member_id: str = Field(default="", max_length=200)
-    app_version: str | None = Field(default=None, min_length=1, max_length=100)
+    app_version: str | None = Field(default=None, min_length=1, max_length=MAX_VERSION_LENGTH)
     version_match: VersionMatch = VersionMatch.NONE
     version_failure: VersionFailure = VersionFailure.REJECT
     version_retry_seconds: int = Field(default=60, ge=1, le=MAX_DELAY_SECONDS)

@@ -38,12 +38,17 @@ class ParentInstance(BaseModel):
 
 
 class ExecutionStarted(_Event):
+    """Starts an execution. ``version`` is the app version the instance runs under
+    (``context.version``): a sub-orchestration's comes from its parent, a start without one
+    is stamped by the orchestrator that records it with its ``DF_APP_VERSION``."""
+
     event_type: Literal["ExecutionStarted"] = "ExecutionStarted"
     name: ShortString
     execution_id: ShortString
     input: StorableJson = None
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
+    version: ShortString | None = None
 
 
 class OrchestratorStarted(_Event):
@@ -107,10 +112,14 @@ class EventSent(_Event):
 
 
 class SubOrchestrationInstanceCreated(_Event):
+    """A child instance started; ``version`` is the one it runs under (the parent's unless
+    the call named one)."""
+
     event_type: Literal["SubOrchestrationInstanceCreated"] = "SubOrchestrationInstanceCreated"
     name: ShortString
     instance_id: ShortString
     input: StorableJson = None
+    version: ShortString | None = None
 
 
 class SubOrchestrationInstanceCompleted(_Event):

@@ -19,8 +19,10 @@ from durable.errors import (
     NonDeterminismError,
     TaskFailedError,
 )
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import Task, TimerTask
+from durable.versioning import compare_versions
 
 DurableOrchestrationContext = OrchestrationContext
 """azure-functions-durable's name for the orchestration context."""
@@ -34,6 +36,7 @@ __all__ = [
     "ActivityDefinition",
     "ActivityTimeoutError",
     "BoundaryError",
+    "DurableHttpResponse",
     "DurableOrchestrationContext",
     "EventTimeoutError",
     "FailureDetails",
@@ -46,4 +49,5 @@ __all__ = [
     "TaskFailedError",
     "TimerTask",
     "ValueRefusedError",
+    "compare_versions",
 ]

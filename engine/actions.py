@@ -61,6 +61,7 @@ class CreateSubOrchestration:
     name: str
     instance_id: str
     input: JsonValue
+    version: str | None = None
 
     def to_event(self, timestamp: datetime) -> HistoryEvent:
         return SubOrchestrationInstanceCreated(
@@ -69,6 +70,7 @@ class CreateSubOrchestration:
             name=self.name,
             instance_id=self.instance_id,
             input=self.input,
+            version=self.version,
         )
 
     def describe(self) -> str:

@@ -108,6 +108,15 @@ IfExists = Annotated[
     ),
 ]
 
+Version = Annotated[
+    str | None,
+    Query(
+        description="The app version the instance runs under (context.version), as Durable "
+        "Functions' start_new(..., version=) sends it; without it, the orchestrator's "
+        "DF_APP_VERSION. At most 100 characters.",
+    ),
+]
+
 _START_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "Started: the check-status payload; Location is statusQueryGetUri.",
@@ -145,11 +154,14 @@ async def start_orchestration(
     function_name: FunctionName,
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
+    version: Version = None,
 ) -> Response:
     """Start a new instance of the orchestrator with a generated instance id."""
     links = Links(base_url, access_key, has_management_access(request))
     wait = (timeout, polling_interval)
-    return await _start(request, durable, links, sdk_encoded, function_name, None, wait, None)
+    return await _start(
+        request, durable, links, sdk_encoded, function_name, None, wait, None, version
+    )
 
 
 @router.post(
@@ -170,13 +182,14 @@ async def start_orchestration_with_id(
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
     if_exists: IfExists = None,
+    version: Version = None,
 ) -> Response:
     """Start a new instance under ``instanceId``; an ended instance with that id is replaced
     (unless ``ifExists`` says otherwise)."""
     links = Links(base_url, access_key, has_management_access(request))
     wait = (timeout, polling_interval)
     return await _start(
-        request, durable, links, sdk_encoded, function_name, instance_id, wait, if_exists
+        request, durable, links, sdk_encoded, function_name, instance_id, wait, if_exists, version
     )
 
 
@@ -189,15 +202,16 @@ async def _start(
     instance_id: str | None,
     wait_parameters: tuple[str | None, str | None],
     if_exists: str | None,
+    version: str | None,
 ) -> Response:
     try:
         policy = parse_if_exists(if_exists)
         wait = parse_wait(request, *wait_parameters)
         payload = parse_json_body(await request.body(), "the input", sdk_encoded=sdk_encoded)
         return await start_and_answer(
-            durable, links, function_name, instance_id, payload, wait, policy
+            durable, links, function_name, instance_id, payload, wait, policy, version=version
         )
-    except ValueRefusedError as error:  # the instance id (the client checks it)
+    except ValueRefusedError as error:  # the instance id or the version (the client checks)
         raise ApiError(400, str(error), exception_message=True) from None
     except ApiError as error:
         # Durable Functions' SDKs read a refused start's reason from ExceptionMessage.
@@ -251,6 +265,8 @@ async def start_and_answer(
     payload: JsonValue,
     wait: Wait | None,
     policy: ExistingInstancePolicy = ExistingInstancePolicy.REPLACE_ENDED,
+    *,
+    version: str | None = None,
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
     with the check-status payload, or wait for the outcome when asked to. An instance kept
@@ -261,7 +277,9 @@ async def start_and_answer(
             400, f"The function '{function_name}' doesn't exist or is not an orchestrator"
         )
     try:
-        started = await durable.start(function_name, instance_id, payload, if_exists=policy)
+        started = await durable.start(
+            function_name, instance_id, payload, if_exists=policy, version=version
+        )
     except InstanceExistsError as error:
         hint = "an instance id can be reused once it has ended"
         if policy is ExistingInstancePolicy.ERROR:

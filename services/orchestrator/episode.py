@@ -150,6 +150,7 @@ class EpisodeRecorder:
                 last_seq=state.last_seq,
                 updated_at=now,
                 completed_at=now if decision.status.is_terminal else None,
+                version=state.version,
             )
         )
         self._record_timers(state, inbound, decision, batch)
@@ -261,4 +262,5 @@ def child_start(state: InstanceState, event: SubOrchestrationInstanceCreated) ->
         instance_id=event.instance_id,
         input=event.input,
         correlation_id=state.correlation_id,
+        version=event.version,
     )

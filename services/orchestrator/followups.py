@@ -45,6 +45,7 @@ class ChildStart:
     instance_id: str
     input: JsonValue
     correlation_id: str
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,17 @@ def start_message(
     correlation_id: str,
     parent: ParentInstance | None,
     now: datetime,
+    version: str | None = None,
 ) -> OutgoingMessage:
-    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance."""
+    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance (without a
+    ``version``, the orchestrator that records it stamps its own)."""
     start = ExecutionStarted(
-        timestamp=now, name=name, execution_id=execution_id, input=input_, parent=parent
+        timestamp=now,
+        name=name,
+        execution_id=execution_id,
+        input=input_,
+        parent=parent,
+        version=version,
     )
     message_id = deterministic_message_id(instance_id, execution_id, "start")
     return _message(topology, instance_id, execution_id, correlation_id, start, message_id, now)
@@ -131,6 +139,7 @@ async def start_children_txn(
             input=child.input,
             created_at=now,
             parent_instance_id=child.parent.instance_id,
+            version=child.version,
         )
         if await insert_instances_txn(connection, [row]):
             messages.append(
@@ -143,6 +152,7 @@ async def start_children_txn(
                     child.correlation_id,
                     child.parent,
                     now,
+                    child.version,
                 )
             )
         else:

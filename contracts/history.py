@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from contracts.envelope import TraceParent, trace_field
 from contracts.failure import FailureDetails
 from contracts.limits import ShortString, StorableJson
 
@@ -38,12 +39,17 @@ class ParentInstance(BaseModel):
 
 
 class ExecutionStarted(_Event):
+    """Starts an execution. ``traceparent``: the trace the instance's work joins (its HTTP
+    start, or the parent's episode for a sub-orchestration), kept in the history so that
+    every later episode, after any restart, joins it too (ADR 32); absent without tracing."""
+
     event_type: Literal["ExecutionStarted"] = "ExecutionStarted"
     name: ShortString
     execution_id: ShortString
     input: StorableJson = None
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
+    traceparent: TraceParent | None = trace_field()
 
 
 class OrchestratorStarted(_Event):

@@ -213,8 +213,10 @@ class DurableClient(InstanceQueries):
         *,
         correlation_id: str | None = None,
         if_exists: ExistingInstancePolicy | None = None,
+        traceparent: str | None = None,
     ) -> Started:
-        """``start_new``, answering also whether this call created the instance."""
+        """``start_new``, answering also whether this call created the instance;
+        ``traceparent`` (W3C) puts the instance's work in the caller's trace (ADR 32)."""
         policy = ExistingInstancePolicy(if_exists or self.start_existing)
         if instance_id is not None:
             check_instance_id(instance_id)
@@ -233,9 +235,14 @@ class DurableClient(InstanceQueries):
                 correlation_id=correlation_id or instance_id,
                 type="ExecutionStarted",
                 sent_at=now,
+                traceparent=traceparent,
             ),
             body=ExecutionStarted(
-                timestamp=now, name=orchestrator_name, execution_id=execution_id, input=payload
+                timestamp=now,
+                name=orchestrator_name,
+                execution_id=execution_id,
+                input=payload,
+                traceparent=traceparent,
             ),
         )
         instance = NewInstance(

@@ -23,6 +23,7 @@ from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_function_apps
 from services.common.logging import configure_logging
 from services.common.migrate import apply_migrations
+from services.common.tracing import start_tracing
 
 log = structlog.get_logger("services.activities")
 
@@ -81,6 +82,7 @@ async def run(settings: ActivitiesSettings) -> None:
 def main() -> None:
     settings = ActivitiesSettings()
     configure_logging("activities", settings)
+    start_tracing("activities")
     limits.configure(settings.limits)
     run_service("activities", run(settings))
 

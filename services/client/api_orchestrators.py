@@ -39,6 +39,8 @@ from services.client.api_common import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, has_management_access
+from services.client.traces import answered, new_instance_id, start_span
+from services.common.tracing import traceparent_of
 
 log = structlog.get_logger(__name__)
 
@@ -193,9 +195,20 @@ async def _start(
         policy = parse_if_exists(if_exists)
         wait = parse_wait(request, *wait_parameters)
         payload = parse_json_body(await request.body(), "the input", sdk_encoded=sdk_encoded)
-        return await start_and_answer(
-            durable, links, function_name, instance_id, payload, wait, policy
-        )
+        with start_span(request, function_name, instance_id) as span:
+            return answered(
+                span,
+                await start_and_answer(
+                    durable,
+                    links,
+                    function_name,
+                    instance_id or new_instance_id(span),
+                    payload,
+                    wait,
+                    policy,
+                    traceparent_of(span),
+                ),
+            )
     except ValueRefusedError as error:  # the instance id (the client checks it)
         raise ApiError(400, str(error), exception_message=True) from None
     except ApiError as error:
@@ -250,6 +263,7 @@ async def start_and_answer(
     payload: JsonValue,
     wait: Wait | None,
     policy: ExistingInstancePolicy = ExistingInstancePolicy.REPLACE_ENDED,
+    traceparent: str | None = None,
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
     with the check-status payload, or wait for the outcome when asked to. An instance kept
@@ -260,7 +274,9 @@ async def start_and_answer(
             400, f"The function '{function_name}' doesn't exist or is not an orchestrator"
         )
     try:
-        started = await durable.start(function_name, instance_id, payload, if_exists=policy)
+        started = await durable.start(
+            function_name, instance_id, payload, if_exists=policy, traceparent=traceparent
+        )
     except InstanceExistsError as error:
         hint = "an instance id can be reused once it has ended"
         if policy is ExistingInstancePolicy.ERROR:

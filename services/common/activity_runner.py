@@ -35,6 +35,7 @@ from contracts.values import to_json_value
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition
 from services.common.thread_batches import ThreadBatch
+from services.common.tracing import activity_span, failed
 
 log = structlog.get_logger(__name__)
 
@@ -64,14 +65,16 @@ class ActivityRunner:
     ) -> OrchestratorMessage:
         """Run the task; its ``TaskCompleted`` or ``TaskFailed``, addressed to its instance."""
         task = message.body
-        if task.timeout_seconds is not None:
-            await self._report_started(started_message(message))
-        try:
-            arguments = definition.arguments(task.input, _context(message))
-            result = await self._call(definition, arguments, task.timeout_seconds)
-            return _outcome(message, _output(definition, result))
-        except Exception as error:
-            return _outcome(message, error)
+        with activity_span(message) as span:
+            if task.timeout_seconds is not None:
+                await self._report_started(started_message(message))
+            try:
+                arguments = definition.arguments(task.input, _context(message))
+                result = await self._call(definition, arguments, task.timeout_seconds)
+                return _outcome(message, _output(definition, result))
+            except Exception as error:
+                failed(span, error)
+                return _outcome(message, error)
 
     async def run_in_one_thread(
         self, tasks: Sequence[tuple[ActivityDefinition, ActivityTaskMessage]]
@@ -158,11 +161,13 @@ def _call_plain(
     definition: ActivityDefinition, message: ActivityTaskMessage
 ) -> JsonValue | Exception:
     """Call a plain-function activity in this thread: its output, or what it raised."""
-    try:
-        arguments = definition.arguments(message.body.input, _context(message))
-        return _output(definition, definition.function(**arguments))
-    except Exception as error:
-        return error
+    with activity_span(message) as span:
+        try:
+            arguments = definition.arguments(message.body.input, _context(message))
+            return _output(definition, definition.function(**arguments))
+        except Exception as error:
+            failed(span, error)
+            return error
 
 
 def _context(message: ActivityTaskMessage) -> ActivityContext:

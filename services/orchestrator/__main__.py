@@ -36,7 +36,10 @@ def main() -> None:
         die_with_supervisor()
         structlog.contextvars.bind_contextvars(process=index)
     # Imported here, not above: a supervisor never loads the service's libraries.
+    from services.common.tracing import start_tracing
     from services.orchestrator.service import serve
+
+    start_tracing("orchestrator")
 
     serve(settings)
 

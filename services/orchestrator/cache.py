@@ -35,6 +35,9 @@ class InstanceState:
         raised_message_ids: message ids of the ``EventRaised`` events in the current
             execution, to drop a redelivered event.
         parent: where to report the outcome, when the instance is a sub-orchestration.
+        traceparent: the trace its episodes join (its ``ExecutionStarted``'s), when traced.
+        episode_traceparent: the current episode's span, which the tasks and children it
+            schedules name as their parent (ADR 32); None while tracing is off.
     """
 
     instance_id: str
@@ -45,6 +48,8 @@ class InstanceState:
     executor: OrchestrationExecutor | None
     raised_message_ids: set[uuid.UUID] = field(default_factory=set)
     parent: ParentInstance | None = None
+    traceparent: str | None = None
+    episode_traceparent: str | None = None
 
     @classmethod
     def of(
@@ -55,6 +60,7 @@ class InstanceState:
     ) -> InstanceState:
         """The state of the instance whose locked row and current execution's events these
         are, driven by ``executor``."""
+        start = next((s.event for s in history if isinstance(s.event, ExecutionStarted)), None)
         return cls(
             instance_id=row.instance_id,
             name=row.name,
@@ -67,10 +73,8 @@ class InstanceState:
                 for stored in history
                 if stored.message_id is not None and isinstance(stored.event, EventRaised)
             },
-            parent=next(
-                (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)),
-                None,
-            ),
+            parent=start.parent if start is not None else None,
+            traceparent=start.traceparent if start is not None else None,
         )
 
 

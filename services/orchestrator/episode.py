@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -29,6 +30,9 @@ from engine import ContinueAsNewRequest, Decision
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +69,8 @@ class Batch:
     """Each instance's ``last_seq`` before this batch: its row is written only if unchanged."""
     lease: Lease | None = None
     """The lease of the partition the batch is for; its writes fail unless it still holds."""
+    spans: list[Span] = field(default_factory=list)
+    """Its episodes' spans, ended once it commits or fails (``traces``); none untraced."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)
 
     def put_update(self, update: InstanceUpdate) -> None:
@@ -233,6 +239,7 @@ class EpisodeRecorder:
                 state.correlation_id,
                 state.parent,
                 now,
+                traceparent=state.traceparent,
             )
         )
 
@@ -250,4 +257,5 @@ def child_start(state: InstanceState, event: SubOrchestrationInstanceCreated) ->
         instance_id=event.instance_id,
         input=event.input,
         correlation_id=state.correlation_id,
+        traceparent=state.episode_traceparent,
     )

@@ -45,6 +45,8 @@ class ChildStart:
     instance_id: str
     input: JsonValue
     correlation_id: str
+    traceparent: str | None = None
+    """The parent's episode that started it: the child's episodes join its trace."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def _message(
     event: InboundEvent,
     message_id: uuid.UUID,
     now: datetime,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
     message = OrchestratorMessage(
         envelope=Envelope(
@@ -83,6 +86,7 @@ def _message(
             correlation_id=correlation_id,
             type=event.event_type,
             sent_at=now,
+            traceparent=traceparent,
         ),
         body=event,
     )
@@ -99,13 +103,23 @@ def start_message(
     correlation_id: str,
     parent: ParentInstance | None,
     now: datetime,
+    *,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
-    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance."""
+    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance, in the trace
+    ``traceparent`` names, if any."""
     start = ExecutionStarted(
-        timestamp=now, name=name, execution_id=execution_id, input=input_, parent=parent
+        timestamp=now,
+        name=name,
+        execution_id=execution_id,
+        input=input_,
+        parent=parent,
+        traceparent=traceparent,
     )
     message_id = deterministic_message_id(instance_id, execution_id, "start")
-    return _message(topology, instance_id, execution_id, correlation_id, start, message_id, now)
+    return _message(
+        topology, instance_id, execution_id, correlation_id, start, message_id, now, traceparent
+    )
 
 
 async def start_children_txn(
@@ -143,6 +157,7 @@ async def start_children_txn(
                     child.correlation_id,
                     child.parent,
                     now,
+                    traceparent=child.traceparent,
                 )
             )
         else:

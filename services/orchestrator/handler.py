@@ -60,6 +60,7 @@ from services.orchestrator.followups import (
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.rewind import rewind_instance
+from services.orchestrator.traces import end_episode_spans, trace_episode
 from services.orchestrator.unstorable import fail_unstorable
 
 log = structlog.get_logger(__name__)
@@ -129,11 +130,14 @@ class OrchestrationHandler:
         try:
             records = await self._decide_and_write(batch, groups, self._clock(), partition)
         except UNSTORABLE_ERRORS as error:
+            end_episode_spans(batch, error)
             self._evict(groups)
             return await self._unstorable(groups, batch, error, partition)
-        except BaseException:
+        except BaseException as error:
+            end_episode_spans(batch, error)
             self._evict(groups)
             raise
+        end_episode_spans(batch)
         for state in batch.states:
             self._cache.put(state)
         self._evict(batch.finished)
@@ -384,6 +388,7 @@ class OrchestrationHandler:
             if state.executor is not None
             else self._not_registered(state, inbound, now)
         )
+        trace_episode(state, episode, decision, batch)
         self._recorder.append_events(state, episode, batch)
         self._recorder.record(state, inbound, decision, now, batch)
 

@@ -14,9 +14,15 @@ from contextlib import AbstractContextManager
 from aio_pika.abc import AbstractIncomingMessage
 from fastapi import Request
 from fastapi.responses import Response
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry.trace import Span, SpanKind
 
 from services.common.tracing import request_span
+
+FRAMEWORK_TELEMETRY: TelemetryConfig = {"tracing": False, "operation_spans": False}
+"""FastAPI's own spans stay off: a request's span would carry its query in ``url.query``,
+where the ``code`` access key travels (ADR 22), and every health probe would be a trace.
+The start's span below is the HTTP root instead, with only what it names."""
 
 START_ROUTE = "/runtime/webhooks/durabletask/orchestrators/{functionName}"
 

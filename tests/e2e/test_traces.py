@@ -8,11 +8,13 @@ spans would show up as extra episode and activity spans.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from contracts import OrchestrationStatus
 from deploy.processes import ServiceGroup
 from durable.client import DurableClient
 from durable.settings import CommonSettings
+from tests.apps.orders import PLACED_QUEUE, OrderPlaced, instance_of
 from tests.conftest import (
     AMQP_URL,
     MANAGEMENT_KEY,
@@ -223,6 +226,32 @@ async def test_episodes_after_an_orchestrator_restart_join_the_instances_trace(
     assert "timer.created" in first.events  # the event's deadline
     assert first.pid != second.pid  # before and after the restart
     assert trace.parent(second) == trace.root
+
+
+async def test_a_broker_submission_continues_the_senders_trace(traced: TracedDeployment) -> None:
+    trace_id, sender_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    order_id = unique("traced-")
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                OrderPlaced(order_id=order_id, items=["tea"]).model_dump_json().encode(),
+                headers={"traceparent": f"00-{trace_id}-{sender_span}-01"},
+            ),
+            routing_key=traced.settings.topology.workflow_name(PLACED_QUEUE),
+        )
+    finally:
+        await connection.close()
+
+    trace = await traced.trace_when(instance_of(order_id), 1, 0)
+
+    [submission] = trace.named("process ")
+    assert submission.service == "durable-client"
+    assert submission.kind == "SpanKind.CONSUMER"
+    assert (submission.trace_id, submission.parent_id) == (f"0x{trace_id}", f"0x{sender_span}")
+    [episode] = trace.named("episode order_received")
+    assert trace.parent(episode) == submission
 
 
 async def test_without_tracing_nothing_is_added_to_messages_or_history(

@@ -52,6 +52,9 @@ OTLP_HINT = "pip install durable-rabbit[otlp]"
 _tracer: Tracer | None = None
 _OFF: AbstractContextManager[None] = contextlib.nullcontext()
 _PROPAGATOR = TraceContextTextMapPropagator()
+NEW_TRACE = Context()
+"""The context of a span without a parent: passed explicitly, since ``None`` would make the
+span a child of whatever span happens to be current."""
 
 
 class TracingError(Exception):
@@ -229,7 +232,7 @@ def request_span(
     if _tracer is None:
         return _OFF
     return _tracer.start_as_current_span(
-        name, context=context_from_headers(headers), kind=kind, attributes=attributes
+        name, context=context_from_headers(headers) or NEW_TRACE, kind=kind, attributes=attributes
     )
 
 
@@ -241,7 +244,7 @@ def activity_span(message: ActivityTaskMessage) -> AbstractContextManager[Span |
     envelope, task = message.envelope, message.body
     return _tracer.start_as_current_span(
         f"activity {task.name}",
-        context=context_of(envelope.traceparent),
+        context=context_of(envelope.traceparent) or NEW_TRACE,
         kind=SpanKind.CONSUMER,
         attributes={
             "durable.activity.name": task.name,

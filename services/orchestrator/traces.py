@@ -35,7 +35,7 @@ from contracts import (
     TimerFired,
 )
 from engine import Decision
-from services.common.tracing import context_of, traceparent_of, tracer
+from services.common.tracing import NEW_TRACE, context_of, traceparent_of, tracer
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.episode import Batch
 
@@ -61,7 +61,7 @@ def trace_episode(state: InstanceState, episode: Episode, decision: Decision, ba
     inbound = [event for event, _ in episode[1:]]
     span = spans.start_span(
         f"episode {state.name}",
-        context=context_of(state.traceparent),
+        context=context_of(state.traceparent) or NEW_TRACE,
         kind=SpanKind.INTERNAL,
         attributes={
             "durable.orchestrator.name": state.name,

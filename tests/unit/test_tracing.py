@@ -356,3 +356,18 @@ def test_a_service_asked_for_otlp_without_the_extra_refuses_to_start() -> None:
     )
     assert done.returncode == 2
     assert "pip install durable-rabbit[otlp]" in done.stdout + done.stderr
+
+
+def test_work_without_a_context_starts_a_new_trace_even_inside_another_span(
+    exported: InMemorySpanExporter,
+) -> None:
+    tracer = tracing.tracer()
+    assert tracer is not None
+    batch = Batch()
+    with tracer.start_as_current_span("unrelated"):
+        trace_episode(_state(), [(OrchestratorStarted(timestamp=NOW), None)], Decision(), batch)
+        with tracing.activity_span(_task(None)):
+            pass
+    end_episode_spans(batch)
+    roots = [s.name for s in exported.get_finished_spans() if s.parent is None]
+    assert sorted(roots) == ["activity greet", "episode chain", "unrelated"]

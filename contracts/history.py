@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from contracts.envelope import TraceParent, trace_field
 from contracts.failure import FailureDetails
 from contracts.limits import ShortString, StorableJson
 
@@ -40,7 +41,10 @@ class ParentInstance(BaseModel):
 class ExecutionStarted(_Event):
     """Starts an execution. ``version`` is the app version the instance runs under
     (``context.version``): a sub-orchestration's comes from its parent, a start without one
-    is stamped by the orchestrator that records it with its ``DF_APP_VERSION``."""
+    is stamped by the orchestrator that records it with its ``DF_APP_VERSION``.
+    ``traceparent``: the trace the instance's work joins (its HTTP start, or the parent's
+    episode for a sub-orchestration), kept in the history so that every later episode, after
+    any restart, joins it too (ADR 32); absent without tracing."""
 
     event_type: Literal["ExecutionStarted"] = "ExecutionStarted"
     name: ShortString
@@ -49,6 +53,7 @@ class ExecutionStarted(_Event):
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
     version: ShortString | None = None
+    traceparent: TraceParent | None = trace_field()
 
 
 class OrchestratorStarted(_Event):

@@ -218,8 +218,10 @@ class DurableClient(InstanceQueries):
         correlation_id: str | None = None,
         if_exists: ExistingInstancePolicy | None = None,
         version: str | None = None,
+        traceparent: str | None = None,
     ) -> Started:
-        """``start_new``, answering also whether this call created the instance."""
+        """``start_new``, answering also whether this call created the instance;
+        ``traceparent`` (W3C) puts the instance's work in the caller's trace (ADR 32)."""
         policy = ExistingInstancePolicy(if_exists or self.start_existing)
         instance, outgoing = new_start(
             self._topology,
@@ -228,6 +230,7 @@ class DurableClient(InstanceQueries):
             input,
             correlation_id=correlation_id,
             version=version,
+            traceparent=traceparent,
         )
         instance_id = instance.instance_id
         try:

@@ -51,10 +51,12 @@ def new_start(
     *,
     correlation_id: str | None = None,
     version: str | None = None,
+    traceparent: str | None = None,
 ) -> tuple[NewInstance, OutgoingMessage]:
     """A start's Pending row and its ``ExecutionStarted`` message, routed to the instance's
     partition (the instance id generated when not given). Raises ``ValueRefusedError`` for
-    an id, name, version or input that could not be stored or sent."""
+    an id, name, version or input that could not be stored or sent. ``traceparent`` (W3C)
+    puts the instance's work in the caller's trace (ADR 32)."""
     if instance_id is not None:
         check_instance_id(instance_id)
     check_short_string(orchestrator_name, "the orchestrator name")
@@ -74,6 +76,7 @@ def new_start(
             correlation_id=correlation_id or instance_id,
             type="ExecutionStarted",
             sent_at=now,
+            traceparent=traceparent,
         ),
         body=ExecutionStarted(
             timestamp=now,
@@ -81,6 +84,7 @@ def new_start(
             execution_id=execution_id,
             input=payload,
             version=version,
+            traceparent=traceparent,
         ),
     )
     instance = NewInstance(

@@ -27,6 +27,7 @@ from services.common.logging import configure_logging
 from services.common.migrate import prepare_schema
 from services.common.observability_port import serve_in_process
 from services.common.readiness import ReadinessMonitor
+from services.common.tracing import start_tracing
 
 log = structlog.get_logger("services.activities")
 
@@ -99,6 +100,7 @@ async def run(settings: ActivitiesSettings, monitor: ReadinessMonitor) -> None:
 def main() -> None:
     settings = ActivitiesSettings()
     configure_logging("activities", settings)
+    start_tracing("activities")
     limits.configure(settings.limits)
     monitor = ReadinessMonitor()
     port = settings.activities_observability_port

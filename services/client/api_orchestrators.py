@@ -39,7 +39,9 @@ from services.client.api_common import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, has_management_access
+from services.client.traces import answered, new_instance_id, start_span
 from services.common import metrics
+from services.common.tracing import traceparent_of
 
 log = structlog.get_logger(__name__)
 
@@ -208,9 +210,21 @@ async def _start(
         policy = parse_if_exists(if_exists)
         wait = parse_wait(request, *wait_parameters)
         payload = parse_json_body(await request.body(), "the input", sdk_encoded=sdk_encoded)
-        return await start_and_answer(
-            durable, links, function_name, instance_id, payload, wait, policy, version=version
-        )
+        with start_span(request, function_name, instance_id) as span:
+            return answered(
+                span,
+                await start_and_answer(
+                    durable,
+                    links,
+                    function_name,
+                    instance_id or new_instance_id(span),
+                    payload,
+                    wait,
+                    policy,
+                    version=version,
+                    traceparent=traceparent_of(span),
+                ),
+            )
     except ValueRefusedError as error:  # the instance id or the version (the client checks)
         raise ApiError(400, str(error), exception_message=True) from None
     except ApiError as error:
@@ -267,6 +281,7 @@ async def start_and_answer(
     policy: ExistingInstancePolicy = ExistingInstancePolicy.REPLACE_ENDED,
     *,
     version: str | None = None,
+    traceparent: str | None = None,
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
     with the check-status payload, or wait for the outcome when asked to. An instance kept
@@ -278,7 +293,12 @@ async def start_and_answer(
         )
     try:
         started = await durable.start(
-            function_name, instance_id, payload, if_exists=policy, version=version
+            function_name,
+            instance_id,
+            payload,
+            if_exists=policy,
+            version=version,
+            traceparent=traceparent,
         )
     except InstanceExistsError as error:
         hint = "an instance id can be reused once it has ended"

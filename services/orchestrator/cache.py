@@ -40,6 +40,9 @@ class InstanceState:
         version: the app version its execution started under.
         admitted: the version gate let it run here (``services.orchestrator.versions``);
             only admitted instances are cached.
+        traceparent: the trace its episodes join (its ``ExecutionStarted``'s), when traced.
+        episode_traceparent: the current episode's span, which the tasks and children it
+            schedules name as their parent (ADR 32); None while tracing is off.
     """
 
     instance_id: str
@@ -53,6 +56,8 @@ class InstanceState:
     started: bool = False
     version: str | None = None
     admitted: bool = False
+    traceparent: str | None = None
+    episode_traceparent: str | None = None
 
     @classmethod
     def of(
@@ -79,6 +84,7 @@ class InstanceState:
             parent=start.parent if start is not None else None,
             started=start is not None,
             version=start.version if start is not None else None,
+            traceparent=start.traceparent if start is not None else None,
         )
 
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -30,6 +31,9 @@ from services.common.metrics import BatchTally
 from services.orchestrator.cache import InstanceState
 from services.orchestrator.dispatch import messages_for
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +72,8 @@ class Batch:
     """The lease of the partition the batch is for; its writes fail unless it still holds."""
     tally: BatchTally = field(default_factory=BatchTally)
     """The batch's metrics, counted once it commits."""
+    spans: list[Span] = field(default_factory=list)
+    """Its episodes' spans, ended once it commits or fails (``traces``); none untraced."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)
 
     def put_update(self, update: InstanceUpdate) -> None:
@@ -245,6 +251,7 @@ class EpisodeRecorder:
                 state.correlation_id,
                 state.parent,
                 now,
+                traceparent=state.traceparent,
             )
         )
 
@@ -263,4 +270,5 @@ def child_start(state: InstanceState, event: SubOrchestrationInstanceCreated) ->
         input=event.input,
         correlation_id=state.correlation_id,
         version=event.version,
+        traceparent=state.episode_traceparent,
     )

@@ -46,6 +46,8 @@ class ChildStart:
     input: JsonValue
     correlation_id: str
     version: str | None = None
+    traceparent: str | None = None
+    """The parent's episode that started it: the child's episodes join its trace."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def _message(
     event: InboundEvent,
     message_id: uuid.UUID,
     now: datetime,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
     message = OrchestratorMessage(
         envelope=Envelope(
@@ -84,6 +87,7 @@ def _message(
             correlation_id=correlation_id,
             type=event.event_type,
             sent_at=now,
+            traceparent=traceparent,
         ),
         body=event,
     )
@@ -101,9 +105,12 @@ def start_message(
     parent: ParentInstance | None,
     now: datetime,
     version: str | None = None,
+    *,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
     """The ``ExecutionStarted`` that starts ``execution_id`` of an instance (without a
-    ``version``, the orchestrator that records it stamps its own)."""
+    ``version``, the orchestrator that records it stamps its own), in the trace
+    ``traceparent`` names, if any."""
     start = ExecutionStarted(
         timestamp=now,
         name=name,
@@ -111,9 +118,12 @@ def start_message(
         input=input_,
         parent=parent,
         version=version,
+        traceparent=traceparent,
     )
     message_id = deterministic_message_id(instance_id, execution_id, "start")
-    return _message(topology, instance_id, execution_id, correlation_id, start, message_id, now)
+    return _message(
+        topology, instance_id, execution_id, correlation_id, start, message_id, now, traceparent
+    )
 
 
 async def start_children_txn(
@@ -153,6 +163,7 @@ async def start_children_txn(
                     child.parent,
                     now,
                     child.version,
+                    traceparent=child.traceparent,
                 )
             )
         else:

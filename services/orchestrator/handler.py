@@ -61,6 +61,7 @@ from services.orchestrator.followups import (
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.rewind import rewind_instance
+from services.orchestrator.traces import end_episode_spans, trace_episode
 from services.orchestrator.unstorable import fail_unstorable
 from services.orchestrator.versions import VersionGate
 
@@ -133,12 +134,15 @@ class OrchestrationHandler:
         try:
             records = await self._decide_and_write(batch, groups, self._clock(), partition)
         except UNSTORABLE_ERRORS as error:
+            end_episode_spans(batch, error)
             self._evict(groups)
             return await self._unstorable(groups, batch, error, partition)
-        except BaseException:
+        except BaseException as error:
+            end_episode_spans(batch, error)
             self._evict(groups)
             raise
         batch.tally.committed(len(messages))
+        end_episode_spans(batch)
         for state in batch.states:
             self._cache.put(state)
         self._evict(batch.finished)
@@ -399,6 +403,7 @@ class OrchestrationHandler:
             else self._not_registered(state, inbound, now, failure)
         )
         batch.tally.episode(state.name, time.perf_counter() - began)
+        trace_episode(state, episode, decision, batch)
         self._recorder.append_events(state, episode, batch)
         self._recorder.record(state, inbound, decision, now, batch)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.limits import MAX_SHORT_STRING_BYTES, check_short_string
 
@@ -14,6 +14,23 @@ SCHEMA_VERSION = 1
 """Bumped when a message body changes incompatibly; consumers reject versions they don't know."""
 
 _SHORT_FIELDS = ("instance_id", "execution_id", "correlation_id", "type")
+
+TraceParent = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+]
+"""A W3C ``traceparent`` (version, trace id, parent span id, flags), as OpenTelemetry writes
+it: where a message's work belongs in a trace (ADR 32)."""
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+def trace_field() -> Any:
+    """An optional ``TraceParent`` field left out of the JSON when it is not set, so that a
+    deployment without tracing sends and stores exactly what it did before (ADR 32)."""
+    return Field(default=None, exclude_if=_absent)
+
 
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c1f0e-2a43-4b4e-9d83-7d3c5bb0c2a1")
 
@@ -34,6 +51,9 @@ class Envelope(BaseModel):
         type: the body's type name, so a reader can route without parsing the body.
         schema_version: the body's schema version.
         sent_at: when the sender created the message (UTC).
+        traceparent: the trace context of the work that sent it (the HTTP start, the
+            orchestration episode that scheduled a task), when tracing is on; it travels in
+            the body so that it survives carriers and the outbox (ADR 32).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +65,7 @@ class Envelope(BaseModel):
     type: str
     schema_version: int = SCHEMA_VERSION
     sent_at: datetime
+    traceparent: TraceParent | None = trace_field()
 
     @model_validator(mode="after")
     def _short_strings(self) -> Self:

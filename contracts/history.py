@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from contracts.envelope import TraceParent, trace_field
 from contracts.failure import FailureDetails
 from contracts.limits import ShortString, StorableJson
 
@@ -42,12 +43,21 @@ class ParentInstance(BaseModel):
 
 
 class ExecutionStarted(_Event):
+    """Starts an execution. ``version`` is the app version the instance runs under
+    (``context.version``): a sub-orchestration's comes from its parent, a start without one
+    is stamped by the orchestrator that records it with its ``DF_APP_VERSION``.
+    ``traceparent``: the trace the instance's work joins (its HTTP start, or the parent's
+    episode for a sub-orchestration), kept in the history so that every later episode, after
+    any restart, joins it too (ADR 32); absent without tracing."""
+
     event_type: Literal["ExecutionStarted"] = "ExecutionStarted"
     name: ShortString
     execution_id: ShortString
     input: StorableJson = None
     parent: ParentInstance | None = None
     scheduled_start_at: datetime | None = None
+    version: ShortString | None = None
+    traceparent: TraceParent | None = trace_field()
 
 
 class OrchestratorStarted(_Event):
@@ -111,10 +121,14 @@ class EventSent(_Event):
 
 
 class SubOrchestrationInstanceCreated(_Event):
+    """A child instance started; ``version`` is the one it runs under (the parent's unless
+    the call named one)."""
+
     event_type: Literal["SubOrchestrationInstanceCreated"] = "SubOrchestrationInstanceCreated"
     name: ShortString
     instance_id: ShortString
     input: StorableJson = None
+    version: ShortString | None = None
 
 
 class SubOrchestrationInstanceCompleted(_Event):

@@ -187,14 +187,19 @@ class ServiceGroup:
         try:
             while True:
                 self._raise_if_exited()
-                if (
-                    await _all_consumed(connection, queues)
-                    and await self._members_settled(topology)
-                    and await self._services_ready()
-                ):
+                waiting_for = (
+                    await _unconsumed(connection, queues)
+                    or await self._members_unsettled(topology)
+                    or await self._services_not_ready()
+                )
+                if waiting_for is None:
                     return
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"services not ready after {timeout} s\n{self.logs()}")
+                    # Every service may be up and logging nothing wrong (a queue nothing
+                    # serves is no error to them): only this check knows what it waited for.
+                    raise TimeoutError(
+                        f"services not ready after {timeout} s: {waiting_for}\n{self.logs()}"
+                    )
                 await asyncio.sleep(0.2)
         finally:
             await connection.close()
@@ -208,12 +213,12 @@ class ServiceGroup:
             if service.process is not None and not service.running:
                 raise RuntimeError(f"service {name} exited early\n{service.log_tail()}")
 
-    async def _members_settled(self, topology: Topology) -> bool:
-        """Every orchestrator process is a live member holding its fair share, and no
-        partition is free: just after a start, one may have released a partition that
-        another has not taken yet (ADR 27)."""
+    async def _members_unsettled(self, topology: Topology) -> str | None:
+        """What is missing before every orchestrator process is a live member holding its
+        fair share and no partition is free (just after a start, one may have released a
+        partition that another has not taken yet, ADR 27); ``None`` once settled."""
         if "orchestrator" not in self.services:
-            return True
+            return None
         expected = process_count(
             int(self._setting("DF_ORCHESTRATOR_PROCESSES", "0")), topology.partitions
         )
@@ -221,12 +226,12 @@ class ServiceGroup:
         url = self._setting("DF_DATABASE_URL", CommonSettings.model_fields["database_url"].default)
         try:
             connection = await asyncpg.connect(url)
-        except (OSError, asyncpg.PostgresError):
-            return False
+        except (OSError, asyncpg.PostgresError) as error:
+            return f"the database does not answer ({type(error).__name__})"
         try:
             members, leases = await members_and_leases(connection, topology.namespace)
         except asyncpg.UndefinedTableError:
-            return False  # not migrated yet
+            return "the database is not migrated yet"
         finally:
             await connection.close()
         live = sorted(m.member_id for m in members if m.heartbeat_age_seconds <= lease_seconds)
@@ -235,22 +240,27 @@ class ServiceGroup:
             for lease in leases
             if lease.owner is not None and (lease.expires_in_seconds or 0) > 0
         )
-        return (
-            len(live) >= expected
-            and sum(held.values()) == topology.partitions
-            and all(held[m] == fair_share(live, m, topology.partitions) for m in live)
-        )
+        if len(live) < expected:
+            return f"{len(live)} of {expected} orchestrator processes are live members"
+        if sum(held.values()) != topology.partitions:
+            return f"{sum(held.values())} of {topology.partitions} partitions are held"
+        unfair = [m for m in live if held[m] != fair_share(live, m, topology.partitions)]
+        if unfair:
+            return f"members {unfair} do not hold their fair share of the partitions yet"
+        return None
 
-    async def _services_ready(self) -> bool:
+    async def _services_not_ready(self) -> str | None:
+        """The first service whose ``/readyz`` does not answer 200, and what it said."""
         urls = [s.health_url for s in self.services.values() if s.health_url is not None]
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as http:
-                for url in urls:
-                    if (await http.get(f"{url}/readyz")).status_code != 200:
-                        return False
-        except httpx.HTTPError:
-            return False
-        return True
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            for url in urls:
+                try:
+                    response = await http.get(f"{url}/readyz")
+                except httpx.HTTPError as error:
+                    return f"{url}/readyz does not answer ({type(error).__name__})"
+                if response.status_code != 200:
+                    return f"{url}/readyz answers {response.status_code}: {response.text}"
+        return None
 
 
 _ports_given: set[int] = set()
@@ -279,16 +289,22 @@ def _reachable(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
-async def _all_consumed(connection: aio_pika.abc.AbstractConnection, queues: list[str]) -> bool:
+async def _unconsumed(connection: aio_pika.abc.AbstractConnection, queues: list[str]) -> str | None:
+    """Which of ``queues`` no consumer reads (a queue not declared yet neither); ``None``
+    when every one has a consumer."""
+    missing = []
     channel = await connection.channel()
     try:
         for name in queues:
-            queue = await channel.declare_queue(name, passive=True)
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                missing.append(f"{name} (not declared)")
+                channel = await connection.channel()  # a failed passive declare closes it
+                continue
             if not queue.declaration_result.consumer_count:
-                return False
-        return True
-    except aio_pika.exceptions.ChannelClosed:
-        return False  # not declared yet
+                missing.append(name)
     finally:
         if not channel.is_closed:
             await channel.close()
+    return f"no consumer on {', '.join(missing)}" if missing else None

@@ -23,8 +23,10 @@ from durable.errors import (
     NonDeterminismError,
     TaskFailedError,
 )
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import Task, TimerTask
+from durable.versioning import compare_versions
 
 DurableOrchestrationContext = OrchestrationContext
 """azure-functions-durable's name for the orchestration context."""
@@ -40,6 +42,7 @@ __all__ = [
     "BoundaryError",
     "CriticalSection",
     "DurableEntityContext",
+    "DurableHttpResponse",
     "DurableOrchestrationContext",
     "EntityContext",
     "EntityId",
@@ -56,4 +59,5 @@ __all__ = [
     "TaskFailedError",
     "TimerTask",
     "ValueRefusedError",
+    "compare_versions",
 ]

@@ -75,8 +75,10 @@ class OutgoingMessage:
 
     @classmethod
     def of(cls, model: BaseModel, exchange: str, routing_key: str) -> OutgoingMessage:
-        """Encode a contracts message (anything with an ``envelope``)."""
+        """Encode a contracts message (anything with an ``envelope``); its trace context, if
+        it has one, is in the AMQP ``traceparent`` header too, for tools (ADR 32)."""
         envelope = model.envelope  # type: ignore[attr-defined]
+        traceparent = envelope.traceparent
         return cls(
             exchange=exchange,
             routing_key=routing_key,
@@ -84,6 +86,7 @@ class OutgoingMessage:
             correlation_id=envelope.correlation_id,
             message_type=envelope.type,
             body=model.model_dump_json().encode(),
+            headers={"traceparent": traceparent} if traceparent is not None else {},
         )
 
 

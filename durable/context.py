@@ -9,12 +9,13 @@ this module. Everything here is deterministic: time comes from the history
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import Task, TimerTask, WhenAllTask, WhenAnyTask
 
@@ -31,6 +32,13 @@ class OrchestrationContext(Protocol):
     @property
     def parent_instance_id(self) -> str | None:
         """The parent's instance id when this runs as a sub-orchestration, else ``None``."""
+        ...
+
+    @property
+    def version(self) -> str | None:
+        """The app version this instance started under (``DF_APP_VERSION`` of the process that
+        started it, or its parent's for a sub-orchestration); ``None`` if it has none. Branch
+        on it to keep old instances on the code paths they started with."""
         ...
 
     @property
@@ -94,17 +102,45 @@ class OrchestrationContext(Protocol):
         """
         ...
 
+    def call_http(
+        self,
+        method: str,
+        uri: str,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        token_source: Any = None,
+        is_raw_str: bool = False,
+        *,
+        asynchronous_pattern_enabled: bool = True,
+        timeout: timedelta | float | None = None,
+    ) -> Task[DurableHttpResponse]:
+        """Make an HTTP request, recorded in the history; completes with the answer.
+
+        The activities service makes the request (the built-in activity ``durable.http``),
+        so replay reads the answer from the history. ``content`` is sent as JSON (with
+        ``Content-Type: application/json`` unless ``headers`` has one), or as it is when
+        ``is_raw_str`` and it is a string. An answer ``202`` with a ``Location`` header is
+        polled with ``GET`` after durable timers (``Retry-After``, else 30 s) until an answer
+        that is not 202, unless ``asynchronous_pattern_enabled`` is false; ``timeout`` (a
+        ``timedelta`` or seconds) bounds the whole call, polls included. Every status is an
+        answer (``DurableHttpResponse``); a request that gets none (host unreachable or not
+        allowed, time-out, body too long) or polling that gives up fails the task with
+        ``TaskFailedError``. ``token_source`` (Azure managed identities) is not supported.
+        """
+        ...
+
     def call_sub_orchestrator(
         self,
         name: str | Callable[..., Any],
         input_: Any = None,
         instance_id: str | None = None,
+        version: str | None = None,
     ) -> Task[Any]:
         """Run the orchestrator ``name`` as a child instance; completes with its output.
 
         ``instance_id`` defaults (when None or empty) to one derived from this instance's. A
         child that fails (or is terminated) raises ``TaskFailedError`` here, with the child's
-        failure as details.
+        failure as details. The child runs under ``version``, by default this instance's.
         """
         ...
 

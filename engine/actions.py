@@ -68,6 +68,7 @@ class CreateSubOrchestration:
     name: str
     instance_id: str
     input: JsonValue
+    version: str | None = None
 
     def to_event(self, timestamp: datetime) -> HistoryEvent:
         return SubOrchestrationInstanceCreated(
@@ -76,6 +77,7 @@ class CreateSubOrchestration:
             name=self.name,
             instance_id=self.instance_id,
             input=self.input,
+            version=self.version,
         )
 
     def describe(self) -> str:

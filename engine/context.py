@@ -8,15 +8,19 @@ instance id and a counter: nothing here reads a clock or draws a random number.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue, TypeAdapter
 
+from contracts import ExecutionStarted
+from contracts.http import HTTP_ACTIVITY, HttpRequest
+from contracts.limits import check_json_value, check_short_string
 from contracts.typed import adapter_for, checked
 from contracts.values import to_json_value
 from durable.context import OrchestrationContext, function_name
+from durable.http import DurableHttpResponse
 from durable.retry import RetryOptions
 from durable.tasks import (
     CompletableTask,
@@ -25,6 +29,7 @@ from durable.tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
+from engine.http import HttpCallTask, describe, http_request
 from engine.retry import RetryTask
 from engine.typing_boundaries import result_converter
 
@@ -42,6 +47,7 @@ class ReplayContext:
         self._executor = executor
         self._instance_id = instance_id
         self._parent_instance_id: str | None = None
+        self._version: str | None = None
         self._input: JsonValue = None
         self._current_utc_datetime = _EPOCH
         self._is_replaying = False
@@ -57,6 +63,16 @@ class ReplayContext:
     @property
     def parent_instance_id(self) -> str | None:
         return self._parent_instance_id
+
+    @property
+    def version(self) -> str | None:
+        return self._version
+
+    def _started(self, event: ExecutionStarted) -> None:
+        self._input = event.input
+        self._version = event.version
+        if event.parent is not None:
+            self._parent_instance_id = event.parent.instance_id
 
     @property
     def current_utc_datetime(self) -> datetime:
@@ -127,15 +143,50 @@ class ReplayContext:
             retry_options, attempt, self._executor.create_timer, lambda: self._current_utc_datetime
         )
 
+    def call_http(
+        self,
+        method: str,
+        uri: str,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        token_source: Any = None,
+        is_raw_str: bool = False,
+        *,
+        asynchronous_pattern_enabled: bool = True,
+        timeout: timedelta | float | None = None,
+    ) -> Task[DurableHttpResponse]:
+        request = http_request(method, uri, content, headers, token_source, is_raw_str)
+        check_json_value(request.model_dump(mode="json"), f"the request of {describe(request)}")
+
+        def send(request: HttpRequest) -> Task[Any]:
+            task = self._executor.schedule_task(HTTP_ACTIVITY, request.model_dump(mode="json"))
+            if isinstance(task, CompletableTask):
+                task.description = describe(request)
+            return task
+
+        return HttpCallTask(
+            request,
+            polling=asynchronous_pattern_enabled,
+            timeout=_as_timedelta(timeout),
+            send=send,
+            create_timer=self._executor.create_timer,
+            current_time=lambda: self._current_utc_datetime,
+        )
+
     def call_sub_orchestrator(
         self,
         name: str | Callable[..., Any],
         input_: Any = None,
         instance_id: str | None = None,
+        version: str | None = None,
     ) -> Task[Any]:
         orchestrator = function_name(name)
         data = to_json_value(input_, f"the input of sub-orchestration {orchestrator!r}")
-        task = self._executor.create_sub_orchestration(orchestrator, data, instance_id)
+        if version is not None:
+            check_short_string(version, f"the version of sub-orchestration {orchestrator!r}")
+        task = self._executor.create_sub_orchestration(
+            orchestrator, data, instance_id, version or self._version
+        )
         return _converting(task, name, f"sub-orchestration {orchestrator!r}")
 
     def call_sub_orchestrator_with_retry(
@@ -150,7 +201,7 @@ class ReplayContext:
         return RetryTask(
             retry_options,
             lambda attempt: self._executor.create_sub_orchestration(
-                orchestrator, data, instance_id
+                orchestrator, data, instance_id, self._version
             ),
             self._executor.create_timer,
             lambda: self._current_utc_datetime,

@@ -275,7 +275,7 @@ class OrchestrationExecutor:
         return timer
 
     def create_sub_orchestration(
-        self, name: str, input_: JsonValue, instance_id: str | None
+        self, name: str, input_: JsonValue, instance_id: str | None, version: str | None = None
     ) -> Task[Any]:
         task_id = self._actions.next_id()
         child_id = instance_id or default_child_id(
@@ -285,7 +285,7 @@ class OrchestrationExecutor:
         check_instance_id(child_id, f"the instance id of sub-orchestration {name!r}")
         description = f"sub-orchestration {name!r} (instance {child_id!r})"
         task: SubOrchestrationTask[Any] = SubOrchestrationTask(task_id, description, child_id)
-        self._actions.add(CreateSubOrchestration(task_id, name, child_id, input_))
+        self._actions.add(CreateSubOrchestration(task_id, name, child_id, input_, version))
         self._calls.add(task)
         return task
 
@@ -394,9 +394,7 @@ class OrchestrationExecutor:
     def _start(self, event: ExecutionStarted) -> None:
         self._started = True
         self.execution_id = event.execution_id
-        self.context._input = event.input
-        if event.parent is not None:
-            self.context._parent_instance_id = event.parent.instance_id
+        self.context._started(event)
         types = orchestrator_types(self._orchestrator)
         try:
             if types.takes_input:

@@ -164,10 +164,16 @@ def entry_points_under_test() -> EntryPoints:
     return load_entry_points(settings)
 
 
-def activity_names_under_test() -> list[str]:
+def activity_names_under_test(function_modules: str = TEST_FUNCTION_MODULES) -> list[str]:
+    """The activities services loading ``function_modules`` (``DF_FUNCTION_MODULES``) serve:
+    the modules' and the built-in HTTP activity the activities service adds. A deployment
+    that loads other modules than the session's must pass its own: ``wait_ready`` waits for
+    a consumer on each of these queues."""
+    from contracts.http import HTTP_ACTIVITY
     from services.common.loader import load_function_apps
 
-    return sorted(load_function_apps(TEST_FUNCTION_MODULES.split(",")).activities)
+    activities = load_function_apps(function_modules.split(",")).activities
+    return sorted([*activities, HTTP_ACTIVITY])
 
 
 def rabbitmqctl() -> list[str]:

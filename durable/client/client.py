@@ -26,17 +26,15 @@ from contracts import (
     EventRaised,
     ExecutionResumed,
     ExecutionRewound,
-    ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
     InboundEvent,
     OrchestrationStatus,
     OrchestratorMessage,
     Topology,
-    deterministic_message_id,
     limits,
 )
-from contracts.limits import check_instance_id, check_short_string
+from contracts.limits import check_short_string
 from contracts.values import to_json_value
 from durable.broker import OutgoingMessage, Publisher
 from durable.client.check_status import (
@@ -52,7 +50,7 @@ from durable.client.errors import (
     StartOutcomeUnknownError,
 )
 from durable.client.queries import InstanceQueries
-from durable.client.starts import StartBatcher, settle_start
+from durable.client.starts import StartBatcher, new_start, settle_start
 from durable.settings import CommonSettings
 from durable.store.database import create_pool
 from durable.store.instances import ExistingInstancePolicy, NewInstance
@@ -181,8 +179,13 @@ class DurableClient(InstanceQueries, EntityClient):
         *,
         correlation_id: str | None = None,
         if_exists: ExistingInstancePolicy | None = None,
+        version: str | None = None,
     ) -> str:
         """Start an orchestration; return its instance id (generated when not given).
+
+        ``version`` is the app version it runs under (``context.version``), as Durable
+        Functions' ``start_new(..., version=)``; without one, the orchestrator that records
+        the start stamps its own ``DF_APP_VERSION`` (docs/guide/versioning.md).
 
         The instance exists (Pending) as soon as this returns. When ``instance_id`` is in use,
         ``if_exists`` decides (the client's ``start_existing`` when not given): ``ERROR``
@@ -203,6 +206,7 @@ class DurableClient(InstanceQueries, EntityClient):
             input,
             correlation_id=correlation_id,
             if_exists=if_exists,
+            version=version,
         )
         return started.instance_id
 
@@ -214,41 +218,22 @@ class DurableClient(InstanceQueries, EntityClient):
         *,
         correlation_id: str | None = None,
         if_exists: ExistingInstancePolicy | None = None,
+        version: str | None = None,
+        traceparent: str | None = None,
     ) -> Started:
-        """``start_new``, answering also whether this call created the instance."""
+        """``start_new``, answering also whether this call created the instance;
+        ``traceparent`` (W3C) puts the instance's work in the caller's trace (ADR 32)."""
         policy = ExistingInstancePolicy(if_exists or self.start_existing)
-        if instance_id is not None:
-            check_instance_id(instance_id)
-        check_short_string(orchestrator_name, "the orchestrator name")
-        if correlation_id is not None:
-            check_short_string(correlation_id, "the correlation id")
-        instance_id = instance_id or uuid.uuid4().hex
-        execution_id = uuid.uuid4().hex
-        now = datetime.now(UTC)
-        payload = to_json_value(input, "the orchestration input")
-        message = OrchestratorMessage(
-            envelope=Envelope(
-                message_id=deterministic_message_id(instance_id, execution_id, "start"),
-                instance_id=instance_id,
-                execution_id=execution_id,
-                correlation_id=correlation_id or instance_id,
-                type="ExecutionStarted",
-                sent_at=now,
-            ),
-            body=ExecutionStarted(
-                timestamp=now, name=orchestrator_name, execution_id=execution_id, input=payload
-            ),
+        instance, outgoing = new_start(
+            self._topology,
+            orchestrator_name,
+            instance_id,
+            input,
+            correlation_id=correlation_id,
+            version=version,
+            traceparent=traceparent,
         )
-        instance = NewInstance(
-            instance_id=instance_id,
-            name=orchestrator_name,
-            execution_id=execution_id,
-            correlation_id=message.envelope.correlation_id,
-            input=payload,
-            created_at=now,
-        )
-        exchange, routing_key = self._topology.orchestrator_route(instance_id)
-        outgoing = OutgoingMessage.of(message, exchange, routing_key)
+        instance_id = instance.instance_id
         try:
             return await self._write_start(instance, outgoing, policy)
         except (asyncpg.ConnectionDoesNotExistError, ConnectionResetError) as error:

@@ -123,7 +123,8 @@ def status_payload(
     """An instance's status in Durable Functions' JSON shape.
 
     ``historyEvents`` is present only when ``history_events`` is given, as in Durable Functions,
-    which leaves the field out unless the history was asked for.
+    which leaves the field out unless the history was asked for; ``version`` only when the
+    instance started under one.
     """
     payload: dict[str, Any] = {
         "name": status.name,
@@ -135,6 +136,9 @@ def status_payload(
         "createdTime": format_time(status.created_at),
         "lastUpdatedTime": format_time(status.last_updated_at),
     }
+    if status.version is not None:
+        # Beyond Durable Functions' shape; its clients keep unknown fields (docs/adr/0034).
+        payload["version"] = status.version
     if history_events is not None:
         payload["historyEvents"] = history_events
     return payload

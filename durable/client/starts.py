@@ -11,16 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
 
-from contracts import ORCHESTRATOR_MESSAGE_BATCH
+from contracts import (
+    ORCHESTRATOR_MESSAGE_BATCH,
+    Envelope,
+    ExecutionStarted,
+    OrchestratorMessage,
+    Topology,
+    deterministic_message_id,
+)
+from contracts.limits import check_instance_id, check_short_string
+from contracts.values import to_json_value
 from durable.broker import OutgoingMessage, Publisher
 from durable.store.errors import is_connection_failure, is_unavailable
 from durable.store.instances import NewInstance
 from durable.store.outbox import OutboxCleaner, OutboxRecord, publish_committed
 from durable.store.starts import Start, insert_start, insert_starts, start_was_written_txn
+from durable.versioning import check_version
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +41,63 @@ _Start = tuple[NewInstance, OutgoingMessage, "asyncio.Future[OutboxRecord | None
 
 SETTLE_SECONDS = 5.0
 """How long a start whose write was cut off keeps trying to find out whether it committed."""
+
+
+def new_start(
+    topology: Topology,
+    orchestrator_name: str,
+    instance_id: str | None,
+    input_: Any,
+    *,
+    correlation_id: str | None = None,
+    version: str | None = None,
+    traceparent: str | None = None,
+) -> tuple[NewInstance, OutgoingMessage]:
+    """A start's Pending row and its ``ExecutionStarted`` message, routed to the instance's
+    partition (the instance id generated when not given). Raises ``ValueRefusedError`` for
+    an id, name, version or input that could not be stored or sent. ``traceparent`` (W3C)
+    puts the instance's work in the caller's trace (ADR 32)."""
+    if instance_id is not None:
+        check_instance_id(instance_id)
+    check_short_string(orchestrator_name, "the orchestrator name")
+    if correlation_id is not None:
+        check_short_string(correlation_id, "the correlation id")
+    if version is not None:
+        check_version(version)
+    instance_id = instance_id or uuid.uuid4().hex
+    execution_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    payload = to_json_value(input_, "the orchestration input")
+    message = OrchestratorMessage(
+        envelope=Envelope(
+            message_id=deterministic_message_id(instance_id, execution_id, "start"),
+            instance_id=instance_id,
+            execution_id=execution_id,
+            correlation_id=correlation_id or instance_id,
+            type="ExecutionStarted",
+            sent_at=now,
+            traceparent=traceparent,
+        ),
+        body=ExecutionStarted(
+            timestamp=now,
+            name=orchestrator_name,
+            execution_id=execution_id,
+            input=payload,
+            version=version,
+            traceparent=traceparent,
+        ),
+    )
+    instance = NewInstance(
+        instance_id=instance_id,
+        name=orchestrator_name,
+        execution_id=execution_id,
+        correlation_id=message.envelope.correlation_id,
+        input=payload,
+        created_at=now,
+        version=version,
+    )
+    exchange, routing_key = topology.orchestrator_route(instance_id)
+    return instance, OutgoingMessage.of(message, exchange, routing_key)
 
 
 class StartBatcher:

@@ -53,6 +53,8 @@ class InstanceUpdate:
     last_seq: int
     updated_at: datetime
     completed_at: datetime | None
+    version: str | None = None
+    """The app version the execution started under; ``None`` keeps the row's."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ INSTANCE_UPDATE_ROWS: RowShape[_FencedUpdate] = RowShape(
         column("last_seq", "bigint", lambda f: f.update.last_seq),
         column("updated_at", "timestamptz", lambda f: f.update.updated_at),
         column("completed_at", "timestamptz", lambda f: f.update.completed_at),
+        column("version", "text", lambda f: f.update.version),
         column("expected_seq", "bigint"),
     )
 )
@@ -168,7 +171,8 @@ updated AS (
         failure = u.failure::jsonb,
         last_seq = u.last_seq,
         updated_at = u.updated_at,
-        completed_at = u.completed_at
+        completed_at = u.completed_at,
+        version = COALESCE(u.version, i.version)
     FROM {_UPDATES}
     WHERE i.instance_id = u.instance_id AND i.last_seq = u.expected_seq
     RETURNING i.instance_id

@@ -49,6 +49,9 @@ class NewInstance:
     input: JsonValue
     created_at: datetime
     parent_instance_id: str | None = None
+    version: str | None = None
+    """The app version the start names, shown while it is Pending; ``None`` until the
+    orchestrator that records the start stamps its own."""
 
 
 NEW_INSTANCE_ROWS: RowShape[NewInstance] = RowShape(
@@ -60,6 +63,7 @@ NEW_INSTANCE_ROWS: RowShape[NewInstance] = RowShape(
         column("correlation_id", "text"),
         column("parent_instance_id", "text"),
         column("created_at", "timestamptz"),
+        column("version", "text"),
     )
 )
 """A new instance's columns; ``input`` as JSON text, cast to jsonb by the statement."""
@@ -80,9 +84,9 @@ class InstanceRecord:
 
 _INSERT = f"""
     INSERT INTO instances (instance_id, name, execution_id, status, input, correlation_id,
-                           parent_instance_id, created_at, updated_at)
-    SELECT instance_id, name, execution_id, $8, input::jsonb, correlation_id,
-           parent_instance_id, created_at, created_at
+                           parent_instance_id, created_at, updated_at, version)
+    SELECT instance_id, name, execution_id, $9, input::jsonb, correlation_id,
+           parent_instance_id, created_at, created_at, version
     FROM {NEW_INSTANCE_ROWS.unnest(1, "t")}
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id

@@ -33,11 +33,13 @@ class InstanceStatus:
     created_at: datetime
     last_updated_at: datetime
     completed_at: datetime | None
+    version: str | None = None
+    """The app version the instance started under, once it has started with one."""
 
 
 _STATUS_COLUMNS = """
     instance_id, name, execution_id, status, input, output, custom_status, failure,
-    correlation_id, parent_instance_id, created_at, updated_at, completed_at
+    correlation_id, parent_instance_id, created_at, updated_at, completed_at, version
 """
 
 
@@ -69,6 +71,7 @@ def _status(row: asyncpg.Record) -> InstanceStatus:
         created_at=row["created_at"],
         last_updated_at=row["updated_at"],
         completed_at=row["completed_at"],
+        version=row["version"],
     )
 
 

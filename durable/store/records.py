@@ -53,7 +53,8 @@ INSTANCE_OBJECT = f"""json_build_object(
     'updated_at', {_time("i.updated_at")},
     'completed_at', {_time("i.completed_at")},
     'last_seq', i.last_seq,
-    'execution_start_seq', i.execution_start_seq
+    'execution_start_seq', i.execution_start_seq,
+    'version', i.version
 )"""
 """An ``instances i`` row as JSON."""
 
@@ -81,12 +82,12 @@ def _jsonb(field: str) -> str:
 INSERT_INSTANCES = f"""
 INSERT INTO instances (instance_id, name, execution_id, status, input, output, custom_status,
                        failure, correlation_id, parent_instance_id, created_at, updated_at,
-                       completed_at, last_seq, execution_start_seq)
+                       completed_at, last_seq, execution_start_seq, version)
 SELECT l->>'instance_id', l->>'name', l->>'execution_id', l->>'status',
        {_jsonb("input")}, {_jsonb("output")}, {_jsonb("custom_status")}, {_jsonb("failure")},
        l->>'correlation_id', l->>'parent_instance_id', (l->>'created_at')::timestamptz,
        (l->>'updated_at')::timestamptz, (l->>'completed_at')::timestamptz,
-       (l->>'last_seq')::bigint, (l->>'execution_start_seq')::bigint
+       (l->>'last_seq')::bigint, (l->>'execution_start_seq')::bigint, l->>'version'
 FROM (SELECT line::json AS l FROM unnest($1::text[]) AS lines(line)) AS parsed
 """
 

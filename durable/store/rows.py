@@ -17,7 +17,7 @@ from durable.store.database import Connection
 ROW_COLUMNS = """
     instance_id, name, execution_id, status, input, output, custom_status, failure,
     correlation_id, parent_instance_id, created_at, updated_at, completed_at, last_seq,
-    execution_start_seq
+    execution_start_seq, version
 """
 JSON_COLUMNS = frozenset({"input", "output", "custom_status", "failure"})
 PROJECTED_COLUMNS = (
@@ -34,6 +34,7 @@ PROJECTED_COLUMNS = (
     "completed_at",
     "last_seq",
     "execution_start_seq",
+    "version",
 )
 """The columns an instance's events decide (its projection), so the ones a repair may set."""
 _REPAIRABLE = frozenset(PROJECTED_COLUMNS)

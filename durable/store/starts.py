@@ -47,9 +47,9 @@ WITH wanted AS (
 ),
 created AS (
     INSERT INTO instances (instance_id, name, execution_id, status, input,
-                           correlation_id, parent_instance_id, created_at, updated_at)
+                           correlation_id, parent_instance_id, created_at, updated_at, version)
     SELECT instance_id, name, execution_id, {_PENDING}, input::jsonb, correlation_id,
-           parent_instance_id, created_at, created_at
+           parent_instance_id, created_at, created_at, version
     FROM wanted
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id, execution_id

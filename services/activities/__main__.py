@@ -16,6 +16,7 @@ from durable.broker import Publisher
 from durable.declarations import declare_activity_queues
 from durable.store.database import create_pool
 from durable.store.registered_functions import record_registered_functions
+from services.activities.http_calls import http_functions
 from services.activities.readiness import activities_checks
 from services.activities.settings import ActivitiesSettings
 from services.activities.worker import ActivityWorker
@@ -26,6 +27,7 @@ from services.common.logging import configure_logging
 from services.common.migrate import prepare_schema
 from services.common.observability_port import serve_in_process
 from services.common.readiness import ReadinessMonitor
+from services.common.tracing import start_tracing
 
 log = structlog.get_logger("services.activities")
 
@@ -36,6 +38,13 @@ PORT_SETTING = "DF_ACTIVITIES_OBSERVABILITY_PORT"
 async def run(settings: ActivitiesSettings, monitor: ReadinessMonitor) -> None:
     stopping = stop_event_on_signals()
     functions = load_function_apps(settings.modules)
+    functions.merge(
+        http_functions(
+            timeout_seconds=settings.call_http_timeout_seconds,
+            max_response_bytes=settings.call_http_max_response_bytes,
+            allowed_hosts=settings.call_http_allowed_hosts.split(","),
+        )
+    )
     topology = settings.topology
 
     pool = await create_pool(
@@ -91,6 +100,7 @@ async def run(settings: ActivitiesSettings, monitor: ReadinessMonitor) -> None:
 def main() -> None:
     settings = ActivitiesSettings()
     configure_logging("activities", settings)
+    start_tracing("activities")
     limits.configure(settings.limits)
     monitor = ReadinessMonitor()
     port = settings.activities_observability_port

@@ -29,6 +29,7 @@ from services.common.lifecycle import run_service, stop_event_on_signals
 from services.common.loader import load_entry_points
 from services.common.logging import configure_logging
 from services.common.migrate import prepare_schema
+from services.common.tracing import start_tracing
 
 log = structlog.get_logger("services.client")
 
@@ -100,6 +101,7 @@ async def serve(settings: ClientSettings, declared: EntryPoints) -> None:
 def main() -> None:
     settings = ClientSettings()
     configure_logging("client", settings)
+    start_tracing("client")
     limits.configure(settings.limits)
     try:
         keys = AccessKeys.from_settings(settings)

@@ -44,6 +44,7 @@ from services.client.api_route_case import CaseInsensitiveRoutes, RouteSpellings
 from services.client.auth import AccessKeys, require_management_key, require_start_key
 from services.client.dashboard import DASHBOARD_PATH, create_dashboard
 from services.client.settings import ClientSettings
+from services.client.traces import FRAMEWORK_TELEMETRY
 from services.common.observability_port import registry_metrics
 
 __all__ = ["PREFIX", "ROUTERS", "RPC_PREFIX", "create_app"]
@@ -108,6 +109,7 @@ def create_app(
         'status codes, headers and JSON. Errors answer `{"message": "..."}`.',
         version="1.0",
         lifespan=lifespan,
+        telemetry=FRAMEWORK_TELEMETRY,
     )
     app.state.base_url = settings.public_base_url
     app.state.access_keys = access_keys

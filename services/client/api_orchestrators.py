@@ -39,7 +39,9 @@ from services.client.api_common import (
 )
 from services.client.api_schemas import LOCATION, RETRY_AFTER, CheckStatusPayload
 from services.client.auth import IssuedKey, has_management_access
+from services.client.traces import answered, new_instance_id, start_span
 from services.common import metrics
+from services.common.tracing import traceparent_of
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +110,15 @@ IfExists = Annotated[
     ),
 ]
 
+Version = Annotated[
+    str | None,
+    Query(
+        description="The app version the instance runs under (context.version), as Durable "
+        "Functions' start_new(..., version=) sends it; without it, the orchestrator's "
+        "DF_APP_VERSION. At most 100 characters.",
+    ),
+]
+
 _START_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "Started: the check-status payload; Location is statusQueryGetUri.",
@@ -145,11 +156,14 @@ async def start_orchestration(
     function_name: FunctionName,
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
+    version: Version = None,
 ) -> Response:
     """Start a new instance of the orchestrator with a generated instance id."""
     links = Links(base_url, access_key, has_management_access(request))
     wait = (timeout, polling_interval)
-    return await _start(request, durable, links, sdk_encoded, function_name, None, wait, None)
+    return await _start(
+        request, durable, links, sdk_encoded, function_name, None, wait, None, version
+    )
 
 
 @router.post(
@@ -170,13 +184,14 @@ async def start_orchestration_with_id(
     timeout: Timeout = None,
     polling_interval: PollingInterval = None,
     if_exists: IfExists = None,
+    version: Version = None,
 ) -> Response:
     """Start a new instance under ``instanceId``; an ended instance with that id is replaced
     (unless ``ifExists`` says otherwise)."""
     links = Links(base_url, access_key, has_management_access(request))
     wait = (timeout, polling_interval)
     return await _start(
-        request, durable, links, sdk_encoded, function_name, instance_id, wait, if_exists
+        request, durable, links, sdk_encoded, function_name, instance_id, wait, if_exists, version
     )
 
 
@@ -189,15 +204,28 @@ async def _start(
     instance_id: str | None,
     wait_parameters: tuple[str | None, str | None],
     if_exists: str | None,
+    version: str | None,
 ) -> Response:
     try:
         policy = parse_if_exists(if_exists)
         wait = parse_wait(request, *wait_parameters)
         payload = parse_json_body(await request.body(), "the input", sdk_encoded=sdk_encoded)
-        return await start_and_answer(
-            durable, links, function_name, instance_id, payload, wait, policy
-        )
-    except ValueRefusedError as error:  # the instance id (the client checks it)
+        with start_span(request, function_name, instance_id) as span:
+            return answered(
+                span,
+                await start_and_answer(
+                    durable,
+                    links,
+                    function_name,
+                    instance_id or new_instance_id(span),
+                    payload,
+                    wait,
+                    policy,
+                    version=version,
+                    traceparent=traceparent_of(span),
+                ),
+            )
+    except ValueRefusedError as error:  # the instance id or the version (the client checks)
         raise ApiError(400, str(error), exception_message=True) from None
     except ApiError as error:
         # Durable Functions' SDKs read a refused start's reason from ExceptionMessage.
@@ -251,6 +279,9 @@ async def start_and_answer(
     payload: JsonValue,
     wait: Wait | None,
     policy: ExistingInstancePolicy = ExistingInstancePolicy.REPLACE_ENDED,
+    *,
+    version: str | None = None,
+    traceparent: str | None = None,
 ) -> Response:
     """Start the instance (refusing unknown orchestrators and ids in use), then answer 202
     with the check-status payload, or wait for the outcome when asked to. An instance kept
@@ -261,7 +292,14 @@ async def start_and_answer(
             400, f"The function '{function_name}' doesn't exist or is not an orchestrator"
         )
     try:
-        started = await durable.start(function_name, instance_id, payload, if_exists=policy)
+        started = await durable.start(
+            function_name,
+            instance_id,
+            payload,
+            if_exists=policy,
+            version=version,
+            traceparent=traceparent,
+        )
     except InstanceExistsError as error:
         hint = "an instance id can be reused once it has ended"
         if policy is ExistingInstancePolicy.ERROR:

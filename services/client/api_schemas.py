@@ -47,6 +47,11 @@ class InstanceStatusPayload(BaseModel):
     )
     created_time: datetime = Field(alias="createdTime")
     last_updated_time: datetime = Field(alias="lastUpdatedTime")
+    version: str | None = Field(
+        default=None,
+        description="The app version the instance started under (DF_APP_VERSION), once it "
+        "has started with one; absent otherwise. Beyond Durable Functions.",
+    )
     history_events: list[dict[str, JsonValue]] | None = Field(
         default=None,
         alias="historyEvents",

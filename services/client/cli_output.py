@@ -25,6 +25,7 @@ def status_text(status: InstanceStatus) -> str:
     lines = [
         f"instance  {status.instance_id}",
         f"name      {status.name}",
+        f"version   {status.version if status.version is not None else '-'}",
         f"status    {status.runtime_status.value}",
         f"created   {format_time(status.created_at)}",
         f"updated   {format_time(status.last_updated_at)}",
@@ -72,10 +73,11 @@ def history_entry(stored: StoredEvent) -> dict[str, JsonValue]:
 def list_text(instances: Sequence[InstanceStatus]) -> str:
     if not instances:
         return "no instances match"
-    rows = [("INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED")] + [
+    rows = [("INSTANCE", "NAME", "VERSION", "STATUS", "CREATED", "UPDATED")] + [
         (
             s.instance_id,
             s.name,
+            s.version if s.version is not None else "-",
             s.runtime_status.value,
             format_time(s.created_at),
             format_time(s.last_updated_at),

@@ -56,8 +56,10 @@ from durable.entry_points import (
     correlation_id_of,
     message_key,
 )
+from services.client.traces import submission_span
 from services.common import metrics
 from services.common.consuming import ChannelWatch, consuming_channel
+from services.common.tracing import traceparent_of
 
 log = structlog.get_logger(__name__)
 
@@ -169,7 +171,7 @@ class EntryPointConsumers:
                     return
             try:
                 if isinstance(entry.action, StartOrchestration):
-                    await self._start(entry, entry.action, message)
+                    await self._start(entry, entry.action, message, delivery)
                 else:
                     reason = await self._raise(entry, entry.action, message, key)
                     if reason is not None:
@@ -181,18 +183,25 @@ class EntryPointConsumers:
             await _settle(delivery.ack())
 
     async def _start(
-        self, entry: EntryPoint[Any], action: StartOrchestration[Any], message: BaseModel
+        self,
+        entry: EntryPoint[Any],
+        action: StartOrchestration[Any],
+        message: BaseModel,
+        delivery: AbstractIncomingMessage,
     ) -> None:
         instance_id = action.instance_id(message)
+        queue = self._queue_name(entry)
         try:
-            await self._client.start_new(
-                action.orchestrator,
-                instance_id,
-                action.input(message),
-                correlation_id=correlation_id_of(message),
-                # Whatever DF_START_EXISTING says: a re-sent message starts nothing.
-                if_exists=ExistingInstancePolicy.ERROR,
-            )
+            with submission_span(queue, action.orchestrator, instance_id, delivery) as span:
+                await self._client.start(
+                    action.orchestrator,
+                    instance_id,
+                    action.input(message),
+                    correlation_id=correlation_id_of(message),
+                    # Whatever DF_START_EXISTING says: a re-sent message starts nothing.
+                    if_exists=ExistingInstancePolicy.ERROR,
+                    traceparent=traceparent_of(span),
+                )
         except InstanceExistsError as error:
             log.info(entry.logs.duplicate, instance_id=instance_id, status=error.status.value)
         else:

@@ -37,6 +37,7 @@ from durable.activity import ActivityContext
 from durable.app import ActivityDefinition
 from services.common import metrics
 from services.common.thread_batches import ThreadBatch
+from services.common.tracing import activity_span, failed
 
 log = structlog.get_logger(__name__)
 
@@ -66,18 +67,20 @@ class ActivityRunner:
     ) -> OrchestratorMessage:
         """Run the task; its ``TaskCompleted`` or ``TaskFailed``, addressed to its instance."""
         task = message.body
-        if task.timeout_seconds is not None:
-            await self._report_started(started_message(message))
-        began = time.perf_counter()
-        outcome: JsonValue | Exception
-        try:
-            arguments = definition.arguments(task.input, _context(message))
-            result = await self._call(definition, arguments, task.timeout_seconds)
-            outcome = _output(definition, result)
-        except Exception as error:
-            outcome = error
-        metrics.activity_executed(definition.name, time.perf_counter() - began, outcome)
-        return _outcome(message, outcome)
+        with activity_span(message) as span:
+            if task.timeout_seconds is not None:
+                await self._report_started(started_message(message))
+            began = time.perf_counter()
+            outcome: JsonValue | Exception
+            try:
+                arguments = definition.arguments(task.input, _context(message))
+                result = await self._call(definition, arguments, task.timeout_seconds)
+                outcome = _output(definition, result)
+            except Exception as error:
+                failed(span, error)
+                outcome = error
+            metrics.activity_executed(definition.name, time.perf_counter() - began, outcome)
+            return _outcome(message, outcome)
 
     async def run_in_one_thread(
         self, tasks: Sequence[tuple[ActivityDefinition, ActivityTaskMessage]]
@@ -164,15 +167,17 @@ def _call_plain(
     definition: ActivityDefinition, message: ActivityTaskMessage
 ) -> JsonValue | Exception:
     """Call a plain-function activity in this thread: its output, or what it raised."""
-    began = time.perf_counter()
-    outcome: JsonValue | Exception
-    try:
-        arguments = definition.arguments(message.body.input, _context(message))
-        outcome = _output(definition, definition.function(**arguments))
-    except Exception as error:
-        outcome = error
-    metrics.activity_executed(definition.name, time.perf_counter() - began, outcome)
-    return outcome
+    with activity_span(message) as span:
+        began = time.perf_counter()
+        outcome: JsonValue | Exception
+        try:
+            arguments = definition.arguments(message.body.input, _context(message))
+            outcome = _output(definition, definition.function(**arguments))
+        except Exception as error:
+            failed(span, error)
+            outcome = error
+        metrics.activity_executed(definition.name, time.perf_counter() - began, outcome)
+        return outcome
 
 
 def _context(message: ActivityTaskMessage) -> ActivityContext:

@@ -6,7 +6,8 @@ row, ``services/orchestrator/episode.py`` and ``followups.py``):
 - ``execution_id`` / ``execution_start_seq``: the current execution is the last event's,
   unless that event is a ``ContinueAsNew`` (or ``ExecutionRewound``) naming the next one; it
   starts at its first event (or right after the event that named it).
-- ``name``, ``input``, ``parent_instance_id``: the current execution's ``ExecutionStarted``.
+- ``name``, ``input``, ``parent_instance_id``, ``version``: the current execution's
+  ``ExecutionStarted``.
 - ``status``: the current execution's ending (``ExecutionCompleted`` → Completed, and so on),
   else Suspended or Running by its last suspend/resume.
 - ``output``: the result of a Completed execution, the reason of a Terminated one, else null;
@@ -121,6 +122,7 @@ def project(
         "execution_id": execution.execution_id,
         "input": started.input,
         "parent_instance_id": started.parent.instance_id if started.parent else None,
+        "version": started.version,
         "last_seq": stream[-1].seq,
         "execution_start_seq": execution.start_seq,
     }

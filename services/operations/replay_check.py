@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -66,6 +66,8 @@ class ReplayResult:
     events: int
     mismatch: Mismatch | None = None
     skipped: str | None = None
+    version: str | None = None
+    """The app version the execution started under (``context.version``)."""
 
     @property
     def matches(self) -> bool:
@@ -86,6 +88,7 @@ def check_instance(
     if started is None:
         return ReplayResult(instance_id, name, 0, skipped="its current execution has not started")
     count = len(execution.events)
+    version = started.version
     orchestrator = orchestrators.get(started.name)
     if orchestrator is None:
         known = ", ".join(sorted(orchestrators)) or "none"
@@ -95,13 +98,14 @@ def check_instance(
             f"an execution of orchestrator {started.name!r}",
             f"nothing: no orchestrator of that name is loaded (loaded: {known})",
         )
-        return ReplayResult(instance_id, started.name, count, missing)
+        return ReplayResult(instance_id, started.name, count, missing, version=version)
     try:
         decision = replay_execution(instance_id, execution, orchestrator)
     except Exception as error:  # code misbehaving outside the engine's protection
         raised = Mismatch(None, None, "a replayable execution", f"code that raised {error!r}")
-        return ReplayResult(instance_id, started.name, count, raised)
-    return ReplayResult(instance_id, started.name, count, _compare(execution.events, decision))
+        return ReplayResult(instance_id, started.name, count, raised, version=version)
+    mismatch = _compare(execution.events, decision)
+    return ReplayResult(instance_id, started.name, count, mismatch, version=version)
 
 
 def _compare(events: list[StreamEvent], decision: Decision) -> Mismatch | None:
@@ -179,14 +183,28 @@ def _short(value: object, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+NO_VERSION = "(none)"
+"""How the summary names instances that started without a version."""
+
+
 @dataclass
 class ReplaySummary:
+    """Counts of the instances replayed, in all and per app version they started under
+    (a deploy that keeps old instances on old code paths is checked version by version)."""
+
     checked: int = 0
     matched: int = 0
     mismatched: int = 0
     skipped: int = 0
+    by_version: dict[str, ReplaySummary] = field(default_factory=dict)
 
     def add(self, result: ReplayResult) -> None:
+        self._count(result)
+        if result.skipped is None:
+            version = result.version or NO_VERSION
+            self.by_version.setdefault(version, ReplaySummary())._count(result)
+
+    def _count(self, result: ReplayResult) -> None:
         self.checked += 1
         if result.skipped is not None:
             self.skipped += 1
@@ -195,19 +213,31 @@ class ReplaySummary:
         else:
             self.matched += 1
 
-    def to_json(self) -> dict[str, int]:
-        return {
+    def to_json(self) -> dict[str, object]:
+        counts: dict[str, object] = {
             "checked": self.checked,
             "matched": self.matched,
             "mismatched": self.mismatched,
             "skipped": self.skipped,
         }
+        if self.by_version:
+            counts["versions"] = {
+                version: summary.to_json() for version, summary in sorted(self.by_version.items())
+            }
+        return counts
 
     def describe(self) -> str:
-        return (
+        total = (
             f"{self.checked:,} instances replayed: {self.matched:,} match, "
             f"{self.mismatched:,} do not, {self.skipped:,} skipped"
         )
+        if len(self.by_version) <= 1 and NO_VERSION in self.by_version:
+            return total
+        versions = "; ".join(
+            f"version {version}: {summary.matched:,} match, {summary.mismatched:,} do not"
+            for version, summary in sorted(self.by_version.items())
+        )
+        return f"{total} ({versions})"
 
 
 async def check_selection(

@@ -52,8 +52,10 @@ def main() -> None:
         address = None
         readiness_report = report_path(Path(os.environ[METRICS_DIRECTORY_VARIABLE]), index)
     # Imported here, not above: a supervisor never loads the service's libraries.
+    from services.common.tracing import start_tracing
     from services.orchestrator.service import serve
 
+    start_tracing("orchestrator")
     serve(settings, address, readiness_report)
 
 

@@ -37,6 +37,13 @@ class InstanceState:
         raised_message_ids: message ids of the ``EventRaised`` events in the current
             execution, to drop a redelivered event.
         parent: where to report the outcome, when the instance is a sub-orchestration.
+        started: its execution has an ``ExecutionStarted`` (recorded, or in this episode).
+        version: the app version its execution started under.
+        admitted: the version gate let it run here (``services.orchestrator.versions``);
+            only admitted instances are cached.
+        traceparent: the trace its episodes join (its ``ExecutionStarted``'s), when traced.
+        episode_traceparent: the current episode's span, which the tasks and children it
+            schedules name as their parent (ADR 32); None while tracing is off.
     """
 
     instance_id: str
@@ -47,6 +54,11 @@ class InstanceState:
     executor: OrchestrationExecutor | None
     raised_message_ids: set[uuid.UUID] = field(default_factory=set)
     parent: ParentInstance | None = None
+    started: bool = False
+    version: str | None = None
+    admitted: bool = False
+    traceparent: str | None = None
+    episode_traceparent: str | None = None
 
     @classmethod
     def of(
@@ -57,6 +69,7 @@ class InstanceState:
     ) -> InstanceState:
         """The state of the instance whose locked row and current execution's events these
         are, driven by ``executor``."""
+        start = started_event(history)
         return cls(
             instance_id=row.instance_id,
             name=row.name,
@@ -69,10 +82,10 @@ class InstanceState:
                 for stored in history
                 if stored.message_id is not None and isinstance(stored.event, EventRaised)
             },
-            parent=next(
-                (s.event.parent for s in history if isinstance(s.event, ExecutionStarted)),
-                None,
-            ),
+            parent=start.parent if start is not None else None,
+            started=start is not None,
+            version=start.version if start is not None else None,
+            traceparent=start.traceparent if start is not None else None,
         )
 
 
@@ -80,13 +93,24 @@ CachedState: TypeAlias = InstanceState | EntityState
 """What the cache holds: an orchestration instance's state or an entity's."""
 
 
+def started_event(history: list[StoredEvent]) -> ExecutionStarted | None:
+    return next((s.event for s in history if isinstance(s.event, ExecutionStarted)), None)
+
+
 def rehydrate(
-    functions: FunctionApp, row: InstanceRecord, history: list[StoredEvent]
+    functions: FunctionApp,
+    row: InstanceRecord,
+    history: list[StoredEvent],
+    runs_version: Callable[[str | None], bool] = lambda _: True,
 ) -> InstanceState:
-    """Rebuild an instance's state from its locked row and its current execution's events."""
+    """Rebuild an instance's state from its locked row and its current execution's events.
+
+    An instance whose version this process does not run (``runs_version``) is not
+    replayed: the code it would replay through is not the code it started with."""
     orchestrator = functions.orchestrators.get(row.name)
+    start = started_event(history)
     executor = None
-    if orchestrator is not None:
+    if orchestrator is not None and (start is None or runs_version(start.version)):
         executor = OrchestrationExecutor(orchestrator, row.instance_id)
         executor.replay(stored.event for stored in history)
     return InstanceState.of(row, history, executor)

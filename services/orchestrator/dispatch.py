@@ -82,6 +82,7 @@ def _activity_task(
             correlation_id=state.correlation_id,
             type="ActivityTask",
             sent_at=now,
+            traceparent=state.episode_traceparent,
         ),
         body=ActivityTask(
             name=event.name,

@@ -33,6 +33,8 @@ from services.orchestrator.dispatch import messages_for
 from services.orchestrator.followups import ChildStart, Continuation, parent_answer, start_message
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from services.orchestrator.entity_state import EntityState
 
 log = structlog.get_logger(__name__)
@@ -74,6 +76,8 @@ class Batch:
     """The lease of the partition the batch is for; its writes fail unless it still holds."""
     tally: BatchTally = field(default_factory=BatchTally)
     """The batch's metrics, counted once it commits."""
+    spans: list[Span] = field(default_factory=list)
+    """Its episodes' spans, ended once it commits or fails (``traces``); none untraced."""
     _update_at: dict[str, int] = field(default_factory=dict, repr=False)
 
     def put_update(self, update: InstanceUpdate) -> None:
@@ -156,6 +160,7 @@ class EpisodeRecorder:
                 last_seq=state.last_seq,
                 updated_at=now,
                 completed_at=now if decision.status.is_terminal else None,
+                version=state.version,
             )
         )
         self._record_timers(state, inbound, decision, batch)
@@ -250,6 +255,7 @@ class EpisodeRecorder:
                 state.correlation_id,
                 state.parent,
                 now,
+                traceparent=state.traceparent,
             )
         )
 
@@ -267,4 +273,6 @@ def child_start(state: InstanceState, event: SubOrchestrationInstanceCreated) ->
         instance_id=event.instance_id,
         input=event.input,
         correlation_id=state.correlation_id,
+        version=event.version,
+        traceparent=state.episode_traceparent,
     )

@@ -45,6 +45,9 @@ class ChildStart:
     instance_id: str
     input: JsonValue
     correlation_id: str
+    version: str | None = None
+    traceparent: str | None = None
+    """The parent's episode that started it: the child's episodes join its trace."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ def _message(
     event: InboundEvent,
     message_id: uuid.UUID,
     now: datetime,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
     message = OrchestratorMessage(
         envelope=Envelope(
@@ -83,6 +87,7 @@ def _message(
             correlation_id=correlation_id,
             type=event.event_type,
             sent_at=now,
+            traceparent=traceparent,
         ),
         body=event,
     )
@@ -99,13 +104,26 @@ def start_message(
     correlation_id: str,
     parent: ParentInstance | None,
     now: datetime,
+    version: str | None = None,
+    *,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
-    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance."""
+    """The ``ExecutionStarted`` that starts ``execution_id`` of an instance (without a
+    ``version``, the orchestrator that records it stamps its own), in the trace
+    ``traceparent`` names, if any."""
     start = ExecutionStarted(
-        timestamp=now, name=name, execution_id=execution_id, input=input_, parent=parent
+        timestamp=now,
+        name=name,
+        execution_id=execution_id,
+        input=input_,
+        parent=parent,
+        version=version,
+        traceparent=traceparent,
     )
     message_id = deterministic_message_id(instance_id, execution_id, "start")
-    return _message(topology, instance_id, execution_id, correlation_id, start, message_id, now)
+    return _message(
+        topology, instance_id, execution_id, correlation_id, start, message_id, now, traceparent
+    )
 
 
 async def start_children_txn(
@@ -131,6 +149,7 @@ async def start_children_txn(
             input=child.input,
             created_at=now,
             parent_instance_id=child.parent.instance_id,
+            version=child.version,
         )
         if await insert_instances_txn(connection, [row]):
             messages.append(
@@ -143,6 +162,8 @@ async def start_children_txn(
                     child.correlation_id,
                     child.parent,
                     now,
+                    child.version,
+                    traceparent=child.traceparent,
                 )
             )
         else:

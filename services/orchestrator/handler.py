@@ -50,6 +50,7 @@ from durable.store.instances import NewInstance, insert_instances_txn, lock_inst
 from durable.store.leases import Lease
 from durable.store.outbox import OutboxRecord, insert_outbox_txn
 from engine import Decision
+from engine.versions import VersionPolicy
 from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
 from services.orchestrator.dispatch import batched_tasks
 from services.orchestrator.entities import EntityRunner
@@ -63,7 +64,9 @@ from services.orchestrator.followups import (
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.rewind import rewind_instance
+from services.orchestrator.traces import end_episode_spans, trace_episode
 from services.orchestrator.unstorable import fail_unstorable
+from services.orchestrator.versions import VersionGate
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +101,7 @@ class OrchestrationHandler:
         local: LocalActivities | None = None,
         inline_seconds: float = 0.0,
         activity_batch: int = 1,
+        versions: VersionGate | None = None,
     ) -> None:
         self._pool = pool
         self._functions = functions
@@ -110,6 +114,7 @@ class OrchestrationHandler:
         self._local = local
         self._inline_seconds = inline_seconds
         self._activity_batch = activity_batch
+        self._versions = versions or VersionGate(VersionPolicy(), topology, 60)
 
     async def handle(
         self,
@@ -133,12 +138,15 @@ class OrchestrationHandler:
         try:
             records = await self._decide_and_write(batch, groups, self._clock(), partition)
         except UNSTORABLE_ERRORS as error:
+            end_episode_spans(batch, error)
             self._evict(groups)
             return await self._unstorable(groups, batch, error, partition)
-        except BaseException:
+        except BaseException as error:
+            end_episode_spans(batch, error)
             self._evict(groups)
             raise
         batch.tally.committed(len(messages))
+        end_episode_spans(batch)
         for state in batch.states:
             self._cache.put(state)
         for entity in batch.entities:
@@ -343,7 +351,9 @@ class OrchestrationHandler:
                     batch,
                 )
             else:
-                states[instance_id] = rehydrate(self._functions, rows[instance_id], history)
+                states[instance_id] = rehydrate(
+                    self._functions, rows[instance_id], history, self._versions.policy.accepts
+                )
         for instance_id, group in groups.items():
             state = states.get(instance_id)
             if state is None:
@@ -366,6 +376,10 @@ class OrchestrationHandler:
         batch: Batch,
     ) -> None:
         began = time.perf_counter()
+        admitted = self._versions.admit(state, messages, now, batch)
+        if admitted is None:
+            return  # left waiting for a process that runs its version
+        messages, failure = admitted
         bound = log.bind(instance_id=state.instance_id, correlation_id=state.correlation_id)
         started = OrchestratorStarted(timestamp=now)
         episode: list[tuple[HistoryEvent, uuid.UUID | None]] = []
@@ -385,7 +399,7 @@ class OrchestrationHandler:
             if isinstance(message.body, EventRaised):
                 state.raised_message_ids.add(message.envelope.message_id)
             if isinstance(message.body, ExecutionStarted):
-                state.parent = message.body.parent
+                state.parent, state.started = message.body.parent, True
             episode.append((message.body, message.envelope.message_id))
         if not episode:
             if state.executor is None or not state.executor.ended_unrecorded:
@@ -399,20 +413,26 @@ class OrchestrationHandler:
         decision = (
             state.executor.decide()
             if state.executor is not None
-            else self._not_registered(state, inbound, now)
+            else self._not_registered(state, inbound, now, failure)
         )
         batch.tally.episode(state.name, time.perf_counter() - began)
+        trace_episode(state, episode, decision, batch)
         self._recorder.append_events(state, episode, batch)
         self._recorder.record(state, inbound, decision, now, batch)
 
     def _not_registered(
-        self, state: InstanceState, inbound: list[HistoryEvent], now: datetime
+        self,
+        state: InstanceState,
+        inbound: list[HistoryEvent],
+        now: datetime,
+        failure: FailureDetails | None = None,
     ) -> Decision:
-        """This deployment lacks the instance's orchestrator: it can only end the instance."""
+        """This deployment lacks the instance's orchestrator, or may not run its version
+        (``failure`` says so): it can only end the instance."""
         terminate = next((e for e in inbound if isinstance(e, ExecutionTerminated)), None)
         if terminate is not None:
             return Decision(status=OrchestrationStatus.TERMINATED, output=terminate.reason)
-        failure = FailureDetails(
+        failure = failure or FailureDetails(
             error_type="OrchestratorNotFound",
             message=(
                 f"orchestrator {state.name!r} is not registered in this deployment; "
@@ -442,4 +462,5 @@ def _new_instance(message: OrchestratorMessage, now: datetime) -> NewInstance:
         input=start.input,
         created_at=now,
         parent_instance_id=start.parent.instance_id if start.parent else None,
+        version=start.version,
     )

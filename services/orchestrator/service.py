@@ -34,6 +34,7 @@ from services.orchestrator.readiness import orchestrator_checks
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.timers import TimerSweeper
+from services.orchestrator.versions import VersionGate
 
 log = structlog.get_logger("services.orchestrator")
 
@@ -109,6 +110,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
         local=local,
         inline_seconds=settings.local_inline_seconds,
         activity_batch=settings.activity_batch,
+        versions=VersionGate(settings.version_policy, topology, settings.version_retry_seconds),
     )
 
     def lease_lost(partition: int) -> None:

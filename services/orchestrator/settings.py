@@ -6,7 +6,10 @@ import os
 
 from pydantic import Field, field_validator
 
+from contracts.topology import MAX_DELAY_SECONDS
 from durable.settings import CommonSettings
+from durable.versioning import MAX_VERSION_LENGTH
+from engine.versions import VersionFailure, VersionMatch, VersionPolicy
 from services.common.observability_port import port_or_off
 
 
@@ -47,6 +50,15 @@ class OrchestratorSettings(CommonSettings):
         0: any free port (the one bound is logged, ``observability.listening``); ``off``:
         none.
     observability_host: the interface that port listens on.
+    app_version: the app version new instances started here record (``context.version``);
+        unset: none (docs/guide/versioning.md).
+    version_match: which instances this process runs, by the version they started with:
+        ``none`` (all), ``strict`` (its own only), ``current-or-older``.
+    version_failure: what happens to an instance it may not run: ``reject`` leaves it
+        waiting (its messages come back every ``version_retry_seconds``, for a process that
+        may run it), ``fail`` fails it.
+    version_retry_seconds: how long a message of an instance left waiting stays away before
+        it is tried again.
     """
 
     batch_size: int = Field(default=256, ge=1)
@@ -66,8 +78,16 @@ class OrchestratorSettings(CommonSettings):
     member_id: str = Field(default="", max_length=200)
     orchestrator_observability_port: int | None = Field(default=7072, ge=0, le=65535)
     observability_host: str = "127.0.0.1"
+    app_version: str | None = Field(default=None, min_length=1, max_length=MAX_VERSION_LENGTH)
+    version_match: VersionMatch = VersionMatch.NONE
+    version_failure: VersionFailure = VersionFailure.REJECT
+    version_retry_seconds: int = Field(default=60, ge=1, le=MAX_DELAY_SECONDS)
 
     _port_or_off = field_validator("orchestrator_observability_port", mode="before")(port_or_off)
+
+    @property
+    def version_policy(self) -> VersionPolicy:
+        return VersionPolicy(self.app_version, self.version_match, self.version_failure)
 
     @property
     def processes(self) -> int:

@@ -14,7 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from durable import ActivityContext, FunctionApp, OrchestrationContext, TaskFailedError
+from durable import (
+    ActivityContext,
+    FunctionApp,
+    OrchestrationContext,
+    TaskFailedError,
+    compare_versions,
+)
 
 app = FunctionApp()
 
@@ -268,3 +274,45 @@ def named_round_trip(ctx: OrchestrationContext) -> Any:
 @app.orchestrator
 def returns_input(ctx: OrchestrationContext) -> Any:
     return ctx.get_input()
+
+
+@app.orchestrator
+def calls_http(ctx: OrchestrationContext) -> Any:
+    """``call_http`` of ``uri`` (``polling`` on unless false): the answer, or the failure."""
+    spec = ctx.get_input()
+    try:
+        response = yield ctx.call_http(
+            spec.get("method", "GET"),
+            spec["uri"],
+            content=spec.get("content"),
+            asynchronous_pattern_enabled=spec.get("polling", True),
+            timeout=spec.get("timeout"),
+        )
+    except TaskFailedError as error:
+        return {"failed": error.details.error_type, "message": error.details.message}
+    return {"status": response.status_code, "content": response.content}
+
+
+@app.orchestrator
+def versioned_approval(ctx: OrchestrationContext) -> Any:
+    """The approval shape across a deploy: from version 2.0 a compliance check runs before
+    the decision; instances started before keep the path they started on."""
+    steps = []
+    if compare_versions(ctx.version, "2.0") >= 0:
+        steps.append((yield ctx.call_activity("echo", "compliance checked")))
+    decision = yield ctx.wait_for_external_event("Approval")
+    steps.append((yield ctx.call_activity("echo", f"decided: {decision}")))
+    return {"version": ctx.version, "steps": steps}
+
+
+@app.orchestrator
+def versioned_parent(ctx: OrchestrationContext) -> Any:
+    """A child under this instance's version, and one under the version the input names."""
+    inherited = yield ctx.call_sub_orchestrator("reports_version")
+    chosen = yield ctx.call_sub_orchestrator("reports_version", version=ctx.get_input())
+    return [inherited, chosen]
+
+
+@app.orchestrator
+def reports_version(ctx: OrchestrationContext) -> Any:
+    return ctx.version

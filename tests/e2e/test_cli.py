@@ -103,6 +103,7 @@ async def test_status_prints_the_instance_and_its_history(durable, client: Durab
     assert started.code == 0, started
     assert text.code == 0, text
     assert f"instance  {instance_id}" in text.stdout
+    assert "version   -" in text.stdout  # the session's orchestrator has no DF_APP_VERSION
     assert "status    Completed" in text.stdout
     assert 'output    ["Hello Oslo!"]' in text.stdout
     assert "ExecutionStarted" in text.stdout
@@ -133,6 +134,7 @@ async def test_list_filters_and_pages(durable, client: DurableClient) -> None:
     assert text.stdout.splitlines()[0].split() == [
         "INSTANCE",
         "NAME",
+        "VERSION",
         "STATUS",
         "CREATED",
         "UPDATED",
@@ -142,6 +144,28 @@ async def test_list_filters_and_pages(durable, client: DurableClient) -> None:
     assert [i["instanceId"] for i in second.json()["instances"]] == [f"{prefix}-2"]
     assert second.json()["continuationToken"] is None
     assert filtered.json()["instances"] == []
+
+
+async def test_status_and_list_show_the_version_an_instance_runs_under(
+    durable, client: DurableClient
+) -> None:
+    prefix = unique("cli-version-")
+    await client.start_new("reports_version", f"{prefix}-old", version="1.0")
+    await client.start_new("reports_version", f"{prefix}-new", version="2.0")
+    await client.wait_for_completion(f"{prefix}-new", timeout=30)
+
+    status = await durable("status", f"{prefix}-new")
+    as_json = await durable("status", f"{prefix}-new", "--json")
+    listed = await durable("list", "--prefix", prefix)
+
+    assert "version   2.0" in status.stdout.splitlines()
+    assert 'output    "2.0"' in status.stdout
+    assert as_json.json()["version"] == "2.0"
+    rows = [line.split()[:3] for line in listed.stdout.splitlines()[1:]]
+    assert rows == [
+        [f"{prefix}-old", "reports_version", "1.0"],
+        [f"{prefix}-new", "reports_version", "2.0"],
+    ]
 
 
 async def test_list_by_name_and_custom_status_with_a_count(durable, client: DurableClient) -> None:

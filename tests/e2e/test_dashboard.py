@@ -103,6 +103,29 @@ async def test_the_list_shows_a_started_instance_and_filters_it(
     await client.terminate(second, "test over")
 
 
+async def test_the_list_and_the_instance_page_show_the_version_an_instance_runs_under(
+    operator: Page, client: DurableClient, shots: Path
+) -> None:
+    prefix = unique("dash-version-")
+    versioned = await client.start_new("reports_version", f"{prefix}-a", version="2.0")
+    unversioned = await client.start_new("reports_version", f"{prefix}-b")
+    for instance_id in (versioned, unversioned):
+        await client.wait_for_completion(instance_id, timeout=30)
+
+    await operator.get_by_label("Id prefix").fill(prefix)
+    await operator.get_by_role("button", name="Filter").click()
+    version = 'tr[data-instance-id="{}"] [data-testid="version"]'
+    await expect(operator.locator(version.format(versioned))).to_have_text("2.0")
+    await expect(operator.locator(version.format(unversioned))).to_have_text("none")
+    await screenshot(operator, shots, "instances-versions")
+
+    await operator.goto(f"/dashboard/instance?id={versioned}")
+    await expect(operator.get_by_test_id("version")).to_have_text("2.0")
+    await operator.goto(f"/dashboard/instance?id={unversioned}")
+    await expect(operator.get_by_test_id("runtime-status")).to_have_text("Completed")
+    await expect(operator.get_by_test_id("version")).to_have_count(0)
+
+
 async def test_the_instance_page_shows_one_bar_per_activity(
     operator: Page, client: DurableClient, shots: Path
 ) -> None:

@@ -87,6 +87,19 @@ async def test_start_new_refusals_surface_as_the_sdks_exceptions(
     await durable_functions.terminate(instance_id, "test done")
 
 
+async def test_start_new_with_a_version_runs_the_instance_under_that_version(
+    durable_functions: DurableOrchestrationClient, http: httpx.AsyncClient
+) -> None:
+    instance_id = await durable_functions.start_new("reports_version", None, None, "3.1")
+
+    done = await reaches(durable_functions, instance_id, Status.Completed)
+    assert done.output == "3.1"  # context.version
+    status = (await http.get(f"/runtime/webhooks/durabletask/instances/{instance_id}")).json()
+    assert status["version"] == "3.1"
+    with pytest.raises(Exception, match="the version cannot be stored"):
+        await durable_functions.start_new("reports_version", None, None, "9" * 101)
+
+
 async def test_raise_event_delivers_the_events_data(
     durable_functions: DurableOrchestrationClient,
 ) -> None:

@@ -39,7 +39,8 @@ async def state_of(http: httpx.AsyncClient, name: str, key: str, expected: objec
 async def completed(client: DurableClient, instance_id: str) -> object:
     async def done() -> object:
         status = await client.get_status(instance_id)
-        assert status is not None and status.runtime_status is OrchestrationStatus.COMPLETED, status
+        assert status is not None
+        assert status.runtime_status is OrchestrationStatus.COMPLETED, status
         return status.output if status.output is not None else True
 
     return await assert_eventually(done, timeout=60, interval=0.1)
@@ -123,7 +124,8 @@ async def test_transfers_inside_critical_sections_keep_the_sum_of_balances(
     # Every lock was released: nothing holds the accounts any more.
     for key in (a, b):
         record = await client.get_entity(EntityId("Account", key))
-        assert record is not None and record.locked_by is None
+        assert record is not None
+        assert record.locked_by is None
 
 
 @pytest.fixture
@@ -145,7 +147,8 @@ async def test_azure_functions_durable_signals_and_reads_entities(
 
     async def counted() -> object:
         state = await durable_functions.read_entity_state(counter)
-        assert state.entity_exists and state.entity_state == 7, vars(state)
+        assert state.entity_exists, vars(state)
+        assert state.entity_state == 7, vars(state)
         return True
 
     await assert_eventually(counted, timeout=30, interval=0.05)

@@ -157,7 +157,8 @@ class Workload:
 @pytest.fixture(scope="package")
 async def workload(deployment: OpsDeployment) -> Workload:
     """Chains, fan-outs, approvals with escalations, terminations (a parent and its child),
-    a failure, a rewind, continue-as-new, a suspension and instances left waiting; returns
+    a failure, a rewind, continue-as-new, a suspension, instances left waiting and versioned
+    ones (a parent started under 2.0, its children under 2.0 and 3.0); returns
     once every one of them has settled."""
     d, c, w = deployment, deployment.client, Workload()
     s = OrchestrationStatus
@@ -175,6 +176,7 @@ async def workload(deployment: OpsDeployment) -> Workload:
     parent = w.add("terminated", await c.start_new("waits_on_child", input=child))
     w.add("terminated", child)
     suspended = w.add("suspended", await c.start_new("waits_for_approval", input=3600))
+    w.add("versioned", await c.start_new("versioned_parent", input="3.0", version="2.0"))
     eternal = w.add(
         "continued", await c.start_new("eternal_inbox", input={"keep": False, "seen": []})
     )
@@ -224,6 +226,7 @@ async def workload(deployment: OpsDeployment) -> Workload:
         "suspended": s.SUSPENDED,
         "continued": s.COMPLETED,
         "approval": s.COMPLETED,
+        "versioned": s.COMPLETED,
     }
     for kind, ids in w.ids.items():
         for instance_id in ids:

@@ -17,7 +17,7 @@ SNAPSHOT = {
     "instances": """
         SELECT instance_id, name, execution_id, status, input::text, output::text,
                custom_status::text, failure::text, correlation_id, parent_instance_id,
-               created_at, updated_at, completed_at, last_seq, execution_start_seq
+               created_at, updated_at, completed_at, last_seq, execution_start_seq, version
         FROM instances WHERE instance_id = ANY($1) ORDER BY instance_id
     """,
     "events": """
@@ -58,6 +58,8 @@ async def test_export_then_import_into_an_empty_database_yields_identical_stream
     assert await snapshot(source, ids) == before  # nothing moved while it was read
     assert sum(len(rows) for rows in before.values()) + 1 == len(exported.read_text().splitlines())
     assert before["timers"], "the waiting instances' timers are part of the export"
+    versions = {row["version"] for row in before["instances"]}
+    assert {"2.0", "3.0"} <= versions, "the versioned instances' versions are part of it"
 
     target = await create_database()
     try:

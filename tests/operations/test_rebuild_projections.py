@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 ROWS = """
     SELECT instance_id, name, execution_id, status, input::text, output::text,
            custom_status::text, failure::text, correlation_id, parent_instance_id, created_at,
-           updated_at, completed_at, last_seq, execution_start_seq
+           updated_at, completed_at, last_seq, execution_start_seq, version
     FROM instances ORDER BY instance_id
 """
 
@@ -71,6 +71,7 @@ async def test_the_rebuild_reports_and_repairs_exactly_the_rows_corrupted_by_han
         ),
         ids["failed"][0]: ("failure = NULL", {"failure"}),
         ids["rewound"][0]: ("execution_id = 'not-the-current-one'", {"execution_id"}),
+        ids["versioned"][0]: ("version = NULL", {"version"}),
     }
     healthy = await read_model(deployment)
     for instance_id, (assignments, _) in corruptions.items():

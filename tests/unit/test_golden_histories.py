@@ -25,7 +25,7 @@ from contracts import (
 from contracts.history import HISTORY_EVENT_ADAPTER
 from engine import OrchestrationExecutor
 from tests.apps.entities import transfer_between
-from tests.apps.functions import catches_failing_activity
+from tests.apps.functions import calls_http, catches_failing_activity, versioned_approval
 from workflows.samples import fan_out_fan_in, hello_cities
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -49,6 +49,8 @@ ORCHESTRATORS = {
     "activity_failure_caught.json": catches_failing_activity,
     "task_any_race.json": race_with_deadline,
     "entity_transfer_locked.json": transfer_between,
+    "call_http_polled.json": calls_http,
+    "versioned_approval_v1.json": versioned_approval,
 }
 
 
@@ -92,3 +94,10 @@ def test_golden_outputs_are_what_the_scenarios_produced():
     assert outputs["activity_failure_caught.json"]["caught"] == "RuntimeError"
     assert outputs["task_any_race.json"] == {"price": 41.5, "source": "cache"}
     assert outputs["entity_transfer_locked.json"] == 2
+    # Answered 202 + Location twice, then 200: two polls, each after a durable timer.
+    assert outputs["call_http_polled.json"] == {"status": 200, "content": '{"report": "ready"}'}
+    # Recorded by 1.0's code; today's code branches on the version and keeps to 1.0's path.
+    assert outputs["versioned_approval_v1.json"] == {
+        "version": "1.0",
+        "steps": ["decided: approved"],
+    }

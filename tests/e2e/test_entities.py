@@ -70,6 +70,27 @@ async def test_signals_over_http_change_the_state_the_state_route_answers(
     ]
 
 
+async def test_instance_queries_leave_entities_out_and_the_entity_routes_list_them(
+    client: DurableClient, http: httpx.AsyncClient
+) -> None:
+    counter = EntityId("counter", unique("unlisted-"))
+    await client.signal_entity(counter, "add", 1)
+    await state_of(http, "counter", counter.key, 1)
+
+    listed = await http.get(
+        "/runtime/webhooks/durabletask/instances",
+        params={"top": 1000, "name": "counter", "showTotalCount": "true"},
+    )
+    by_prefix = await client.get_status_by(instance_id_prefix="@counter@")
+    entities = await http.get(f"{ENTITIES}/counter", params={"top": 1000})
+
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == []
+    assert listed.headers["x-ms-total-count"] == "0"
+    assert by_prefix.instances == []
+    assert {"name": "counter", "key": counter.key} in [e["entityId"] for e in entities.json()]
+
+
 async def test_a_deleted_entity_answers_404_and_comes_back_with_its_next_operation(
     client: DurableClient, http: httpx.AsyncClient
 ) -> None:

@@ -40,7 +40,10 @@ def _entity(name: str, key: str) -> EntityId:
     response_class=Response,
     summary="Signal an entity",
     status_code=202,
-    responses={202: {"description": "Accepted: the operation is on its way."}},
+    responses={
+        202: {"description": "Accepted: the operation is on its way."},
+        **error_responses(404),
+    },
 )
 async def signal_entity(
     request: Request,
@@ -50,8 +53,11 @@ async def signal_entity(
     key: EntityKey,
     op: Annotated[str, Query(description="The operation to run.")] = "",
 ) -> Response:
-    """Send the operation ``op`` with the body (JSON, optional) as its input; one-way."""
+    """Send the operation ``op`` with the body (JSON, optional) as its input; one-way.
+    404 when no deployment registered an entity of that name: nothing would ever run it."""
     entity = _entity(name, key)
+    if entity.name.lower() not in await durable.registered_entities():
+        raise ApiError(404, f"The function '{name}' doesn't exist or is not an entity")
     data = parse_json_body(await request.body(), "the operation's input", sdk_encoded=sdk_encoded)
     await durable.signal_entity(entity, op, data)
     return Response(status_code=202)

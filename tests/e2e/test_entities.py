@@ -70,6 +70,22 @@ async def test_signals_over_http_change_the_state_the_state_route_answers(
     ]
 
 
+async def test_signalling_an_entity_no_deployment_registered_answers_404_and_sends_nothing(
+    http: httpx.AsyncClient,
+) -> None:
+    key = unique("unknown-")
+    unknown = await http.post(f"{ENTITIES}/no_such_entity/{key}?op=add", json=1)
+    registered = await http.post(f"{ENTITIES}/ACCOUNT/{key}?op=deposit", json=1)
+
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json() == {
+        "message": "The function 'no_such_entity' doesn't exist or is not an entity"
+    }
+    assert registered.status_code == 202, registered.text  # names are case-insensitive
+    await state_of(http, "account", key, 1)
+    assert (await http.get(f"{ENTITIES}/no_such_entity/{key}")).status_code == 404
+
+
 async def test_instance_queries_leave_entities_out_and_the_entity_routes_list_them(
     client: DurableClient, http: httpx.AsyncClient
 ) -> None:

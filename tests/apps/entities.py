@@ -86,3 +86,12 @@ def transfer_between(ctx: Any):  # type: ignore[no-untyped-def]
                 yield ctx.call_entity(target, "deposit", spec["amount"])
                 moved += 1
     return moved
+
+
+@app.orchestrator
+def holds_counter(ctx: Any):  # type: ignore[no-untyped-def]
+    """Locks the counter ``key`` and holds it until the event ``release`` arrives."""
+    target = EntityId("counter", ctx.get_input())
+    with (yield ctx.lock([target])):
+        yield ctx.wait_for_external_event("release")
+    return True

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export DF_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/durable
 export DF_AMQP_URL     ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv services browser migrate run up test test-fast soak lint format typecheck schema bench bench-quick clean
+.PHONY: help venv services browser migrate run up test test-fast soak lint format typecheck deploy-check schema bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,15 @@ format: venv  ## apply ruff's formatting and safe fixes
 
 typecheck: venv  ## mypy --strict
 	$(VENV)/bin/mypy
+
+# Docker and Kubernetes do not run here, so deploy/ is checked statically: the compose files
+# against the compose specification's schema, the Kubernetes manifests against Kubernetes'
+# schemas and our schemas of the custom resources they use, and both against the settings,
+# the ports and the broker permissions the services need (tests/deploy, deploy/k8s/README.md).
+deploy-check: venv  ## validate docker-compose*.yml and deploy/k8s without Docker or a cluster
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec \
+		docker-compose.yml docker-compose.ports.yml
+	$(PY) -m pytest -q -p no:cacheprovider tests/deploy
 
 schema: venv  ## regenerate contracts/schema and the workflows' schemas from the pydantic models
 	$(PY) -m contracts.jsonschema

@@ -51,8 +51,9 @@ async def serve(settings: ClientSettings, declared: EntryPoints) -> None:
             # uvicorn takes the signals while it serves; it marks its own stop here.
             return server is not None and server.should_exit
 
+        app = create_app(settings, client, stopping=server_stopping)
         config = uvicorn.Config(
-            create_app(settings, client, stopping=server_stopping),
+            app,
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
@@ -74,6 +75,7 @@ async def serve(settings: ClientSettings, declared: EntryPoints) -> None:
             settings.amqp_url, settings.topology, "client-service.dead-letters"
         )
         consumers = EntryPointConsumers(client, publisher, settings.topology, declared)
+        app.state.consumers_readiness = consumers.readiness
 
         async def attach(connection: AbstractConnection) -> None:
             await consumers.attach(connection, consuming.watch)

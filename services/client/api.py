@@ -116,6 +116,8 @@ def create_app(
     app.state.max_wait_seconds = settings.http_max_wait_seconds
     app.state.stopping = stopping
     app.state.route_methods = _route_methods()
+    # Set by the service once its entry points' consumers exist (``__main__``).
+    app.state.consumers_readiness = None
     for prefix, documented in ((PREFIX, True), (RPC_PREFIX, False)):
         for router, key_check in ROUTERS:
             app.include_router(
@@ -157,6 +159,9 @@ def create_app(
     async def ready(request: Request) -> JSONResponse:
         durable: DurableClient = request.app.state.client
         checks = await durable.check_connections()
+        consumers: Callable[[], str] | None = request.app.state.consumers_readiness
+        if consumers is not None:
+            checks["consumers"] = consumers()
         if all(result == "ok" for result in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         log.warning("http.not_ready", checks=checks)

@@ -114,6 +114,21 @@ class EntryPointConsumers:
             self._consumers.append((queue, tag))
         log.info("entry_points.attached", queues=queue_names)
 
+    def readiness(self) -> str:
+        """``ok`` while every entry point's queue has this service's consumer on an open
+        channel, else which queues have none (the client's ``/readyz``)."""
+        consumed = {
+            queue.name
+            for (queue, _), channel in zip(self._consumers, self._channels, strict=True)
+            if not channel.is_closed
+        }
+        missing = [
+            name
+            for name in (self._queue_name(entry) for entry in self._declared.entry_points)
+            if name not in consumed
+        ]
+        return "ok" if not missing else f"no consumer on the entry points' queues: {missing}"
+
     def detach(self) -> None:
         """The connection is gone: deliveries in progress can no longer be settled, and the
         broker redelivers them (a duplicate start is refused, a duplicate event dropped)."""

@@ -130,6 +130,20 @@ async def test_readiness_names_the_broker_while_the_service_is_cut_off_from_it(
     await _is_ready(url)
 
 
+async def test_the_client_is_not_ready_while_its_entry_points_have_no_consumer(
+    deployment: Deployment,
+) -> None:
+    url = deployment.url("client")
+    await _is_ready(url)
+
+    async with _cut_off(deployment.user, "client-service.consume"):
+        body = await _is_not_ready(url, check="consumers")
+        assert body["checks"]["broker"] == "ok", body  # its publisher is still connected
+        assert ".approval.submissions" in str(body["checks"]["consumers"]), body
+
+    await _is_ready(url)
+
+
 async def test_a_single_orchestrator_process_reports_its_own_readiness(
     single: Deployment,
 ) -> None:
@@ -167,8 +181,8 @@ async def _is_ready(url: str) -> None:
     await assert_eventually(ready, timeout=30, interval=0.2)
 
 
-async def _is_not_ready(url: str) -> dict[str, object]:
-    """The 503 body, which must name the broker; within a few seconds of the loss."""
+async def _is_not_ready(url: str, check: str = "broker") -> dict[str, object]:
+    """The 503 body, in which ``check`` must fail; within a few seconds of the loss."""
 
     async def not_ready() -> dict[str, object]:
         async with httpx.AsyncClient(timeout=5) as http:
@@ -176,7 +190,7 @@ async def _is_not_ready(url: str) -> dict[str, object]:
         assert response.status_code == 503, response.text
         body = response.json()
         assert body["status"] == "not ready"
-        assert body["checks"]["broker"] != "ok", body
+        assert body["checks"][check] != "ok", body
         return body  # type: ignore[no-any-return]
 
     return await assert_eventually(not_ready, timeout=5, interval=0.1)

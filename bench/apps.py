@@ -10,7 +10,7 @@ from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import Any
 
-from durable import FunctionApp, OrchestrationContext
+from durable import EntityContext, FunctionApp, OrchestrationContext
 from workflows.samples import CITIES
 
 app = FunctionApp()
@@ -107,3 +107,9 @@ def bench_timers(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
 def bench_approval(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
     """W7: waits (without a deadline) for an "Approval" event and returns its data."""
     return (yield ctx.wait_for_external_event("Approval"))
+
+
+@app.entity
+def bench_counter(ctx: EntityContext) -> None:
+    """W8's entity: adds each signal's input to its state."""
+    ctx.set_state(ctx.get_state(lambda: 0) + ctx.get_input())

@@ -9,7 +9,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-WORKLOADS = ("ceilings", "W1", "W2", "W2R", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("ceilings", "W1", "W2", "W2R", "W3", "W4", "W5", "W6", "W7", "W8")
 SYSTEMS = ("ours", "dbos", "celery")
 
 
@@ -51,6 +51,10 @@ class Sizes:
     # DBOS's waiting workflows: 2,000 in full mode (10,000 took it over five minutes); its
     # memory per waiting workflow is compared, its total only when the counts are equal.
     w7_peer_instances: int = 2000
+    # Entity signals (ADR 38): this many to one counter, then this many spread evenly over
+    # w8_entities counters.
+    w8_signals: int = 10_000
+    w8_entities: int = 1000
 
 
 MODES: dict[str, Sizes] = {
@@ -73,6 +77,7 @@ MODES: dict[str, Sizes] = {
         w7_instances=500,
         w7_resumes=5,
         w7_peer_instances=500,
+        w8_signals=2000,
     ),
     # What the test suite runs: every workload, tiny, to check the suite works.
     "smoke": Sizes(
@@ -98,6 +103,8 @@ MODES: dict[str, Sizes] = {
         w7_instances=20,
         w7_resumes=2,
         w7_peer_instances=20,
+        w8_signals=40,
+        w8_entities=20,
     ),
 }
 

@@ -4,10 +4,18 @@ Pydantic v2 models only; nothing here performs I/O. Other languages read the gen
 Schema in ``contracts/schema/``.
 """
 
+from contracts.entities import EntityId, is_entity_id
 from contracts.envelope import SCHEMA_VERSION, Envelope, deterministic_message_id
 from contracts.failure import FailureDetails
 from contracts.history import (
     ContinueAsNew,
+    EntityLockGranted,
+    EntityLockRequested,
+    EntityOperationCalled,
+    EntityOperationCompleted,
+    EntityOperationFailed,
+    EntityOperationSignaled,
+    EntityUnlockSent,
     EventRaised,
     EventSent,
     ExecutionCompleted,
@@ -52,6 +60,14 @@ __all__ = [
     "ActivityTaskBatch",
     "ActivityTaskMessage",
     "ContinueAsNew",
+    "EntityId",
+    "EntityLockGranted",
+    "EntityLockRequested",
+    "EntityOperationCalled",
+    "EntityOperationCompleted",
+    "EntityOperationFailed",
+    "EntityOperationSignaled",
+    "EntityUnlockSent",
     "Envelope",
     "EventRaised",
     "EventSent",
@@ -82,4 +98,5 @@ __all__ = [
     "Topology",
     "batch_body",
     "deterministic_message_id",
+    "is_entity_id",
 ]

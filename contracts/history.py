@@ -6,6 +6,10 @@ orchestrator took (``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstan
 how replay matches code to history. Events that answer an action point back at it:
 ``TaskCompleted.task_scheduled_id`` is the ``TaskScheduled`` event id and ``TimerFired.timer_id``
 is the ``TimerCreated`` event id. Every other event has ``event_id = -1``.
+
+Entities (ADR 38) speak the ``Entity*`` events: an orchestration records its requests to them
+as actions, the entity records the same requests as its inbox, and the answers come back as
+``EntityOperationCompleted``, ``EntityOperationFailed`` and ``EntityLockGranted``.
 """
 
 from __future__ import annotations
@@ -179,6 +183,78 @@ class ExecutionResumed(_Event):
     reason: StorableJson = None
 
 
+class EntityOperationSignaled(_Event):
+    """A one-way operation request to the entity ``target`` (``@name@key``). Recorded by the
+    orchestration that signals (``event_id``: its action id) and, as the message it sends or a
+    client's, by the entity that receives it. ``sender``: the signalling orchestration's
+    instance id (None from a client), by which a locked entity knows its holder's signals."""
+
+    event_type: Literal["EntityOperationSignaled"] = "EntityOperationSignaled"
+    target: ShortString
+    operation: ShortString
+    input: StorableJson = None
+    sender: ShortString | None = None
+
+
+class EntityOperationCalled(_Event):
+    """A two-way operation request to the entity ``target``: the orchestration records it
+    (``event_id``: its action id); the message to the entity carries ``parent``, where the
+    ``EntityOperationCompleted`` or ``EntityOperationFailed`` goes."""
+
+    event_type: Literal["EntityOperationCalled"] = "EntityOperationCalled"
+    target: ShortString
+    operation: ShortString
+    input: StorableJson = None
+    parent: ParentInstance | None = None
+
+
+class EntityLockRequested(_Event):
+    """A critical section's request for the locks of ``lock_set`` (entity ids, in the global
+    order), travelling from entity to entity: the one at ``position`` grants it, then forwards
+    it to the next; the last answers ``EntityLockGranted`` to ``parent``."""
+
+    event_type: Literal["EntityLockRequested"] = "EntityLockRequested"
+    critical_section_id: ShortString
+    lock_set: list[ShortString]
+    position: int = 0
+    parent: ParentInstance | None = None
+
+
+class EntityUnlockSent(_Event):
+    """The end of a critical section, sent to each entity it locked (``target``)."""
+
+    event_type: Literal["EntityUnlockSent"] = "EntityUnlockSent"
+    critical_section_id: ShortString
+    target: ShortString
+    sender: ShortString | None = None
+
+
+class EntityOperationCompleted(_Event):
+    """An entity's answer to ``call_entity`` #``task_scheduled_id``: the operation's result."""
+
+    event_type: Literal["EntityOperationCompleted"] = "EntityOperationCompleted"
+    task_scheduled_id: int
+    result: StorableJson = None
+
+
+class EntityOperationFailed(_Event):
+    """An entity's answer to ``call_entity`` #``task_scheduled_id``: the operation raised, and
+    the entity kept the state it had before it."""
+
+    event_type: Literal["EntityOperationFailed"] = "EntityOperationFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+class EntityLockGranted(_Event):
+    """Every entity of critical section ``critical_section_id`` is locked for the
+    orchestration (the answer to its ``EntityLockRequested`` #``task_scheduled_id``)."""
+
+    event_type: Literal["EntityLockGranted"] = "EntityLockGranted"
+    task_scheduled_id: int
+    critical_section_id: ShortString
+
+
 HistoryEvent = Annotated[
     ExecutionStarted
     | OrchestratorStarted
@@ -199,7 +275,14 @@ HistoryEvent = Annotated[
     | ContinueAsNew
     | ExecutionRewound
     | ExecutionSuspended
-    | ExecutionResumed,
+    | ExecutionResumed
+    | EntityOperationSignaled
+    | EntityOperationCalled
+    | EntityLockRequested
+    | EntityUnlockSent
+    | EntityOperationCompleted
+    | EntityOperationFailed
+    | EntityLockGranted,
     Field(discriminator="event_type"),
 ]
 """Any event of an instance's stream."""
@@ -216,7 +299,14 @@ InboundEvent = Annotated[
     | ExecutionTerminated
     | ExecutionRewound
     | ExecutionSuspended
-    | ExecutionResumed,
+    | ExecutionResumed
+    | EntityOperationSignaled
+    | EntityOperationCalled
+    | EntityLockRequested
+    | EntityUnlockSent
+    | EntityOperationCompleted
+    | EntityOperationFailed
+    | EntityLockGranted,
     Field(discriminator="event_type"),
 ]
 """The events that reach an orchestrator as messages (everything else it writes itself)."""

@@ -8,14 +8,18 @@ engine that runs it) loads no database or broker library. The package depends on
 """
 
 from contracts import FailureDetails
+from contracts.entities import EntityId
 from contracts.limits import ValueRefusedError
 from contracts.typed import BoundaryError
 from durable.activity import ActivityContext
 from durable.app import ActivityDefinition, FunctionApp, RegistrationError
 from durable.context import OrchestrationContext
+from durable.entities import CriticalSection, DurableEntityContext, EntityContext
 from durable.errors import (
     ActivityTimeoutError,
+    EntityOperationFailedError,
     EventTimeoutError,
+    LockingRulesViolationError,
     NonDeterminismError,
     TaskFailedError,
 )
@@ -36,11 +40,17 @@ __all__ = [
     "ActivityDefinition",
     "ActivityTimeoutError",
     "BoundaryError",
+    "CriticalSection",
+    "DurableEntityContext",
     "DurableHttpResponse",
     "DurableOrchestrationContext",
+    "EntityContext",
+    "EntityId",
+    "EntityOperationFailedError",
     "EventTimeoutError",
     "FailureDetails",
     "FunctionApp",
+    "LockingRulesViolationError",
     "NonDeterminismError",
     "OrchestrationContext",
     "RegistrationError",

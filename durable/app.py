@@ -96,6 +96,8 @@ class FunctionApp:
     def __init__(self) -> None:
         self.orchestrators: dict[str, Callable[..., Any]] = {}
         self.activities: dict[str, ActivityDefinition] = {}
+        self.entities: dict[str, Callable[..., Any]] = {}
+        """Entity name, lower-cased as entity ids spell it -> the entity function (ADR 38)."""
         self.protected_events: dict[str, tuple[str, ...]] = {}
         """Orchestrator name -> the events only a management key may raise on its instances
         over HTTP (names as declared; the HTTP API compares them case-insensitively)."""
@@ -154,7 +156,33 @@ class FunctionApp:
 
         return register(function) if function is not None else register
 
+    @overload
+    def entity(self, function: F) -> F: ...
+    @overload
+    def entity(self, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def entity(self, function: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+        """Register an entity function: a plain function taking an ``EntityContext``, run for
+        each operation on an entity of that name (``durable.entities``). Entity names are
+        case-insensitive, as entity ids lower-case them."""
+
+        def register(fn: F) -> F:
+            self._add_entity(name or fn.__name__, fn)
+            return fn
+
+        return register(function) if function is not None else register
+
     # --- azure-functions-durable spellings ---------------------------------------------------
+
+    def entity_trigger(self, context_name: str, entity_name: str | None = None) -> Callable[[F], F]:
+        """azure-functions-durable's entity decorator; ``context_name`` is accepted as is."""
+        del context_name  # the context is always the function's only argument
+
+        def register(fn: F) -> F:
+            self._add_entity(entity_name or fn.__name__, fn)
+            return fn
+
+        return register
 
     def orchestration_trigger(
         self, context_name: str, orchestration: str | None = None
@@ -212,6 +240,10 @@ class FunctionApp:
                 self.orchestrators[name] = function
                 if name in other.protected_events:
                     self.protected_events[name] = other.protected_events[name]
+        for name, function in other.entities.items():
+            if self.entities.get(name) is not function:
+                self._check_new(name, self.entities, "entity")
+                self.entities[name] = function
         for name, definition in other.activities.items():
             existing = self.activities.get(name)
             if existing is None or existing.function is not definition.function:
@@ -224,6 +256,17 @@ class FunctionApp:
         self._check_new(name, self.orchestrators, "orchestrator")
         fn.__durable_name__ = name  # type: ignore[attr-defined]
         self.orchestrators[name] = fn
+
+    def _add_entity(self, name: str, fn: Callable[..., Any]) -> None:
+        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+            raise RegistrationError(
+                f"entity {name!r} must be a plain function: an operation runs to its end at "
+                "once, inside the orchestrator's batch (no awaiting, no yielding)"
+            )
+        self._check_new(name, self.entities, "entity")
+        self._check_new(name.lower(), self.entities, "entity")
+        fn.__durable_name__ = name.lower()  # type: ignore[attr-defined]
+        self.entities[name.lower()] = fn
 
     def _add_activity(
         self,

@@ -179,6 +179,42 @@ class OrchestrationContext(Protocol):
         """
         ...
 
+    def call_entity(
+        self, entity_id: Any, operation_name: str, operation_input: Any = None
+    ) -> Task[Any]:
+        """Run ``operation_name`` on the entity ``entity_id`` (an ``EntityId``) with
+        ``operation_input``; the task completes with what the operation set as its result.
+
+        If the operation raises, the entity keeps its state and awaiting the task raises
+        ``EntityOperationFailedError``. Operations on one entity run one at a time, in the
+        order they arrive.
+        """
+        ...
+
+    def signal_entity(
+        self, entity_id: Any, operation_name: str, operation_input: Any = None
+    ) -> Task[None]:
+        """Send ``operation_name`` to the entity ``entity_id`` without waiting for it (one-way).
+
+        Returns a task that has already completed (yielding it is allowed, never needed).
+        """
+        ...
+
+    def lock(self, entities: Sequence[Any]) -> Task[Any]:
+        """Lock ``entities`` (``EntityId``s) for a critical section; the task completes with a
+        ``CriticalSection`` once all are locked. Until it is released (``release()``, the end
+        of its ``with`` block, or the end of the orchestration), the entities run only this
+        orchestration's operations. Locks are taken in one global order of entity ids, so two
+        orchestrations locking overlapping sets cannot deadlock. Asking for a lock while
+        holding one raises ``LockingRulesViolationError``.
+        """
+        ...
+
+    @property
+    def is_locked(self) -> bool:
+        """True while the orchestration holds a critical section."""
+        ...
+
     def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
         """Completes with the list of all results, in order; fails when one task fails."""
         ...

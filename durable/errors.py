@@ -79,3 +79,13 @@ class ActivityTimeoutError(TaskFailedError):
         TaskFailedError.__init__(error, message, details)
         error.timeout_seconds = None
         return error
+
+
+class EntityOperationFailedError(TaskFailedError):
+    """An entity operation that ``call_entity`` asked for raised; the entity kept the state it
+    had before it. ``details`` describe the entity function's error."""
+
+
+class LockingRulesViolationError(Exception):
+    """An orchestration broke the rules of critical sections: it asked for a lock while it
+    holds one (as Durable Functions' ``LockAsync`` refuses), or for a lock on no entity."""

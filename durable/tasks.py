@@ -225,3 +225,16 @@ class WhenAnyTask(CompositeTask[Task[Any]]):
 def _exception_of(task: Task[Any]) -> BaseException:
     assert task.exception is not None
     return task.exception
+
+
+class EntityCallTask(CompletableTask[T]):
+    """``call_entity``: completes with the operation's result, or fails with
+    ``EntityOperationFailedError``."""
+
+    def __init__(self, task_id: int, description: str, target: str) -> None:
+        super().__init__(task_id, description)
+        self.target = target
+
+
+class LockTask(CompletableTask[T]):
+    """``lock``: completes with the ``CriticalSection`` once every entity is locked."""

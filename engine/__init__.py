@@ -7,6 +7,14 @@ tasks (``durable.tasks``); orchestrator code never imports it.
 
 from engine.context import ReplayContext
 from engine.decision import ContinueAsNewRequest, Decision
+from engine.entity_executor import (
+    ENTITY_REQUESTS,
+    EntityEffect,
+    EntityExecutor,
+    EntityRequest,
+    LockOutcome,
+    OperationOutcome,
+)
 from engine.executor import (
     OrchestrationExecutor,
     OrchestratorFunction,
@@ -15,8 +23,14 @@ from engine.executor import (
 from engine.refusal import Refusal
 
 __all__ = [
+    "ENTITY_REQUESTS",
     "ContinueAsNewRequest",
     "Decision",
+    "EntityEffect",
+    "EntityExecutor",
+    "EntityRequest",
+    "LockOutcome",
+    "OperationOutcome",
     "OrchestrationExecutor",
     "OrchestratorFunction",
     "Refusal",

@@ -19,6 +19,13 @@ from contracts import (
     TimerCreated,
 )
 from durable.errors import NonDeterminismError
+from engine.entity_actions import (
+    ENTITY_ACTION_EVENTS,
+    EntityAction,
+    EntityActionEvent,
+    describe_entity_event,
+    entity_action_matches,
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,8 @@ class CreateSubOrchestration:
         return f"call_sub_orchestrator({self.name!r})"
 
 
-Action = ScheduleTask | CreateTimer | CreateSubOrchestration
+Action = ScheduleTask | CreateTimer | CreateSubOrchestration | EntityAction
+RecordedAction = TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated | EntityActionEvent
 
 
 def describe_event(event: HistoryEvent) -> str:
@@ -91,6 +99,8 @@ def describe_event(event: HistoryEvent) -> str:
             return (
                 f"SubOrchestrationInstanceCreated #{event.event_id} call_sub_orchestrator({name!r})"
             )
+        case _ if isinstance(event, ENTITY_ACTION_EVENTS):
+            return describe_entity_event(event)
         case _:
             return f"{event.event_type} #{event.event_id}"
 
@@ -110,7 +120,7 @@ def matches(action: Action, event: HistoryEvent) -> bool:
         case CreateSubOrchestration(name=name), SubOrchestrationInstanceCreated(name=recorded):
             return name == recorded
         case _:
-            return False
+            return entity_action_matches(action, event)
 
 
 class PendingActions:
@@ -138,7 +148,7 @@ class PendingActions:
     def match(
         self,
         instance_id: str,
-        event: TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated,
+        event: RecordedAction,
     ) -> None:
         """Settle the action a recorded ``event`` stands for; ``NonDeterminismError`` if the
         code did not ask for it, or asked for something else at that point."""

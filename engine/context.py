@@ -224,6 +224,23 @@ class ReplayContext:
     ) -> Task[Any]:
         return self._executor.wait_for_event(name, _as_timedelta(timeout))
 
+    def call_entity(
+        self, entity_id: Any, operation_name: str, operation_input: Any = None
+    ) -> Task[Any]:
+        return self._executor.entities.call(entity_id, operation_name, operation_input)
+
+    def signal_entity(
+        self, entity_id: Any, operation_name: str, operation_input: Any = None
+    ) -> Task[None]:
+        return self._executor.entities.signal(entity_id, operation_name, operation_input)
+
+    def lock(self, entities: Sequence[Any]) -> Task[Any]:
+        return self._executor.entities.lock(entities)
+
+    @property
+    def is_locked(self) -> bool:
+        return self._executor.entities.is_locked
+
     def task_all(self, tasks: Sequence[Task[Any]]) -> WhenAllTask:
         return WhenAllTask(tasks)
 

@@ -11,6 +11,14 @@ from durable.errors import NonDeterminismError
 
 
 @dataclass(frozen=True)
+class ContinueAsNewAsked:
+    """The code called ``continue_as_new``: it takes effect when the code returns."""
+
+    input: JsonValue
+    preserve_unprocessed_events: bool
+
+
+@dataclass(frozen=True)
 class ContinueAsNewRequest:
     """The execution ended with ``continue_as_new``: start ``new_execution_id`` with ``input``.
 

@@ -23,6 +23,9 @@ from pydantic import JsonValue
 
 from contracts import (
     ContinueAsNew,
+    EntityLockGranted,
+    EntityOperationCompleted,
+    EntityOperationFailed,
     EventRaised,
     ExecutionCompleted,
     ExecutionFailed,
@@ -67,9 +70,12 @@ from engine.actions import (
 )
 from engine.child_ids import default_child_id
 from engine.context import ReplayContext
-from engine.decision import ContinueAsNewRequest, Decision
+from engine.decision import ContinueAsNewAsked, ContinueAsNewRequest, Decision
+from engine.entity_actions import ENTITY_ACTION_EVENTS
+from engine.entity_calls import EntityCalls
 from engine.external_events import ExternalEvents
-from engine.open_calls import CallKind, Delivery, OpenCalls
+from engine.inbound import inbound_refusal
+from engine.open_calls import Delivery, OpenCalls
 from engine.refusal import Refusal
 from engine.suspended import SuspendedCode
 from engine.typing_boundaries import orchestrator_types
@@ -79,7 +85,12 @@ OrchestratorFunction = Callable[..., Any]
 _Code = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
 _ENDINGS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinueAsNew)
-_RECORDED_ACTIONS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated)
+_RECORDED_ACTIONS = (
+    TaskScheduled,
+    TimerCreated,
+    SubOrchestrationInstanceCreated,
+    *ENTITY_ACTION_EVENTS,
+)
 _CONTINUE_AS_NEW_NAMESPACE = uuid.UUID("a8d4a5c9-6c0c-4a65-9a53-6b1f4c1d2e77")
 
 
@@ -94,6 +105,9 @@ class OrchestrationExecutor:
         self._code: SuspendedCode | None = None
         self._actions = PendingActions()
         self._calls = OpenCalls()
+        self.entities = EntityCalls(
+            self._actions, self._calls, lambda: (self.context.instance_id, self.execution_id)
+        )
         self._events = ExternalEvents()
         self._completion: HistoryEvent | None = None
         self._completion_recorded = False
@@ -103,7 +117,7 @@ class OrchestrationExecutor:
         self._started = False
         self._suspended = False
         self._deferred: list[Delivery] = []
-        self._continue_as_new: tuple[JsonValue, bool] | None = None
+        self._continue_as_new: ContinueAsNewAsked | None = None
 
     # --- public entry points -----------------------------------------------------------------
 
@@ -155,7 +169,8 @@ class OrchestrationExecutor:
         decision.non_determinism = self._non_determinism
         decision.cancelled_timers = self._actions.take_cancelled_timers()
         if isinstance(self._completion, ContinueAsNew):
-            preserve = self._continue_as_new is not None and self._continue_as_new[1]
+            asked = self._continue_as_new
+            preserve = asked is not None and asked.preserve_unprocessed_events
             decision.continue_as_new = ContinueAsNewRequest(
                 input=self._completion.input,
                 new_execution_id=self._completion.new_execution_id,
@@ -169,46 +184,16 @@ class OrchestrationExecutor:
         return self.refusal(event) is None
 
     def refusal(self, event: HistoryEvent) -> Refusal | None:
-        """Why an inbound event is not recorded, or None when it is taken.
-
-        Results for calls that are no longer open (duplicates, fires of cancelled timers,
-        results of tasks that timed out) and anything after the end are refused as normal,
-        except events raised to an execution that continues as new (they may be carried
-        over). An answer for a call this execution never made is refused as
-        ``never_scheduled``.
-        """
-        if self.is_finished:
-            if isinstance(event, EventRaised) and isinstance(self._completion, ContinueAsNew):
-                return None
-            return Refusal("the execution has ended")
-        match event:
-            case ExecutionStarted():
-                return Refusal("the execution has started already") if self._started else None
-            case TaskCompleted(task_scheduled_id=task_id) | TaskFailed(task_scheduled_id=task_id):
-                return self._answer_refusal(task_id, CallKind.ACTIVITY)
-            case TaskStarted(task_scheduled_id=task_id):
-                return self._answer_refusal(task_id, CallKind.ACTIVITY, starting=True)
-            case SubOrchestrationInstanceCompleted(task_scheduled_id=task_id) | (
-                SubOrchestrationInstanceFailed(task_scheduled_id=task_id)
-            ):
-                return self._answer_refusal(task_id, CallKind.SUB_ORCHESTRATION)
-            case ExecutionSuspended():
-                return Refusal("the execution is suspended already") if self._suspended else None
-            case ExecutionResumed():
-                return None if self._suspended else Refusal("the execution is not suspended")
-            case TimerFired(timer_id=timer_id):
-                # A cancelled timer stays open until its fire is refused here.
-                return self._answer_refusal(timer_id, CallKind.TIMER)
-            case _:
-                return None
-
-    def _answer_refusal(
-        self, call_id: int, kind: CallKind, *, starting: bool = False
-    ) -> Refusal | None:
-        if self._actions.holds(call_id):
-            # Asked for in this very episode: nothing was sent yet that could answer it.
-            return Refusal(f"{kind.description} #{call_id} is not scheduled yet", True)
-        return self._calls.answer_refusal(call_id, kind, starting=starting)
+        """Why an inbound event is not recorded, or None when it is taken
+        (``engine.refusal.inbound_refusal`` gives the rules)."""
+        return inbound_refusal(
+            event,
+            completion=self._completion,
+            started=self._started,
+            suspended=self._suspended,
+            actions=self._actions,
+            calls=self._calls,
+        )
 
     @property
     def status(self) -> OrchestrationStatus:
@@ -281,7 +266,7 @@ class OrchestrationExecutor:
         return EventWithTimeoutTask(task, timer, timed_out)
 
     def continue_as_new(self, input_: JsonValue, preserve_unprocessed_events: bool) -> None:
-        self._continue_as_new = (input_, preserve_unprocessed_events)
+        self._continue_as_new = ContinueAsNewAsked(input_, preserve_unprocessed_events)
 
     def _timer_cancelled(self, timer: TimerTask) -> None:
         self._actions.timer_cancelled(timer.id)
@@ -316,18 +301,24 @@ class OrchestrationExecutor:
                 self.context._current_utc_datetime = timestamp
             case ExecutionStarted():
                 self._start(event)
-            case TaskScheduled() | TimerCreated() | SubOrchestrationInstanceCreated():
+            case _ if isinstance(event, _RECORDED_ACTIONS):
                 self._actions.match(self.context.instance_id, event)
             case TaskStarted(task_scheduled_id=task_id, timestamp=started_at):
                 self._start_activity_clock(task_id, started_at)
-            case TaskCompleted(task_scheduled_id=task_id, result=result) | (
-                SubOrchestrationInstanceCompleted(task_scheduled_id=task_id, result=result)
+            case (
+                TaskCompleted(task_scheduled_id=task_id, result=result)
+                | (SubOrchestrationInstanceCompleted(task_scheduled_id=task_id, result=result))
+                | EntityOperationCompleted(task_scheduled_id=task_id, result=result)
             ):
                 self._deliver(self._calls.settle(task_id, result, None))
-            case TaskFailed(task_scheduled_id=task_id, failure=failure) | (
-                SubOrchestrationInstanceFailed(task_scheduled_id=task_id, failure=failure)
+            case (
+                TaskFailed(task_scheduled_id=task_id, failure=failure)
+                | (SubOrchestrationInstanceFailed(task_scheduled_id=task_id, failure=failure))
+                | EntityOperationFailed(task_scheduled_id=task_id, failure=failure)
             ):
                 self._deliver(self._calls.settle(task_id, None, failure))
+            case EntityLockGranted(task_scheduled_id=task_id):
+                self._deliver(self._calls.settle(task_id, None, None))
             case TimerFired(timer_id=timer_id):
                 self._deliver(self._calls.timer_fired(timer_id))
             case EventRaised(name=name, input=data):
@@ -399,7 +390,7 @@ class OrchestrationExecutor:
             self._finish(
                 ContinueAsNew(
                     timestamp=now,
-                    input=self._continue_as_new[0],
+                    input=self._continue_as_new.input,
                     new_execution_id=new_execution_id,
                 )
             )
@@ -433,6 +424,7 @@ class OrchestrationExecutor:
         self._fail(error)
 
     def _finish(self, completion: HistoryEvent) -> None:
+        self.entities.release_on_end()
         self._completion = completion
         if self._code is not None:
             code, self._code = self._code, None

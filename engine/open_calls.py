@@ -20,10 +20,12 @@ from pydantic import JsonValue
 
 from contracts import FailureDetails
 from contracts.typed import BoundaryError
-from durable.errors import ActivityTimeoutError, TaskFailedError
+from durable.errors import ActivityTimeoutError, EntityOperationFailedError, TaskFailedError
 from durable.tasks import (
     ActivityCallTask,
     CompletableTask,
+    EntityCallTask,
+    LockTask,
     SubOrchestrationTask,
     TimerTask,
 )
@@ -39,6 +41,8 @@ class CallKind(enum.IntEnum):
     ACTIVITY = 1
     TIMER = 2
     SUB_ORCHESTRATION = 3
+    ENTITY_CALL = 4
+    LOCK = 5
 
     @property
     def description(self) -> str:
@@ -50,6 +54,10 @@ class CallKind(enum.IntEnum):
             return cls.TIMER
         if isinstance(task, SubOrchestrationTask):
             return cls.SUB_ORCHESTRATION
+        if isinstance(task, EntityCallTask):
+            return cls.ENTITY_CALL
+        if isinstance(task, LockTask):
+            return cls.LOCK
         return cls.ACTIVITY
 
 
@@ -152,6 +160,8 @@ def _clock_to_start(task: CompletableTask[Any]) -> bool:
 
 def _task_failed_error(task: CompletableTask[Any], failure: FailureDetails) -> TaskFailedError:
     message = f"{task.description} failed: {failure.error_type}: {failure.message}"
+    if isinstance(task, EntityCallTask):
+        return EntityOperationFailedError(message, failure)
     if failure.error_type == "ActivityTimeoutError":
         # Reported by the worker rather than by the orchestrator's own timer: the same error.
         return ActivityTimeoutError.reported(message, failure)

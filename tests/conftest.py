@@ -36,7 +36,8 @@ ADMIN_URL = os.environ.get(
 )
 AMQP_URL = os.environ.get("DF_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TEST_FUNCTION_MODULES = (
-    "workflows.samples,workflows.patterns,workflows.approval,tests.apps.functions,tests.apps.orders"
+    "workflows.samples,workflows.patterns,workflows.approval,tests.apps.functions,tests.apps.orders,"
+    "tests.apps.entities"
 )
 # The client service's access keys for the session: two management keys (as during a
 # rotation) and a start key that may only start orchestrations and raise events.

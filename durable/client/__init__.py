@@ -8,6 +8,7 @@ by and the choices a start takes.
 from contracts import OrchestrationStatus
 from durable.client.check_status import CheckStatusResponse
 from durable.client.client import DurableClient, Started
+from durable.client.entities import CleanEntityStorageResult, EntityPage, EntityStateResponse
 from durable.client.errors import (
     InstanceEndedError,
     InstanceExistsError,
@@ -21,7 +22,10 @@ from durable.store.instances import ExistingInstancePolicy
 
 __all__ = [
     "CheckStatusResponse",
+    "CleanEntityStorageResult",
     "DurableClient",
+    "EntityPage",
+    "EntityStateResponse",
     "ExistingInstancePolicy",
     "InstanceEndedError",
     "InstanceExistsError",

@@ -41,6 +41,7 @@ from durable.client.check_status import (
     CheckStatusResponse,
     wait_for_completion_or_check_status,
 )
+from durable.client.entities import EntityClient
 from durable.client.errors import (
     InstanceEndedError,
     InstanceExistsError,
@@ -78,7 +79,7 @@ class Started:
     kept: InstanceStatus | None = None
 
 
-class DurableClient(InstanceQueries):
+class DurableClient(InstanceQueries, EntityClient):
     """Starts and queries orchestration instances.
 
     ``start_existing`` is what ``start_new`` does with an instance id in use unless a call

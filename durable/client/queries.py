@@ -32,6 +32,7 @@ from durable.store.queries import (
 from durable.store.registered_functions import (
     protected_events,
     registered_activities,
+    registered_entities,
     registered_orchestrators,
 )
 
@@ -144,6 +145,11 @@ class InstanceQueries:
     async def registered_activities(self) -> set[str]:
         """Names of the activities the deployment's services have registered."""
         return await registered_activities(self._pool)
+
+    async def registered_entities(self) -> set[str]:
+        """Names of the entities (lower-cased) the deployment's orchestrator services have
+        registered."""
+        return await registered_entities(self._pool)
 
     async def protected_events(self, orchestrator: str) -> frozenset[str]:
         """The events (casefolded) that only a management key may raise over HTTP on

@@ -83,6 +83,11 @@ class InstanceQuery:
     value, as Postgres' ``jsonb @>`` defines it: an object matches when it has every given
     key with a matching value (``{"stage": "manager"}``), an array when it holds every given
     element, a scalar when it is equal. A GIN index serves it (migration 0003).
+
+    Entities (``@name@key`` rows, ADR 38) are never listed, counted or purged by a query,
+    as Durable Functions' instance queries leave them out: the entity routes list them and
+    ``clean_entity_storage`` removes them. No orchestration id starts with ``@``
+    (``contracts.limits``), so the prefix alone tells them apart.
     """
 
     created_from: datetime | None = None
@@ -95,7 +100,7 @@ class InstanceQuery:
     def where(self, first_parameter: int) -> tuple[str, list[object]]:
         """A SQL condition over ``instances`` and its parameters, numbered from
         ``first_parameter``."""
-        conditions: list[str] = []
+        conditions: list[str] = ["instance_id NOT LIKE '@%'"]
         parameters: list[object] = []
 
         def add(condition: str, value: object) -> None:
@@ -116,7 +121,7 @@ class InstanceQuery:
             add("name = {}", self.name)
         if self.custom_status_contains is not None:
             add("custom_status @> {}::jsonb", json_text(self.custom_status_contains))
-        return (" AND ".join(conditions) or "TRUE"), parameters
+        return " AND ".join(conditions), parameters
 
 
 async def query_instances(

@@ -1,4 +1,5 @@
-"""Recording which functions a deployment runs, so clients can refuse unknown names, and
+"""Recording which functions a deployment runs (orchestrators, activities, entities), so
+clients can refuse unknown names, and
 which events of each orchestrator only a management key may raise (ADR 20)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncpg
 
 async def record_registered_functions(
     pool: asyncpg.Pool,
-    kind: Literal["orchestrator", "activity"],
+    kind: Literal["orchestrator", "activity", "entity"],
     names: Iterable[str],
     protected_events: Mapping[str, Iterable[str]] | None = None,
 ) -> None:
@@ -41,6 +42,12 @@ async def registered_orchestrators(pool: asyncpg.Pool) -> set[str]:
 
 async def registered_activities(pool: asyncpg.Pool) -> set[str]:
     rows = await pool.fetch("SELECT name FROM registered_functions WHERE kind = 'activity'")
+    return {row["name"] for row in rows}
+
+
+async def registered_entities(pool: asyncpg.Pool) -> set[str]:
+    """Entity names (lower-cased, as entity ids spell them) the deployment runs."""
+    rows = await pool.fetch("SELECT name FROM registered_functions WHERE kind = 'entity'")
     return {row["name"] for row in rows}
 
 

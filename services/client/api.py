@@ -36,7 +36,7 @@ from durable.client import DurableClient
 from durable.client.errors import StartOutcomeUnknownError
 from durable.client.payloads import PREFIX, RPC_PREFIX
 from durable.store.errors import is_unavailable
-from services.client import api_instances, api_operations, api_orchestrators
+from services.client import api_entities, api_instances, api_operations, api_orchestrators
 from services.client.access_log import AccessLog
 from services.client.api_common import ApiError, error_response, error_responses
 from services.client.api_guards import BodyTooLargeError, RequestGuards, body_too_large_message
@@ -73,6 +73,7 @@ ROUTERS: list[tuple[APIRouter, Any]] = [
     (api_operations.events_router, require_start_key),
     (api_instances.router, require_management_key),
     (api_operations.router, require_management_key),
+    (api_entities.router, require_management_key),
 ]
 """Every router, with the key its routes need: starting orchestrations and raising events
 take a start key (or a management key); everything else a management key."""

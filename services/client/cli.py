@@ -15,13 +15,11 @@ stderr, with these exit codes:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic import JsonValue
 
 from contracts import OrchestrationStatus
 from durable.client import (
@@ -34,11 +32,13 @@ from durable.client import (
     InstanceRunningError,
 )
 from services.client import cli_output
+from services.client.cli_entities import entity_app
 from services.client.cli_session import (
     EXIT_REFUSED,
     EXIT_TIMED_OUT,
     EXIT_USAGE,
     CliError,
+    parse_json_option,
     run,
     usage_error,
 )
@@ -52,6 +52,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(entity_app)
 
 
 @app.callback()
@@ -94,7 +97,7 @@ def start(
     as_json: AsJson = False,
 ) -> None:
     """Start an orchestration; print its instance id (or, with --wait, its outcome)."""
-    payload = _parse_json(input, "--input")
+    payload = parse_json_option(input, "--input")
 
     async def work(client: DurableClient) -> int:
         registered = await client.registered_orchestrators()
@@ -106,7 +109,7 @@ def start(
         except InstanceExistsError as error:
             raise CliError(EXIT_REFUSED, str(error)) from None
         if wait is None:
-            _print(as_json, {"id": started}, started)
+            cli_output.echo(as_json, {"id": started}, started)
             return 0
         return await _wait_and_show(client, started, wait, as_json)
 
@@ -129,7 +132,7 @@ def status(
         text = cli_output.status_text(found)
         if events is not None:
             text += "\n" + cli_output.history_text(events)
-        _print(as_json, cli_output.status_json(found, events), text)
+        cli_output.echo(as_json, cli_output.status_json(found, events), text)
         return 0
 
     run(work)
@@ -162,7 +165,7 @@ def list_instances(
         "runtime_status": _parse_statuses(statuses),
         "instance_id_prefix": prefix,
         "name": name,
-        "custom_status_contains": _parse_json(custom_status, "--custom-status"),
+        "custom_status_contains": parse_json_option(custom_status, "--custom-status"),
     }
 
     async def work(client: DurableClient) -> int:
@@ -180,7 +183,7 @@ def list_instances(
         if count:
             body["totalCount"] = await client.count_instances(**filters)
             text += f"\n{body['totalCount']} matching in all"
-        _print(as_json, body, text)
+        cli_output.echo(as_json, body, text)
         return 0
 
     run(work)
@@ -194,11 +197,11 @@ def raise_event(
     as_json: AsJson = False,
 ) -> None:
     """Send an event to an instance."""
-    payload = _parse_json(data, "--data")
+    payload = parse_json_option(data, "--data")
 
     async def work(client: DurableClient) -> int:
         await _refusals(client.raise_event(instance_id, event_name, payload))
-        _print(
+        cli_output.echo(
             as_json,
             {"id": instance_id, "raised": event_name},
             f"raised {event_name!r} on {instance_id}",
@@ -243,7 +246,7 @@ def rewind(
             await client.rewind(instance_id, reason)
         except (InstanceNotFoundError, InstanceNotFailedError) as error:
             raise CliError(EXIT_REFUSED, str(error)) from None
-        _print(
+        cli_output.echo(
             as_json,
             {"id": instance_id, "requested": "rewind"},
             f"rewind requested for {instance_id}",
@@ -268,7 +271,7 @@ def restart(
             restarted = await client.restart(instance_id, new_instance_id=not same_id)
         except (InstanceNotFoundError, InstanceExistsError) as error:
             raise CliError(EXIT_REFUSED, str(error)) from None
-        _print(as_json, {"id": restarted, "restartedFrom": instance_id}, restarted)
+        cli_output.echo(as_json, {"id": restarted, "restartedFrom": instance_id}, restarted)
         return 0
 
     run(work)
@@ -285,7 +288,7 @@ def purge(instance_id: InstanceIdArgument, as_json: AsJson = False) -> None:
             raise CliError(EXIT_REFUSED, str(error)) from None
         if not deleted:
             raise CliError(EXIT_REFUSED, f"no instance {instance_id!r}")
-        _print(as_json, {"instancesDeleted": deleted}, f"purged {instance_id}")
+        cli_output.echo(as_json, {"instancesDeleted": deleted}, f"purged {instance_id}")
         return 0
 
     run(work)
@@ -307,7 +310,7 @@ def purge_by(
 
     async def work(client: DurableClient) -> int:
         deleted = await client.purge_instance_history_by(start_time, end_time, wanted)
-        _print(as_json, {"instancesDeleted": deleted}, f"purged {deleted} instance(s)")
+        cli_output.echo(as_json, {"instancesDeleted": deleted}, f"purged {deleted} instance(s)")
         return 0
 
     run(work)
@@ -343,7 +346,7 @@ def _operate(operation: str, instance_id: str, reason: str | None, as_json: bool
             "resume": client.resume,
         }[operation]
         await _refusals(method(instance_id, reason))
-        _print(
+        cli_output.echo(
             as_json,
             {"id": instance_id, "requested": operation},
             f"{operation} requested for {instance_id}",
@@ -369,22 +372,8 @@ async def _wait_and_show(
         raise CliError(EXIT_REFUSED, f"no instance {instance_id!r}") from None
     except TimeoutError as error:
         raise CliError(EXIT_TIMED_OUT, str(error)) from None
-    _print(as_json, cli_output.status_json(ended), cli_output.status_text(ended))
+    cli_output.echo(as_json, cli_output.status_json(ended), cli_output.status_text(ended))
     return 0 if ended.runtime_status is OrchestrationStatus.COMPLETED else EXIT_REFUSED
-
-
-def _print(as_json: bool, body: Any, text: str) -> None:
-    typer.echo(cli_output.dumps(body) if as_json else text)
-
-
-def _parse_json(value: str | None, option: str) -> JsonValue:
-    if value is None:
-        return None
-    try:
-        parsed: JsonValue = json.loads(value)
-    except ValueError as error:
-        raise usage_error(f"{option} is not valid JSON: {error}") from None
-    return parsed
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:

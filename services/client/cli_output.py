@@ -6,9 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import typer
 from pydantic import JsonValue
 
 from durable.client.payloads import format_time, format_timestamp, output_of, status_payload
+from durable.store.entities import EntityRecord
 from durable.store.events import StoredEvent
 from durable.store.queries import InstanceStatus
 
@@ -84,6 +86,51 @@ def list_text(instances: Sequence[InstanceStatus]) -> str:
         )
         for s in instances
     ]
+    return _table(rows)
+
+
+def entity_json(record: EntityRecord, with_state: bool = True) -> dict[str, Any]:
+    """An entity as ``GET /entities`` lists it (``state`` with ``fetchState``)."""
+    listed: dict[str, Any] = {
+        "entityId": {"name": record.entity_id.name, "key": record.entity_id.key},
+        "lastOperationTime": format_time(record.last_modified),
+    }
+    if with_state:
+        listed["state"] = record.state
+    if record.locked_by is not None:
+        listed["lockedBy"] = record.locked_by
+    return listed
+
+
+def entity_text(record: EntityRecord) -> str:
+    return "\n".join(
+        [
+            f"entity    {record.entity_id.name}@{record.entity_id.key}",
+            f"state     {compact(record.state)}",
+            f"locked by {record.locked_by or '-'}",
+            f"updated   {format_time(record.last_modified)}",
+        ]
+    )
+
+
+def entity_list_text(records: Sequence[EntityRecord], with_state: bool) -> str:
+    if not records:
+        return "no entities"
+    header = ("NAME", "KEY", "UPDATED", "LOCKED BY") + (("STATE",) if with_state else ())
+    rows = [header] + [
+        (
+            r.entity_id.name,
+            r.entity_id.key,
+            format_time(r.last_modified),
+            r.locked_by or "-",
+        )
+        + ((compact(r.state, 60),) if with_state else ())
+        for r in records
+    ]
+    return _table(rows)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -93,3 +140,8 @@ def list_text(instances: Sequence[InstanceStatus]) -> str:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def echo(as_json: bool, body: Any, text: str) -> None:
+    """Print ``body`` as JSON with ``--json``, else ``text``."""
+    typer.echo(dumps(body) if as_json else text)

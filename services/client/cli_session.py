@@ -6,13 +6,14 @@ stderr and an exit code, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
 import aiormq
 import asyncpg
 import typer
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from contracts import limits
 from contracts.limits import ValueRefusedError
@@ -42,6 +43,17 @@ class CliError(Exception):
 def usage_error(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(EXIT_USAGE)
+
+
+def parse_json_option(value: str | None, option: str) -> JsonValue:
+    """``value`` parsed as JSON (None when the option was not given); a usage error if not."""
+    if value is None:
+        return None
+    try:
+        parsed: JsonValue = json.loads(value)
+    except ValueError as error:
+        raise usage_error(f"{option} is not valid JSON: {error}") from None
+    return parsed
 
 
 def run(work: Callable[[DurableClient], Awaitable[int]]) -> None:

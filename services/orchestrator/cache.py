@@ -12,13 +12,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from contracts import EventRaised, ExecutionStarted, ParentInstance
 from durable.app import FunctionApp
 from durable.store.events import StoredEvent
 from engine import OrchestrationExecutor
 from services.common import metrics
+from services.orchestrator.entity_state import EntityState
 
 if TYPE_CHECKING:  # the store's module imports the cache's, through the timers
     from durable.store.instances import InstanceRecord
@@ -88,6 +89,10 @@ class InstanceState:
         )
 
 
+CachedState: TypeAlias = InstanceState | EntityState
+"""What the cache holds: an orchestration instance's state or an entity's."""
+
+
 def started_event(history: list[StoredEvent]) -> ExecutionStarted | None:
     return next((s.event for s in history if isinstance(s.event, ExecutionStarted)), None)
 
@@ -112,6 +117,8 @@ def rehydrate(
 
 
 class InstanceCache:
+    """Cached orchestration instances and entities (``EntityState``), by instance id."""
+
     def __init__(
         self,
         max_instances: int = 10_000,
@@ -121,12 +128,12 @@ class InstanceCache:
         self._max_instances = max_instances
         self._idle_seconds = idle_seconds
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[InstanceState, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[CachedState, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, instance_id: str) -> InstanceState | None:
+    def get(self, instance_id: str) -> CachedState | None:
         entry = self._entries.get(instance_id)
         if entry is None:
             metrics.CACHE_MISSES.inc()
@@ -138,7 +145,7 @@ class InstanceCache:
         self._entries.move_to_end(instance_id)
         return entry[0]
 
-    def put(self, state: InstanceState) -> None:
+    def put(self, state: CachedState) -> None:
         if self._max_instances <= 0:
             return
         self._entries[state.instance_id] = (state, self._clock())

@@ -10,6 +10,10 @@ from contracts import (
     ACTIVITY_TASK_BATCH,
     ActivityTask,
     ActivityTaskMessage,
+    EntityLockRequested,
+    EntityOperationCalled,
+    EntityOperationSignaled,
+    EntityUnlockSent,
     Envelope,
     HistoryEvent,
     OrchestratorMessage,
@@ -22,13 +26,15 @@ from contracts import (
 from contracts.topology import MAX_DELAY_SECONDS
 from durable.broker import OutgoingMessage, together
 from services.orchestrator.cache import InstanceState
+from services.orchestrator.entity_dispatch import entity_request
 
 
 def messages_for(
     topology: Topology, state: InstanceState, events: Sequence[HistoryEvent], now: datetime
 ) -> tuple[list[OutgoingMessage], list[OrchestratorMessage]]:
-    """One message per recorded action: a task for each activity, a delayed fire for each
-    timer (sub-orchestrations are started with their rows, see ``followups``).
+    """One message per recorded action: a task for each activity, a request for each entity
+    action, a delayed fire for each timer (sub-orchestrations are started with their rows,
+    see ``followups``).
 
     Apart, the fires of timers due within the cascade's early margin: it would send them
     straight back, so the orchestrator holds them itself after the commit; like every held
@@ -39,6 +45,14 @@ def messages_for(
     for event in events:
         if isinstance(event, TaskScheduled):
             messages.append(_activity_task(topology, state, event, now))
+        elif isinstance(
+            event,
+            EntityOperationCalled
+            | EntityOperationSignaled
+            | EntityLockRequested
+            | EntityUnlockSent,
+        ):
+            messages.append(entity_request(topology, state, event, now))
         elif isinstance(event, TimerCreated):
             fire = timer_fired_message(
                 state.instance_id,

@@ -35,6 +35,8 @@ from services.orchestrator.followups import ChildStart, Continuation, parent_ans
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
+    from services.orchestrator.entity_state import EntityState
+
 log = structlog.get_logger(__name__)
 
 
@@ -56,6 +58,8 @@ class Batch:
     updates: list[InstanceUpdate] = field(default_factory=list)
     messages: list[OutgoingMessage] = field(default_factory=list)
     states: list[InstanceState] = field(default_factory=list)
+    entities: list[EntityState] = field(default_factory=list)
+    """The entities the batch ran, to cache once it commits (ADR 38)."""
     finished: list[str] = field(default_factory=list)
     timers_created: list[TimerRow] = field(default_factory=list)
     timers_closed: list[TimerKey] = field(default_factory=list)

@@ -30,7 +30,6 @@ import structlog
 from contracts import (
     EventRaised,
     ExecutionFailed,
-    ExecutionRewound,
     ExecutionStarted,
     ExecutionTerminated,
     FailureDetails,
@@ -39,28 +38,29 @@ from contracts import (
     OrchestratorMessage,
     OrchestratorStarted,
     Topology,
+    is_entity_id,
 )
 from durable.app import FunctionApp
 from durable.store.batch import BatchWrite, write_batch
 from durable.store.database import Connection, in_transaction
 from durable.store.errors import UNSTORABLE_ERRORS, AmbiguousCommitError, is_connection_failure
-from durable.store.events import StoredEvent, load_histories_txn
-from durable.store.instances import NewInstance, insert_instances_txn, lock_instances_txn
 from durable.store.leases import Lease
 from durable.store.outbox import OutboxRecord, insert_outbox_txn
 from engine import Decision
 from engine.versions import VersionPolicy
-from services.orchestrator.cache import InstanceCache, InstanceState, rehydrate
+from services.orchestrator.cache import InstanceCache, InstanceState
 from services.orchestrator.dispatch import batched_tasks
+from services.orchestrator.entities import EntityRunner
+from services.orchestrator.entity_state import EntityState
 from services.orchestrator.episode import Batch, EpisodeRecorder, RefusedMessage
 from services.orchestrator.followups import (
     move_executions_txn,
     start_children_txn,
     terminate_children_txn,
 )
+from services.orchestrator.loading import load_instances_txn
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.refusals import refusal, refuse
-from services.orchestrator.rewind import rewind_instance
 from services.orchestrator.traces import end_episode_spans, trace_episode
 from services.orchestrator.unstorable import fail_unstorable
 from services.orchestrator.versions import VersionGate
@@ -107,6 +107,7 @@ class OrchestrationHandler:
         self._clock = clock
         self._keep_continued_history = keep_continued_history
         self._recorder = EpisodeRecorder(topology)
+        self._entities = EntityRunner(functions, topology)
         self._local = local
         self._inline_seconds = inline_seconds
         self._activity_batch = activity_batch
@@ -145,6 +146,8 @@ class OrchestrationHandler:
         end_episode_spans(batch)
         for state in batch.states:
             self._cache.put(state)
+        for entity in batch.entities:
+            self._cache.put(entity)
         self._evict(batch.finished)
         return Committed(records, batch.held_fires, batch.refused)
 
@@ -199,6 +202,8 @@ class OrchestrationHandler:
             state = self._cache.get(instance_id)
             if state is None:
                 uncached[instance_id] = group
+            elif isinstance(state, EntityState):
+                self._entities.run(state, group, now, batch)
             else:
                 self._run_episode(state, group, now, batch)
         if not uncached:
@@ -295,65 +300,26 @@ class OrchestrationHandler:
         now: datetime,
         batch: Batch,
     ) -> None:
-        """Lock and load the instances of ``groups`` (none of them cached) and decide them."""
-        rows = await lock_instances_txn(connection, list(groups))
-        missing = [
-            _new_instance(start, now)
-            for instance_id, group in groups.items()
-            if instance_id not in rows
-            for start in _first_start(group)
-        ]
-        if missing:
-            await insert_instances_txn(connection, missing)
-            rows |= await lock_instances_txn(connection, [i.instance_id for i in missing])
-        for instance_id, row in rows.items():
-            batch.expected_seqs[instance_id] = row.last_seq
-
-        rewinds = {
-            instance_id
-            for instance_id, row in rows.items()
-            if row.status is OrchestrationStatus.FAILED
-            and any(isinstance(m.body, ExecutionRewound) for m in groups[instance_id])
-        }
-        to_load = {
-            instance_id: row.execution_start_seq
-            for instance_id, row in rows.items()
-            if not row.status.is_terminal or instance_id in rewinds
-        }
-        # A new instance (a start, the common case here) has no events yet: nothing to read.
-        stored = {i: seq for i, seq in to_load.items() if rows[i].last_seq >= seq}
-        histories: dict[str, list[StoredEvent]] = {i: [] for i in to_load}
-        histories |= await load_histories_txn(connection, stored)
-
-        states: dict[str, InstanceState] = {}
-        for instance_id, history in histories.items():
-            if instance_id in rewinds:
-                rewind_instance(
-                    self._functions,
-                    self._recorder,
-                    rows[instance_id],
-                    history,
-                    groups[instance_id],
-                    now,
-                    batch,
-                )
-            else:
-                states[instance_id] = rehydrate(
-                    self._functions, rows[instance_id], history, self._versions.policy.accepts
-                )
+        """Lock and load the instances of ``groups`` (none of them cached) and decide them;
+        the entities among them go to the entity runner (ADR 38), the orchestrations to
+        ``load_instances_txn``."""
+        entities = {i: g for i, g in groups.items() if is_entity_id(i)}
+        if entities:
+            await self._entities.decide_txn(connection, entities, now, batch)
+            groups = {i: g for i, g in groups.items() if i not in entities}
+        states = await load_instances_txn(
+            connection,
+            self._functions,
+            self._recorder,
+            groups,
+            now,
+            batch,
+            self._versions.policy.accepts,
+        )
         for instance_id, group in groups.items():
             state = states.get(instance_id)
-            if state is None:
-                record = rows.get(instance_id)
-                if instance_id not in rewinds:
-                    log.info(
-                        "messages.dropped",
-                        instance_id=instance_id,
-                        count=len(group),
-                        reason=f"instance is {record.status.value}" if record else "unknown",
-                    )
-                continue
-            self._run_episode(state, group, now, batch)
+            if state is not None:
+                self._run_episode(state, group, now, batch)
 
     def _run_episode(
         self,
@@ -432,22 +398,3 @@ class OrchestrationHandler:
             status=OrchestrationStatus.FAILED,
             failure=failure,
         )
-
-
-def _first_start(group: list[OrchestratorMessage]) -> list[OrchestratorMessage]:
-    return [m for m in group if isinstance(m.body, ExecutionStarted)][:1]
-
-
-def _new_instance(message: OrchestratorMessage, now: datetime) -> NewInstance:
-    start = message.body
-    assert isinstance(start, ExecutionStarted)
-    return NewInstance(
-        instance_id=message.envelope.instance_id,
-        name=start.name,
-        execution_id=start.execution_id,
-        correlation_id=message.envelope.correlation_id,
-        input=start.input,
-        created_at=now,
-        parent_instance_id=start.parent.instance_id if start.parent else None,
-        version=start.version,
-    )

@@ -76,6 +76,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
     await record_registered_functions(
         pool, "orchestrator", functions.orchestrators, functions.protected_events
     )
+    await record_registered_functions(pool, "entity", functions.entities)
 
     publisher = await Publisher.open(
         settings.amqp_url, topology, "orchestrator.publish", delays=True

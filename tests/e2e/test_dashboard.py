@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, expect
 
 from contracts import OrchestrationStatus, Topology
 from deploy.processes import ServiceGroup
+from durable import EntityId
 from durable.client import DurableClient
 from tests.conftest import AMQP_URL, MANAGEMENT_KEY, START_KEY, unique
 from tests.helpers.approval import HEAD, MANAGER, ApprovalBus, approval_bus, proposal
@@ -219,3 +220,63 @@ async def test_the_dead_letter_page_lists_the_queues(operator: Page, shots: Path
     await expect(queues.first).to_be_visible()
     assert await queues.count() >= 4  # the partitions' at least
     await screenshot(operator, shots, "dead-letters")
+
+
+async def test_the_entities_page_pages_by_name_shows_the_lock_holder_and_signals(
+    operator: Page, client: DurableClient, shots: Path
+) -> None:
+    prefix = unique("dash-ent-")
+    keys = [f"{prefix}-{n:02}" for n in range(11)]
+    for key in keys:
+        await client.signal_entity(EntityId("counter", key), "add", 1)
+    holder = await client.start_new("holds_counter", unique("dash-holder-"), keys[0])
+
+    async def held() -> bool:
+        record = await client.get_entity(EntityId("counter", keys[0]))
+        assert record is not None
+        assert record.locked_by == holder, record
+        for key in keys[1:]:
+            assert (await client.read_entity_state(EntityId("counter", key))).entity_exists
+        return True
+
+    await assert_eventually(held, timeout=30)
+
+    await operator.get_by_role("link", name="Entities").click()
+    await operator.get_by_label("Entity name").fill("counter")
+    await operator.get_by_label("Per page").select_option("10")
+    await operator.get_by_role("button", name="Filter").click()
+    rows = operator.locator("table.entities tbody tr[data-entity]")
+    await expect(rows).to_have_count(10)
+    await screenshot(operator, shots, "entities")
+    # Eleven counters of this test alone: at least two pages; follow them to the last key.
+    last = operator.locator(f'tr[data-entity="counter@{keys[-1]}"]')
+    for _ in range(100):
+        if await last.count():
+            break
+        await operator.get_by_role("link", name="Next page").click()
+        await expect(operator.get_by_role("link", name="First page")).to_be_visible()
+    await expect(last).to_contain_text("free")
+
+    await operator.goto(f"/dashboard/entity?name=counter&key={keys[0]}")
+    await expect(operator.get_by_test_id("locked-by")).to_have_text(holder)
+    await expect(operator.get_by_test_id("state")).to_have_text("1")
+    await client.raise_event(holder, "release")
+
+    await operator.get_by_role("link", name="Signal").click()
+    await expect(operator.get_by_role("heading", name=f"Signal counter@{keys[0]}?")).to_be_visible()
+    await operator.get_by_label("Operation").fill("add")
+    await operator.get_by_label("Input (JSON)").fill("41")
+    await screenshot(operator, shots, "confirm-signal")
+    await operator.get_by_role("button", name="Signal").click()
+    await expect(operator.get_by_role("status")).to_contain_text("Signal add: sent.")
+
+    async def added() -> bool:
+        state = await client.read_entity_state(EntityId("counter", keys[0]))
+        assert state.entity_state == 42, state
+        return True
+
+    await assert_eventually(added, timeout=30)
+    await operator.reload()
+    await expect(operator.get_by_test_id("state")).to_have_text("42")
+    await expect(operator.get_by_test_id("locked-by")).to_have_text("Not locked.")
+    await screenshot(operator, shots, "entity")

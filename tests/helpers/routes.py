@@ -132,6 +132,24 @@ ROUTES = [
         lambda s: f"/instances/{s.ended}/rewind",
         412,  # only Failed instances can be rewound
     ),
+    Route(
+        "POST",
+        "/entities/{entityName}/{entityKey}",
+        MANAGEMENT,
+        lambda s: f"/entities/counter/{s.unused}",
+        202,
+        params=lambda s: {"op": "add"},
+        json=1,
+    ),
+    Route(
+        "GET",
+        "/entities/{entityName}/{entityKey}",
+        MANAGEMENT,
+        lambda s: f"/entities/counter/{s.ended}",
+        404,  # never signalled: no state
+    ),
+    Route("GET", "/entities/{entityName}", MANAGEMENT, lambda s: "/entities/counter", 200),
+    Route("GET", "/entities", MANAGEMENT, lambda s: "/entities", 200),
 ]
 
 

@@ -10,6 +10,13 @@ from pydantic import ValidationError
 
 from contracts import (
     ContinueAsNew,
+    EntityLockGranted,
+    EntityLockRequested,
+    EntityOperationCalled,
+    EntityOperationCompleted,
+    EntityOperationFailed,
+    EntityOperationSignaled,
+    EntityUnlockSent,
     EventRaised,
     EventSent,
     ExecutionCompleted,
@@ -72,6 +79,21 @@ ONE_OF_EACH = [
     ContinueAsNew(timestamp=AT, input=[1, 2], new_execution_id="e2"),
     ExecutionSuspended(timestamp=AT, reason="pause"),
     ExecutionResumed(timestamp=AT, reason="go on"),
+    EntityOperationSignaled(timestamp=AT, target="@counter@k", operation="add", input=1),
+    EntityOperationCalled(
+        timestamp=AT,
+        event_id=5,
+        target="@counter@k",
+        operation="get",
+        parent=ParentInstance(instance_id="o1", execution_id="e1", task_scheduled_id=5, name="x"),
+    ),
+    EntityLockRequested(
+        timestamp=AT, event_id=6, critical_section_id="s1", lock_set=["@a@1", "@a@2"]
+    ),
+    EntityUnlockSent(timestamp=AT, event_id=7, critical_section_id="s1", target="@a@1"),
+    EntityOperationCompleted(timestamp=AT, task_scheduled_id=5, result=3),
+    EntityOperationFailed(timestamp=AT, task_scheduled_id=5, failure=FAILURE),
+    EntityLockGranted(timestamp=AT, task_scheduled_id=6, critical_section_id="s1"),
 ]
 
 

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from contracts import ExecutionCompleted, HistoryEvent, OrchestrationStatus, TaskScheduled
+from contracts import (
+    EntityOperationCalled,
+    ExecutionCompleted,
+    HistoryEvent,
+    OrchestrationStatus,
+    TaskScheduled,
+)
 from contracts.history import HISTORY_EVENT_ADAPTER
 from engine import OrchestrationExecutor
+from tests.apps.entities import transfer_between
 from tests.apps.functions import calls_http, catches_failing_activity, versioned_approval
 from workflows.samples import fan_out_fan_in, hello_cities
 
@@ -41,6 +48,7 @@ ORCHESTRATORS = {
     "fan_out_fan_in_5.json": fan_out_fan_in,
     "activity_failure_caught.json": catches_failing_activity,
     "task_any_race.json": race_with_deadline,
+    "entity_transfer_locked.json": transfer_between,
     "call_http_polled.json": calls_http,
     "versioned_approval_v1.json": versioned_approval,
 }
@@ -60,7 +68,7 @@ def test_golden_history_replays_to_its_recorded_end_without_new_actions(file_nam
     history = load_history(file_name)
     recorded_end = history[-1]
     assert isinstance(recorded_end, ExecutionCompleted), "golden histories end in a completion"
-    assert any(isinstance(event, TaskScheduled) for event in history)
+    assert any(isinstance(event, TaskScheduled | EntityOperationCalled) for event in history)
 
     executor = OrchestrationExecutor(ORCHESTRATORS[file_name], f"golden-{file_name}")
     executor.replay(history)
@@ -85,6 +93,7 @@ def test_golden_outputs_are_what_the_scenarios_produced():
     assert outputs["fan_out_fan_in_5.json"] == 0 + 1 + 4 + 9 + 16
     assert outputs["activity_failure_caught.json"]["caught"] == "RuntimeError"
     assert outputs["task_any_race.json"] == {"price": 41.5, "source": "cache"}
+    assert outputs["entity_transfer_locked.json"] == 2
     # Answered 202 + Location twice, then 200: two polls, each after a durable timer.
     assert outputs["call_http_polled.json"] == {"status": 200, "content": '{"report": "ready"}'}
     # Recorded by 1.0's code; today's code branches on the version and keeps to 1.0's path.

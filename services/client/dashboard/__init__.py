@@ -7,7 +7,9 @@ htmx vendored in ``static/``, no build step):
 - ``instances``: counts by status, the list with the HTTP API's filters, paging, auto-refresh;
 - ``instance``: one instance's values, failure, timeline, family and actions;
 - ``approvals``: proposals waiting for a decision, by assignee, and the decisions made;
-- ``dead-letters``: the dead-letter queues, their messages' reasons, and redrive.
+- ``dead-letters``: the dead-letter queues, their messages' reasons, and redrive;
+- ``entities``: durable entities by name, one entity's state and lock holder, and signalling
+  an operation to it (ADR 38).
 
 Access: the management API's keys, typed once into the login form (``sessions``); a read key
 only looks. ADR 33 records the choices.
@@ -25,7 +27,14 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from durable.client import DurableClient
 from services.client.auth import AccessKeys
-from services.client.dashboard import actions, approvals, dead_letters, instances, login
+from services.client.dashboard import (
+    actions,
+    approvals,
+    dead_letters,
+    entities,
+    instances,
+    login,
+)
 from services.client.dashboard.common import (
     Dashboard,
     LoginRequired,
@@ -74,6 +83,7 @@ def create_dashboard(
     for router in (login.router, instances.router, actions.router, approvals.router):
         app.include_router(router)
     app.include_router(dead_letters.router)
+    app.include_router(entities.router)
     app.add_exception_handler(LoginRequired, _to_login)
     app.add_exception_handler(Refused, _refused)
     app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)

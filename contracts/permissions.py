@@ -96,7 +96,8 @@ def broker_permissions(
         ),
         "client": Permissions(
             configure=_names(ns, core + partitions + entries + entry_dlqs + exchanges),
-            write=_names(ns, ["orchestrator", "dlx", *partitions, *entry_dlqs]),
+            # The entry points' queues: bound to their own exchanges (write on the destination).
+            write=_names(ns, ["orchestrator", "dlx", *partitions, *entries, *entry_dlqs]),
             read=_names(ns, ["orchestrator", "dlx", partitions[0], *entries]),
         ),
         "operator": Permissions(

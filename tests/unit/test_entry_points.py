@@ -52,6 +52,17 @@ def test_a_queue_name_that_would_clash_with_the_runtimes_or_break_routing_is_ref
     assert raised.value.name == queue
 
 
+@pytest.mark.parametrize("role", ["client", "operator", "Submitter", "sub_mitter", "x" * 41])
+def test_a_publisher_role_that_is_a_services_or_no_plain_word_is_refused(role):
+    with pytest.raises(EntryPointError, match="invalid publisher role"):
+        EntryPoint(
+            "a.q",
+            Plain,
+            StartOrchestration("echo", lambda m: m.text, lambda m: m.text),
+            publisher=role,
+        )
+
+
 def test_names_are_within_the_namespace_and_declared_as_work_queues_with_dead_letter_queues():
     topology = Topology(namespace="t1")
 

@@ -14,6 +14,11 @@ includes *read*. What a service publishes to and consumes from is its own: the c
 reads no activity queue, the activities service no entry point, and only the orchestrator
 touches the delay cascade. ``tests/unit/test_broker_permissions.py`` checks every declaration,
 publish and consume of each service against these, and ADR 36 records why.
+
+Outside systems that publish to the broker entry points (a submitting system, approvers,
+gateways) get *write* on those entry points' own exchanges and nothing else
+(``publisher_permissions``): each of those exchanges routes only to its queue, and without
+*read* or *configure* they can bind, declare, consume or purge nothing.
 """
 
 from __future__ import annotations
@@ -96,7 +101,8 @@ def broker_permissions(
         ),
         "client": Permissions(
             configure=_names(ns, core + partitions + entries + entry_dlqs + exchanges),
-            write=_names(ns, ["orchestrator", "dlx", *partitions, *entry_dlqs]),
+            # The entry points' queues: bound to their own exchanges (write on the destination).
+            write=_names(ns, ["orchestrator", "dlx", *partitions, *entries, *entry_dlqs]),
             read=_names(ns, ["orchestrator", "dlx", partitions[0], *entries]),
         ),
         "operator": Permissions(
@@ -105,3 +111,25 @@ def broker_permissions(
             read=rf"^{re.escape(ns)}\.",
         ),
     }
+
+
+NO_RIGHT = ""
+"""RabbitMQ's pattern for no right at all (a synonym of ``^$``)."""
+
+
+def publisher_permissions(topology: Topology, entry_queues: Iterable[str]) -> Permissions:
+    """A user who publishes to the broker entry points ``entry_queues`` (within the
+    namespace, ``EntryPoint.queue``) and does nothing else.
+
+    *Write* on their exchanges (``Topology.entry_exchange``, the queues' own names, so the
+    pattern also matches the queues: *write* on a queue lets a user bind it as a
+    destination, which needs *read* on the source too, and these users read nothing). No
+    *configure*, no *read*, and never the default exchange (``amq.default``), which reaches
+    every queue of the virtual host, the partition queues included (ADR 20, ADR 36).
+    """
+    names = [topology.entry_exchange(topology.workflow_name(queue)) for queue in entry_queues]
+    prefix = f"{topology.namespace}."
+    relative = [re.escape(name.removeprefix(prefix)) for name in names]
+    return Permissions(
+        configure=NO_RIGHT, write=_names(topology.namespace, relative), read=NO_RIGHT
+    )

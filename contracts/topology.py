@@ -275,17 +275,31 @@ class Topology:
     #
     # A workflow names the queues outside systems publish to, and the exchanges it publishes
     # to, within the namespace ("orders.placed" is "<namespace>.orders.placed"). Its queues are
-    # work queues like the others: a delivery limit and a dead-letter queue.
+    # work queues like the others: a delivery limit and a dead-letter queue. Each has an
+    # exchange of the same name, a fanout bound to it alone, through which outside systems
+    # publish: a broker user with write on that exchange can reach that queue and nothing
+    # else, which the default exchange (every queue by name) cannot offer (ADR 36).
 
     def workflow_name(self, name: str) -> str:
         """The full name of a workflow's queue or exchange ``name``."""
         return f"{self.namespace}.{name}"
 
+    def entry_exchange(self, queue: str) -> str:
+        """The exchange (full name) that routes to the entry point queue ``queue`` (full
+        name) and to nothing else: the same name, for exchanges and queues are apart."""
+        return queue
+
+    def entry_exchange_declarations(self, queues: Iterable[str]) -> list[ExchangeSpec]:
+        """The entry points' own exchanges, one per queue (full names); a fanout, so any
+        routing key reaches the queue (the queue's name, as through the default exchange)."""
+        return [ExchangeSpec(self.entry_exchange(name), "fanout") for name in queues]
+
     def entry_queue_declarations(
         self, queues: Iterable[str]
     ) -> tuple[list[QueueSpec], list[BindingSpec]]:
         """Work queues (full names) outside systems publish to, with their dead-letter queues
-        and bindings."""
+        and bindings: each to its own exchange (``entry_exchange_declarations``, declared
+        first), each dead-letter queue to the dead-letter exchange."""
         specs: list[QueueSpec] = []
         bindings: list[BindingSpec] = []
         for name in queues:
@@ -294,6 +308,7 @@ class Topology:
                 self._work_queue(name, single_active_consumer=False),
                 self._dead_letter_queue(name),
             ]
+            bindings.append(BindingSpec(name, self.entry_exchange(name), ""))
             bindings.append(BindingSpec(dlq, self.dead_letter_exchange, dlq))
         return specs, bindings
 

@@ -20,7 +20,13 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel
 
-from contracts.topology import QUORUM_GROUP_SIZE_ARGUMENT, BindingSpec, QueueSpec, Topology
+from contracts.topology import (
+    QUORUM_GROUP_SIZE_ARGUMENT,
+    BindingSpec,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +62,15 @@ async def declare(
     topology: Topology,
     queues: Iterable[QueueSpec] = (),
     bindings: Iterable[BindingSpec] = (),
+    exchanges: Iterable[ExchangeSpec] = (),
 ) -> None:
-    """Declare the exchanges, then ``queues`` and ``bindings`` (all idempotent).
+    """Declare the topology's exchanges and ``exchanges``, then ``queues`` and ``bindings``
+    (all idempotent).
 
     On a channel nothing else uses meanwhile: a queue that exists with another quorum group
     size closes it, and it is reopened (``_declare_queue``).
     """
-    for spec in topology.exchanges():
+    for spec in [*topology.exchanges(), *exchanges]:
         with _needs(f"declaring exchange '{spec.name}'", f"configure on '{spec.name}'"):
             await channel.declare_exchange(spec.name, spec.type, durable=True)
     for queue in queues:

@@ -13,7 +13,14 @@ consumes them (``DF_ENTRY_POINTS`` names the declarations; unset, every function
   ``RaiseEvent`` (on the instance the message names, which must exist, and run the expected
   orchestrator when one is named);
 - optionally who may send it (``durable.senders.Senders``): the party a message speaks for
-  must be the broker user who published it, RabbitMQ's validated ``user_id`` (ADR 20).
+  must be the broker user who published it, RabbitMQ's validated ``user_id`` (ADR 20);
+- optionally who publishes it: a role of the deployment (``publisher``, e.g. ``submitter``)
+  and the senders' broker users, which ``durable-ops broker-definitions`` defines with write
+  on the entry point's own exchange and nothing else (``EntryPoints.publishers``, ADR 36).
+
+Outside systems publish to the queue's own exchange, ``<ns>.<queue>`` too (a fanout bound to
+the queue alone); the default exchange still routes to the queue by name for users allowed
+to write there.
 
 A module's ``entry_points`` is an ``EntryPoints`` (its queues, and the exchanges it publishes
 to, declared when the client service starts so subscribers can bind before the first message)
@@ -33,6 +40,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from contracts.envelope import Envelope
+from contracts.permissions import SERVICES
 from durable.senders import Senders
 
 M = TypeVar("M", bound=BaseModel)
@@ -41,6 +49,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _MAX_NAME = 150
 # The first words of the runtime's own names in a namespace (contracts.topology).
 _RESERVED = frozenset({"orchestrator", "activity", "activities", "dlx"})
+# A publisher role names a broker user (<namespace>-<role>) and its password's variable
+# (DF_BROKER_PASSWORD_<ROLE>), so it is one plain word, none of the services' own.
+_ROLE = re.compile(r"^[a-z][a-z0-9]{0,39}$")
 
 
 class EntryPointError(ValueError):
@@ -138,6 +149,10 @@ class EntryPoint(Generic[M]):
             the model's name by default.
         log_fields: values from a message to put on every log line about it.
         logs: the names of the log events.
+        publisher: the role of a broker user of the deployment that publishes here (a
+            submitting system: ``submitter`` is the user ``<namespace>-submitter``), with
+            write on this entry point's exchange alone; empty: none. The senders' own broker
+            users publish here too.
     """
 
     queue: str
@@ -147,9 +162,16 @@ class EntryPoint(Generic[M]):
     name: str = ""
     log_fields: Callable[[M], Mapping[str, Any]] | None = None
     logs: LogEvents = field(default_factory=LogEvents)
+    publisher: str = ""
 
     def __post_init__(self) -> None:
         _check_name(self.queue, "queue")
+        if self.publisher and (not _ROLE.match(self.publisher) or self.publisher in SERVICES):
+            raise EntryPointError(
+                f"invalid publisher role {self.publisher!r} of queue {self.queue!r}: one word "
+                f"of lower-case letters and digits, at most 40, none of {list(SERVICES)}",
+                self.queue,
+            )
 
     @property
     def title(self) -> str:
@@ -194,6 +216,45 @@ class EntryPoints:
             entry_points += declaration.entry_points
             exchanges.update((exchange.name, exchange) for exchange in declaration.exchanges)
         return cls(entry_points, list(exchanges.values()))
+
+
+@dataclass(frozen=True)
+class EntryPublisher:
+    """A broker user that publishes to entry points and does nothing else.
+
+    Attributes:
+        name: a role of the deployment (``role``; its user is named by the deployment,
+            ``<namespace>-<role>``), or the name of a broker user of its own (a party or a
+            gateway of a sender check).
+        role: whether ``name`` is a role.
+        what: what it is, in messages ("submitter", "approver", "gateway").
+        queues: the entry points' queues it publishes to (within the namespace).
+    """
+
+    name: str
+    role: bool
+    what: str
+    queues: tuple[str, ...]
+
+
+def publishers(declared: EntryPoints) -> list[EntryPublisher]:
+    """Who publishes to ``declared``'s entry points: their ``publisher`` roles and their
+    senders' broker users (``Senders.publishing_users``, which may read the workflow's
+    settings), each with every queue it publishes to, sorted by role, then name."""
+    found: dict[tuple[bool, str], tuple[str, list[str]]] = {}
+    for entry in declared.entry_points:
+        named = {entry.publisher: entry.publisher} if entry.publisher else {}
+        users = entry.senders.publishing_users() if entry.senders is not None else {}
+        for role, each in ((True, named), (False, users)):
+            for name, what in each.items():
+                _, queues = found.setdefault((role, name), (what, []))
+                queues.append(entry.queue)
+    return [
+        EntryPublisher(name, role, what, tuple(queues))
+        for (role, name), (what, queues) in sorted(
+            found.items(), key=lambda item: (not item[0][0], item[0][1])
+        )
+    ]
 
 
 EntryPointsDeclaration = EntryPoints | Callable[[], EntryPoints]

@@ -13,11 +13,15 @@ when its ``user_id`` identifies that person (the message's *party*):
 
 Anything else (no ``user_id``, or another user's) is refused with the reason; the consumer
 dead-letters it. ADR 20 records why, ADR 26 how an entry point asks for the check.
+
+The same identities say which broker users publish an entry point's messages, so
+``durable-ops broker-definitions`` can define them with *write* on its exchange alone
+(``Senders.publishing_users``, ADR 36).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -90,6 +94,14 @@ class SenderIdentities:
         """The broker user whose messages speak for ``party`` (besides the gateways)."""
         return self.broker_users.get(party, party)
 
+    def publishing_users(self, parties: Iterable[str] = ()) -> dict[str, str]:
+        """The broker users that may publish for ``parties`` and for every mapped party, and
+        the gateways: user name -> what it is (the parties' role, or "gateway")."""
+        users = {self.broker_user_of(party): self.role for party in parties}
+        users.update((user, self.role) for user in self.broker_users.values())
+        users.update((user, "gateway") for user in self.gateways)
+        return users
+
     def refusal(self, party: str, user_id: str | None) -> str | None:
         """Why a message speaking for ``party`` and published by broker user ``user_id``
         cannot be taken (the dead letter's reason), or ``None`` when it can."""
@@ -116,10 +128,20 @@ class Senders(Generic[M]):
     Attributes:
         party: the id of the party a message speaks for (e.g. its ``payer`` field).
         identities: which broker user speaks for whom.
+        parties: the parties the deployment expects messages from (e.g. the approvers of
+            its hierarchy), whose broker users ``durable-ops broker-definitions`` defines;
+            called only there, so the consumer never reads what it needs. None: the mapped
+            parties and the gateways only.
     """
 
     party: Callable[[M], str]
     identities: SenderIdentities
+    parties: Callable[[], Iterable[str]] | None = None
+
+    def publishing_users(self) -> dict[str, str]:
+        """The broker users that publish these messages: user name -> what it is."""
+        parties = self.parties() if self.parties is not None else ()
+        return self.identities.publishing_users(parties)
 
     def refusal(self, message: M, user_id: str | None) -> str | None:
         """Why ``message``, published by broker user ``user_id``, cannot be taken, or None."""

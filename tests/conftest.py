@@ -139,9 +139,8 @@ async def delete_broker_objects(topology: Topology, activity_names: list[str]) -
         channel = await connection.channel()
         queues, _ = topology.orchestrator_declarations()
         declared = entry_points_under_test()
-        entry_queues, _ = topology.entry_queue_declarations(
-            topology.workflow_name(entry.queue) for entry in declared.entry_points
-        )
+        entry_names = [topology.workflow_name(entry.queue) for entry in declared.entry_points]
+        entry_queues, _ = topology.entry_queue_declarations(entry_names)
         delay_exchanges, delay_queues, _, _ = topology.delay_declarations()
         names = [q.name for q in queues + entry_queues + delay_queues]
         for activity in activity_names:
@@ -150,6 +149,7 @@ async def delete_broker_objects(topology: Topology, activity_names: list[str]) -
             await channel.queue_delete(name)
         exchanges = [e.name for e in topology.exchanges() + delay_exchanges]
         exchanges += [topology.workflow_name(e.name) for e in declared.exchanges]
+        exchanges += [e.name for e in topology.entry_exchange_declarations(entry_names)]
         for exchange in exchanges:
             await channel.exchange_delete(exchange)
     finally:

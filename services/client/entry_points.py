@@ -103,8 +103,9 @@ class EntryPointConsumers:
             name = self._topology.workflow_name(exchange.name)
             await channel.declare_exchange(name, exchange.type, durable=True)
         queue_names = [self._queue_name(entry) for entry in self._declared.entry_points]
+        exchanges = self._topology.entry_exchange_declarations(queue_names)
         queues, bindings = self._topology.entry_queue_declarations(queue_names)
-        await declare(channel, self._topology, queues, bindings)
+        await declare(channel, self._topology, queues, bindings, exchanges)
         await channel.close()
         for entry in self._declared.entry_points:
             channel = await consuming_channel(connection, self._prefetch, watch)

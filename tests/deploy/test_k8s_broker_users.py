@@ -46,7 +46,28 @@ def job_environment() -> dict[str, str]:
     return {**config(), **passwords}
 
 
-def loaded_definitions() -> dict[str, Any]:
+APPROVAL_CONFIG = {
+    "DF_APPROVAL_HIERARCHY": json.dumps(
+        {"levels": [{"stage": "manager", "approver": "mia"}, {"stage": "head", "approver": "hugo"}]}
+    ),
+    "DF_APPROVAL_BROKER_USERS": json.dumps({"hugo": "hugo@corp"}),
+    "DF_APPROVAL_GATEWAY_USERS": "approvals-web",
+}
+"""A deployment's ConfigMap ``durable-approval``: two approvers, one mapped, a gateway."""
+PUBLISHER_PASSWORDS = {
+    name: f"password-of-{name.lower()}"
+    for name in (
+        "DF_BROKER_PASSWORD_SUBMITTER",
+        "DF_BROKER_PASSWORD_USER_MIA",
+        "DF_BROKER_PASSWORD_USER_HUGO_CORP",
+        "DF_BROKER_PASSWORD_USER_APPROVALS_WEB",
+    )
+}
+"""Their passwords, added to the Secret ``durable-broker-users``."""
+
+
+def loaded_definitions(extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the job imports; ``extra``: more of its environment (ConfigMap, Secret)."""
     job = base()[("Job", "durable-broker-users")]["spec"]["template"]["spec"]
     [definitions] = job["initContainers"]
     command = definitions["command"][-1].split(">")[0].split()
@@ -54,7 +75,7 @@ def loaded_definitions() -> dict[str, Any]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DF_")}
     printed = subprocess.run(
         [sys.executable, "-m", "services.operations", *command[1:]],
-        env={**environment, **job_environment()},
+        env={**environment, **job_environment(), **(extra or {})},
         capture_output=True,
         text=True,
         check=True,
@@ -65,8 +86,8 @@ def loaded_definitions() -> dict[str, Any]:
 DEFINITIONS = loaded_definitions()
 
 
-def permissions_of(user: str) -> Permissions:
-    [granted] = [p for p in DEFINITIONS["permissions"] if p["user"] == user]
+def permissions_of(user: str, definitions: dict[str, Any] = DEFINITIONS) -> Permissions:
+    [granted] = [p for p in definitions["permissions"] if p["user"] == user]
     assert granted["vhost"] == "/"
     return Permissions(granted["configure"], granted["write"], granted["read"])
 
@@ -126,3 +147,36 @@ def test_the_loaded_users_reach_nothing_outside_the_namespace(service: str) -> N
 
     for right in ("configure", "write", "read"):
         assert [name for name in others if granted.allows(right, name)] == []
+
+
+def test_the_job_and_the_services_read_the_approval_settings_from_one_optional_config_map() -> None:
+    job = base()[("Job", "durable-broker-users")]["spec"]["template"]["spec"]
+    [definitions] = job["initContainers"]
+    readers = [definitions, container(deployment("client")), container(deployment("activities"))]
+
+    for reader in readers:
+        assert {"name": "durable-approval", "optional": True} in [
+            ref.get("configMapRef") for ref in reader["envFrom"]
+        ]
+
+
+def test_the_job_defines_the_submitter_approvers_and_gateways_when_configured() -> None:
+    namespace = config()["DF_NAMESPACE"]
+    definitions = loaded_definitions({**APPROVAL_CONFIG, **PUBLISHER_PASSWORDS})
+    submissions = f"{namespace}.approval.submissions"
+    responses = f"{namespace}.approval.responses"
+    services = {f"{namespace}-{role}" for role in [*SERVICES, "operator"]}
+    publishers = {
+        f"{namespace}-submitter": submissions,
+        "mia": responses,
+        "hugo@corp": responses,
+        "approvals-web": responses,
+    }
+
+    assert {user["name"] for user in definitions["users"]} == services | set(publishers)
+    for user, exchange in publishers.items():
+        granted = permissions_of(user, definitions)
+        assert (granted.configure, granted.read) == ("", "")
+        assert granted.allows("write", exchange)
+        others = [submissions, responses, "amq.default", f"{namespace}.orchestrator"]
+        assert [name for name in others if granted.allows("write", name)] == [exchange]

@@ -127,6 +127,25 @@ async def test_the_approver_s_own_broker_user_decides(
     assert (final.output["outcome"], final.output["decided_by"]) == ("approved", MANAGER)
 
 
+async def test_an_answer_published_to_the_default_exchange_as_before_still_decides(
+    bus: ApprovalBus, client: DurableClient
+) -> None:
+    """The path approvers used before the responses exchange existed (the queue's name on
+    the default exchange) still arrives, for a user allowed to write there."""
+    proposal_id = await awaiting_the_manager(bus)
+    manager = broker_user_of(MANAGER)
+
+    await bus.respond_as(
+        manager,
+        response(proposal_id, MANAGER, "approve"),
+        user_id=manager,
+        via_default_exchange=True,
+    )
+
+    final = await client.wait_for_completion(proposal_id, timeout=30)
+    assert (final.output["outcome"], final.output["decided_by"]) == ("approved", MANAGER)
+
+
 async def test_a_gateway_user_answers_for_the_assignee(
     bus: ApprovalBus, client: DurableClient
 ) -> None:

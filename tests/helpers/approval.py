@@ -1,9 +1,10 @@
 """The approval workflow from the outside, for end-to-end tests: what submitters publish, what
 approvers and authors receive.
 
-``ApprovalBus`` publishes to the real submissions and responses queues (default exchange,
-confirmed, mandatory) and collects what the workflow publishes on the real requests and outcomes
-exchanges through a temporary queue bound to both with ``#``.
+``ApprovalBus`` publishes to the real submissions and responses queues through their own
+exchanges (confirmed, mandatory; the default exchange when asked, the path publishers used
+before those exchanges existed) and collects what the workflow publishes on the real requests
+and outcomes exchanges through a temporary queue bound to both with ``#``.
 
 Approvers answer as themselves: each person of the test deployment has a broker user of the
 session (``APPROVER_USERS``; ``tests.conftest`` creates them), and ``ApprovalBus.respond``
@@ -11,14 +12,15 @@ publishes through that user's own connection with ``user_id`` set, so every answ
 client service's real identity check. The manager and the head of department are mapped to
 broker users named otherwise (``DF_APPROVAL_BROKER_USERS``); the intern answers as the user
 named by their person id; ``GATEWAY`` may answer for anyone. The bus's own connection (guest)
-is trusted for nobody.
+is trusted for nobody. A deployment with broker users of its own (the least-privilege test's,
+limited to publishing) gives the bus those users instead (``approval_bus(..., identities=…)``).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,6 +121,24 @@ def response(
 
 
 @dataclass(frozen=True)
+class Identities:
+    """The broker users a bus publishes as: ``users`` by name, the person -> user mapping of
+    the deployment (``DF_APPROVAL_BROKER_USERS``), and the submitter's user (None: the bus's
+    own connection)."""
+
+    users: Mapping[str, BrokerUser]
+    broker_users: Mapping[str, str]
+    submitter: str | None = None
+
+    def user_of(self, person: str) -> str:
+        return self.broker_users.get(person, person)
+
+
+SESSION_IDENTITIES = Identities(APPROVER_USERS, BROKER_USERS)
+"""The session's approvers (full permissions), and submissions from the bus's own user."""
+
+
+@dataclass(frozen=True)
 class Received:
     """A message the workflow published, with the routing key it carried."""
 
@@ -127,10 +147,17 @@ class Received:
 
 
 class ApprovalBus:
-    def __init__(self, channel: AbstractChannel, topology: Topology, amqp_url: str) -> None:
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        topology: Topology,
+        amqp_url: str,
+        identities: Identities = SESSION_IDENTITIES,
+    ) -> None:
         self.channel = channel
         self.topology = topology
         self.names = ApprovalTopology(topology)
+        self.identities = identities
         self.received: list[Received] = []
         self._amqp_url = amqp_url
         self._connections: dict[str, AbstractConnection] = {}
@@ -158,16 +185,25 @@ class ApprovalBus:
         *,
         as_user: str | None = None,
         user_id: str | None = None,
+        via_default_exchange: bool = False,
     ) -> None:
-        """To ``queue_name`` through the default exchange, confirmed; unroutable raises.
+        """To entry point queue ``queue_name`` through its own exchange (the queue's name,
+        routing key too), confirmed; unroutable raises.
 
-        ``as_user``: publish through a connection of that session broker user instead of the
-        bus's own (guest). ``user_id``: the message's ``user_id`` property, which RabbitMQ
-        refuses unless it names the publishing user.
+        ``as_user``: publish through a connection of that broker user (``identities.users``)
+        instead of the bus's own (guest). ``user_id``: the message's ``user_id`` property,
+        which RabbitMQ refuses unless it names the publishing user. ``via_default_exchange``:
+        through the default exchange instead, as publishers did before the entry points'
+        exchanges.
         """
         data = body if isinstance(body, bytes) else body.model_dump_json().encode()
         channel = self.channel if as_user is None else await self._channel_of(as_user)
-        await channel.default_exchange.publish(
+        exchange = (
+            channel.default_exchange
+            if via_default_exchange
+            else await channel.get_exchange(self.topology.entry_exchange(queue_name), ensure=False)
+        )
+        await exchange.publish(
             aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=user_id),
             queue_name,
             mandatory=True,
@@ -175,7 +211,7 @@ class ApprovalBus:
 
     async def _channel_of(self, user: str) -> AbstractChannel:
         if user not in self._channels:
-            connection = await aio_pika.connect(APPROVER_USERS[user].url(self._amqp_url))
+            connection = await aio_pika.connect(self.identities.users[user].url(self._amqp_url))
             self._connections[user] = connection
             self._channels[user] = await connection.channel(
                 publisher_confirms=True, on_return_raises=True
@@ -188,23 +224,35 @@ class ApprovalBus:
 
     async def submit(self, body: ProposalSubmitted | ProposalSubmittedMessage) -> None:
         message = body if isinstance(body, ProposalSubmittedMessage) else submission(body)
-        await self.publish(self.names.proposal_submissions_queue, message)
+        submitter = self.identities.submitter
+        await self.publish(self.names.proposal_submissions_queue, message, as_user=submitter)
 
     async def respond(
         self, proposal_id: str, approver: str, decision: str = "approve", comment: str = ""
     ) -> None:
         """``approver``'s answer, published as their own broker user (``user_id`` set)."""
-        user = broker_user_of(approver)
+        user = self.identities.user_of(approver)
         message = response(proposal_id, approver, decision, comment)
         await self.respond_as(user, message, user_id=user)
 
     async def respond_as(
-        self, user: str | None, message: ApprovalResponseMessage, *, user_id: str | None
+        self,
+        user: str | None,
+        message: ApprovalResponseMessage,
+        *,
+        user_id: str | None,
+        via_default_exchange: bool = False,
     ) -> None:
-        """Publish ``message`` to the responses queue as session broker user ``user``
-        (``None``: the bus's own user, ``own_user``) with this ``user_id`` property."""
+        """Publish ``message`` to the responses queue as broker user ``user`` (``None``: the
+        bus's own user, ``own_user``) with this ``user_id`` property."""
         queue_name = self.names.approval_responses_queue
-        await self.publish(queue_name, message, as_user=user, user_id=user_id)
+        await self.publish(
+            queue_name,
+            message,
+            as_user=user,
+            user_id=user_id,
+            via_default_exchange=via_default_exchange,
+        )
 
     @property
     def own_user(self) -> str:
@@ -281,13 +329,15 @@ def header(message: AbstractIncomingMessage, name: str) -> str:
 
 
 @asynccontextmanager
-async def approval_bus(amqp_url: str, topology: Topology) -> AsyncIterator[ApprovalBus]:
+async def approval_bus(
+    amqp_url: str, topology: Topology, identities: Identities = SESSION_IDENTITIES
+) -> AsyncIterator[ApprovalBus]:
     """A bus on its own connection, listening (the services must have declared the topology)."""
     connection: AbstractConnection = await aio_pika.connect(amqp_url)
     bus: ApprovalBus | None = None
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        bus = ApprovalBus(channel, topology, amqp_url)
+        bus = ApprovalBus(channel, topology, amqp_url, identities)
         await bus.listen()
         yield bus
     finally:

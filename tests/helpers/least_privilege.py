@@ -9,17 +9,25 @@ are unique per test; nothing that existed before is changed (the broker users ar
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import sys
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 
-from contracts.permissions import Permissions
+from contracts.permissions import SERVICES, Permissions
 from services.common.migrate import apply_migrations, grant_runtime_role
-from services.operations.broker_definitions import definitions, user_names
+from services.operations.broker_definitions import (
+    PASSWORD_VARIABLE,
+    definitions,
+    user_names,
+    user_password_variable,
+)
 from tests.helpers import broker_users
 from tests.helpers.broker_users import BrokerUser
 from tests.helpers.credentials import Credentials
@@ -92,6 +100,47 @@ async def service_broker_users(
         json.dumps(body).encode(), list(users.values()), amqp_url, rabbitmqctl
     )
     try:
+        yield users
+    finally:
+        await broker_users.delete(users.values(), rabbitmqctl)
+
+
+@asynccontextmanager
+async def defined_broker_users(
+    env: Mapping[str, str],
+    people: Iterable[str],
+    amqp_url: str,
+    rabbitmqctl: Sequence[str],
+) -> AsyncIterator[dict[str, BrokerUser]]:
+    """The broker users ``durable-ops broker-definitions`` defines for the deployment whose
+    settings are ``env``, as an operator runs it: the services', the operator's, the
+    submitter's and those of ``people`` (approvers' and gateways' users), with passwords
+    made here; imported, able to log in, by name; deleted at the end."""
+    namespace = env["DF_NAMESPACE"]
+    roles = (*SERVICES, "submitter")
+    passwords = {
+        name: (PASSWORD_VARIABLE.format(role.upper()), secrets.token_urlsafe(18))
+        for role, name in user_names(namespace, roles=roles).items()
+    }
+    passwords |= {
+        name: (user_password_variable(name), secrets.token_urlsafe(18)) for name in people
+    }
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("DF_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "services.operations", "broker-definitions", "--vhost", "/"),
+        env={**inherited, **env, **dict(passwords.values())},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    body = json.loads(stdout)
+    users = {
+        user["name"]: BrokerUser(user["name"], passwords[user["name"]][1]) for user in body["users"]
+    }
+    try:  # deleted even when they never could log in
+        await broker_users.import_definitions(stdout, list(users.values()), amqp_url, rabbitmqctl)
         yield users
     finally:
         await broker_users.delete(users.values(), rabbitmqctl)

@@ -123,6 +123,12 @@ def test_approval_queues_are_quorum_work_queues_with_dead_letter_queues():
     assert {(e.name, e.type) for e in exchanges} == {
         ("t1.approval.requests", "topic"),
         ("t1.approval.outcomes", "topic"),
+        ("t1.approval.submissions", "fanout"),
+        ("t1.approval.responses", "fanout"),
+    }
+    assert {(e.name, e.type) for e in approval.outbound_exchanges()} == {
+        ("t1.approval.requests", "topic"),
+        ("t1.approval.outcomes", "topic"),
     }
     by_name = {q.name: q.arguments for q in queues}
     for name in (

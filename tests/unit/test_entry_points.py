@@ -52,6 +52,17 @@ def test_a_queue_name_that_would_clash_with_the_runtimes_or_break_routing_is_ref
     assert raised.value.name == queue
 
 
+@pytest.mark.parametrize("role", ["client", "operator", "Submitter", "sub_mitter", "x" * 41])
+def test_a_publisher_role_that_is_a_services_or_no_plain_word_is_refused(role):
+    with pytest.raises(EntryPointError, match="invalid publisher role"):
+        EntryPoint(
+            "a.q",
+            Plain,
+            StartOrchestration("echo", lambda m: m.text, lambda m: m.text),
+            publisher=role,
+        )
+
+
 def test_names_are_within_the_namespace_and_declared_as_work_queues_with_dead_letter_queues():
     topology = Topology(namespace="t1")
 
@@ -61,7 +72,11 @@ def test_names_are_within_the_namespace_and_declared_as_work_queues_with_dead_le
     assert by_name["t1.orders.placed"]["x-dead-letter-routing-key"] == "t1.orders.placed.dlq"
     assert by_name["t1.orders.placed"]["x-delivery-limit"] == topology.delivery_limit
     assert by_name["t1.orders.placed.dlq"] == {"x-queue-type": "quorum"}
-    assert [(b.queue, b.exchange) for b in bindings] == [("t1.orders.placed.dlq", "t1.dlx")]
+    assert [(b.queue, b.exchange) for b in bindings] == [
+        ("t1.orders.placed", "t1.orders.placed"),  # its own exchange, for outside publishers
+        ("t1.orders.placed.dlq", "t1.dlx"),
+    ]
+    assert topology.entry_exchange_declarations(["t1.orders.placed"])[0].type == "fanout"
 
 
 def test_one_queue_declared_twice_is_refused_even_across_modules():

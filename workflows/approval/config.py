@@ -80,6 +80,15 @@ class Hierarchy(BaseModel):
             limit = level.max_amount
         return self
 
+    def approvers(self) -> list[str]:
+        """Everyone who may be asked, at any level and for any department, in order."""
+        people = [
+            person
+            for level in self.levels
+            for person in (level.approver, *level.departments.values())
+        ]
+        return list(dict.fromkeys(people))
+
     def chain_for(self, proposal: ProposalSubmitted) -> list[HierarchyLevel]:
         """The levels that may handle ``proposal``: the first whose limit covers it, then up."""
         for index, level in enumerate(self.levels):

@@ -21,6 +21,11 @@ Settings (read when the client service starts, besides the common ``DF_*`` ones)
     their person id; a mapped person answers only as the mapped user.
 ``DF_APPROVAL_GATEWAY_USERS``
     Comma-separated broker users that may answer for any approver (none by default).
+
+Who publishes here, for ``durable-ops broker-definitions`` (ADR 36): a submitting system as
+the deployment's ``submitter`` user, to the submissions exchange; every approver of the
+hierarchy (``DF_APPROVAL_HIERARCHY``, read only then) as their broker user, and the gateways,
+to the responses exchange.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from durable.entry_points import EntryPoint, EntryPoints, LogEvents, RaiseEvent, StartOrchestration
 from durable.senders import SenderIdentities, Senders
+from workflows.approval.config import ApprovalSettings
 from workflows.approval.messages import (
     APPROVAL_ORCHESTRATOR,
     RESPONSE_EVENT,
@@ -42,6 +48,8 @@ from workflows.approval.topology import OUTCOMES, REQUESTS, RESPONSES, SUBMISSIO
 
 GATEWAY_SETTING = "DF_APPROVAL_GATEWAY_USERS"
 BROKER_USERS_SETTING = "DF_APPROVAL_BROKER_USERS"
+SUBMITTER = "submitter"
+"""The deployment's broker user role that publishes submissions (``<namespace>-submitter``)."""
 
 
 class ApprovalEntrySettings(BaseSettings):
@@ -89,6 +97,7 @@ def entry_points() -> EntryPoints:
         logs=LogEvents(
             started="proposal.approval_started", duplicate="proposal.duplicate_submission"
         ),
+        publisher=SUBMITTER,
     )
     responses: EntryPoint[ApprovalResponseMessage] = EntryPoint(
         queue=RESPONSES,
@@ -101,7 +110,11 @@ def entry_points() -> EntryPoints:
             orchestrator=orchestrator,
             instance_noun="proposal",
         ),
-        senders=Senders(lambda message: message.body.approver, approver_identities(settings)),
+        senders=Senders(
+            lambda message: message.body.approver,
+            approver_identities(settings),
+            parties=hierarchy_approvers,
+        ),
         log_fields=_response_fields,
         logs=LogEvents(
             raised="approval.response_raised",
@@ -110,6 +123,12 @@ def entry_points() -> EntryPoints:
         ),
     )
     return EntryPoints([submissions, responses], [REQUESTS, OUTCOMES])
+
+
+def hierarchy_approvers() -> list[str]:
+    """Everyone the configured hierarchy may ask (read now: the broker definitions are made
+    for the hierarchy as it is; a new approver needs them made again)."""
+    return ApprovalSettings().hierarchy().approvers()
 
 
 def _response_fields(message: ApprovalResponseMessage) -> dict[str, Any]:

@@ -91,12 +91,11 @@ class ApprovalPublisher:
                 )
                 try:
                     channel = await connection.channel(publisher_confirms=True)
-                    exchanges, _, _ = self._topology.declarations()
                     self._exchanges = {
                         spec.name: await channel.declare_exchange(
                             spec.name, spec.type, durable=True
                         )
-                        for spec in exchanges
+                        for spec in self._topology.outbound_exchanges()
                     }
                 except BaseException:
                     await connection.close()

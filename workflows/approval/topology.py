@@ -1,7 +1,9 @@
 """The approval workflow's queues and exchanges, within the deployment's namespace.
 
 In: submitting systems and approvers publish to two work queues (the workflow's broker entry
-points, ``workflows.approval.entry_points``). Out: the workflow publishes to two topic
+points, ``workflows.approval.entry_points``), each through its own exchange of the same name,
+which routes to it alone (the default exchange still routes there too, for a user who may
+write to it). Out: the workflow publishes to two topic
 exchanges, routed by person, so approver- and author-facing apps bind what they want ("mia"
 for one person's messages, "#" for all); nothing is lost by the workflow when nobody is bound.
 """
@@ -38,6 +40,16 @@ class ApprovalTopology:
         return self.topology.workflow_name(RESPONSES)
 
     @property
+    def proposal_submissions_exchange(self) -> str:
+        """Where a submitting system publishes (routes to the submissions queue alone)."""
+        return self.topology.entry_exchange(self.proposal_submissions_queue)
+
+    @property
+    def approval_responses_exchange(self) -> str:
+        """Where approvers and gateways publish (routes to the responses queue alone)."""
+        return self.topology.entry_exchange(self.approval_responses_queue)
+
+    @property
     def approval_requests_exchange(self) -> str:
         return self.topology.workflow_name(REQUESTS.name)
 
@@ -45,14 +57,18 @@ class ApprovalTopology:
     def proposal_outcomes_exchange(self) -> str:
         return self.topology.workflow_name(OUTCOMES.name)
 
-    def declarations(self) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec]]:
-        """The two outbound exchanges, the two inbound queues with their dead-letter queues
-        (what the client service declares for the entry points)."""
-        exchanges = [
+    def outbound_exchanges(self) -> list[ExchangeSpec]:
+        """The two exchanges the workflow's activities publish to."""
+        return [
             ExchangeSpec(self.topology.workflow_name(exchange.name), exchange.type)
             for exchange in (REQUESTS, OUTCOMES)
         ]
-        queues, bindings = self.topology.entry_queue_declarations(
-            [self.proposal_submissions_queue, self.approval_responses_queue]
-        )
+
+    def declarations(self) -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec]]:
+        """The two outbound exchanges and the two inbound queues' own, the inbound queues
+        with their dead-letter queues, and their bindings (what the client service declares
+        for the entry points)."""
+        inbound = [self.proposal_submissions_queue, self.approval_responses_queue]
+        exchanges = self.outbound_exchanges() + self.topology.entry_exchange_declarations(inbound)
+        queues, bindings = self.topology.entry_queue_declarations(inbound)
         return exchanges, queues, bindings

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import random
+import subprocess
 import time
 import uuid
 from datetime import datetime
@@ -131,7 +132,7 @@ async def hello_batch(count: int) -> tuple[float, list[Any], float]:
 
 
 async def w2(sizes: Sizes) -> dict[str, Any]:
-    count = sizes.w2_instances
+    count = min(sizes.w2_instances, sizes.w2_temporal_instances)
     rounds, checks = [], []
     for _ in range(sizes.w2_rounds):
         wall, outputs, busy = await hello_batch(count)
@@ -145,7 +146,8 @@ async def w2(sizes: Sizes) -> dict[str, Any]:
         checks.append(
             check("every output is the five greetings", all(o == HELLO_OUTPUT for o in outputs))
         )
-    return {"metrics": best_round(rounds, "orchestrations_per_s"), "checks": checks}
+    metrics = best_round(rounds, "orchestrations_per_s") | {"instances": count}
+    return {"metrics": metrics, "checks": checks}
 
 
 async def w3(sizes: Sizes) -> dict[str, Any]:
@@ -218,7 +220,8 @@ async def w4(sizes: Sizes) -> dict[str, Any]:
     records = SignalRecords(handle)
     await asyncio.sleep(0.5)  # let it reach its wait
     idle = await ping_latencies(handle, records, sizes.w4_pings, None)
-    load = asyncio.ensure_future(hello_batch(sizes.w4_loaded_instances))
+    loading = min(sizes.w4_loaded_instances, sizes.w2_temporal_instances)
+    load = asyncio.ensure_future(hello_batch(loading))
     await asyncio.sleep(0.05)
     loaded = await ping_latencies(handle, records, 100_000, load)
     _, outputs, _ = await load
@@ -232,6 +235,7 @@ async def w4(sizes: Sizes) -> dict[str, Any]:
             "loaded_p50_ms": ms(percentile(loaded, 50)),
             "loaded_p99_ms": ms(percentile(loaded, 99)),
             "loaded_pings": len(loaded),
+            "loading_instances": loading,
         },
         "checks": [
             check("every ping recorded once", counted == len(idle) + len(loaded), counted),
@@ -277,6 +281,7 @@ async def w5(sizes: Sizes) -> dict[str, Any]:
             "lateness_max_ms": ms(max(lateness, default=float("nan"))),
             "fires_lost": lost,
             "early_fires": sum(late < 0 for late in lateness),
+            "lateness_min_ms": ms(min(lateness, default=float("nan"))),
             "timers": len(delays),
         },
         "checks": [
@@ -399,8 +404,6 @@ def main() -> None:
 
 
 def _server_version(binary: str) -> str:
-    import subprocess
-
     completed = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
     return completed.stdout.strip()
 

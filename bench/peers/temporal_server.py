@@ -10,7 +10,9 @@ Postgres; that is not what the benchmark measures (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 STOP_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def temporal_binary() -> str | None:
@@ -29,6 +32,13 @@ def temporal_binary() -> str | None:
     if beside.exists():
         return str(beside)
     return shutil.which("temporal")
+
+
+def _stop_with_parent() -> None:
+    """In the server's process before it runs: the kernel sends it SIGTERM if the driver dies
+    (the harness kills a driver that overruns), so no server outlives its run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -90,7 +100,11 @@ class DevServer:
         try:
             with self.log_file.open("wb") as log:
                 self.process = subprocess.Popen(
-                    self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    self.command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_stop_with_parent,
                 )
         except BaseException:
             self._scratch.cleanup()

@@ -137,12 +137,13 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], float | None]]] = [
 def _cell(value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{round(value, 2):g}"
 
 
 def format_history(lines: list[dict[str, Any]]) -> str:
-    """One row per run, oldest first: when, commit, mode, ceilings, key ratios, targets met."""
-    header = ["run (UTC)", "commit", "mode", *(name for name, _ in COLUMNS), "met"]
+    """One row per run, oldest first: when, commit, mode, the machine's load average when it
+    started (other work on the machine slows every system), ceilings, key ratios, targets met."""
+    header = ["run (UTC)", "commit", "mode", "load", *(name for name, _ in COLUMNS), "met"]
     table = [header]
     for line in lines:
         verdicts = [row.get("met") for row in line.get("rows", {}).values()]
@@ -152,6 +153,7 @@ def format_history(lines: list[dict[str, Any]]) -> str:
                 str(line.get("started_at", ""))[:16].replace("T", " "),
                 str(line.get("commit", "?")).replace(" (with uncommitted changes)", "+"),
                 str(line.get("mode", "?")),
+                _cell((line.get("machine", {}).get("load_average_at_start") or [None])[0]),
                 *(_cell(pick(line)) for _, pick in COLUMNS),
                 f"{sum(judged)}/{len(judged)}",
             ]

@@ -68,11 +68,13 @@ def write_chart(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
             y = labels.index(bar.label) + (index - (len(present) - 1) / 2) * height
             # From parity: a bar to the right is ours ahead, to the left ours behind.
             axes.barh(y, bar.ratio - 1, height=height, color=COLOURS[series], left=1)
+            behind = bar.ratio < 1
             axes.annotate(
                 f"{bar.ratio:g}x",
                 (bar.ratio, y),
-                xytext=(3, 0),
+                xytext=(-3 if behind else 3, 0),
                 textcoords="offset points",
+                ha="right" if behind else "left",
                 va="center",
                 fontsize=6,
             )

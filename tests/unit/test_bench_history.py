@@ -17,7 +17,10 @@ def run(
     results: dict[str, Any] = {
         "started_at": started_at,
         "mode": "quick",
-        "environment": {"ours": commit, "machine": {"cores": 2, "cpu": "test"}},
+        "environment": {
+            "ours": commit,
+            "machine": {"cores": 2, "cpu": "test", "load_average_at_start": [0.52, 0.4, 0.3]},
+        },
         "ceilings": {
             "metrics": {
                 "postgres_commits_per_s_1_connection": 1800.0,
@@ -84,6 +87,7 @@ def test_the_table_shows_a_regression_between_two_runs() -> None:
     assert "W2 /dbos" in table[0]
     first, second = table[2], table[3]
     assert first.startswith("2026-12-06 10:00  first")
+    assert " 0.52 " in first
     assert " 4 " in first
     assert second.startswith("2026-12-07 09:30  second+")
     assert " 2.5 " in second

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export DF_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/durable
 export DF_AMQP_URL     ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv services browser migrate run up test test-fast soak lint format typecheck deploy-check schema bench bench-quick clean
+.PHONY: help venv services browser migrate run up test test-fast soak lint format typecheck deploy-check schema bench bench-quick bench-history bench-publish clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -74,24 +74,33 @@ schema: venv  ## regenerate contracts/schema and the workflows' schemas from the
 	$(PY) -m contracts.jsonschema
 	$(PY) -m workflows.approval.jsonschema
 
-# The benchmark: our runtime against DBOS and Celery (docs/performance.md). The peers are the
-# optional `bench` dependencies, installed on first use; without them the suite still runs
-# ours and says why the peers are missing. MODE=quick|full, ONLY=W1,W4, SYSTEMS=ours,dbos.
+# The benchmark: our runtime against DBOS, Celery and Temporal (docs/performance.md). The peers
+# are the optional `bench` dependencies, installed on first use; without them the suite still
+# runs ours and says why the peers are missing. MODE=quick|full, ONLY=W1,W4, SYSTEMS=ours,dbos.
+# Each run also writes a chart (bench/results/latest.png) and appends a line to
+# bench/results/history.jsonl; `make bench-publish` puts the latest run's into docs/.
 MODE        ?= full
 ONLY        ?=
-SYSTEMS     ?= ours,dbos,celery
+SYSTEMS     ?= ours,dbos,celery,temporal
+HISTORY     ?= bench/results/history.jsonl
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]' \
 		&& touch $(BENCH_STAMP) \
-		|| echo "bench: the peers (DBOS, Celery) could not be installed; only ours will run"
+		|| echo "bench: the peers (DBOS, Celery, Temporal) could not be installed; only ours will run"
 
-bench: venv services $(BENCH_STAMP)  ## benchmark vs DBOS and Celery (MODE=quick|full, ONLY=W2,W4)
+bench: venv services $(BENCH_STAMP)  ## benchmark vs DBOS, Celery, Temporal (MODE=quick|full, ONLY=W2,W4)
 	$(PY) -m bench --mode $(MODE) --systems $(SYSTEMS) $(if $(ONLY),--only $(ONLY))
 
-bench-quick:  ## the benchmark's quick mode (under two minutes)
+bench-quick:  ## the benchmark's quick mode
 	$(MAKE) bench MODE=quick
+
+bench-history: venv  ## the benchmark's runs as a table (HISTORY=docs/bench-history.jsonl for the published)
+	$(PY) -m bench.history --file $(HISTORY)
+
+bench-publish: venv  ## the latest run's chart to docs/images/bench-<mode>.png, its line to docs/bench-history.jsonl
+	$(PY) -m bench.history --publish
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

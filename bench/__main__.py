@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,10 @@ from typing import Any
 
 import asyncpg
 
-from bench import ceilings, ours
+from bench import ceilings, history, ours
 from bench.config import SYSTEMS, WORKLOADS, Endpoints, Sizes, sizes_for
 from bench.deployment import FUNCTION_MODULES, OurDeployment
+from bench.plot import write_chart
 from bench.report import build_rows, format_markdown, format_table, write_json
 from durable.broker import connect
 
@@ -46,10 +48,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=["full", "quick", "smoke"], default="full")
     parser.add_argument("--only", default="", help="workloads to run, e.g. W1,W4 or ceilings")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="ours,dbos,celery")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=",".join(SYSTEMS))
     parser.add_argument("--set", action="append", default=[], metavar="SIZE=VALUE")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<time>.json)")
     parser.add_argument("--log-dir", type=Path, help="services' logs (default: a temp dir)")
+    parser.add_argument(
+        "--history",
+        type=Path,
+        help="append the run's line to this file (default bench/results/history.jsonl, "
+        "only without --output)",
+    )
     return parser.parse_args(argv)
 
 
@@ -227,6 +235,21 @@ def run_peer(peer: str, sizes: Sizes, workloads: list[str], endpoints: Endpoints
         }
 
 
+def write_results_chart(results: dict[str, Any], output: Path) -> Path | None:
+    """The ratios' chart beside the JSON (``<output>.png``); None, with the reason logged,
+    when it cannot be drawn (matplotlib is one of the optional ``bench`` dependencies)."""
+    chart = output.with_suffix(".png")
+    title = (
+        f"durable-rabbit {results['environment'].get('ours')}, {results['mode']} mode, "
+        f"{results['started_at'][:16]} UTC: ours against each peer and the machine's ceiling"
+    )
+    try:
+        return chart if write_chart(results["rows"], chart, title) else None
+    except ImportError as error:
+        log(f"no chart: {error} (`make bench` installs matplotlib, .[bench])")
+        return None
+
+
 def failed_checks(results: dict[str, Any]) -> list[str]:
     failures = []
     for system, result in results["systems"].items():
@@ -272,9 +295,14 @@ async def main_async(arguments: argparse.Namespace) -> int:
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     output = arguments.output or RESULTS_DIR / f"{stamp}.json"
     write_json(results, output)
+    chart = write_results_chart(results, output)
     if arguments.output is None:
         write_json(results, RESULTS_DIR / "latest.json")
         (RESULTS_DIR / "latest.md").write_text(format_markdown(results["rows"]) + "\n")
+        if chart is not None:
+            shutil.copyfile(chart, RESULTS_DIR / "latest.png")
+    if arguments.history or arguments.output is None:
+        history.append(history.entry(results), arguments.history or history.LOCAL_HISTORY)
 
     print()
     print(format_table(results["rows"]))
@@ -297,6 +325,8 @@ async def main_async(arguments: argparse.Namespace) -> int:
     for failure in results["failed_checks"]:
         print(f"CHECK FAILED: {failure}")
     print(f"results: {output} ({(datetime.now(UTC) - started).total_seconds():.0f} s)")
+    if chart is not None:
+        print(f"chart: {chart}")
     return 1 if results["failed_checks"] else 0
 
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 WORKLOADS = ("ceilings", "W1", "W2", "W2R", "W3", "W4", "W5", "W6", "W7", "W8")
-SYSTEMS = ("ours", "dbos", "celery")
+SYSTEMS = ("ours", "dbos", "celery", "temporal")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class Sizes:
     w5_min_delay: float = 1.0
     w5_max_delay: float = 30.0
     w5_timers_per_instance: int = 100
+    # Issue 21's second size: 100,000 timers due in the same window, measured after the
+    # 10,000 (full mode; smoke runs a few to check the way; quick leaves them out).
+    w5_large_timers: int = 100_000
     # Timers due beyond the orchestrator's hold margin (30 s, ADR 16), whose fires all pass
     # through the delay cascade; measured after W5's own. Quick mode leaves them out (their
     # wait alone is over half a minute).
@@ -42,6 +45,13 @@ class Sizes:
     # DBOS sleeps: 10,000 sleeping workflows took DBOS six minutes to run here, so the full
     # mode leaves them out (0) unless asked; quick and smoke measure them at their sizes.
     w5_peer_timers: int = 0
+    # Temporal's W2 batch (and the load under its W4): 200 in full mode, the size the issue's
+    # ad hoc measurement used; 1,000 three times over took its dev server 4 to 15 minutes
+    # here (3 to 12 workflows/s), which alone would break the full mode's fifteen.
+    w2_temporal_instances: int = 200
+    # Temporal's timers, spread over workflows as ours are (w5_timers_per_instance each): the
+    # dev server is measured at the same size as ours unless that proves too much for it.
+    w5_temporal_timers: int = 10_000
     w6_short_pad: int = 0
     w6_long_pad: int = 5000
     w6_steps: int = 100
@@ -70,8 +80,11 @@ MODES: dict[str, Sizes] = {
         w5_timers=500,
         w5_min_delay=1.0,
         w5_max_delay=3.0,
+        w5_large_timers=0,
         w5_cascade_timers=0,
         w5_peer_timers=500,
+        w5_temporal_timers=500,
+        w2_temporal_instances=100,
         w6_long_pad=2000,
         w6_steps=50,
         w7_instances=500,
@@ -92,10 +105,13 @@ MODES: dict[str, Sizes] = {
         w5_timers=20,
         w5_min_delay=1.0,
         w5_max_delay=2.0,
+        w5_large_timers=40,
         w5_cascade_timers=20,
         w5_cascade_min_delay=31.5,
         w5_cascade_max_delay=32.5,
         w5_peer_timers=20,
+        w5_temporal_timers=20,
+        w2_temporal_instances=10,
         w6_short_pad=0,
         w6_long_pad=50,
         w6_steps=5,

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -69,13 +69,44 @@ def run_workloads(
             results[name] = data
             log(peer, f"{name} {json.dumps(data.get('metrics'))}")
         except Exception as error:
-            log(peer, f"{name} failed: {error!r}")
-            results[name] = {
-                "error": repr(error),
-                "traceback": traceback.format_exc(),
-                "checks": [{"check": "ran", "ok": False, "detail": repr(error)}],
-            }
+            results[name] = _failed(peer, name, error)
     return results
+
+
+async def run_workloads_async(
+    peer: str,
+    workloads: Mapping[str, Callable[[Sizes], Awaitable[dict[str, Any]]]],
+    not_measured: dict[str, str],
+    sizes: Sizes,
+    only: list[str],
+) -> dict[str, Any]:
+    """``run_workloads`` for a driver whose workloads run on its event loop."""
+    results: dict[str, Any] = {}
+    for name in only:
+        if name in not_measured:
+            results[name] = {"skipped": not_measured[name]}
+            continue
+        if name not in workloads:
+            continue
+        log(peer, name)
+        started = time.monotonic()
+        try:
+            data = await workloads[name](sizes)
+            data["seconds"] = round(time.monotonic() - started, 1)
+            results[name] = data
+            log(peer, f"{name} {json.dumps(data.get('metrics'))}")
+        except Exception as error:
+            results[name] = _failed(peer, name, error)
+    return results
+
+
+def _failed(peer: str, name: str, error: Exception) -> dict[str, Any]:
+    log(peer, f"{name} failed: {error!r}")
+    return {
+        "error": repr(error),
+        "traceback": traceback.format_exc(),
+        "checks": [{"check": "ran", "ok": False, "detail": repr(error)}],
+    }
 
 
 def check(name: str, ok: bool, detail: Any = "") -> dict[str, Any]:

@@ -79,8 +79,10 @@ async def test_chains_survive_orchestrator_and_worker_crashes_without_loss_or_du
     [
         # async: runs after the commit of its step, in a task of the orchestrator's
         ("slow_echo_local", 3 * ACTIVITY_DELAY_SECONDS),
-        # plain: runs inline, chained with the next steps before one commit (ADR 14)
-        ("slow_echo_plain_local", 0.005),
+        # plain: runs inline, chained with the next steps before one commit (ADR 14); a
+        # whole chain then ends in one episode, so its steps must be long enough for chains
+        # to be in flight at the second crash (at 5 ms, all 200 had ended once in CI)
+        ("slow_echo_plain_local", 0.02),
     ],
 )
 async def test_local_activity_chains_survive_orchestrator_crashes_without_loss_or_duplicates(

@@ -113,7 +113,8 @@ def test_a_batch_counts_nothing_until_it_commits_and_then_counts_once() -> None:
         value("durable_activity_retries_total", activity="tally_activity"),
         value("durable_activities_scheduled_total", activity="tally_activity"),
     )
-    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 2.0, 1, 2]
+    # The lateness sum is a float that other tests of this process may have added to.
+    assert [a - b for a, b in zip(after, before, strict=True)] == pytest.approx([1, 1, 2, 1, 2])
     assert (
         value(
             "durable_orchestrations_ended_total",

@@ -1,4 +1,4 @@
-"""W8, entity signals (ADR 38): how many signals per second our entities take, all to one
+"""W9, entity signals (ADR 38): how many signals per second our entities take, all to one
 entity (one partition, one entity's operations strictly one at a time), then spread over
 a thousand entities (every partition, each entity's operations batched together).
 
@@ -24,13 +24,13 @@ SENDERS = 256
 """Signals in flight at once, as many clients signalling would keep."""
 
 
-async def w8_entity_signals(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+async def w9_entity_signals(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     outcome = Outcome()
     run = uuid.uuid4().hex[:8]
-    one = [EntityId("bench_counter", f"w8-{run}-one")]
-    many = [EntityId("bench_counter", f"w8-{run}-{n}") for n in range(sizes.w8_entities)]
+    one = [EntityId("bench_counter", f"w9-{run}-one")]
+    many = [EntityId("bench_counter", f"w9-{run}-{n}") for n in range(sizes.w9_entities)]
     for label, entities in (("one_entity", one), ("many_entities", many)):
-        signals = sizes.w8_signals
+        signals = sizes.w9_signals
         started = time.monotonic()
         sent = await _signal(deployment, entities, signals)
         total, count = await _wait_for_total(deployment, run, entities, signals)
@@ -80,5 +80,5 @@ async def _wait_for_total(
     async def counted() -> bool:
         return (await totals())[0] >= signals
 
-    await wait_until(counted, timeout=120 + signals / 100, interval=0.02, what=f"W8 {run}")
+    await wait_until(counted, timeout=120 + signals / 100, interval=0.02, what=f"W9 {run}")
     return await totals()

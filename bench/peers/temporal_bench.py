@@ -38,7 +38,7 @@ NOT_MEASURED = {
     "W6": "Temporal replays a history only when its workflow is not in the worker's cache; "
     "W6 measures our runtime's replay",
     "W2R": "replicas of our orchestrator: ours alone",
-    "W8": "no Temporal driver for entity signals yet (a workflow per entity taking signals "
+    "W9": "no Temporal driver for entity signals yet (a workflow per entity taking signals "
     "is the comparable primitive, docs/performance.md)",
 }
 

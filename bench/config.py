@@ -12,6 +12,8 @@ from dataclasses import dataclass
 # No W8: the issue tracker keeps that name for a future scale-out workload.
 WORKLOADS = ("ceilings", "W1", "W2", "W2R", "W3", "W4", "W5", "W6", "W7", "W9")
 SYSTEMS = ("ours", "dbos", "celery", "temporal")
+# W9's signals in flight at once, as many clients signalling would keep; every system's.
+W9_SIGNALS_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Sizes:
     # w9_entities counters.
     w9_signals: int = 10_000
     w9_entities: int = 1000
+    # Temporal's entity workflow continues as new after this many signals, so its history
+    # stays bounded however long it lives (smoke mode makes it small to exercise the hand-over).
+    w9_temporal_signals_per_run: int = 1000
 
 
 MODES: dict[str, Sizes] = {
@@ -122,6 +127,7 @@ MODES: dict[str, Sizes] = {
         w7_peer_instances=20,
         w9_signals=40,
         w9_entities=20,
+        w9_temporal_signals_per_run=10,
     ),
 }
 

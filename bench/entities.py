@@ -3,9 +3,9 @@ entity (one partition, one entity's operations strictly one at a time), then spr
 a thousand entities (every partition, each entity's operations batched together).
 
 The signals are sent with ``DurableClient.signal_entity``, each confirmed by the broker,
-``SENDERS`` in flight; the rate is the signals over the time from the first send to the
-moment the states add up to them all, read from the entities' rows. No peer in the suite has
-the primitive (docs/performance.md says which system does).
+``W9_SIGNALS_IN_FLIGHT`` in flight; the rate is the signals over the time from the first send
+to the moment the states add up to them all, read from the entities' rows. Temporal's driver
+measures the same with a workflow per entity (``bench/peers/temporal_entities.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from bench.config import Sizes
+from bench.config import W9_SIGNALS_IN_FLIGHT, Sizes
 from bench.deployment import OurDeployment, Outcome
 from bench.measure import wait_until
 from durable import EntityId
-
-SENDERS = 256
-"""Signals in flight at once, as many clients signalling would keep."""
 
 
 async def w9_entity_signals(deployment: OurDeployment, sizes: Sizes) -> Outcome:
@@ -54,7 +51,7 @@ async def _signal(deployment: OurDeployment, entities: Sequence[EntityId], signa
         for n in next_signal:
             await client.signal_entity(entities[n % len(entities)], "add", 1)
 
-    await asyncio.gather(*(sender() for _ in range(min(SENDERS, signals))))
+    await asyncio.gather(*(sender() for _ in range(min(W9_SIGNALS_IN_FLIGHT, signals))))
     return time.monotonic() - started
 
 

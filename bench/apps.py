@@ -111,5 +111,5 @@ def bench_approval(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
 
 @app.entity
 def bench_counter(ctx: EntityContext) -> None:
-    """W8's entity: adds each signal's input to its state."""
+    """W9's entity: adds each signal's input to its state."""
     ctx.set_state(ctx.get_state(lambda: 0) + ctx.get_input())

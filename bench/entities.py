@@ -1,11 +1,11 @@
-"""W8, entity signals (ADR 38): how many signals per second our entities take, all to one
+"""W9, entity signals (ADR 38): how many signals per second our entities take, all to one
 entity (one partition, one entity's operations strictly one at a time), then spread over
 a thousand entities (every partition, each entity's operations batched together).
 
 The signals are sent with ``DurableClient.signal_entity``, each confirmed by the broker,
-``SENDERS`` in flight; the rate is the signals over the time from the first send to the
-moment the states add up to them all, read from the entities' rows. No peer in the suite has
-the primitive (docs/performance.md says which system does).
+``W9_SIGNALS_IN_FLIGHT`` in flight; the rate is the signals over the time from the first send
+to the moment the states add up to them all, read from the entities' rows. Temporal's driver
+measures the same with a workflow per entity (``bench/peers/temporal_entities.py``).
 """
 
 from __future__ import annotations
@@ -15,22 +15,19 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from bench.config import Sizes
+from bench.config import W9_SIGNALS_IN_FLIGHT, Sizes
 from bench.deployment import OurDeployment, Outcome
 from bench.measure import wait_until
 from durable import EntityId
 
-SENDERS = 256
-"""Signals in flight at once, as many clients signalling would keep."""
 
-
-async def w8_entity_signals(deployment: OurDeployment, sizes: Sizes) -> Outcome:
+async def w9_entity_signals(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     outcome = Outcome()
     run = uuid.uuid4().hex[:8]
-    one = [EntityId("bench_counter", f"w8-{run}-one")]
-    many = [EntityId("bench_counter", f"w8-{run}-{n}") for n in range(sizes.w8_entities)]
+    one = [EntityId("bench_counter", f"w9-{run}-one")]
+    many = [EntityId("bench_counter", f"w9-{run}-{n}") for n in range(sizes.w9_entities)]
     for label, entities in (("one_entity", one), ("many_entities", many)):
-        signals = sizes.w8_signals
+        signals = sizes.w9_signals
         started = time.monotonic()
         sent = await _signal(deployment, entities, signals)
         total, count = await _wait_for_total(deployment, run, entities, signals)
@@ -54,7 +51,7 @@ async def _signal(deployment: OurDeployment, entities: Sequence[EntityId], signa
         for n in next_signal:
             await client.signal_entity(entities[n % len(entities)], "add", 1)
 
-    await asyncio.gather(*(sender() for _ in range(min(SENDERS, signals))))
+    await asyncio.gather(*(sender() for _ in range(min(W9_SIGNALS_IN_FLIGHT, signals))))
     return time.monotonic() - started
 
 
@@ -80,5 +77,5 @@ async def _wait_for_total(
     async def counted() -> bool:
         return (await totals())[0] >= signals
 
-    await wait_until(counted, timeout=120 + signals / 100, interval=0.02, what=f"W8 {run}")
+    await wait_until(counted, timeout=120 + signals / 100, interval=0.02, what=f"W9 {run}")
     return await totals()

@@ -24,7 +24,7 @@ from bench.deployment import (
     _completed,
     _output,
 )
-from bench.entities import w8_entity_signals
+from bench.entities import w9_entity_signals
 from bench.measure import (
     best_round,
     busy_cpu_seconds,
@@ -445,5 +445,5 @@ WORKLOADS = {
     "W5": w5_timers,
     "W6": w6_history_length,
     "W7": w7_waiting,
-    "W8": w8_entity_signals,
+    "W9": w9_entity_signals,
 }

@@ -285,11 +285,11 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
         ),
         Metric("W7", "rss_kb_per_waiting_instance", "RSS per waiting instance", "KB", False),
         Metric("W7", "resume_p50_ms", "time to resume one (event → completed) p50", "ms", False),
-        Metric("W8", "one_entity_signals_per_s", "signals/s to one entity", "1/s", True),
+        Metric("W9", "one_entity_signals_per_s", "signals/s to one entity", "1/s", True),
         Metric(
-            "W8", "many_entities_signals_per_s", "signals/s spread over the entities", "1/s", True
+            "W9", "many_entities_signals_per_s", "signals/s spread over the entities", "1/s", True
         ),
-        Metric("W8", "send_per_s", "signals/s sent (confirmed by the broker)", "1/s", True),
+        Metric("W9", "send_per_s", "signals/s sent (confirmed by the broker)", "1/s", True),
     ]
 
 

@@ -41,7 +41,7 @@ NOT_MEASURED = {
     "W6": "Celery does not replay histories",
     "W2R": "replicas of our orchestrator: ours alone",
     "W7": "Celery has no durable wait for an external event inside a running workflow",
-    "W8": "Celery has no durable entities (stateful objects with one-at-a-time operations)",
+    "W9": "Celery has no durable entities (stateful objects with one-at-a-time operations)",
 }
 
 try:

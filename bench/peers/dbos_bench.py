@@ -404,7 +404,7 @@ def main() -> None:
             {
                 "W6": "DBOS does not replay: a step's cost does not depend on the history",
                 "W2R": "replicas of our orchestrator: ours alone",
-                "W8": "DBOS has no entity (durable object with one-at-a-time operations) built in",
+                "W9": "DBOS has no entity (durable object with one-at-a-time operations) built in",
                 **(
                     {}
                     if sizes.w5_peer_timers

@@ -4,7 +4,8 @@ worker with the SDK's defaults (sandboxed workflows, 1,000 cached workflows) in 
 which also drives the load, as the DBOS driver's process does.
 
 Idiomatic Temporal (``bench/peers/temporal_workflows.py``): workflows calling activities,
-``asyncio.gather`` for the fan-out, signals, ``workflow.wait_condition``, ``workflow.sleep``.
+``asyncio.gather`` for the fan-out, signals, ``workflow.wait_condition``, ``workflow.sleep``,
+and for W9 a workflow per entity that continues as new (``temporal_entities.py``).
 Times come from what the server records in each workflow's history.
 
 Run by ``python -m bench``; on its own: ``python -m bench.peers.temporal_bench --sizes
@@ -38,8 +39,6 @@ NOT_MEASURED = {
     "W6": "Temporal replays a history only when its workflow is not in the worker's cache; "
     "W6 measures our runtime's replay",
     "W2R": "replicas of our orchestrator: ours alone",
-    "W8": "no Temporal driver for entity signals yet (a workflow per entity taking signals "
-    "is the comparable primitive, docs/performance.md)",
 }
 
 try:
@@ -48,6 +47,7 @@ try:
     from temporalio.worker import Worker
 
     from bench.peers import temporal_workflows as flows
+    from bench.peers.temporal_entities import w9
 except ImportError as error:  # reported as "unavailable" by main()
     IMPORT_ERROR: ImportError | None = error
 else:
@@ -368,6 +368,7 @@ async def serve(server: DevServer, sizes: Sizes, only: list[str]) -> dict[str, A
             "W4": w4,
             "W5": w5,
             "W7": lambda s: w7(s, server.pid),
+            "W9": lambda s: w9(client, task_queue, s),
         }
         return await run_workloads_async("temporal", workloads, NOT_MEASURED, sizes, only)
 

@@ -1,6 +1,7 @@
 """The benchmark's workflows and activities in Temporal's Python SDK, as a Temporal user
 writes them: ``@workflow.defn`` classes calling ``workflow.execute_activity``, a fan-out with
-``asyncio.gather``, signals, ``workflow.wait_condition`` and ``workflow.sleep``.
+``asyncio.gather``, signals, ``workflow.wait_condition``, ``workflow.sleep``, and an entity
+as a workflow that continues as new.
 
 A module of its own with nothing else in it, because the SDK's default workflow sandbox
 re-imports the module of every workflow it runs.
@@ -124,5 +125,39 @@ class Approval:
         self.approval = value
 
 
-WORKFLOWS = [Sequence, HelloCities, FanOut, EventWaiter, Timers, Approval]
+@workflow.defn
+class Counter:
+    """W9: an entity as Temporal writes one, a workflow per entity living as long as the
+    entity. Its state is a workflow variable, each "add" signal is handled one at a time and
+    recorded in its history, and the "total" query reads it. After ``signals_per_run`` signals
+    it continues as new with its state, so a long-lived entity's history stays bounded; signals
+    that reach the server during the hand-over are not lost: the server refuses to close a run
+    with signals its code has not seen, and hands them to the same run first."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.handled = 0
+        self.runs = 1
+
+    @workflow.run
+    async def run(self, total: int, runs: int, signals_per_run: int) -> None:
+        # ``+=``: a signal that started the workflow may be handled before this line runs.
+        self.total += total
+        self.runs = runs
+        await workflow.wait_condition(lambda: self.handled >= signals_per_run)
+        workflow.continue_as_new(args=[self.total, runs + 1, signals_per_run])
+
+    @workflow.signal
+    def add(self, amount: int) -> None:
+        self.total += amount
+        self.handled += 1
+
+    @workflow.query
+    def state(self) -> list[int]:
+        """The total, and how many runs the entity has had (continued as new ``runs - 1``
+        times)."""
+        return [self.total, self.runs]
+
+
+WORKFLOWS = [Sequence, HelloCities, FanOut, EventWaiter, Timers, Approval, Counter]
 ACTIVITIES: list[Callable[..., Any]] = [noop, say_hello]

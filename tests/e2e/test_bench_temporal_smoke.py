@@ -38,7 +38,7 @@ def test_the_temporal_peer_measures_its_workloads_and_stops_its_server(tmp_path:
     completed = subprocess.run(
         [
             *(sys.executable, "-m", "bench", "--mode", "smoke", "--systems", "temporal"),
-            *("--only", "W1,W2,W3,W4,W5,W6,W7", "--output", str(output)),
+            *("--only", "W1,W2,W3,W4,W5,W6,W7,W9", "--output", str(output)),
         ],
         cwd=PROJECT_ROOT,
         env=env,
@@ -52,13 +52,15 @@ def test_the_temporal_peer_measures_its_workloads_and_stops_its_server(tmp_path:
     temporal = results["systems"]["temporal"]
     assert temporal["status"] == "ok", temporal.get("reason")
     assert results["failed_checks"] == []
-    measured = {"W1", "W2", "W3", "W4", "W5", "W7"}
+    measured = {"W1", "W2", "W3", "W4", "W5", "W7", "W9"}
     for name in measured:
         workload = temporal["workloads"][name]
         assert "error" not in workload, (name, workload.get("traceback"))
         assert workload["checks"], name
     assert "skipped" in temporal["workloads"]["W6"]
     assert temporal["workloads"]["W5"]["metrics"]["fires_lost"] == 0
+    # Smoke sizes continue the entity's workflow as new, so the hand-over is checked too.
+    assert temporal["workloads"]["W9"]["metrics"]["one_entity_workflow_runs"] > 1
     in_table = {row["workload"] for row in results["rows"] if row["temporal"] is not None}
     assert in_table == measured
 

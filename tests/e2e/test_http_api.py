@@ -377,6 +377,10 @@ async def test_openapi_documents_every_route_with_its_status_codes(
         ("POST", "/instances/{instanceId}/resume"): {"202", "404", "410"},
         ("POST", "/instances/{instanceId}/restart"): {"202", "400", "409"},
         ("POST", "/instances/{instanceId}/rewind"): {"202", "404", "412"},
+        ("POST", "/entities/{entityName}/{entityKey}"): {"202", "400", "404"},
+        ("GET", "/entities/{entityName}/{entityKey}"): {"200", "400", "404"},
+        ("GET", "/entities/{entityName}"): {"200", "400"},
+        ("GET", "/entities"): {"200", "400"},
     }
     assert set(routes) == set(expected)
     for route, codes in expected.items():

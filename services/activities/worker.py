@@ -28,13 +28,8 @@ from contracts import (
     Topology,
 )
 from durable.app import ActivityDefinition, FunctionApp
-from durable.broker import (
-    OutgoingMessage,
-    Publisher,
-    PublishFailedError,
-    dead_letter,
-    publish_dead_letters,
-)
+from durable.broker import OutgoingMessage, Publisher, PublishFailedError
+from durable.dead_lettering import dead_letter, publish_dead_letters
 from services.activities.results import RESULT_PATIENCE_SECONDS, ResultSender
 from services.common.acks import AckBatcher
 from services.common.activity_runner import ActivityRunner, log_context, runs_in_batches

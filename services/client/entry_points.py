@@ -39,7 +39,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts import Topology, deterministic_message_id
 from contracts.limits import ValueRefusedError
-from durable.broker import Publisher, PublishFailedError, dead_letter
+from durable.broker import Publisher, PublishFailedError
 from durable.client import (
     DurableClient,
     ExistingInstancePolicy,
@@ -47,6 +47,7 @@ from durable.client import (
     InstanceExistsError,
     InstanceNotFoundError,
 )
+from durable.dead_lettering import dead_letter
 from durable.declarations import declare
 from durable.entry_points import (
     EntryPoint,

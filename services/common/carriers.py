@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from durable.broker import DeadLetter
+from durable.dead_lettering import DeadLetter
 
 M = TypeVar("M", bound=BaseModel)
 

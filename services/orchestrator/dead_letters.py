@@ -14,13 +14,8 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import OrchestratorMessage, OrchestratorMessageBatch, Topology
-from durable.broker import (
-    DeadLetter,
-    Publisher,
-    PublishFailedError,
-    dead_letter,
-    publish_dead_letters,
-)
+from durable.broker import Publisher, PublishFailedError
+from durable.dead_lettering import DeadLetter, dead_letter, publish_dead_letters
 from services.common.carriers import CarrierError, unpack
 from services.orchestrator.handler import Committed
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from aio_pika.abc import AbstractIncomingMessage
 from structlog.typing import FilteringBoundLogger
 
-from durable.broker import DeadLetter
+from durable.dead_lettering import DeadLetter
 from durable.store.outbox import OutboxRecord
 from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.dead_letters import PartitionDeadLetters

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from durable.broker import DeadLetter
+from durable.dead_lettering import DeadLetter
 from durable.store.outbox import OutboxRecord
 from services.orchestrator.acknowledgements import Acknowledgements
 from services.orchestrator.publish_lane import PublishLane

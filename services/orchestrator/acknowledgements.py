@@ -36,14 +36,24 @@ class Acknowledgements:
         for delivery in deliveries:
             await self.settle(delivery.nack(requeue=True))
 
-    async def ack_batch(self, deliveries: Iterable[AbstractIncomingMessage]) -> None:
+    async def ack_batch(
+        self, deliveries: Iterable[AbstractIncomingMessage], *, in_order: bool = True
+    ) -> None:
         """Acknowledge a processed batch: one ``multiple`` ack per channel.
 
         Deliveries reach the batch in the order the channel numbered them, and every one
         before them is settled already (invalid ones dead-lettered, early fires acknowledged
         when they were set aside, those whose dead letters failed requeued), so one ack covers
         the batch. (A carrier's invalid messages are dead-lettered without settling it.)
+
+        A batch taken ahead of deliveries numbered before it (raised events go first, ADR 39)
+        is not ``in_order``: a ``multiple`` ack would cover those unprocessed deliveries, so
+        each of its deliveries is acknowledged alone.
         """
+        if not in_order:
+            for delivery in deliveries:
+                await self.ack(delivery)
+            return
         last: dict[int, AbstractIncomingMessage] = {}
         for delivery in deliveries:
             key = id(delivery.channel)

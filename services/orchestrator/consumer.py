@@ -41,11 +41,12 @@ from services.orchestrator.dead_letters import PartitionDeadLetters
 from services.orchestrator.dispatch import direct
 from services.orchestrator.early_fires import EarlyFires
 from services.orchestrator.handler import Committed, OrchestrationHandler
-from services.orchestrator.inbox import BatchItem, PartitionInbox
+from services.orchestrator.inbox import BatchItem, PartitionInbox, is_raised_event
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.local_runs import LocalRuns
 from services.orchestrator.publish_lane import PublishLane
 from services.orchestrator.relay import OutboxRelay
+from services.orchestrator.turns import NO_TURNS, Turns
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,7 @@ class PartitionConsumer:
         local: LocalActivities | None = None,
         lease: Lease | None = None,
         on_lease_lost: Callable[[int], None] | None = None,
+        turns: Turns = NO_TURNS,
     ) -> None:
         self.partition = partition
         self.lease = lease
@@ -83,6 +85,7 @@ class PartitionConsumer:
         self._publisher = publisher
         self._topology = topology
         self._prefetch = prefetch
+        self._turns = turns
         self._log = log.bind(partition=partition)
         self._acks = Acknowledgements(self._log)
         self._dead_letters = PartitionDeadLetters(
@@ -120,7 +123,8 @@ class PartitionConsumer:
         self._consumer_tag = await self._queue.consume(self._receive)
 
     async def _receive(self, delivery: AbstractIncomingMessage) -> None:
-        self._inbox.put_delivery(delivery)
+        if self._inbox.put_delivery(delivery):
+            self._turns.urgent(self.partition, True)
 
     def detach(self) -> None:
         """The connection is gone: its unprocessed deliveries are void (the broker redelivers
@@ -128,6 +132,7 @@ class PartitionConsumer:
         self._channel = self._queue = None
         self._consumer_tag = None
         self._inbox.clear()
+        self._turns.urgent(self.partition, False)
         # Local runs in flight and results not yet recorded: their outbox rows stay, and the
         # relay's sweeper hands those tasks to the activity service.
         if self._local_runs is not None:
@@ -159,6 +164,7 @@ class PartitionConsumer:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        self._turns.urgent(self.partition, False)
         if self._channel is not None:
             # Unacknowledged deliveries (buffered, not yet processed) go back to the queue.
             with contextlib.suppress(Exception):
@@ -181,10 +187,14 @@ class PartitionConsumer:
     async def _run(self) -> None:
         while True:
             batch = await self._inbox.next_batch()
+            # While an event waits in another partition of the process, give way (ADR 39).
+            await self._turns.give_way(self.partition)
             try:
                 await self._process(batch)
             except Exception:
                 self._log.exception("batch.unexpected_error", size=len(batch))
+            finally:
+                self._turns.urgent(self.partition, self._inbox.has_events)
 
     async def _process(self, items: list[BatchItem]) -> None:
         parsed, carriers = await self._parse(items)
@@ -196,8 +206,10 @@ class PartitionConsumer:
             if not await self._early_fires.held_until_due(None if d in carriers else d, m)
         ]
         deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
+        # Raised events are taken ahead of what arrived before them (ADR 39).
+        in_order = not any(is_raised_event(item) for item in items)
         if not parsed:
-            self._lane.publish([], deliveries, {})  # carriers of invalid messages only
+            self._lane.publish([], deliveries, {}, in_order=in_order)  # invalid carriers only
             return
         try:
             committed = await self._handle([message for _, message in parsed])
@@ -247,7 +259,7 @@ class PartitionConsumer:
             self._local_runs.recorded(m for _, m in parsed)
             records = self._local_runs.start(records)
         letters = self._dead_letters.refused(committed, parsed, carriers)
-        self._lane.publish(records, deliveries, letters)
+        self._lane.publish(records, deliveries, letters, in_order=in_order)
 
     async def _parse(
         self, items: list[BatchItem]

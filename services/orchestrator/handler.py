@@ -62,6 +62,7 @@ from services.orchestrator.loading import load_instances_txn
 from services.orchestrator.local import LocalActivities
 from services.orchestrator.refusals import refusal, refuse
 from services.orchestrator.traces import end_episode_spans, trace_episode
+from services.orchestrator.turns import NO_TURNS, Turn, Turns
 from services.orchestrator.unstorable import fail_unstorable
 from services.orchestrator.versions import VersionGate
 
@@ -99,6 +100,7 @@ class OrchestrationHandler:
         inline_seconds: float = 0.0,
         activity_batch: int = 1,
         versions: VersionGate | None = None,
+        turns: Turns = NO_TURNS,
     ) -> None:
         self._pool = pool
         self._functions = functions
@@ -112,6 +114,7 @@ class OrchestrationHandler:
         self._inline_seconds = inline_seconds
         self._activity_batch = activity_batch
         self._versions = versions or VersionGate(VersionPolicy(), topology, 60)
+        self._turns = turns
 
     async def handle(
         self,
@@ -133,7 +136,9 @@ class OrchestrationHandler:
             groups.setdefault(message.envelope.instance_id, []).append(message)
         batch = Batch(lease=lease)
         try:
-            records = await self._decide_and_write(batch, groups, self._clock(), partition)
+            records = await self._decide_and_write(
+                batch, groups, self._clock(), partition, self._turns.turn(partition)
+            )
         except UNSTORABLE_ERRORS as error:
             end_episode_spans(batch, error)
             self._evict(groups)
@@ -190,15 +195,18 @@ class OrchestrationHandler:
         groups: dict[str, list[OrchestratorMessage]],
         now: datetime,
         partition: int | None,
+        turn: Turn,
     ) -> list[OutboxRecord]:
         """Cached instances are decided without reading anything (their rows are checked when
-        written); the others are locked and loaded in the transaction.
+        written); the others are locked and loaded in the transaction. Between instances, the
+        batch gives the event loop up when it has held it for a slice (``turn``, ADR 39).
 
         A batch of cached instances that writes only events, rows and messages (most steps
         of a running instance) is written by one statement, which is its own transaction.
         """
         uncached: dict[str, list[OrchestratorMessage]] = {}
         for instance_id, group in groups.items():
+            await turn.pause()
             state = self._cache.get(instance_id)
             if state is None:
                 uncached[instance_id] = group
@@ -214,7 +222,7 @@ class OrchestrationHandler:
 
         async def write(connection: Connection) -> list[OutboxRecord]:
             if uncached:
-                await self._decide_txn(connection, uncached, now, batch)
+                await self._decide_txn(connection, uncached, now, batch, turn)
                 # Inside the transaction: the instances just loaded stay locked meanwhile.
                 await self._run_inline(batch)
             return await self._write_all_txn(connection, batch, now, partition)
@@ -299,6 +307,7 @@ class OrchestrationHandler:
         groups: dict[str, list[OrchestratorMessage]],
         now: datetime,
         batch: Batch,
+        turn: Turn,
     ) -> None:
         """Lock and load the instances of ``groups`` (none of them cached) and decide them;
         the entities among them go to the entity runner (ADR 38), the orchestrations to
@@ -315,10 +324,12 @@ class OrchestrationHandler:
             now,
             batch,
             self._versions.policy.accepts,
+            turn.pause,
         )
         for instance_id, group in groups.items():
             state = states.get(instance_id)
             if state is not None:
+                await turn.pause()
                 self._run_episode(state, group, now, batch)
 
     def _run_episode(

@@ -9,6 +9,13 @@ results) wait in a lane of their own, which does not wait for publishing: delive
 until the batches before them are published (``deliveries_wait``), so that meanwhile more of
 them gather into the next batch, but a fire coming due is committed at once. When both are
 ready, they take turns.
+
+Events raised to instances (deliveries of type ``EventRaised``) go first, in a batch of their
+own that does not wait for publishing either: a manager's answer or a "Ping" arriving while a
+burst of starts fills the partition would otherwise wait behind the whole burst (ADR 39). They
+keep their order among themselves; overtaking the other messages of their instance is what any
+two senders' messages may do already (an event raised before its instance's start is buffered
+until the code waits for it).
 """
 
 from __future__ import annotations
@@ -19,10 +26,18 @@ from collections.abc import Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts import OrchestratorMessage
+from contracts import EventRaised, OrchestratorMessage
 
 BatchItem = AbstractIncomingMessage | OrchestratorMessage
 """A delivery, or a message that came without one (a due fire, a local result)."""
+
+_EVENT_TYPE: str = EventRaised.model_fields["event_type"].default
+"""The AMQP type of a delivery carrying one raised event (``OutgoingMessage.of``)."""
+
+
+def is_raised_event(item: BatchItem) -> bool:
+    """Whether ``item`` is a delivery the inbox takes ahead of the others: a raised event."""
+    return not isinstance(item, OrchestratorMessage) and item.type == _EVENT_TYPE
 
 
 class PartitionInbox:
@@ -36,6 +51,7 @@ class PartitionInbox:
         self._batch_size = batch_size
         self._deliveries_wait = deliveries_wait
         self._deliveries: deque[AbstractIncomingMessage] = deque()
+        self._events: deque[AbstractIncomingMessage] = deque()
         self._due: deque[OrchestratorMessage] = deque()
         # Set when either lane gains one, or what deliveries wait for may have ended.
         self._wake = asyncio.Event()
@@ -44,14 +60,25 @@ class PartitionInbox:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def put_delivery(self, delivery: AbstractIncomingMessage) -> None:
-        self._deliveries.append(delivery)
+    def put_delivery(self, delivery: AbstractIncomingMessage) -> bool:
+        """Buffer ``delivery``; say whether it is a raised event (it goes first)."""
+        event = is_raised_event(delivery)
+        if event:
+            self._events.append(delivery)
+        else:
+            self._deliveries.append(delivery)
         self._wake.set()
+        return event
 
     def put_due(self, message: OrchestratorMessage) -> None:
         """Add a message that came without a delivery: it does not wait for publishing."""
         self._due.append(message)
         self._wake.set()
+
+    @property
+    def has_events(self) -> bool:
+        """Whether a raised event is buffered, not yet taken."""
+        return bool(self._events)
 
     def wake(self) -> None:
         """Look again whether deliveries may be taken (a publishing task has ended)."""
@@ -61,20 +88,24 @@ class PartitionInbox:
         """Forget what is buffered (the deliveries' channel is gone: the broker redelivers
         them; the due messages are the timer sweeper's and the outbox sweeper's now)."""
         self._deliveries.clear()
+        self._events.clear()
         self._due.clear()
 
     async def next_batch(self) -> list[BatchItem]:
-        """Due messages first, deliveries once they need not wait; when both are ready,
-        they take turns."""
+        """Raised events first, then due messages, deliveries once they need not wait; when
+        those two are ready, they take turns."""
         while True:
             source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
             deliveries_ready = bool(self._deliveries) and not self._deliveries_wait()
-            if self._due and not (self._due_last and deliveries_ready):
+            if self._events:
+                source = self._events
+            elif self._due and not (self._due_last and deliveries_ready):
                 source = self._due
             elif deliveries_ready:
                 source = self._deliveries
             if source is not None:
-                self._due_last = source is self._due
+                if source is not self._events:
+                    self._due_last = source is self._due
                 self._idle.clear()
                 count = min(len(source), self._batch_size)
                 return [source.popleft() for _ in range(count)]

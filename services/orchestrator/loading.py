@@ -7,7 +7,7 @@ an instance that has ended (or never existed) are dropped, and logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import structlog
@@ -32,10 +32,12 @@ async def load_instances_txn(
     now: datetime,
     batch: Batch,
     runs_version: Callable[[str | None], bool],
+    pause: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, InstanceState]:
     """Lock and load the orchestrations of ``groups`` (none of them cached, none an entity)
     and return the states their messages step, by instance id. Their expected seqs go to
-    ``batch``, and so does what a rewind writes."""
+    ``batch``, and so does what a rewind writes. ``pause`` is awaited between two instances'
+    replays (``services.orchestrator.turns``)."""
     rows = await lock_instances_txn(connection, list(groups))
     missing = [
         _new_instance(start, now)
@@ -67,6 +69,8 @@ async def load_instances_txn(
 
     states: dict[str, InstanceState] = {}
     for instance_id, history in histories.items():
+        if pause is not None:
+            await pause()
         if instance_id in rewinds:
             rewind_instance(
                 functions, recorder, rows[instance_id], history, groups[instance_id], now, batch

@@ -59,13 +59,18 @@ class PublishLane:
         records: Sequence[OutboxRecord],
         deliveries: list[AbstractIncomingMessage],
         letters: dict[AbstractIncomingMessage, list[DeadLetter]],
+        *,
+        in_order: bool = True,
     ) -> None:
         """Publish a committed batch's messages and dead ``letters``, then acknowledge its
-        deliveries, after the batches committed before it, in a task of its own."""
+        deliveries, after the batches committed before it, in a task of its own; one by one
+        when the batch was taken ahead of earlier deliveries (not ``in_order``)."""
         if not records and not deliveries:
             return  # held fires coming due: nothing to send or settle
         previous = self._tasks[-1] if self._tasks else None
-        task = asyncio.create_task(self._publish_after(previous, records, deliveries, letters))
+        task = asyncio.create_task(
+            self._publish_after(previous, records, deliveries, letters, in_order)
+        )
         self._tasks.append(task)
         task.add_done_callback(self._published)
 
@@ -84,6 +89,7 @@ class PublishLane:
         records: Sequence[OutboxRecord],
         deliveries: list[AbstractIncomingMessage],
         letters: dict[AbstractIncomingMessage, list[DeadLetter]],
+        in_order: bool,
     ) -> None:
         if previous is not None:
             # In order: one ``multiple`` ack must not cover an earlier batch's deliveries
@@ -95,6 +101,7 @@ class PublishLane:
             # A delivery whose dead letter is not confirmed goes back to the queue, and before
             # the ``multiple`` ack, which must then not name it, nor cover it.
             requeued = await self._dead_letters.send(letters)
-            await self._acks.ack_batch([d for d in deliveries if d not in requeued])
+            acked = [d for d in deliveries if d not in requeued]
+            await self._acks.ack_batch(acked, in_order=in_order)
         except Exception:
             self._log.exception("batch.publish_failed", size=len(records))

@@ -34,6 +34,7 @@ from services.orchestrator.readiness import orchestrator_checks
 from services.orchestrator.relay import OutboxRelay
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.timers import TimerSweeper
+from services.orchestrator.turns import Turns
 from services.orchestrator.versions import VersionGate
 
 log = structlog.get_logger("services.orchestrator")
@@ -102,6 +103,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
     if any(definition.local for definition in functions.activities.values()):
         local = LocalActivities(functions, topology, threads=settings.local_activity_threads)
     cache = InstanceCache(settings.cache_instances, settings.cache_idle_seconds)
+    turns = Turns()
     handler = OrchestrationHandler(
         pool,
         functions,
@@ -112,6 +114,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
         inline_seconds=settings.local_inline_seconds,
         activity_batch=settings.activity_batch,
         versions=VersionGate(settings.version_policy, topology, settings.version_retry_seconds),
+        turns=turns,
     )
 
     def lease_lost(partition: int) -> None:
@@ -130,6 +133,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
             local=local,
             lease=lease,
             on_lease_lost=lease_lost,
+            turns=turns,
         )
 
     assignments = Assignments(consumer_for, cache, topology.partition_for)

@@ -1,5 +1,6 @@
-"""A partition's settlements: one multiple ack per channel for a batch, requeues one by one,
-and nothing raised when the channel has gone (the broker redelivers its deliveries)."""
+"""A partition's settlements: one multiple ack per channel for a batch, each delivery alone for
+a batch taken ahead of earlier ones, requeues one by one, and nothing raised when the channel
+has gone (the broker redelivers its deliveries)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ async def test_a_batch_is_one_multiple_ack_per_channel_at_its_highest_tag() -> N
 
     assert first.settled == [("ack", 5, True)]
     assert second.settled == [("ack", 2, True)]
+
+
+async def test_a_batch_taken_ahead_acknowledges_each_delivery_alone() -> None:
+    # Raised events are processed before deliveries numbered before them (ADR 39): a multiple
+    # ack at the event's tag would settle those unprocessed deliveries.
+    channel = Channel()
+    batch = [Delivery(channel, 7), Delivery(channel, 9)]
+
+    await acknowledgements().ack_batch(batch, in_order=False)  # type: ignore[arg-type]
+
+    assert channel.settled == [("ack", 7, False), ("ack", 9, False)]
 
 
 async def test_requeued_deliveries_go_back_one_by_one_and_a_single_ack_covers_no_other() -> None:

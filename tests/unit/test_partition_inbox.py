@@ -1,14 +1,15 @@
 """The partition inbox: what is buffered goes as one batch, up to the batch size; deliveries
-wait for publishing and due messages do not; when both are ready they take turns."""
+wait for publishing and due messages do not; when both are ready they take turns; raised
+events go first, in batches of their own that do not wait for publishing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from services.orchestrator.inbox import BatchItem, PartitionInbox
+from services.orchestrator.inbox import BatchItem, PartitionInbox, is_raised_event
 from tests.helpers.waiting import assert_eventually
-from tests.unit.consumer_fakes import Channel, deliveries, task_completed, timer_fire
+from tests.unit.consumer_fakes import Channel, Delivery, deliveries, task_completed, timer_fire
 
 
 class Lane:
@@ -124,3 +125,30 @@ async def test_what_was_buffered_before_a_clear_is_never_taken() -> None:
     partition.put_delivery(new)  # type: ignore[arg-type]
 
     assert await partition.next_batch() == [new]
+
+
+async def test_raised_events_go_first_in_their_own_batch_without_waiting_for_publishing() -> None:
+    partition, lane = inbox(batch_size=16)
+    lane.busy = True
+    channel = Channel()
+    bulk = deliveries(channel, 3)
+    events = [Delivery(channel, tag, type="EventRaised") for tag in (4, 5)]
+    fire = timer_fire(due_in_seconds=0)
+    for delivery in [bulk[0], events[0], bulk[1], events[1], bulk[2]]:
+        partition.put_delivery(delivery)  # type: ignore[arg-type]
+    partition.put_due(fire)
+    assert partition.has_events
+
+    assert await partition.next_batch() == events  # in their order, ahead of all
+    assert not partition.has_events
+    assert await partition.next_batch() == [fire]
+    lane.busy = False
+    assert await partition.next_batch() == bulk
+
+
+def test_only_a_delivery_typed_as_a_raised_event_is_taken_ahead() -> None:
+    channel = Channel()
+    assert is_raised_event(Delivery(channel, 1, type="EventRaised"))  # type: ignore[arg-type]
+    assert not is_raised_event(Delivery(channel, 2, type="TaskCompleted"))  # type: ignore[arg-type]
+    assert not is_raised_event(Delivery(channel, 3, type="OrchestratorMessageBatch"))  # type: ignore[arg-type]
+    assert not is_raised_event(task_completed(task_scheduled_id=1))

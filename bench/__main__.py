@@ -36,7 +36,7 @@ from durable.broker import connect
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # W7 restarts the services for a clean memory baseline, so it runs last.
-OUR_ORDER = ("W1", "W3", "W6", "W2", "W2R", "W4", "W5", "W7", "W9")
+OUR_ORDER = ("W1", "W3", "W6", "W2", "W8", "W4", "W5", "W7", "W9")
 WORKLOAD_TIMEOUT = 900.0
 
 

@@ -9,8 +9,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-# No W8: the issue tracker keeps that name for a future scale-out workload.
-WORKLOADS = ("ceilings", "W1", "W2", "W2R", "W3", "W4", "W5", "W6", "W7", "W9")
+WORKLOADS = ("ceilings", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 SYSTEMS = ("ours", "dbos", "celery", "temporal")
 # W9's signals in flight at once, as many clients signalling would keep; every system's.
 W9_SIGNALS_IN_FLIGHT = 256
@@ -23,9 +22,14 @@ class Sizes:
     w2_instances: int = 1000
     # W2 runs its batch this many times on every system; the best round is reported.
     w2_rounds: int = 3
-    # W2R alternates one orchestrator replica and three this many times (a round each, every
+    # W8 alternates one orchestrator replica and three this many times (a round each, every
     # one on replicas started afresh); each side's best round is reported.
-    w2r_rounds: int = 3
+    w8_rounds: int = 3
+    # W8's takeover: the Hello cities chains in flight when one of three replicas is killed.
+    w8_takeover_instances: int = 200
+    # The replicas' partition leases (DF_LEASE_SECONDS): the orchestrator's default (ADR 27);
+    # the takeover takes up to this plus a round (a third of it).
+    w8_lease_seconds: float = 5.0
     w3_fan_out: tuple[int, ...] = (1000, 10_000)
     # The peers run the fan-outs up to this size: DBOS needs about five minutes for 10,000
     # here, which alone would break the full mode's fifteen minutes.
@@ -79,7 +83,8 @@ MODES: dict[str, Sizes] = {
         ceiling_seconds=1.0,
         w1_steps=100,
         w2_instances=100,
-        w2r_rounds=1,
+        w8_rounds=1,
+        w8_takeover_instances=100,
         w3_fan_out=(1000,),
         w4_pings=20,
         w4_loaded_instances=100,
@@ -104,7 +109,8 @@ MODES: dict[str, Sizes] = {
         w1_steps=10,
         w2_instances=10,
         w2_rounds=1,
-        w2r_rounds=1,
+        w8_rounds=1,
+        w8_takeover_instances=10,
         w3_fan_out=(20,),
         w4_pings=3,
         w4_loaded_instances=10,

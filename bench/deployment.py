@@ -66,7 +66,7 @@ class OurDeployment:
             "DF_LOG_FORMAT": "console",
         }
         self.group = ServiceGroup(self.env, log_dir, names=("orchestrator", "activities"))
-        # Orchestrator replicas that run instead of the service's own orchestrator (W2R).
+        # Orchestrator replicas that run instead of the service's own orchestrator (W8).
         self.replicas: list[ServiceGroup] = []
         self.pool: asyncpg.Pool | None = None
         self.publisher: Publisher | None = None
@@ -95,20 +95,27 @@ class OurDeployment:
         self.group.stop()
         await self.start_services()
 
-    async def run_replicas(self, count: int) -> None:
+    async def run_replicas(self, count: int, lease_seconds: float | None = None) -> None:
         """Run the orchestrator as ``count`` replicas instead of the service as configured
         (0: back to the service). Each replica is one process with a member id of its own
-        (``DF_ORCHESTRATOR_PROCESSES=1``, ``DF_MEMBER_ID``), its own pool, connections and
-        sweepers, as on separate hosts (ADR 27)."""
+        (``DF_ORCHESTRATOR_PROCESSES=1``, ``DF_MEMBER_ID``: ``replica-1``, ``replica-2``, …),
+        its own pool, connections and sweepers, as on separate hosts (ADR 27); with
+        ``lease_seconds``, its partition leases last that long (``DF_LEASE_SECONDS``)."""
         self._stop_replicas()
         self.group["orchestrator"].stop()
         if count == 0:
             self.group["orchestrator"].start()
             await self._settle([self.group])
             return
+        lease = {} if lease_seconds is None else {"DF_LEASE_SECONDS": str(lease_seconds)}
         self.replicas = [
             ServiceGroup(
-                {**self.env, "DF_ORCHESTRATOR_PROCESSES": "1", "DF_MEMBER_ID": f"replica-{index}"},
+                {
+                    **self.env,
+                    **lease,
+                    "DF_ORCHESTRATOR_PROCESSES": "1",
+                    "DF_MEMBER_ID": f"replica-{index}",
+                },
                 self.log_dir / f"replica-{index}",
                 names=("orchestrator",),
             )
@@ -125,11 +132,11 @@ class OurDeployment:
         started before then sees its partitions change hands (W1's chain stalled 5 s)."""
         for group in groups:  # first, so that a service that exits says why
             await group.wait_ready(self.topology, self.activity_names, timeout=120)
-        await self._wait_fair_shares(sum(_members(group) for group in groups), timeout=120)
+        await self.wait_fair_shares(sum(_members(group) for group in groups), timeout=120)
         for group in groups:  # a partition's consumer starts just after its lease is taken
             await group.wait_ready(self.topology, self.activity_names, timeout=120)
 
-    async def _wait_fair_shares(self, members: int, timeout: float) -> None:
+    async def wait_fair_shares(self, members: int, timeout: float) -> None:
         """Wait until ``members`` members hold unexpired leases on every partition, each its
         fair share (16 partitions among two: 8 and 8; among three: 6, 5 and 5)."""
         assert self.pool is not None

@@ -101,9 +101,13 @@ def _ratio(row: str, against: str | None = None) -> Callable[[dict[str, Any]], f
     return pick
 
 
-def _ours(row: str) -> Callable[[dict[str, Any]], float | None]:
+def _ours(row: str, *former: str) -> Callable[[dict[str, Any]], float | None]:
+    """Ours in a row, or in the row as ``former`` names it in older lines."""
+
     def pick(line: dict[str, Any]) -> float | None:
-        value = line.get("rows", {}).get(row, {}).get("ours")
+        rows = line.get("rows", {})
+        found: dict[str, Any] = next((rows[name] for name in (row, *former) if name in rows), {})
+        value = found.get("ours")
         return None if value is None else float(value)
 
     return pick
@@ -131,6 +135,9 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], float | None]]] = [
     ("W4 p50 worst", _ratio("W4.idle_p50_ms")),
     ("W4 load /dbos", _ratio("W4.loaded_p99_ms", "dbos")),
     ("W5 p99 ms", _ours("W5.lateness_p99_ms")),
+    # W8 was called W2R before it measured the takeover too.
+    ("W8 3÷1", _ours("W8.three_over_one", "W2R.three_over_one")),
+    ("W8 takeover s", _ours("W8.takeover_s")),
 ]
 
 

@@ -18,22 +18,21 @@ from typing import Any
 
 from bench.config import Sizes
 from bench.deployment import (
-    HELLO_OUTPUT,
     OurDeployment,
     Outcome,
     _completed,
     _output,
 )
 from bench.entities import w9_entity_signals
+from bench.hello import hello_round, run_hello_batch
 from bench.measure import (
     best_round,
-    busy_cpu_seconds,
-    cpu_ms_per,
     latency_summary,
     ms,
     percentile,
     wait_until,
 )
+from bench.scale_out import w8_scale_out
 from durable.store.events import load_history
 from engine import OrchestrationExecutor
 from services.orchestrator.dispatch import ARRIVE_EARLY_SECONDS
@@ -66,54 +65,6 @@ async def w1_sequence(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     return outcome
 
 
-async def run_hello_batch(
-    deployment: OurDeployment, count: int, name: str = "hello_cities"
-) -> tuple[float, list[Any]]:
-    """Start ``count`` Hello cities chains at once; the time from the first start to the
-    last completion (recorded), and the instances' rows."""
-    started = time.time()
-    instance_ids = await deployment.start_many(name, [None] * count)
-    # The time is taken from what the instances recorded, so polling slowly changes nothing
-    # but the CPU the harness takes from the services (a 50 ms poll of a thousand ids took a
-    # quarter of a core).
-    await deployment.wait_ended(instance_ids, timeout=120 + count / 5, interval=0.5)
-    rows = await deployment.instances(instance_ids)
-    last = max(row["completed_at"] for row in rows).timestamp()
-    return last - started, rows
-
-
-async def hello_round(
-    deployment: OurDeployment, count: int, name: str, outcome: Outcome
-) -> dict[str, float]:
-    """One batch of ``count`` chains of ``name``: its rate, what it cost in CPU, the whole
-    machine's and each process group's, and how many transactions wrote its events (fewer,
-    larger batches when the orchestrator is busier); its results are checked into
-    ``outcome``."""
-    processes_before = deployment.cpu_seconds_by_process()
-    busy_before = busy_cpu_seconds()
-    wall, rows = await run_hello_batch(deployment, count, name)
-    busy = busy_cpu_seconds() - busy_before
-    processes_after = deployment.cpu_seconds_by_process()
-    transactions = await deployment.transactions([row["instance_id"] for row in rows])
-    outcome.check(f"{name}: {count} completed", _completed(rows) == count, _completed(rows))
-    outcome.check(
-        f"{name}: every output is the five greetings",
-        all(_output(r) == HELLO_OUTPUT for r in rows),
-    )
-    return {
-        "orchestrations_per_s": round(count / wall, 1),
-        "wall_s": round(wall, 3),
-        "cpu_ms_per_orchestration": cpu_ms_per(busy, count),
-        "transactions_per_orchestration": round(transactions / count, 3),
-        **{
-            f"cpu_ms_per_orchestration_{process}": cpu_ms_per(
-                processes_after[process] - seconds, count
-            )
-            for process, seconds in processes_before.items()
-        },
-    }
-
-
 async def w2_hello_cities(deployment: OurDeployment, sizes: Sizes) -> Outcome:
     """The batch, ``w2_rounds`` times: the sample as it is, then with its activity local;
     each variant's best round is reported (``bench.measure.best_round``). Each round also
@@ -126,38 +77,6 @@ async def w2_hello_cities(deployment: OurDeployment, sizes: Sizes) -> Outcome:
         ]
         best = best_round(rounds, "orchestrations_per_s")
         outcome.metrics |= {f"{prefix}{key}": value for key, value in best.items()}
-    return outcome
-
-
-REPLICAS = {"one_replica_": 1, "three_replicas_": 3}
-
-
-async def w2r_replicas(deployment: OurDeployment, sizes: Sizes) -> Outcome:
-    """W2's batch (through the activities service) against one orchestrator replica holding
-    every partition and against three, each one process and a member of its own as on
-    separate hosts (ADR 27), alternated ``w2r_rounds`` times on replicas started afresh for
-    every round; each side's best round, and the ratio three ÷ one: what sharing the
-    partitions out costs. Three replicas can come out ahead here: one replica is one event
-    loop and leaves part of the second core idle (docs/performance.md, issue 16)."""
-    outcome = Outcome()
-    rounds: dict[str, list[dict[str, float]]] = {prefix: [] for prefix in REPLICAS}
-    try:
-        for _ in range(sizes.w2r_rounds):
-            for prefix, count in REPLICAS.items():
-                await deployment.run_replicas(count)
-                rounds[prefix].append(
-                    await hello_round(deployment, sizes.w2_instances, "hello_cities", outcome)
-                )
-    finally:
-        await deployment.run_replicas(0)
-    for prefix, measured in rounds.items():
-        best = best_round(measured, "orchestrations_per_s")
-        outcome.metrics |= {f"{prefix}{key}": value for key, value in best.items()}
-    outcome.metrics["three_over_one"] = round(
-        outcome.metrics["three_replicas_orchestrations_per_s"]
-        / outcome.metrics["one_replica_orchestrations_per_s"],
-        3,
-    )
     return outcome
 
 
@@ -439,11 +358,11 @@ async def w7_waiting(deployment: OurDeployment, sizes: Sizes) -> Outcome:
 WORKLOADS = {
     "W1": w1_sequence,
     "W2": w2_hello_cities,
-    "W2R": w2r_replicas,
     "W3": w3_fan_out,
     "W4": w4_events,
     "W5": w5_timers,
     "W6": w6_history_length,
     "W7": w7_waiting,
+    "W8": w8_scale_out,
     "W9": w9_entity_signals,
 }

@@ -22,6 +22,7 @@ from bench.targets import (
     Measured,
     OfCeiling,
     Target,
+    WithinLeases,
     advantage,
     all_met,
     describe,
@@ -50,6 +51,8 @@ class Metric:
 ROUND_TRIP_CEILING = OfCeiling(
     "round_trip_step_ceiling_per_s", 0.8, "1 commit + 1 round trip in series"
 )
+# ADR 27: a crash's partitions are taken over within a lease and a round (a third of one).
+A_LEASE_AND_A_ROUND = WithinLeases(4 / 3, "a lease + a round (ADR 27)")
 W2_PEERS = (BeatPeers(3, ("dbos",)), BeatPeers(10, ("celery", "temporal")))
 TENTH_OF_THE_CPU = (BeatPeers(10),)
 
@@ -191,32 +194,47 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
             peer_key="cpu_ms_per_orchestration",
         ),
         Metric(
-            "W2R",
+            "W8",
             "one_replica_orchestrations_per_s",
             "Hello cities, one orchestrator replica: orchestrations/s",
             "1/s",
             True,
         ),
         Metric(
-            "W2R",
+            "W8",
             "three_replicas_orchestrations_per_s",
             "Hello cities, three orchestrator replicas: orchestrations/s",
             "1/s",
             True,
         ),
-        Metric("W2R", "three_over_one", "three replicas ÷ one", "x", True, (AtLeast(0.9, "x"),)),
+        Metric("W8", "three_over_one", "three replicas ÷ one", "x", True, (AtLeast(0.9, "x"),)),
         Metric(
-            "W2R",
+            "W8",
             "one_replica_cpu_ms_per_orchestration",
             "CPU per orchestration, one replica, whole machine",
             "ms",
             False,
         ),
         Metric(
-            "W2R",
+            "W8",
             "three_replicas_cpu_ms_per_orchestration",
             "CPU per orchestration, three replicas, whole machine",
             "ms",
+            False,
+        ),
+        Metric(
+            "W8",
+            "takeover_s",
+            "one of three replicas killed: its partitions held again",
+            "s",
+            False,
+            (A_LEASE_AND_A_ROUND,),
+        ),
+        Metric(
+            "W8",
+            "takeover_completed_s",
+            "one of three killed: a chain started in its partitions completed",
+            "s",
             False,
         ),
         *fan_out,
@@ -312,6 +330,7 @@ def build_rows(results: dict[str, Any], fan_out_sizes: tuple[int, ...]) -> list[
     ceilings = results.get("ceilings", {}).get("metrics", {})
     for metric in metrics_for(fan_out_sizes):
         values: dict[str, float | None] = {}
+        ours: dict[str, float] = {}
         if metric.workload == "ceilings":
             if metric.key not in ceilings:
                 continue
@@ -323,14 +342,19 @@ def build_rows(results: dict[str, Any], fan_out_sizes: tuple[int, ...]) -> list[
                 )
                 key = metric.key if system == "ours" else metric.peer_key or metric.key
                 values[system] = workload.get("metrics", {}).get(key)
+                if system == "ours":
+                    ours = workload.get("metrics", {})
             if all(v is None for v in values.values()):
                 continue
-        measured = Measured(values, ceilings, metric.higher_is_better)
+        measured = Measured(values, ceilings, metric.higher_is_better, ours)
         of_ceiling = [t for t in metric.targets if isinstance(t, OfCeiling)]
         vs_ceiling = of_ceiling[0].ratio(measured) if of_ceiling else None
         target = metric.describe_target()
         if vs_ceiling is not None:
             target += f" (now {vs_ceiling:g}x)"
+        limits = [t.limit(measured) for t in metric.targets if isinstance(t, WithinLeases)]
+        if limits and limits[0] is not None:
+            target += f": {limits[0]:g} s"
         rows.append(
             {
                 "workload": metric.workload,

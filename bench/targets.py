@@ -9,7 +9,7 @@ peer ÷ ours for times and latencies, so a ratio above 1 means our runtime did b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def advantage(higher_is_better: bool, ours: float | None, other: float | None) -> float | None:
@@ -24,12 +24,14 @@ def advantage(higher_is_better: bool, ours: float | None, other: float | None) -
 
 @dataclass(frozen=True)
 class Measured:
-    """What a target is checked against: every system's value of the row's metric, and the
-    machine's ceilings of the same run."""
+    """What a target is checked against: every system's value of the row's metric, the
+    machine's ceilings of the same run, and the other metrics ours recorded in the row's
+    workload (the settings it ran with among them)."""
 
     values: dict[str, float | None]
     ceilings: dict[str, float]
     higher_is_better: bool
+    workload: dict[str, float] = field(default_factory=dict)
 
     @property
     def ours(self) -> float | None:
@@ -107,7 +109,27 @@ class OfCeiling:
         return None if ratio is None else ratio >= self.fraction
 
 
-Target = AtMost | AtLeast | BeatPeers | OfCeiling
+@dataclass(frozen=True)
+class WithinLeases:
+    """Ours at most ``leases`` times the lease the workload ran with (its ``lease_seconds``
+    metric): a bound that follows the lease setting (ADR 27)."""
+
+    leases: float
+    label: str
+
+    def describe(self) -> str:
+        return f"≤ {self.label}"
+
+    def limit(self, measured: Measured) -> float | None:
+        lease = measured.workload.get("lease_seconds")
+        return None if lease is None else round(lease * self.leases, 2)
+
+    def met(self, measured: Measured) -> bool | None:
+        limit = self.limit(measured)
+        return None if limit is None or measured.ours is None else measured.ours <= limit
+
+
+Target = AtMost | AtLeast | BeatPeers | OfCeiling | WithinLeases
 
 
 def describe(targets: tuple[Target, ...]) -> str:

@@ -39,8 +39,8 @@ NOT_MEASURED = {
     "W4": "Celery has no durable wait for an external event inside a running workflow",
     "W5": "Celery has no durable timers (countdown/ETA tasks wait in the worker's memory)",
     "W6": "Celery does not replay histories",
-    "W2R": "replicas of our orchestrator: ours alone",
     "W7": "Celery has no durable wait for an external event inside a running workflow",
+    "W8": "replicas of our orchestrator, one killed: ours alone",
     "W9": "Celery has no durable entities (stateful objects with one-at-a-time operations)",
 }
 

@@ -403,7 +403,7 @@ def main() -> None:
             {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W7": w7},
             {
                 "W6": "DBOS does not replay: a step's cost does not depend on the history",
-                "W2R": "replicas of our orchestrator: ours alone",
+                "W8": "replicas of our orchestrator, one killed: ours alone",
                 "W9": "DBOS has no entity (durable object with one-at-a-time operations) built in",
                 **(
                     {}

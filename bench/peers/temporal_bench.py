@@ -38,7 +38,7 @@ HELLO_OUTPUT = [f"Hello {city}!" for city in ["Tokyo", "Seattle", "London", "Ams
 NOT_MEASURED = {
     "W6": "Temporal replays a history only when its workflow is not in the worker's cache; "
     "W6 measures our runtime's replay",
-    "W2R": "replicas of our orchestrator: ours alone",
+    "W8": "replicas of our orchestrator, one killed: ours alone",
 }
 
 try:

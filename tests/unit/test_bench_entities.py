@@ -1,5 +1,5 @@
 """W9, signals to entities: Temporal's entity workflows in the same rows as ours, and the
-workload's name (W8 is kept for a future scale-out workload)."""
+workloads' names (W8 is the scale-out workload, once called W2R)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ def test_the_entity_rows_set_temporals_workflows_beside_ours_with_the_ratio() ->
     assert rows["one_entity_signals_per_s"]["ours_vs_dbos"] is None
 
 
-def test_no_workload_is_called_w8_which_the_tracker_keeps_for_scale_out() -> None:
+def test_w8_is_the_scale_out_workload_and_w9_the_entities_one() -> None:
     names = set(WORKLOADS) | set(OUR_ORDER) | {m.workload for m in metrics_for((1000,))}
+    keys = {m.key for m in metrics_for((1000,)) if m.workload == "W8"}
 
-    assert "W9" in names
-    assert "W8" not in names
+    assert {"W8", "W9"} <= names
+    assert "W2R" not in names
+    assert {"three_over_one", "takeover_s", "takeover_completed_s"} <= keys

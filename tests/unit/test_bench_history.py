@@ -106,3 +106,20 @@ def test_publishing_copies_the_chart_and_appends_the_latest_runs_line(tmp_path: 
     assert written == [docs / "images" / "bench-quick.png", docs / "bench-history.jsonl"]
     assert (docs / "images" / "bench-quick.png").read_bytes().endswith(b"chart")
     assert [line["commit"] for line in history.read(docs / "bench-history.jsonl")] == ["abc1234"]
+
+
+def test_w8s_ratio_is_read_from_older_lines_that_called_it_w2r() -> None:
+    older = history.entry(run("older", 4.0))
+    older["rows"]["W2R.three_over_one"] = {"ours": 0.841, "ratios": {}, "met": False}
+    newer = history.entry(run("newer", 4.0))
+    newer["rows"]["W8.three_over_one"] = {"ours": 1.02, "ratios": {}, "met": True}
+    newer["rows"]["W8.takeover_s"] = {"ours": 4.87, "ratios": {}, "met": True}
+
+    table = history.format_history([older, newer]).splitlines()
+
+    assert "W8 3÷1" in table[0]
+    assert "W8 takeover s" in table[0]
+    assert " 0.84 " in table[2]
+    assert table[2].split()[-2] == "—"  # no takeover measured then
+    assert " 1.02 " in table[3]
+    assert table[3].split()[-2] == "4.87"

@@ -134,3 +134,12 @@ def test_w5_holds_ten_thousand_timers_to_50_ms_and_the_large_run_to_200_ms() -> 
     assert rows["large_lateness_p99_ms"]["target"] == "≤ 200 ms"
     assert rows["large_lateness_p99_ms"]["target_met"] is True
     assert rows["large_fires_lost"]["target_met"] is True
+
+
+def test_w8s_takeover_is_bounded_by_a_lease_and_a_round_of_the_lease_it_ran_with() -> None:
+    data = results("W8", {"ours": {"takeover_s": 3.9, "lease_seconds": 3.0}})
+
+    row = rows_of(data)["takeover_s"]
+    assert row["target"] == "≤ a lease + a round (ADR 27): 4 s"
+    assert row["target_met"] is True
+    assert row["required"] == {}

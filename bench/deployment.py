@@ -18,6 +18,7 @@ import psutil
 from bench.config import Endpoints
 from bench.measure import create_database, drop_database, unique_name, wait_until
 from contracts import OrchestrationStatus, Topology
+from contracts.http import HTTP_ACTIVITY
 from deploy.processes import ServiceGroup
 from durable.broker import Publisher, connect
 from durable.client import DurableClient
@@ -55,7 +56,8 @@ class OurDeployment:
         self.log_dir = log_dir
         functions = load_function_apps(FUNCTION_MODULES.split(","))
         self.functions = functions
-        self.activity_names = sorted(functions.activities)
+        # The built-in HTTP activity too: its queues are declared, and deleted after, alike.
+        self.activity_names = sorted([*functions.activities, HTTP_ACTIVITY])
         self.env = {
             "DF_DATABASE_URL": self.database_url,
             "DF_AMQP_URL": endpoints.amqp_url,

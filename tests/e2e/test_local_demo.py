@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from contracts import Topology
+from contracts.http import HTTP_ACTIVITY
 from deploy.processes import PROJECT_ROOT
 from tests.conftest import (
     AMQP_URL,
@@ -35,6 +36,7 @@ DEMO_ACTIVITIES = [
     "plan_approval",
     "send_approval_request",
     "send_proposal_outcome",
+    HTTP_ACTIVITY,  # built in: every activities service serves it
 ]
 
 

@@ -1,6 +1,7 @@
 """Consuming one partition queue in batches: the worker, and the pieces it coordinates.
 
-The worker takes what arrived as batches (``inbox``), sets aside timer fires that arrived early
+The worker takes what arrived as batches (``inbox``), and an express worker the raised events,
+beside the batch in flight (ADR 39); it sets aside timer fires that arrived early
 (``early_fires``), runs each batch through the handler's transaction, and hands what the commit
 sends to the publish lane (``publish_lane``), which publishes it and then acknowledges the
 batch's deliveries (``acknowledgements``), one batch after another. The local activities a
@@ -102,6 +103,11 @@ class PartitionConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._express: asyncio.Task[None] | None = None
+        # The instances of the worker's batch in flight (None: not known yet, being parsed);
+        # the express worker waits while its events' instances are among them.
+        self._in_flight: set[str] | None = set()
+        self._in_flight_changed = asyncio.Condition()
 
     @property
     def consuming(self) -> bool:
@@ -112,6 +118,9 @@ class PartitionConsumer:
     def start_worker(self) -> None:
         """Start processing what arrives (once; it outlives reconnections)."""
         self._worker = asyncio.create_task(self._run(), name=f"partition-{self.partition}")
+        self._express = asyncio.create_task(
+            self._run_express(), name=f"partition-{self.partition}-events"
+        )
 
     async def attach(
         self, connection: AbstractConnection, watch: ChannelWatch | None = None
@@ -160,10 +169,11 @@ class PartitionConsumer:
             self._early_fires.drop()
         if self._local_runs is not None:
             self._local_runs.cancel()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for worker in (self._worker, self._express):
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
         self._turns.urgent(self.partition, False)
         if self._channel is not None:
             # Unacknowledged deliveries (buffered, not yet processed) go back to the queue.
@@ -187,16 +197,44 @@ class PartitionConsumer:
     async def _run(self) -> None:
         while True:
             batch = await self._inbox.next_batch()
-            # While an event waits in another partition of the process, give way (ADR 39).
-            await self._turns.give_way(self.partition)
+            await self._in_flight_now(None)
             try:
+                # While an event waits in another partition of the process, give way (ADR 39).
+                await self._turns.give_way(self.partition)
                 await self._process(batch)
             except Exception:
                 self._log.exception("batch.unexpected_error", size=len(batch))
             finally:
+                await self._in_flight_now(set())
+
+    async def _run_express(self) -> None:
+        """Process raised events as they arrive, beside the batch in flight (ADR 39)."""
+        while True:
+            events: list[BatchItem] = [*await self._inbox.next_events()]
+            try:
+                await self._process(events, express=True)
+            except Exception:
+                self._log.exception("batch.unexpected_error", size=len(events))
+            finally:
+                self._inbox.events_done()
                 self._turns.urgent(self.partition, self._inbox.has_events)
 
-    async def _process(self, items: list[BatchItem]) -> None:
+    async def _in_flight_now(self, instances: set[str] | None) -> None:
+        async with self._in_flight_changed:
+            self._in_flight = instances
+            self._in_flight_changed.notify_all()
+
+    async def _after_instances_in_flight(self, instances: set[str]) -> None:
+        """Wait until the worker's batch in flight steps none of ``instances``: two batches
+        must not step one instance at once."""
+
+        def clear() -> bool:
+            return self._in_flight is not None and not instances & self._in_flight
+
+        async with self._in_flight_changed:
+            await self._in_flight_changed.wait_for(clear)
+
+    async def _process(self, items: list[BatchItem], *, express: bool = False) -> None:
         parsed, carriers = await self._parse(items)
         parsed = [
             (d, m)
@@ -211,6 +249,11 @@ class PartitionConsumer:
         if not parsed:
             self._lane.publish([], deliveries, {}, in_order=in_order)  # invalid carriers only
             return
+        instances = {message.envelope.instance_id for _, message in parsed}
+        if express:
+            await self._after_instances_in_flight(instances)
+        elif self._in_flight is None:
+            await self._in_flight_now(instances)
         try:
             committed = await self._handle([message for _, message in parsed])
         except AmbiguousCommitError as error:
@@ -235,7 +278,7 @@ class PartitionConsumer:
                 await self._unbatch(carriers)
                 rest = [m if d is None else d for d, m in parsed if d not in carriers]
                 if rest:
-                    await self._process(rest)
+                    await self._process(rest, express=express)
                 return
             if len(parsed) == 1:
                 message_id = parsed[0][1].envelope.message_id
@@ -251,7 +294,9 @@ class PartitionConsumer:
             # dead-letters it.
             self._log.warning("batch.failed_splitting", size=len(parsed))
             for delivery, message in parsed:
-                await self._process([delivery if delivery is not None else message])
+                await self._process(
+                    [delivery if delivery is not None else message], express=express
+                )
             return
         self._early_fires.hold(committed.held_fires)
         records = committed.records
@@ -273,7 +318,9 @@ class PartitionConsumer:
         is not a valid message is dead-lettered."""
         parsed: list[tuple[AbstractIncomingMessage | None, OrchestratorMessage]] = []
         carriers: dict[AbstractIncomingMessage, list[OrchestratorMessage]] = {}
+        turn = self._turns.turn(self.partition)
         for item in items:
+            await turn.pause()  # a carrier holds up to 64 messages to validate
             if isinstance(item, OrchestratorMessage):
                 parsed.append((None, item))
             elif item.type == ORCHESTRATOR_MESSAGE_BATCH:

@@ -10,12 +10,14 @@ until the batches before them are published (``deliveries_wait``), so that meanw
 them gather into the next batch, but a fire coming due is committed at once. When both are
 ready, they take turns.
 
-Events raised to instances (deliveries of type ``EventRaised``) go first, in a batch of their
-own that does not wait for publishing either: a manager's answer or a "Ping" arriving while a
-burst of starts fills the partition would otherwise wait behind the whole burst (ADR 39). They
-keep their order among themselves; overtaking the other messages of their instance is what any
-two senders' messages may do already (an event raised before its instance's start is buffered
-until the code waits for it).
+Events raised to instances (deliveries of type ``EventRaised``) are taken apart
+(``next_events``), by an express worker, at once, beside the batch in flight: a manager's
+answer or a "Ping" arriving while a burst of starts fills the partition would otherwise wait
+behind the whole burst (ADR 39). They keep their order among themselves; overtaking the other
+messages of their instance is what any two senders' messages may do already (an event raised
+before its instance's start is buffered until the code waits for it). While an event is
+buffered or being processed, no other batch is taken: the only batch beside it is the one
+that was in flight when it arrived, whose deliveries were all numbered before it.
 """
 
 from __future__ import annotations
@@ -59,15 +61,22 @@ class PartitionInbox:
         # Set while the worker waits, no delivery buffered and nothing publishing (wait_idle).
         self._idle = asyncio.Event()
         self._idle.set()
+        # Set while no event is buffered or being processed: other batches wait for it.
+        self._events_idle = asyncio.Event()
+        self._events_idle.set()
+        self._events_taken = False
+        self._events_wake = asyncio.Event()
 
     def put_delivery(self, delivery: AbstractIncomingMessage) -> bool:
         """Buffer ``delivery``; say whether it is a raised event (it goes first)."""
         event = is_raised_event(delivery)
         if event:
             self._events.append(delivery)
+            self._events_idle.clear()
+            self._events_wake.set()
         else:
             self._deliveries.append(delivery)
-        self._wake.set()
+            self._wake.set()
         return event
 
     def put_due(self, message: OrchestratorMessage) -> None:
@@ -90,22 +99,41 @@ class PartitionInbox:
         self._deliveries.clear()
         self._events.clear()
         self._due.clear()
+        if not self._events_taken:
+            self._events_idle.set()
+
+    async def next_events(self) -> list[AbstractIncomingMessage]:
+        """The raised events buffered (up to ``batch_size``), as soon as there are some; call
+        ``events_done`` once they are processed."""
+        while not self._events:
+            self._events_wake.clear()
+            await self._events_wake.wait()
+        self._events_taken = True
+        count = min(len(self._events), self._batch_size)
+        return [self._events.popleft() for _ in range(count)]
+
+    def events_done(self) -> None:
+        """The events ``next_events`` gave are processed: other batches may be taken again,
+        unless more events have arrived meanwhile."""
+        self._events_taken = False
+        if not self._events:
+            self._events_idle.set()
+            self._wake.set()
 
     async def next_batch(self) -> list[BatchItem]:
-        """Raised events first, then due messages, deliveries once they need not wait; when
-        those two are ready, they take turns."""
+        """Due messages first, deliveries once they need not wait; when both are ready, they
+        take turns. Neither while a raised event is buffered or being processed."""
         while True:
             source: deque[AbstractIncomingMessage] | deque[OrchestratorMessage] | None = None
             deliveries_ready = bool(self._deliveries) and not self._deliveries_wait()
-            if self._events:
-                source = self._events
+            if not self._events_idle.is_set():
+                pass  # the events go first: woken by ``events_done``
             elif self._due and not (self._due_last and deliveries_ready):
                 source = self._due
             elif deliveries_ready:
                 source = self._deliveries
             if source is not None:
-                if source is not self._events:
-                    self._due_last = source is self._due
+                self._due_last = source is self._due
                 self._idle.clear()
                 count = min(len(source), self._batch_size)
                 return [source.popleft() for _ in range(count)]
@@ -116,5 +144,7 @@ class PartitionInbox:
 
     async def wait_idle(self) -> None:
         """Wait until the worker, asking for a batch, finds no delivery buffered and none
-        waiting for publishing: the deliveries it took are processed."""
+        waiting for publishing, and no raised event is buffered or being processed: the
+        deliveries both workers took are processed."""
+        await self._events_idle.wait()
         await self._idle.wait()

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 
-SLICE_SECONDS = 0.005
+SLICE_SECONDS = 0.002
 GIVE_WAY_SECONDS = 0.05
 
 

@@ -1,6 +1,6 @@
 """The partition inbox: what is buffered goes as one batch, up to the batch size; deliveries
 wait for publishing and due messages do not; when both are ready they take turns; raised
-events go first, in batches of their own that do not wait for publishing."""
+events are taken apart, at once, and no other batch is taken while they are processed."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ async def test_what_was_buffered_before_a_clear_is_never_taken() -> None:
     assert await partition.next_batch() == [new]
 
 
-async def test_raised_events_go_first_in_their_own_batch_without_waiting_for_publishing() -> None:
+async def test_raised_events_are_taken_apart_at_once_and_hold_back_other_batches() -> None:
     partition, lane = inbox(batch_size=16)
     lane.busy = True
     channel = Channel()
@@ -139,11 +139,39 @@ async def test_raised_events_go_first_in_their_own_batch_without_waiting_for_pub
     partition.put_due(fire)
     assert partition.has_events
 
-    assert await partition.next_batch() == events  # in their order, ahead of all
+    # Both events, in their order, without waiting for publishing.
+    assert await partition.next_events() == events
     assert not partition.has_events
-    assert await partition.next_batch() == [fire]
+    # No other batch is taken while they are processed (not even a due fire): a batch taken
+    # beside them could hold deliveries numbered after them, and its multiple ack cover them.
+    batch = asyncio.create_task(partition.next_batch())
+    await loop_turns()
+    assert not batch.done()
+
+    partition.events_done()
+    assert await taken(batch) == [fire]
     lane.busy = False
     assert await partition.next_batch() == bulk
+
+
+async def test_an_event_arriving_while_others_are_processed_keeps_other_batches_back() -> None:
+    partition, _ = inbox()
+    channel = Channel()
+    first, second = (Delivery(channel, tag, type="EventRaised") for tag in (1, 3))
+    [later] = deliveries(Channel(), 1)
+    partition.put_delivery(first)  # type: ignore[arg-type]
+    assert await partition.next_events() == [first]
+    partition.put_delivery(second)  # type: ignore[arg-type]
+    partition.put_delivery(later)  # type: ignore[arg-type]
+
+    partition.events_done()  # the second is still buffered
+    batch = asyncio.create_task(partition.next_batch())
+    await loop_turns()
+    assert not batch.done()
+
+    assert await partition.next_events() == [second]
+    partition.events_done()
+    assert await taken(batch) == [later]
 
 
 def test_only_a_delivery_typed_as_a_raised_event_is_taken_ahead() -> None:

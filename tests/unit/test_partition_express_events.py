@@ -1,0 +1,141 @@
+"""Raised events in a partition (ADR 39): committed beside the batch in flight, acknowledged
+one by one so that no ``multiple`` ack covers a delivery not yet processed, and never beside a
+batch that steps the same instance."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from contracts import Envelope, EventRaised, OrchestratorMessage
+from durable.store.leases import Lease
+from durable.store.outbox import OutboxRecord
+from services.orchestrator.consumer import PartitionConsumer
+from services.orchestrator.handler import Committed
+from tests.helpers.waiting import assert_eventually
+from tests.unit.consumer_fakes import TOPOLOGY, Channel, Delivery, Publisher, task_completed
+
+
+def raised(instance_id: str) -> OrchestratorMessage:
+    now = datetime.now(UTC)
+    return OrchestratorMessage(
+        envelope=Envelope(
+            message_id=uuid.uuid4(),
+            instance_id=instance_id,
+            correlation_id="c1",
+            type="EventRaised",
+            sent_at=now,
+        ),
+        body=EventRaised(timestamp=now, name="Ping", input=1),
+    )
+
+
+class Handler:
+    """Holds every batch that has a task result in it until ``release`` is set, and every
+    batch of events until ``release_events`` is; records each batch's instances when it is
+    given and when it is done."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.release_events = asyncio.Event()
+        self.release_events.set()
+        self.given: list[set[str]] = []
+        self.done: list[set[str]] = []
+
+    async def handle(
+        self,
+        messages: Sequence[OrchestratorMessage],
+        partition: int | None = None,
+        lease: Lease | None = None,
+    ) -> Committed:
+        instances = {message.envelope.instance_id for message in messages}
+        self.given.append(instances)
+        if any(message.envelope.type == "TaskCompleted" for message in messages):
+            await self.release.wait()
+        else:
+            await self.release_events.wait()
+        self.done.append(instances)
+        return Committed([], [], [])
+
+
+class Relay:
+    async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
+        return True
+
+
+def consumer(handler: Handler) -> PartitionConsumer:
+    partition = PartitionConsumer(
+        0,
+        handler,  # type: ignore[arg-type]
+        Relay(),  # type: ignore[arg-type]
+        Publisher(),  # type: ignore[arg-type]
+        TOPOLOGY,
+        batch_size=16,
+        prefetch=32,
+    )
+    partition.start_worker()
+    return partition
+
+
+async def deliver(
+    partition: PartitionConsumer, channel: Channel, tag: int, message: OrchestratorMessage
+) -> None:
+    body = message.model_dump_json().encode()
+    delivery = Delivery(channel, tag, body=body, type=message.envelope.type)
+    await partition._receive(delivery)  # type: ignore[arg-type]
+
+
+async def test_an_event_is_committed_beside_the_batch_in_flight_and_acknowledged_alone() -> None:
+    handler, channel = Handler(), Channel()
+    partition = consumer(handler)
+    await deliver(partition, channel, 1, task_completed("busy"))
+    await deliver(partition, channel, 2, task_completed("also-busy"))
+    await assert_eventually(lambda: len(handler.given) == 1, timeout=5)  # in flight, held
+
+    await deliver(partition, channel, 3, raised("waiter"))
+    await assert_eventually(lambda: ("ack", 3, False) in channel.settled, timeout=5)
+    assert handler.done == [{"waiter"}]  # the batch in flight is still held
+    assert not any(tag < 3 for _, tag, _ in channel.settled)  # nothing of it settled
+
+    handler.release.set()
+    await assert_eventually(lambda: ("ack", 2, True) in channel.settled, timeout=5)
+    assert channel.settled == [("ack", 3, False), ("ack", 2, True)]
+    await partition.stop(timeout=1)
+
+
+async def test_an_event_for_an_instance_in_the_batch_in_flight_waits_for_it() -> None:
+    handler, channel = Handler(), Channel()
+    partition = consumer(handler)
+    await deliver(partition, channel, 1, task_completed("waiter"))
+    await assert_eventually(lambda: len(handler.given) == 1, timeout=5)
+
+    await deliver(partition, channel, 2, raised("waiter"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert handler.given == [{"waiter"}]  # the event's batch was not started beside it
+
+    handler.release.set()
+    await assert_eventually(lambda: ("ack", 2, False) in channel.settled, timeout=5)
+    assert handler.done == [{"waiter"}, {"waiter"}]
+    assert channel.settled == [("ack", 1, True), ("ack", 2, False)]
+    await partition.stop(timeout=1)
+
+
+async def test_no_batch_is_taken_while_an_event_is_processed() -> None:
+    handler, channel = Handler(), Channel()
+    partition = consumer(handler)
+    handler.release.set()
+    handler.release_events.clear()
+    await deliver(partition, channel, 1, raised("waiter"))
+    await deliver(partition, channel, 2, task_completed("other"))  # numbered after the event
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # Taken beside the event, its multiple ack at tag 2 would settle the event unprocessed.
+    assert handler.given == [{"waiter"}]
+
+    handler.release_events.set()
+    await assert_eventually(lambda: ("ack", 2, True) in channel.settled, timeout=5)
+    assert channel.settled == [("ack", 1, False), ("ack", 2, True)]
+    await partition.stop(timeout=1)

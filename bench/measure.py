@@ -92,3 +92,34 @@ def busy_cpu_seconds() -> float:
 
 def cpu_ms_per(busy_seconds: float, count: int) -> float:
     return round(busy_seconds * 1000 / count, 3)
+
+
+SETTLED_BUSY_SHARE = 0.2
+"""The machine counts as settled once it is busy less than this share of its cores (over all
+of them) for a whole second: what an earlier workload left running (autovacuum, sweepers,
+compaction) has ended."""
+SETTLE_TIMEOUT_SECONDS = 60.0
+
+
+async def wait_settled(
+    busy: Callable[[], float] = busy_cpu_seconds,
+    cores: int | None = None,
+    *,
+    window: float = 1.0,
+    timeout: float = SETTLE_TIMEOUT_SECONDS,
+) -> tuple[float, bool]:
+    """Wait until the whole machine has been busy less than ``SETTLED_BUSY_SHARE`` of its
+    cores over a ``window``, or ``timeout`` has passed; return the seconds waited and whether
+    it settled. Every system's W7 waits so before its resumes (issue 21), so that none pays
+    for what the workloads before it left running."""
+    cores = cores or psutil.cpu_count() or 1
+    began = time.monotonic()
+    while True:
+        before, start = busy(), time.monotonic()
+        await asyncio.sleep(window)
+        share = (busy() - before) / ((time.monotonic() - start) * cores)
+        waited = time.monotonic() - began
+        if share < SETTLED_BUSY_SHARE:
+            return waited, True
+        if waited >= timeout:
+            return waited, False

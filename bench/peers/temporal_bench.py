@@ -28,7 +28,14 @@ from typing import Any
 import psutil
 
 from bench.config import Sizes
-from bench.measure import best_round, busy_cpu_seconds, cpu_ms_per, ms, percentile
+from bench.measure import (
+    best_round,
+    busy_cpu_seconds,
+    cpu_ms_per,
+    ms,
+    percentile,
+    wait_settled,
+)
 from bench.peers.common import arguments, check, log, run_workloads_async, unavailable, versions
 from bench.peers.temporal_server import DevServer, temporal_binary, wait_ready
 
@@ -321,9 +328,10 @@ async def w7(sizes: Sizes, server_pid: int | None = None) -> dict[str, Any]:
     count = sizes.w7_peer_instances
     handles = await HARNESS.start_all(flows.Approval.run, [() for _ in range(count)])
     await all_waiting(handles, 120 + count / 20)
-    await asyncio.sleep(2.0)  # let the store and the worker settle, as for every system
+    await asyncio.sleep(2.0)
     rss = process.memory_info().rss
     server_rss = psutil.Process(server_pid).memory_info().rss if server_pid else 0
+    settle_s, _ = await wait_settled()  # as every system's W7
     resumes, outputs = [], []
     sample = random.Random(7).sample(range(count), min(sizes.w7_resumes, count))
     for index in sample:
@@ -342,6 +350,7 @@ async def w7(sizes: Sizes, server_pid: int | None = None) -> dict[str, Any]:
             "server_rss_mb": round(server_rss / 2**20, 1),
             "resume_p50_ms": ms(percentile(resumes, 50)),
             "resume_max_ms": ms(max(resumes)),
+            "settle_s": round(settle_s, 1),
         },
         "checks": [
             check(

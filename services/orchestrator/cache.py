@@ -145,6 +145,11 @@ class InstanceCache:
         self._entries.move_to_end(instance_id)
         return entry[0]
 
+    def peek(self, instance_id: str) -> CachedState | None:
+        """The cached state of ``instance_id``, if any, without counting it as a use."""
+        entry = self._entries.get(instance_id)
+        return None if entry is None else entry[0]
+
     def put(self, state: CachedState) -> None:
         if self._max_instances <= 0:
             return

@@ -132,8 +132,20 @@ class PartitionConsumer:
         self._consumer_tag = await self._queue.consume(self._receive)
 
     async def _receive(self, delivery: AbstractIncomingMessage) -> None:
-        if self._inbox.put_delivery(delivery):
+        express = is_raised_event(delivery) and self._runs_instance_of(delivery)
+        self._inbox.put_delivery(delivery, express=express)
+        if express:
             self._turns.urgent(self.partition, True)
+
+    def _runs_instance_of(self, delivery: AbstractIncomingMessage) -> bool:
+        """Whether the instance ``delivery`` is for runs here already (cached, started): only
+        then may its event overtake what arrived before it; an event for an instance whose
+        start may still be waiting in the queue goes in its turn (ADR 39)."""
+        try:
+            message = OrchestratorMessage.model_validate_json(delivery.body)
+        except ValidationError:
+            return False  # dead-lettered in its turn, with the reason
+        return self._handler.runs(message.envelope.instance_id)
 
     def detach(self) -> None:
         """The connection is gone: its unprocessed deliveries are void (the broker redelivers
@@ -244,8 +256,8 @@ class PartitionConsumer:
             if not await self._early_fires.held_until_due(None if d in carriers else d, m)
         ]
         deliveries = list(dict.fromkeys([*(d for d, _ in parsed if d is not None), *carriers]))
-        # Raised events are taken ahead of what arrived before them (ADR 39).
-        in_order = not any(is_raised_event(item) for item in items)
+        # Express events were taken ahead of what arrived before them (ADR 39).
+        in_order = not express
         if not parsed:
             self._lane.publish([], deliveries, {}, in_order=in_order)  # invalid carriers only
             return

@@ -156,6 +156,13 @@ class OrchestrationHandler:
         self._evict(batch.finished)
         return Committed(records, batch.held_fires, batch.refused)
 
+    def runs(self, instance_id: str) -> bool:
+        """Whether this process has ``instance_id`` in its cache, started: a raised event for
+        it can overtake the messages that arrived before it (ADR 39), since its start cannot
+        be one of them."""
+        state = self._cache.peek(instance_id)
+        return isinstance(state, InstanceState) and state.started
+
     def _evict(self, instance_ids: Iterable[str]) -> None:
         for instance_id in instance_ids:
             self._cache.evict(instance_id)

@@ -10,14 +10,14 @@ until the batches before them are published (``deliveries_wait``), so that meanw
 them gather into the next batch, but a fire coming due is committed at once. When both are
 ready, they take turns.
 
-Events raised to instances (deliveries of type ``EventRaised``) are taken apart
-(``next_events``), by an express worker, at once, beside the batch in flight: a manager's
-answer or a "Ping" arriving while a burst of starts fills the partition would otherwise wait
-behind the whole burst (ADR 39). They keep their order among themselves; overtaking the other
-messages of their instance is what any two senders' messages may do already (an event raised
-before its instance's start is buffered until the code waits for it). While an event is
-buffered or being processed, no other batch is taken: the only batch beside it is the one
-that was in flight when it arrived, whose deliveries were all numbered before it.
+Events raised to instances the process runs already (``express``: deliveries of type
+``EventRaised`` whose instance is cached and started) are taken apart (``next_events``), by an
+express worker, at once, beside the batch in flight: a manager's answer or a "Ping" arriving
+while a burst of starts fills the partition would otherwise wait behind the whole burst (ADR
+39). They keep their order among themselves; overtaking the other messages of their instance
+is what any two senders' messages may do already, and its start cannot be among them. While
+an event is buffered or being processed, no other batch is taken: the only batch beside it is
+the one that was in flight when it arrived, whose deliveries were all numbered before it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _EVENT_TYPE: str = EventRaised.model_fields["event_type"].default
 
 
 def is_raised_event(item: BatchItem) -> bool:
-    """Whether ``item`` is a delivery the inbox takes ahead of the others: a raised event."""
+    """Whether ``item`` is a delivery of one raised event (by its AMQP type)."""
     return not isinstance(item, OrchestratorMessage) and item.type == _EVENT_TYPE
 
 
@@ -67,17 +67,16 @@ class PartitionInbox:
         self._events_taken = False
         self._events_wake = asyncio.Event()
 
-    def put_delivery(self, delivery: AbstractIncomingMessage) -> bool:
-        """Buffer ``delivery``; say whether it is a raised event (it goes first)."""
-        event = is_raised_event(delivery)
-        if event:
+    def put_delivery(self, delivery: AbstractIncomingMessage, *, express: bool = False) -> None:
+        """Buffer ``delivery``: with ``express`` (a raised event that may overtake what
+        arrived before it), for ``next_events``."""
+        if express:
             self._events.append(delivery)
             self._events_idle.clear()
             self._events_wake.set()
         else:
             self._deliveries.append(delivery)
             self._wake.set()
-        return event
 
     def put_due(self, message: OrchestratorMessage) -> None:
         """Add a message that came without a delivery: it does not wait for publishing."""

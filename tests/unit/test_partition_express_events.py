@@ -1,6 +1,7 @@
-"""Raised events in a partition (ADR 39): committed beside the batch in flight, acknowledged
-one by one so that no ``multiple`` ack covers a delivery not yet processed, and never beside a
-batch that steps the same instance."""
+"""Raised events in a partition (ADR 39): for an instance the process runs already, committed
+beside the batch in flight, acknowledged one by one so that no ``multiple`` ack covers a
+delivery not yet processed, and never beside a batch that steps the same instance; for an
+instance it does not run yet (its start may be behind), in their turn."""
 
 from __future__ import annotations
 
@@ -37,12 +38,16 @@ class Handler:
     batch of events until ``release_events`` is; records each batch's instances when it is
     given and when it is done."""
 
-    def __init__(self) -> None:
+    def __init__(self, running: frozenset[str] = frozenset({"waiter"})) -> None:
+        self.running = running
         self.release = asyncio.Event()
         self.release_events = asyncio.Event()
         self.release_events.set()
         self.given: list[set[str]] = []
         self.done: list[set[str]] = []
+
+    def runs(self, instance_id: str) -> bool:
+        return instance_id in self.running
 
     async def handle(
         self,
@@ -138,4 +143,24 @@ async def test_no_batch_is_taken_while_an_event_is_processed() -> None:
     handler.release_events.set()
     await assert_eventually(lambda: ("ack", 2, True) in channel.settled, timeout=5)
     assert channel.settled == [("ack", 1, False), ("ack", 2, True)]
+    await partition.stop(timeout=1)
+
+
+async def test_an_event_for_an_instance_not_running_here_goes_in_its_turn() -> None:
+    # Its start may be among the deliveries before it: recorded after the event, the start
+    # would find the event buffered instead of waiting for it as it does otherwise.
+    handler, channel = Handler(running=frozenset()), Channel()
+    partition = consumer(handler)
+    await deliver(partition, channel, 1, task_completed("busy"))
+    await assert_eventually(lambda: len(handler.given) == 1, timeout=5)
+    await deliver(partition, channel, 2, task_completed("new"))  # a start, say
+    await deliver(partition, channel, 3, raised("new"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert handler.done == []  # not beside the batch in flight
+
+    handler.release.set()
+    await assert_eventually(lambda: ("ack", 3, True) in channel.settled, timeout=5)
+    assert handler.given == [{"busy"}, {"new"}]  # then both together, in their order
+    assert channel.settled == [("ack", 1, True), ("ack", 3, True)]
     await partition.stop(timeout=1)

@@ -135,7 +135,7 @@ async def test_raised_events_are_taken_apart_at_once_and_hold_back_other_batches
     events = [Delivery(channel, tag, type="EventRaised") for tag in (4, 5)]
     fire = timer_fire(due_in_seconds=0)
     for delivery in [bulk[0], events[0], bulk[1], events[1], bulk[2]]:
-        partition.put_delivery(delivery)  # type: ignore[arg-type]
+        partition.put_delivery(delivery, express=delivery in events)  # type: ignore[arg-type]
     partition.put_due(fire)
     assert partition.has_events
 
@@ -159,9 +159,9 @@ async def test_an_event_arriving_while_others_are_processed_keeps_other_batches_
     channel = Channel()
     first, second = (Delivery(channel, tag, type="EventRaised") for tag in (1, 3))
     [later] = deliveries(Channel(), 1)
-    partition.put_delivery(first)  # type: ignore[arg-type]
+    partition.put_delivery(first, express=True)  # type: ignore[arg-type]
     assert await partition.next_events() == [first]
-    partition.put_delivery(second)  # type: ignore[arg-type]
+    partition.put_delivery(second, express=True)  # type: ignore[arg-type]
     partition.put_delivery(later)  # type: ignore[arg-type]
 
     partition.events_done()  # the second is still buffered
@@ -174,7 +174,7 @@ async def test_an_event_arriving_while_others_are_processed_keeps_other_batches_
     assert await taken(batch) == [later]
 
 
-def test_only_a_delivery_typed_as_a_raised_event_is_taken_ahead() -> None:
+def test_a_raised_event_is_known_by_its_delivery_type() -> None:
     channel = Channel()
     assert is_raised_event(Delivery(channel, 1, type="EventRaised"))  # type: ignore[arg-type]
     assert not is_raised_event(Delivery(channel, 2, type="TaskCompleted"))  # type: ignore[arg-type]

@@ -269,6 +269,16 @@ def metrics_for(fan_out_sizes: tuple[int, ...]) -> list[Metric]:
         Metric(
             "W5", "large_fires_lost", "the large run: timer fires lost", "", False, (AtMost(0),)
         ),
+        Metric(
+            "W5", "large_timers_recorded_s", "the large run: every timer recorded after", "s", False
+        ),
+        Metric(
+            "W5",
+            "large_due_after_recorded_lateness_p99_ms",
+            "the large run: lateness p99 of fires due once every timer was recorded",
+            "ms",
+            False,
+        ),
         Metric("W5", "cascade_lateness_p50_ms", "via the cascade: timer lateness p50", "ms", False),
         Metric("W5", "cascade_lateness_p99_ms", "via the cascade: timer lateness p99", "ms", False),
         Metric("W5", "cascade_fires_lost", "timers via the cascade: fires lost", "", False),

@@ -4,14 +4,16 @@ deliveries and their settlements, and a publisher. The integration tests use the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aiormq.exceptions import ChannelInvalidStateError
 
-from contracts import Envelope, OrchestratorMessage, TaskCompleted, Topology
+from contracts import Envelope, EventRaised, OrchestratorMessage, TaskCompleted, Topology
 from durable.broker import OutgoingMessage, PublishFailedError
 from durable.store.outbox import OutboxRecord
+from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.dispatch import timer_fired_message
 
 TOPOLOGY = Topology(namespace="unit", partitions=2)
@@ -91,6 +93,42 @@ def task_completed(instance_id: str = "i1", task_scheduled_id: int = 1) -> Orche
         ),
         body=TaskCompleted(timestamp=now, task_scheduled_id=task_scheduled_id, result=1),
     )
+
+
+def event_raised(instance_id: str) -> OrchestratorMessage:
+    now = datetime.now(UTC)
+    return OrchestratorMessage(
+        envelope=Envelope(
+            message_id=uuid.uuid4(),
+            instance_id=instance_id,
+            correlation_id="c1",
+            type="EventRaised",
+            sent_at=now,
+        ),
+        body=EventRaised(timestamp=now, name="Ping", input=1),
+    )
+
+
+class Relay:
+    """Publishes every committed batch's rows at once."""
+
+    async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
+        return True
+
+
+def started_consumer(handler: object) -> PartitionConsumer:
+    """A consumer of partition 0 around ``handler`` (a stand-in), its workers started."""
+    consumer = PartitionConsumer(
+        0,
+        handler,  # type: ignore[arg-type]
+        Relay(),  # type: ignore[arg-type]
+        Publisher(),  # type: ignore[arg-type]
+        TOPOLOGY,
+        batch_size=16,
+        prefetch=32,
+    )
+    consumer.start_worker()
+    return consumer
 
 
 def outbox_record(row_id: int) -> OutboxRecord:

@@ -6,31 +6,20 @@ instance it does not run yet (its start may be behind), in their turn."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
-from contracts import Envelope, EventRaised, OrchestratorMessage
+from contracts import OrchestratorMessage
 from durable.store.leases import Lease
-from durable.store.outbox import OutboxRecord
 from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import Committed
 from tests.helpers.waiting import assert_eventually
-from tests.unit.consumer_fakes import TOPOLOGY, Channel, Delivery, Publisher, task_completed
-
-
-def raised(instance_id: str) -> OrchestratorMessage:
-    now = datetime.now(UTC)
-    return OrchestratorMessage(
-        envelope=Envelope(
-            message_id=uuid.uuid4(),
-            instance_id=instance_id,
-            correlation_id="c1",
-            type="EventRaised",
-            sent_at=now,
-        ),
-        body=EventRaised(timestamp=now, name="Ping", input=1),
-    )
+from tests.unit.consumer_fakes import (
+    Channel,
+    Delivery,
+    event_raised,
+    started_consumer,
+    task_completed,
+)
 
 
 class Handler:
@@ -65,25 +54,6 @@ class Handler:
         return Committed([], [], [])
 
 
-class Relay:
-    async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
-        return True
-
-
-def consumer(handler: Handler) -> PartitionConsumer:
-    partition = PartitionConsumer(
-        0,
-        handler,  # type: ignore[arg-type]
-        Relay(),  # type: ignore[arg-type]
-        Publisher(),  # type: ignore[arg-type]
-        TOPOLOGY,
-        batch_size=16,
-        prefetch=32,
-    )
-    partition.start_worker()
-    return partition
-
-
 async def deliver(
     partition: PartitionConsumer, channel: Channel, tag: int, message: OrchestratorMessage
 ) -> None:
@@ -94,12 +64,12 @@ async def deliver(
 
 async def test_an_event_is_committed_beside_the_batch_in_flight_and_acknowledged_alone() -> None:
     handler, channel = Handler(), Channel()
-    partition = consumer(handler)
+    partition = started_consumer(handler)
     await deliver(partition, channel, 1, task_completed("busy"))
     await deliver(partition, channel, 2, task_completed("also-busy"))
     await assert_eventually(lambda: len(handler.given) == 1, timeout=5)  # in flight, held
 
-    await deliver(partition, channel, 3, raised("waiter"))
+    await deliver(partition, channel, 3, event_raised("waiter"))
     await assert_eventually(lambda: ("ack", 3, False) in channel.settled, timeout=5)
     assert handler.done == [{"waiter"}]  # the batch in flight is still held
     assert not any(tag < 3 for _, tag, _ in channel.settled)  # nothing of it settled
@@ -112,11 +82,11 @@ async def test_an_event_is_committed_beside_the_batch_in_flight_and_acknowledged
 
 async def test_an_event_for_an_instance_in_the_batch_in_flight_waits_for_it() -> None:
     handler, channel = Handler(), Channel()
-    partition = consumer(handler)
+    partition = started_consumer(handler)
     await deliver(partition, channel, 1, task_completed("waiter"))
     await assert_eventually(lambda: len(handler.given) == 1, timeout=5)
 
-    await deliver(partition, channel, 2, raised("waiter"))
+    await deliver(partition, channel, 2, event_raised("waiter"))
     for _ in range(20):
         await asyncio.sleep(0)
     assert handler.given == [{"waiter"}]  # the event's batch was not started beside it
@@ -130,10 +100,10 @@ async def test_an_event_for_an_instance_in_the_batch_in_flight_waits_for_it() ->
 
 async def test_no_batch_is_taken_while_an_event_is_processed() -> None:
     handler, channel = Handler(), Channel()
-    partition = consumer(handler)
+    partition = started_consumer(handler)
     handler.release.set()
     handler.release_events.clear()
-    await deliver(partition, channel, 1, raised("waiter"))
+    await deliver(partition, channel, 1, event_raised("waiter"))
     await deliver(partition, channel, 2, task_completed("other"))  # numbered after the event
     for _ in range(20):
         await asyncio.sleep(0)
@@ -150,11 +120,11 @@ async def test_an_event_for_an_instance_not_running_here_goes_in_its_turn() -> N
     # Its start may be among the deliveries before it: recorded after the event, the start
     # would find the event buffered instead of waiting for it as it does otherwise.
     handler, channel = Handler(running=frozenset()), Channel()
-    partition = consumer(handler)
+    partition = started_consumer(handler)
     await deliver(partition, channel, 1, task_completed("busy"))
     await assert_eventually(lambda: len(handler.given) == 1, timeout=5)
     await deliver(partition, channel, 2, task_completed("new"))  # a start, say
-    await deliver(partition, channel, 3, raised("new"))
+    await deliver(partition, channel, 3, event_raised("new"))
     for _ in range(20):
         await asyncio.sleep(0)
     assert handler.done == []  # not beside the batch in flight

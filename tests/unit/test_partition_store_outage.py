@@ -15,11 +15,9 @@ from structlog.testing import capture_logs
 
 from contracts import OrchestratorMessage
 from durable.store.leases import Lease
-from durable.store.outbox import OutboxRecord
-from services.orchestrator.consumer import PartitionConsumer
 from services.orchestrator.handler import Committed
 from tests.helpers.waiting import assert_eventually
-from tests.unit.consumer_fakes import TOPOLOGY, Channel, Delivery, Publisher, task_completed
+from tests.unit.consumer_fakes import Channel, Delivery, started_consumer, task_completed
 
 
 class Handler:
@@ -43,26 +41,12 @@ class Handler:
         return Committed([], [], [])
 
 
-class Relay:
-    async def publish_committed(self, records: Sequence[OutboxRecord]) -> bool:
-        return True
-
-
 async def consume(handler: Handler, count: int) -> tuple[list[uuid.UUID], Channel, list[str]]:
     """Deliver ``count`` messages to a consumer of partition 0 and let it work until every
     delivery is settled; the message ids, the channel and the events logged."""
     channel = Channel()
     messages = [task_completed(f"i{n}") for n in range(count)]
-    consumer = PartitionConsumer(
-        0,
-        handler,  # type: ignore[arg-type]
-        Relay(),  # type: ignore[arg-type]
-        Publisher(),  # type: ignore[arg-type]
-        TOPOLOGY,
-        batch_size=16,
-        prefetch=32,
-    )
-    consumer.start_worker()
+    consumer = started_consumer(handler)
     with capture_logs() as logs:
         for tag, message in enumerate(messages, start=1):
             delivery = Delivery(channel, tag, body=message.model_dump_json().encode())

@@ -158,11 +158,16 @@ async def test_transfers_inside_critical_sections_keep_the_sum_of_balances(
     assert sum(balances) == 200, balances
     assert all(balance >= 0 for balance in balances)
     assert sum(moved) > 0  # type: ignore[arg-type]
-    # Every lock was released: nothing holds the accounts any more.
-    for key in (a, b):
-        record = await client.get_entity(EntityId("Account", key))
-        assert record is not None
-        assert record.locked_by is None
+    # Every lock is released: nothing holds the accounts any more. The unlock travels to each
+    # account after its orchestration has completed, so it may still be on its way.
+    async def released() -> bool:
+        for key in (a, b):
+            record = await client.get_entity(EntityId("Account", key))
+            assert record is not None
+            assert record.locked_by is None, record
+        return True
+
+    await assert_eventually(released, timeout=30, interval=0.05)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import PEERS
+from bench.metrics import PEERS
 
 SERIES = (*PEERS, "ceiling")
 COLOURS = {"dbos": "#4c72b0", "celery": "#55a868", "temporal": "#c44e52", "ceiling": "#8c8c8c"}

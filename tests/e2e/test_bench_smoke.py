@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import WORKLOADS
-from bench.report import metrics_for
+from bench.metrics import metrics_for
 from tests.conftest import ADMIN_URL, AMQP_URL
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from bench.__main__ import OUR_ORDER
 from bench.config import WORKLOADS
-from bench.report import build_rows, metrics_for
+from bench.metrics import metrics_for
+from bench.report import build_rows
 
 
 def test_the_entity_rows_set_temporals_workflows_beside_ours_with_the_ratio() -> None:

@@ -158,6 +158,7 @@ async def test_transfers_inside_critical_sections_keep_the_sum_of_balances(
     assert sum(balances) == 200, balances
     assert all(balance >= 0 for balance in balances)
     assert sum(moved) > 0  # type: ignore[arg-type]
+
     # Every lock is released: nothing holds the accounts any more. The unlock travels to each
     # account after its orchestration has completed, so it may still be on its way.
     async def released() -> bool:

@@ -267,7 +267,7 @@ class PartitionConsumer:
         elif self._in_flight is None:
             await self._in_flight_now(instances)
         try:
-            committed = await self._handle([message for _, message in parsed])
+            committed = await self._handle([message for _, message in parsed], express=express)
         except AmbiguousCommitError as error:
             self._log.warning("batch.commit_ambiguous", size=len(parsed), error=str(error))
             metrics.BATCH_FAILURES.labels("ambiguous_commit").inc()
@@ -347,7 +347,9 @@ class PartitionConsumer:
                     await self._dead_letters.reject(item, f"invalid message: {error}")
         return parsed, carriers
 
-    async def _handle(self, messages: list[OrchestratorMessage]) -> Committed:
+    async def _handle(
+        self, messages: list[OrchestratorMessage], *, express: bool = False
+    ) -> Committed:
         """Commit ``messages``, waiting while the database cannot be reached.
 
         An unreachable database (down, failing over) is no message's fault: splitting the
@@ -361,7 +363,9 @@ class PartitionConsumer:
         unreachable_since: float | None = None
         while True:
             try:
-                committed = await self._handler.handle(messages, self.partition, self.lease)
+                committed = await self._handler.handle(
+                    messages, self.partition, self.lease, express=express
+                )
             except ConcurrencyError:
                 # Another writer won; our cached state is gone, so the retry reloads.
                 conflicts += 1

@@ -49,6 +49,7 @@ from durable.store.outbox import OutboxRecord, insert_outbox_txn
 from engine import Decision
 from engine.versions import VersionPolicy
 from services.orchestrator.cache import InstanceCache, InstanceState
+from services.orchestrator.decisions import Deciding, DecisionSlot
 from services.orchestrator.dispatch import batched_tasks
 from services.orchestrator.entities import EntityRunner
 from services.orchestrator.entity_state import EntityState
@@ -101,6 +102,7 @@ class OrchestrationHandler:
         activity_batch: int = 1,
         versions: VersionGate | None = None,
         turns: Turns = NO_TURNS,
+        decisions: DecisionSlot | None = None,
     ) -> None:
         self._pool = pool
         self._functions = functions
@@ -115,17 +117,23 @@ class OrchestrationHandler:
         self._activity_batch = activity_batch
         self._versions = versions or VersionGate(VersionPolicy(), topology, 60)
         self._turns = turns
+        self._decisions = decisions or DecisionSlot()
 
     async def handle(
         self,
         messages: Sequence[OrchestratorMessage],
         partition: int | None = None,
         lease: Lease | None = None,
+        *,
+        express: bool = False,
     ) -> Committed:
         """Process ``messages`` (of ``partition``, which their outbox rows record) in one
         transaction; return the outbox rows to publish, the timer fires to hold and the
         messages to dead-letter. With ``lease``, nothing is written unless the process still
         holds the partition at the lease's epoch (``LeaseLostError``).
+
+        The batch decides when the process's decision slot is its (ADR 40), and reads the
+        clock then; an ``express`` batch (raised events, ADR 39) does not wait for it.
 
         Raises ``ConcurrencyError`` when another writer appended to one of the instances
         first, and ``AmbiguousCommitError`` when the commit's outcome is unknown. Either way
@@ -135,10 +143,13 @@ class OrchestrationHandler:
         for message in messages:
             groups.setdefault(message.envelope.instance_id, []).append(message)
         batch = Batch(lease=lease)
+        # Work in progress: every instance in memory, none to load (ADR 40).
+        ongoing = all(self._cache.peek(instance_id) is not None for instance_id in groups)
         try:
-            records = await self._decide_and_write(
-                batch, groups, self._clock(), partition, self._turns.turn(partition)
-            )
+            async with self._decisions.take(ongoing=ongoing, express=express) as decision:
+                records = await self._decide_and_write(
+                    batch, groups, self._clock(), partition, self._turns.turn(partition), decision
+                )
         except UNSTORABLE_ERRORS as error:
             end_episode_spans(batch, error)
             self._evict(groups)
@@ -203,10 +214,13 @@ class OrchestrationHandler:
         now: datetime,
         partition: int | None,
         turn: Turn,
+        decision: Deciding,
     ) -> list[OutboxRecord]:
         """Cached instances are decided without reading anything (their rows are checked when
         written); the others are locked and loaded in the transaction. Between instances, the
-        batch gives the event loop up when it has held it for a slice (``turn``, ADR 39).
+        batch gives the event loop up when it has held it for a slice (``turn``, ADR 39). The
+        batch gives up the ``decision`` slot once decided, before local activities run inline
+        and before it writes (ADR 40).
 
         A batch of cached instances that writes only events, rows and messages (most steps
         of a running instance) is written by one statement, which is its own transaction.
@@ -222,6 +236,7 @@ class OrchestrationHandler:
             else:
                 self._run_episode(state, group, now, batch)
         if not uncached:
+            decision.done()
             await self._run_inline(batch)
             if batch.rows_only:
                 self._batch_tasks(batch)
@@ -230,8 +245,10 @@ class OrchestrationHandler:
         async def write(connection: Connection) -> list[OutboxRecord]:
             if uncached:
                 await self._decide_txn(connection, uncached, now, batch, turn)
+                decision.done()
                 # Inside the transaction: the instances just loaded stay locked meanwhile.
                 await self._run_inline(batch)
+            decision.done()
             return await self._write_all_txn(connection, batch, now, partition)
 
         return await in_transaction(self._pool, write)

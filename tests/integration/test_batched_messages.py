@@ -168,10 +168,12 @@ class PickyHandler(OrchestrationHandler):
         messages: Sequence[OrchestratorMessage],
         partition: int | None = None,
         lease: Lease | None = None,
+        *,
+        express: bool = False,
     ) -> Committed:
         if len(messages) > 1 and any(m.envelope.message_id == self.poison for m in messages):
             raise RuntimeError("poisoned batch")
-        return await super().handle(messages, partition, lease)
+        return await super().handle(messages, partition, lease, express=express)
 
 
 async def test_a_message_that_breaks_its_batch_is_retried_alone_and_the_rest_are_recorded(

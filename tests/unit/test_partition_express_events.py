@@ -34,6 +34,8 @@ class Handler:
         self.release_events.set()
         self.given: list[set[str]] = []
         self.done: list[set[str]] = []
+        # Each batch's instances and whether it was given as express (ADR 40: no slot).
+        self.express: list[tuple[frozenset[str], bool]] = []
 
     def runs(self, instance_id: str) -> bool:
         return instance_id in self.running
@@ -43,9 +45,12 @@ class Handler:
         messages: Sequence[OrchestratorMessage],
         partition: int | None = None,
         lease: Lease | None = None,
+        *,
+        express: bool = False,
     ) -> Committed:
         instances = {message.envelope.instance_id for message in messages}
         self.given.append(instances)
+        self.express.append((frozenset(instances), express))
         if any(message.envelope.type == "TaskCompleted" for message in messages):
             await self.release.wait()
         else:
@@ -73,6 +78,8 @@ async def test_an_event_is_committed_beside_the_batch_in_flight_and_acknowledged
     await assert_eventually(lambda: ("ack", 3, False) in channel.settled, timeout=5)
     assert handler.done == [{"waiter"}]  # the batch in flight is still held
     assert not any(tag < 3 for _, tag, _ in channel.settled)  # nothing of it settled
+    # The event's batch does not wait for the process's decision slot (ADR 40).
+    assert handler.express == [(frozenset({"busy", "also-busy"}), False), ({"waiter"}, True)]
 
     handler.release.set()
     await assert_eventually(lambda: ("ack", 2, True) in channel.settled, timeout=5)

@@ -34,6 +34,8 @@ class Handler:
         messages: Sequence[OrchestratorMessage],
         partition: int | None = None,
         lease: Lease | None = None,
+        *,
+        express: bool = False,
     ) -> Committed:
         self.batches.append([message.envelope.message_id for message in messages])
         if len(self.batches) <= self._failures:

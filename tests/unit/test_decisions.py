@@ -1,0 +1,109 @@
+"""The process's decision slot (ADR 40): one batch decides at a time, work in progress before a
+batch that must load instances, unless that one has waited long enough; raised events taken
+express do not wait."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.orchestrator.decisions import DecisionSlot
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def _take(slot: DecisionSlot, order: list[str], name: str, *, ongoing: bool) -> None:
+    async with slot.take(ongoing=ongoing):
+        order.append(name)
+
+
+async def test_a_second_batch_decides_once_the_first_is_done() -> None:
+    slot = DecisionSlot()
+    order: list[str] = []
+    async with slot.take(ongoing=True):
+        second = asyncio.create_task(_take(slot, order, "second", ongoing=True))
+        await _settle()
+        assert order == []
+        assert slot.waiting == 1
+    await asyncio.wait_for(second, timeout=5)
+    assert order == ["second"]
+
+
+async def test_giving_the_slot_up_early_lets_the_next_decide_while_the_first_writes() -> None:
+    slot = DecisionSlot()
+    order: list[str] = []
+    async with slot.take(ongoing=True) as decision:
+        second = asyncio.create_task(_take(slot, order, "second", ongoing=True))
+        await _settle()
+        decision.done()  # decided: the batch writes now
+        await asyncio.wait_for(second, timeout=5)
+        assert order == ["second"]
+        decision.done()  # once only: the end of the block releases nothing more
+    third = asyncio.create_task(_take(slot, order, "third", ongoing=True))
+    await asyncio.wait_for(third, timeout=5)
+    async with slot.take(ongoing=False):  # free again
+        pass
+
+
+async def test_work_in_progress_goes_before_a_batch_that_loads_instances() -> None:
+    slot = DecisionSlot(bulk_wait_seconds=60)
+    order: list[str] = []
+    async with slot.take(ongoing=True):
+        starts = asyncio.create_task(_take(slot, order, "starts", ongoing=False))
+        await _settle()
+        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
+        await _settle()
+    await asyncio.wait_for(asyncio.gather(starts, steps), timeout=5)
+    assert order == ["steps", "starts"]
+
+
+async def test_a_batch_of_starts_that_waited_long_enough_goes_first() -> None:
+    slot = DecisionSlot(bulk_wait_seconds=0)  # any wait is long enough
+    order: list[str] = []
+    async with slot.take(ongoing=True):
+        starts = asyncio.create_task(_take(slot, order, "starts", ongoing=False))
+        await _settle()
+        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
+        await _settle()
+    await asyncio.wait_for(asyncio.gather(starts, steps), timeout=5)
+    assert order == ["starts", "steps"]
+
+
+async def test_an_express_batch_decides_beside_the_holder() -> None:
+    slot = DecisionSlot()
+    async with slot.take(ongoing=False), asyncio.timeout(5), slot.take(ongoing=True, express=True):
+        assert slot.waiting == 0
+
+
+async def test_a_batch_cancelled_while_waiting_leaves_the_line() -> None:
+    slot = DecisionSlot()
+    order: list[str] = []
+    async with slot.take(ongoing=True):
+        cancelled = asyncio.create_task(_take(slot, order, "cancelled", ongoing=True))
+        later = asyncio.create_task(_take(slot, order, "later", ongoing=True))
+        await _settle()
+        cancelled.cancel()
+        await _settle()
+        assert slot.waiting == 1
+    await asyncio.wait_for(later, timeout=5)
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert order == ["later"]
+
+
+async def test_a_batch_cancelled_as_the_slot_reaches_it_passes_the_slot_on() -> None:
+    slot = DecisionSlot()
+    order: list[str] = []
+    async with slot.take(ongoing=True):
+        handed = asyncio.create_task(_take(slot, order, "handed", ongoing=True))
+        later = asyncio.create_task(_take(slot, order, "later", ongoing=True))
+        await _settle()
+    handed.cancel()  # the slot was handed to it; it is cancelled before it runs
+    await asyncio.wait_for(later, timeout=5)
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    assert order == ["later"]

@@ -10,8 +10,9 @@ decided.
 Which batch goes next: one whose instances the process has in memory (results, fires, events:
 work in progress) before one that must load an instance (a start, an instance evicted), so
 that a burst of starts does not hold back the instances already running; but a batch that has
-waited ``BULK_WAIT_SECONDS`` goes next, whatever else waits, so that a steady stream of steps
-cannot stop the starts.
+waited ``BULK_WAIT_SECONDS`` goes next, so that a steady stream of steps cannot stop the
+starts, though never twice in a row while work in progress waits: with every partition's
+starts overdue at once, the fires due meanwhile would otherwise wait for all of them.
 
 A batch holds the slot while it decides, loading the instances it must lock included; it gives
 the slot up before it runs local activities inline and before it writes. Raised events taken
@@ -56,6 +57,7 @@ class DecisionSlot:
         self._bulk_wait_seconds = bulk_wait_seconds
         self._held = False
         self._waiting: list[_Waiter] = []
+        self._last_was_bulk = False
 
     @property
     def waiting(self) -> int:
@@ -96,17 +98,17 @@ class DecisionSlot:
             self._waiting.remove(waiter)
             if not waiter.future.done():
                 waiter.future.set_result(None)  # the slot passes to it, still held
+                self._last_was_bulk = not waiter.ongoing
                 return
         self._held = False
 
     def _next(self) -> _Waiter:
-        """The bulk batch that has waited long enough, else the first ongoing one, else the
-        first in line."""
-        overdue = time.monotonic() - self._bulk_wait_seconds
-        for waiter in self._waiting:
-            if not waiter.ongoing and waiter.since <= overdue:
-                return waiter
-        for waiter in self._waiting:
-            if waiter.ongoing:
-                return waiter
-        return self._waiting[0]
+        """The bulk batch that has waited long enough (unless the last was bulk too), else
+        the first ongoing one, else the first in line."""
+        ongoing = next((waiter for waiter in self._waiting if waiter.ongoing), None)
+        if not self._last_was_bulk or ongoing is None:
+            overdue = time.monotonic() - self._bulk_wait_seconds
+            for waiter in self._waiting:
+                if not waiter.ongoing and waiter.since <= overdue:
+                    return waiter
+        return ongoing or self._waiting[0]

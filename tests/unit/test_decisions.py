@@ -107,3 +107,16 @@ async def test_a_batch_cancelled_as_the_slot_reaches_it_passes_the_slot_on() -> 
     with pytest.raises(asyncio.CancelledError):
         await handed
     assert order == ["later"]
+
+
+async def test_overdue_starts_take_turns_with_work_in_progress() -> None:
+    slot = DecisionSlot(bulk_wait_seconds=0)  # every batch of starts is overdue at once
+    order: list[str] = []
+    async with slot.take(ongoing=True):
+        tasks = [
+            asyncio.create_task(_take(slot, order, name, ongoing=name.startswith("step")))
+            for name in ("starts-1", "starts-2", "step-1", "step-2")
+        ]
+        await _settle()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    assert order == ["starts-1", "step-1", "starts-2", "step-2"]

@@ -9,10 +9,12 @@ decided.
 
 Which batch goes next: one whose instances the process has in memory (results, fires, events:
 work in progress) before one that must load an instance (a start, an instance evicted), so
-that a burst of starts does not hold back the instances already running; but a batch that has
-waited ``BULK_WAIT_SECONDS`` goes next, so that a steady stream of steps cannot stop the
-starts, though never twice in a row while work in progress waits: with every partition's
-starts overdue at once, the fires due meanwhile would otherwise wait for all of them.
+that a burst of starts does not hold back the instances already running. Work in progress
+decides in a fraction of a millisecond where a batch of starts may take 100 ms; so that a
+steady stream of it cannot stop the starts, a batch of starts goes next once work in progress
+has held the slot for ``BULK_WAIT_SECONDS`` in all since it began to wait (time held, not time
+waited: with every partition's starts waiting at once, the fires due meanwhile would otherwise
+wait for all of them, as they did when it was time waited).
 
 A batch holds the slot while it decides, loading the instances it must lock included; it gives
 the slot up before it runs local activities inline and before it writes. Raised events taken
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 BULK_WAIT_SECONDS = 0.1
@@ -34,7 +36,8 @@ BULK_WAIT_SECONDS = 0.1
 @dataclass(eq=False)
 class _Waiter:
     ongoing: bool
-    since: float
+    # Work in progress's time in the slot when this one began to wait.
+    ongoing_held_before: float
     future: asyncio.Future[None] = field(repr=False)
 
 
@@ -53,11 +56,19 @@ class Deciding:
 class DecisionSlot:
     """Lets one batch of the process decide at a time (``take``), work in progress first."""
 
-    def __init__(self, bulk_wait_seconds: float = BULK_WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        bulk_wait_seconds: float = BULK_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._bulk_wait_seconds = bulk_wait_seconds
+        self._clock = clock
         self._held = False
         self._waiting: list[_Waiter] = []
-        self._last_was_bulk = False
+        # Who holds the slot, since when, and work in progress's time in it so far.
+        self._holder_ongoing = False
+        self._held_since = 0.0
+        self._ongoing_held = 0.0
 
     @property
     def waiting(self) -> int:
@@ -80,8 +91,10 @@ class DecisionSlot:
     async def _acquire(self, ongoing: bool) -> None:
         if not self._held and not self._waiting:
             self._held = True
+            self._holding(ongoing)
             return
-        waiter = _Waiter(ongoing, time.monotonic(), asyncio.get_running_loop().create_future())
+        held_before = self._ongoing_held + self._holder_ongoing_so_far()
+        waiter = _Waiter(ongoing, held_before, asyncio.get_running_loop().create_future())
         self._waiting.append(waiter)
         try:
             await waiter.future
@@ -92,23 +105,28 @@ class DecisionSlot:
                 self._release()  # handed the slot as it was cancelled: pass it on
             raise
 
+    def _holding(self, ongoing: bool) -> None:
+        self._holder_ongoing, self._held_since = ongoing, self._clock()
+
+    def _holder_ongoing_so_far(self) -> float:
+        return self._clock() - self._held_since if self._held and self._holder_ongoing else 0.0
+
     def _release(self) -> None:
+        self._ongoing_held += self._holder_ongoing_so_far()
         while self._waiting:
             waiter = self._next()
             self._waiting.remove(waiter)
             if not waiter.future.done():
                 waiter.future.set_result(None)  # the slot passes to it, still held
-                self._last_was_bulk = not waiter.ongoing
+                self._holding(waiter.ongoing)
                 return
         self._held = False
 
     def _next(self) -> _Waiter:
-        """The bulk batch that has waited long enough (unless the last was bulk too), else
-        the first ongoing one, else the first in line."""
-        ongoing = next((waiter for waiter in self._waiting if waiter.ongoing), None)
-        if not self._last_was_bulk or ongoing is None:
-            overdue = time.monotonic() - self._bulk_wait_seconds
-            for waiter in self._waiting:
-                if not waiter.ongoing and waiter.since <= overdue:
-                    return waiter
-        return ongoing or self._waiting[0]
+        """The first batch of starts that work in progress has kept waiting long enough, else
+        the first of work in progress, else the first in line."""
+        for waiter in self._waiting:
+            waited = self._ongoing_held - waiter.ongoing_held_before
+            if not waiter.ongoing and waited >= self._bulk_wait_seconds:
+                return waiter
+        return next((waiter for waiter in self._waiting if waiter.ongoing), self._waiting[0])

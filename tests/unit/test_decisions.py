@@ -61,16 +61,40 @@ async def test_work_in_progress_goes_before_a_batch_that_loads_instances() -> No
     assert order == ["steps", "starts"]
 
 
-async def test_a_batch_of_starts_that_waited_long_enough_goes_first() -> None:
-    slot = DecisionSlot(bulk_wait_seconds=0)  # any wait is long enough
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_starts_go_first_once_work_in_progress_has_held_the_slot_long_enough() -> None:
+    clock = Clock()
+    slot = DecisionSlot(bulk_wait_seconds=0.1, clock=clock)
     order: list[str] = []
     async with slot.take(ongoing=True):
         starts = asyncio.create_task(_take(slot, order, "starts", ongoing=False))
         await _settle()
         steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
         await _settle()
+        clock.now += 0.1  # work in progress has held the slot that long since the starts waited
     await asyncio.wait_for(asyncio.gather(starts, steps), timeout=5)
     assert order == ["starts", "steps"]
+
+
+async def test_time_the_starts_wait_behind_other_starts_does_not_count() -> None:
+    clock = Clock()
+    slot = DecisionSlot(bulk_wait_seconds=0.1, clock=clock)
+    order: list[str] = []
+    async with slot.take(ongoing=False):
+        later_starts = asyncio.create_task(_take(slot, order, "later starts", ongoing=False))
+        await _settle()
+        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
+        await _settle()
+        clock.now += 5  # a long batch of starts: the fires due meanwhile still go first
+    await asyncio.wait_for(asyncio.gather(later_starts, steps), timeout=5)
+    assert order == ["steps", "later starts"]
 
 
 async def test_an_express_batch_decides_beside_the_holder() -> None:
@@ -107,16 +131,3 @@ async def test_a_batch_cancelled_as_the_slot_reaches_it_passes_the_slot_on() -> 
     with pytest.raises(asyncio.CancelledError):
         await handed
     assert order == ["later"]
-
-
-async def test_overdue_starts_take_turns_with_work_in_progress() -> None:
-    slot = DecisionSlot(bulk_wait_seconds=0)  # every batch of starts is overdue at once
-    order: list[str] = []
-    async with slot.take(ongoing=True):
-        tasks = [
-            asyncio.create_task(_take(slot, order, name, ongoing=name.startswith("step")))
-            for name in ("starts-1", "starts-2", "step-1", "step-2")
-        ]
-        await _settle()
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
-    assert order == ["starts-1", "step-1", "starts-2", "step-2"]

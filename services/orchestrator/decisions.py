@@ -39,12 +39,25 @@ class _Waiter:
     # Work in progress's time in the slot when this one began to wait.
     ongoing_held_before: float
     future: asyncio.Future[None] = field(repr=False)
+    # A batch of starts that stepped aside for work in progress, to take the slot back.
+    resuming: bool = False
 
 
 class Deciding:
     """The slot as one batch holds it; ``done`` gives it up (once, early or at the end)."""
 
-    def __init__(self, slot: DecisionSlot | None) -> None:
+    def __init__(self, slot: DecisionSlot | None, ongoing: bool) -> None:
+        self._slot = slot
+        self._ongoing = ongoing
+
+    async def step_aside(self) -> None:
+        """Between two instances of a batch of starts: let the work in progress waiting
+        decide first, then take the slot back before any other batch of starts."""
+        slot = self._slot
+        if slot is None or self._ongoing or not slot.work_in_progress_waits:
+            return
+        self._slot = None  # not held meanwhile: a cancel must not release it again
+        await slot._step_aside()
         self._slot = slot
 
     def done(self) -> None:
@@ -74,15 +87,19 @@ class DecisionSlot:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def work_in_progress_waits(self) -> bool:
+        return any(waiter.ongoing for waiter in self._waiting)
+
     @contextlib.asynccontextmanager
     async def take(self, *, ongoing: bool, express: bool = False) -> AsyncIterator[Deciding]:
         """Hold the slot for the block (an ``ongoing`` batch's instances are all in memory);
         an ``express`` batch holds nothing and does not wait."""
         if express:
-            yield Deciding(None)
+            yield Deciding(None, ongoing)
             return
         await self._acquire(ongoing)
-        decision = Deciding(self)
+        decision = Deciding(self, ongoing)
         try:
             yield decision
         finally:
@@ -93,9 +110,21 @@ class DecisionSlot:
             self._held = True
             self._holding(ongoing)
             return
+        await self._wait(self._in_line(ongoing, resuming=False))
+
+    async def _step_aside(self) -> None:
+        waiter = self._in_line(ongoing=False, resuming=True)  # in line before the slot passes
+        self._release()
+        await self._wait(waiter)
+
+    def _in_line(self, ongoing: bool, *, resuming: bool) -> _Waiter:
         held_before = self._ongoing_held + self._holder_ongoing_so_far()
-        waiter = _Waiter(ongoing, held_before, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(ongoing, held_before, future, resuming)
         self._waiting.append(waiter)
+        return waiter
+
+    async def _wait(self, waiter: _Waiter) -> None:
         try:
             await waiter.future
         except asyncio.CancelledError:
@@ -124,9 +153,12 @@ class DecisionSlot:
 
     def _next(self) -> _Waiter:
         """The first batch of starts that work in progress has kept waiting long enough, else
-        the first of work in progress, else the first in line."""
+        the first of work in progress, else the batch of starts that stepped aside for it,
+        else the first in line."""
         for waiter in self._waiting:
             waited = self._ongoing_held - waiter.ongoing_held_before
             if not waiter.ongoing and waited >= self._bulk_wait_seconds:
                 return waiter
-        return next((waiter for waiter in self._waiting if waiter.ongoing), self._waiting[0])
+        ongoing = next((waiter for waiter in self._waiting if waiter.ongoing), None)
+        resuming = next((waiter for waiter in self._waiting if waiter.resuming), None)
+        return ongoing or resuming or self._waiting[0]

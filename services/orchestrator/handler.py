@@ -147,8 +147,9 @@ class OrchestrationHandler:
         ongoing = all(self._cache.peek(instance_id) is not None for instance_id in groups)
         try:
             async with self._decisions.take(ongoing=ongoing, express=express) as decision:
+                turn = self._turns.turn(partition, on_pause=decision.step_aside)
                 records = await self._decide_and_write(
-                    batch, groups, self._clock(), partition, self._turns.turn(partition), decision
+                    batch, groups, self._clock(), partition, turn, decision
                 )
         except UNSTORABLE_ERRORS as error:
             end_episode_spans(batch, error)

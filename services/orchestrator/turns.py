@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 SLICE_SECONDS = 0.002
 GIVE_WAY_SECONDS = 0.05
@@ -59,18 +60,27 @@ class Turns:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._none_urgent.wait(), self._give_way_seconds)
 
-    def turn(self, partition: int | None) -> Turn:
-        """The pauses of one batch of ``partition``."""
-        return Turn(self, partition)
+    def turn(
+        self, partition: int | None, on_pause: Callable[[], Awaitable[None]] | None = None
+    ) -> Turn:
+        """The pauses of one batch of ``partition``; ``on_pause`` runs at each (a batch of
+        starts steps aside for work in progress there, ADR 40)."""
+        return Turn(self, partition, on_pause)
 
 
 class Turn:
     """One batch's pauses: each lets the loop run something else once the batch has held it
     for a slice."""
 
-    def __init__(self, turns: Turns, partition: int | None) -> None:
+    def __init__(
+        self,
+        turns: Turns,
+        partition: int | None,
+        on_pause: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._turns = turns
         self._partition = partition
+        self._on_pause = on_pause
         self._since = time.perf_counter()
 
     async def pause(self) -> None:
@@ -82,6 +92,8 @@ class Turn:
         else:
             await self._turns.give_way(self._partition)
             await asyncio.sleep(0)
+        if self._on_pause is not None:
+            await self._on_pause()
         self._since = time.perf_counter()
 
 

@@ -131,3 +131,69 @@ async def test_a_batch_cancelled_as_the_slot_reaches_it_passes_the_slot_on() -> 
     with pytest.raises(asyncio.CancelledError):
         await handed
     assert order == ["later"]
+
+
+async def test_a_batch_of_starts_steps_aside_for_work_in_progress_and_comes_back_first() -> None:
+    slot = DecisionSlot(bulk_wait_seconds=60)
+    order: list[str] = []
+    async with slot.take(ongoing=False) as starts:
+        other_starts = asyncio.create_task(_take(slot, order, "other starts", ongoing=False))
+        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
+        await _settle()
+        await asyncio.wait_for(starts.step_aside(), timeout=5)  # between two instances
+        order.append("starts again")
+    await asyncio.wait_for(asyncio.gather(other_starts, steps), timeout=5)
+    assert order == ["steps", "starts again", "other starts"]
+
+
+async def test_nothing_steps_aside_when_no_work_in_progress_waits_or_for_a_step() -> None:
+    slot = DecisionSlot()
+    order: list[str] = []
+    async with slot.take(ongoing=False) as starts:
+        other_starts = asyncio.create_task(_take(slot, order, "other starts", ongoing=False))
+        await _settle()
+        await starts.step_aside()
+        order.append("starts")
+    async with slot.take(ongoing=True) as steps:
+        more_steps = asyncio.create_task(_take(slot, order, "more steps", ongoing=True))
+        await _settle()
+        await steps.step_aside()
+        order.append("steps")
+    await asyncio.wait_for(asyncio.gather(other_starts, more_steps), timeout=5)
+    assert order == ["starts", "other starts", "steps", "more steps"]
+
+
+async def test_a_batch_cancelled_while_stepping_aside_releases_nothing_twice() -> None:
+    slot = DecisionSlot(bulk_wait_seconds=60)
+    order: list[str] = []
+    steps_hold, steps_go = asyncio.Event(), asyncio.Event()
+
+    async def starts() -> None:
+        async with slot.take(ongoing=False) as deciding:
+            await steps_hold.wait()
+            await deciding.step_aside()
+            order.append("starts")
+
+    async def steps() -> None:
+        async with slot.take(ongoing=True):
+            order.append("steps")
+            await steps_go.wait()
+
+    stepping = asyncio.create_task(starts())
+    await _settle()
+    holding = asyncio.create_task(steps())
+    await _settle()
+    steps_hold.set()
+    await _settle()  # the starts stepped aside: the steps hold the slot
+    assert order == ["steps"]
+    stepping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stepping
+    steps_go.set()
+    await asyncio.wait_for(holding, timeout=5)
+    async with slot.take(ongoing=False):  # the slot is free, and held once
+        waiter = asyncio.create_task(_take(slot, order, "after", ongoing=True))
+        await _settle()
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, timeout=5)
+    assert order == ["steps", "after"]

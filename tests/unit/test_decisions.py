@@ -5,6 +5,7 @@ express do not wait."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -49,16 +50,24 @@ async def test_giving_the_slot_up_early_lets_the_next_decide_while_the_first_wri
         pass
 
 
-async def test_work_in_progress_goes_before_a_batch_that_loads_instances() -> None:
-    slot = DecisionSlot(bulk_wait_seconds=60)
+async def _order_after(
+    slot: DecisionSlot,
+    *,
+    holder_ongoing: bool,
+    waiters: list[tuple[str, bool]],
+    while_held: Callable[[], None] = lambda: None,
+) -> list[str]:
+    """The order in which ``waiters`` (name, ongoing), lining up one after another while a
+    batch holds the slot, decide once it is done (``while_held`` runs just before)."""
     order: list[str] = []
-    async with slot.take(ongoing=True):
-        starts = asyncio.create_task(_take(slot, order, "starts", ongoing=False))
-        await _settle()
-        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
-        await _settle()
-    await asyncio.wait_for(asyncio.gather(starts, steps), timeout=5)
-    assert order == ["steps", "starts"]
+    async with slot.take(ongoing=holder_ongoing):
+        tasks = []
+        for name, ongoing in waiters:
+            tasks.append(asyncio.create_task(_take(slot, order, name, ongoing=ongoing)))
+            await _settle()
+        while_held()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    return order
 
 
 class Clock:
@@ -68,33 +77,41 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def advance(self, seconds: float) -> Callable[[], None]:
+        def advance() -> None:
+            self.now += seconds
 
-async def test_starts_go_first_once_work_in_progress_has_held_the_slot_long_enough() -> None:
+        return advance
+
+
+async def test_work_in_progress_goes_before_a_batch_that_loads_instances() -> None:
+    slot = DecisionSlot(bulk_wait_seconds=60)
+    waiters = [("starts", False), ("steps", True)]
+    assert await _order_after(slot, holder_ongoing=True, waiters=waiters) == ["steps", "starts"]
+
+
+@pytest.mark.parametrize(
+    ("holder_ongoing", "expected"),
+    [
+        # Work in progress held the slot 0.1 s since the starts began to wait: they go first.
+        (True, ["starts", "steps"]),
+        # A long batch of starts held it: that does not count, the fires due meanwhile go first.
+        (False, ["steps", "starts"]),
+    ],
+    ids=["work-in-progress-held-it-long-enough", "other-starts-held-it"],
+)
+async def test_starts_go_first_once_work_in_progress_has_held_the_slot_long_enough(
+    holder_ongoing: bool, expected: list[str]
+) -> None:
     clock = Clock()
     slot = DecisionSlot(bulk_wait_seconds=0.1, clock=clock)
-    order: list[str] = []
-    async with slot.take(ongoing=True):
-        starts = asyncio.create_task(_take(slot, order, "starts", ongoing=False))
-        await _settle()
-        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
-        await _settle()
-        clock.now += 0.1  # work in progress has held the slot that long since the starts waited
-    await asyncio.wait_for(asyncio.gather(starts, steps), timeout=5)
-    assert order == ["starts", "steps"]
-
-
-async def test_time_the_starts_wait_behind_other_starts_does_not_count() -> None:
-    clock = Clock()
-    slot = DecisionSlot(bulk_wait_seconds=0.1, clock=clock)
-    order: list[str] = []
-    async with slot.take(ongoing=False):
-        later_starts = asyncio.create_task(_take(slot, order, "later starts", ongoing=False))
-        await _settle()
-        steps = asyncio.create_task(_take(slot, order, "steps", ongoing=True))
-        await _settle()
-        clock.now += 5  # a long batch of starts: the fires due meanwhile still go first
-    await asyncio.wait_for(asyncio.gather(later_starts, steps), timeout=5)
-    assert order == ["steps", "later starts"]
+    order = await _order_after(
+        slot,
+        holder_ongoing=holder_ongoing,
+        waiters=[("starts", False), ("steps", True)],
+        while_held=clock.advance(0.1),
+    )
+    assert order == expected
 
 
 async def test_an_express_batch_decides_beside_the_holder() -> None:
@@ -103,33 +120,29 @@ async def test_an_express_batch_decides_beside_the_holder() -> None:
         assert slot.waiting == 0
 
 
-async def test_a_batch_cancelled_while_waiting_leaves_the_line() -> None:
+@pytest.mark.parametrize(
+    "while_waiting",
+    [True, False],
+    # Cancelled in line, it leaves it; cancelled as the slot is handed to it (before it runs),
+    # it passes the slot on.
+    ids=["while-waiting", "as-the-slot-reaches-it"],
+)
+async def test_a_cancelled_batch_leaves_the_slot_to_the_next(while_waiting: bool) -> None:
     slot = DecisionSlot()
     order: list[str] = []
     async with slot.take(ongoing=True):
         cancelled = asyncio.create_task(_take(slot, order, "cancelled", ongoing=True))
         later = asyncio.create_task(_take(slot, order, "later", ongoing=True))
         await _settle()
+        if while_waiting:
+            cancelled.cancel()
+            await _settle()
+            assert slot.waiting == 1
+    if not while_waiting:
         cancelled.cancel()
-        await _settle()
-        assert slot.waiting == 1
     await asyncio.wait_for(later, timeout=5)
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert order == ["later"]
-
-
-async def test_a_batch_cancelled_as_the_slot_reaches_it_passes_the_slot_on() -> None:
-    slot = DecisionSlot()
-    order: list[str] = []
-    async with slot.take(ongoing=True):
-        handed = asyncio.create_task(_take(slot, order, "handed", ongoing=True))
-        later = asyncio.create_task(_take(slot, order, "later", ongoing=True))
-        await _settle()
-    handed.cancel()  # the slot was handed to it; it is cancelled before it runs
-    await asyncio.wait_for(later, timeout=5)
-    with pytest.raises(asyncio.CancelledError):
-        await handed
     assert order == ["later"]
 
 

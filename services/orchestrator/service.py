@@ -51,15 +51,7 @@ async def run(settings: OrchestratorSettings, monitor: ReadinessMonitor) -> None
         settings.database_url,
         min_size=2,
         max_size=settings.pool_size_per_process,
-        # A process paused inside a transaction (SIGSTOP, a frozen VM) would keep its
-        # instances' rows locked, and the member that took its partitions waiting on them,
-        # for as long as the pause lasts. The other members end the sessions named for it
-        # once it has lapsed; Postgres itself ends one idle in its transaction for a lease
-        # (ADR 27). Either way its lease has gone, and its writes would be refused anyway.
-        server_settings={
-            "application_name": session_name(topology.namespace, member),
-            "idle_in_transaction_session_timeout": str(round(settings.lease_seconds * 1000)),
-        },
+        server_settings=session_settings(settings, member),
         command_timeout=settings.database_timeout_seconds,
     )
     # The lease keeper's own connections, whose calls may take a lease at most: a member
@@ -234,3 +226,21 @@ def serve(
     finally:
         if observability is not None:
             observability.close()
+
+
+def session_settings(settings: OrchestratorSettings, member: str) -> dict[str, str]:
+    """The Postgres parameters of the orchestrator's sessions (its pool's connections)."""
+    return {
+        "application_name": session_name(settings.topology.namespace, member),
+        # A process paused inside a transaction (SIGSTOP, a frozen VM) would keep its
+        # instances' rows locked, and the member that took its partitions waiting on them,
+        # for as long as the pause lasts. The other members end the sessions named for it
+        # once it has lapsed; Postgres itself ends one idle in its transaction for a lease
+        # (ADR 27). Either way its lease has gone, and its writes would be refused anyway.
+        "idle_in_transaction_session_timeout": str(round(settings.lease_seconds * 1000)),
+        # Every statement planned for its own arguments: a generic plan is kept for the
+        # life of a connection, and one made while the timers table was empty scanned
+        # all of it for each batch once it held 100,000 timers (W5 after W2: 1,870 scans
+        # reading 47 million rows in 10 s, the fires late by a quarter of a second).
+        "plan_cache_mode": "force_custom_plan",
+    }

@@ -80,17 +80,21 @@ def timer_fire(due_in_seconds: float, timer_id: int = 1) -> OrchestratorMessage:
     )
 
 
+def _envelope(instance_id: str, kind: str, now: datetime, execution_id: str | None) -> Envelope:
+    return Envelope(
+        message_id=uuid.uuid4(),
+        instance_id=instance_id,
+        execution_id=execution_id,
+        correlation_id="c1",
+        type=kind,
+        sent_at=now,
+    )
+
+
 def task_completed(instance_id: str = "i1", task_scheduled_id: int = 1) -> OrchestratorMessage:
     now = datetime.now(UTC)
     return OrchestratorMessage(
-        envelope=Envelope(
-            message_id=uuid.uuid4(),
-            instance_id=instance_id,
-            execution_id="e1",
-            correlation_id="c1",
-            type="TaskCompleted",
-            sent_at=now,
-        ),
+        envelope=_envelope(instance_id, "TaskCompleted", now, "e1"),
         body=TaskCompleted(timestamp=now, task_scheduled_id=task_scheduled_id, result=1),
     )
 
@@ -98,13 +102,7 @@ def task_completed(instance_id: str = "i1", task_scheduled_id: int = 1) -> Orche
 def event_raised(instance_id: str) -> OrchestratorMessage:
     now = datetime.now(UTC)
     return OrchestratorMessage(
-        envelope=Envelope(
-            message_id=uuid.uuid4(),
-            instance_id=instance_id,
-            correlation_id="c1",
-            type="EventRaised",
-            sent_at=now,
-        ),
+        envelope=_envelope(instance_id, "EventRaised", now, None),
         body=EventRaised(timestamp=now, name="Ping", input=1),
     )
 
